@@ -1,0 +1,67 @@
+"""Shared benchmark plumbing.
+
+Every benchmark: (1) calls its implementation once outside the timer (JIT warm-up, caches),
+(2) checks that result against the reference, then (3) times it.  ``extra_info`` carries what
+``bench/report.py`` needs to turn times into throughput and ratios for the README table.
+
+Threads are pinned for numba and torch alike: ``FASTHW6_BENCH_THREADS`` (default 1).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+THREADS = int(os.environ.get("FASTHW6_BENCH_THREADS", "1"))
+
+
+def pin_threads(n: int = THREADS) -> None:
+    import numba
+
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    try:
+        import torch
+
+        torch.set_num_threads(n)
+    except ImportError:
+        pass
+
+
+pin_threads()
+
+
+@pytest.fixture
+def measure(benchmark):
+    """measure(fn, *, group, case, impl, work, unit, baseline, check, rounds=None) -> result.
+
+    ``work`` is the count of useful operations of one call (multiply-adds, state-steps, bytes),
+    ``unit`` its name; ``baseline`` names the implementation the ratio is taken against;
+    ``check(result)`` must raise if the result is wrong.
+    """
+
+    def run(fn, *, group, case, impl, work, unit, baseline, check, rounds=None):
+        result = fn()  # warm-up: JIT compilation and first-touch excluded from the timing
+        check(result)
+        benchmark.group = f"{group} | {case}"
+        benchmark.extra_info.update(
+            group=group, case=case, impl=impl, work=float(work), unit=unit,
+            baseline=baseline, threads=THREADS,
+        )
+        if rounds is None:
+            out = benchmark(fn)
+        else:
+            out = benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=0)
+        check(out)
+        return out
+
+    return run
+
+
+def assert_close(expected, rtol, atol=0.0):
+    """A ``check`` callable comparing a result with ``expected``."""
+
+    def check(result):
+        np.testing.assert_allclose(np.asarray(result), np.asarray(expected), rtol=rtol, atol=atol)
+
+    return check

@@ -1,0 +1,23 @@
+"""fasthw6: fast, correct compiled kernels for batch normalization, VAE losses, the hard-margin
+SVM, discrete hidden Markov models and transposed convolution.
+
+Each system lives in its own subpackage (``fasthw6.conv``, ``fasthw6.hmm``, ``fasthw6.nn``,
+``fasthw6.vae``, ``fasthw6.svm``) with numba, Cython and NumPy-reference kernels behind one
+dispatch point (:mod:`fasthw6._backend`).
+"""
+from ._backend import available_backends, get_backend, set_backend, use_backend
+from .conv import conv2d, conv_transpose2d, relu, subpixel_conv2d, zero_interpolate
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "available_backends",
+    "get_backend",
+    "set_backend",
+    "use_backend",
+    "conv2d",
+    "conv_transpose2d",
+    "relu",
+    "subpixel_conv2d",
+    "zero_interpolate",
+]

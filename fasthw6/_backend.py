@@ -1,0 +1,197 @@
+"""The one dispatch point: which implementation runs a kernel.
+
+Every system package (``fasthw6.conv``, ``fasthw6.hmm``, ...) keeps its kernels in three modules
+with the same function names and signatures:
+
+- ``_numba``   -- ``@njit`` kernels (backend ``"numba"``);
+- ``_cython``  -- compiled Cython kernels (backend ``"cython"``);
+- ``reference`` -- naive NumPy, obviously right (backend ``"numpy"``).
+
+``get_kernel(system, name, backend)`` is the only place that chooses among them.  The choice is,
+in order of precedence: the ``backend=`` argument of a call, the innermost ``use_backend()``
+block, ``set_backend()``, the ``FASTHW6_BACKEND`` environment variable, then ``"auto"`` (numba if
+it imports, else cython if built, else numpy).
+
+The same registry drives the equivalence tests and the benchmarks: ``comparisons(op)`` returns
+every available backend of a public function plus every installed anchor library registered
+for it with ``register_anchor``.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import importlib
+import os
+from typing import Callable, Iterator
+
+BACKENDS = ("numba", "cython", "numpy")
+_MODULE = {"numba": "_numba", "cython": "_cython", "numpy": "reference"}
+_ENV = "FASTHW6_BACKEND"
+
+_global_choice: str | None = None  # set_backend(); None means "read the environment"
+_context_choice: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "fasthw6_backend", default=None
+)
+
+
+@functools.lru_cache(maxsize=None)
+def _backend_importable(backend: str) -> bool:
+    if backend == "numpy":
+        return True
+    if backend == "numba":
+        try:
+            import numba  # noqa: F401
+        except ImportError:
+            return False
+        return True
+    # cython: the extensions are built together, so one probe stands for all of them
+    try:
+        importlib.import_module("fasthw6.conv._cython")
+    except ImportError:
+        return False
+    return True
+
+
+def available_backends() -> list[str]:
+    """Backends usable in this installation, best first.
+
+    Returns
+    -------
+    list of str
+        A subset of ``["numba", "cython", "numpy"]``; ``"numpy"`` is always present.
+
+    Examples
+    --------
+    >>> "numpy" in available_backends()
+    True
+    """
+    return [b for b in BACKENDS if _backend_importable(b)]
+
+
+def _check_name(name: str, what: str = "backend") -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"{what} must be a str, got {type(name).__name__}")
+    name = name.strip().lower()
+    if name == "auto":
+        return name
+    if name not in BACKENDS or not _backend_importable(name):
+        avail = ", ".join(["auto"] + available_backends())
+        state = "unknown" if name not in BACKENDS else "not available in this installation"
+        raise ValueError(f"{what} {name!r} is {state}; available: {avail}")
+    return name
+
+
+def _auto() -> str:
+    return available_backends()[0]
+
+
+def resolve_backend(backend: str | None = None) -> str:
+    """The concrete backend a call would use, given its ``backend=`` argument."""
+    for choice in (backend, _context_choice.get(), _global_choice):
+        if choice is not None:
+            choice = _check_name(choice)
+            return _auto() if choice == "auto" else choice
+    env = os.environ.get(_ENV)
+    if env:
+        choice = _check_name(env, f"{_ENV} environment variable")
+        return _auto() if choice == "auto" else choice
+    return _auto()
+
+
+def get_backend() -> str:
+    """The backend calls without ``backend=`` use now (``"auto"`` already resolved)."""
+    return resolve_backend(None)
+
+
+def set_backend(name: str) -> None:
+    """Set the process-wide default backend (``"auto"``, ``"numba"``, ``"cython"`` or ``"numpy"``).
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is unknown or not available; the message lists the available ones.
+
+    Examples
+    --------
+    >>> set_backend("numpy"); get_backend()
+    'numpy'
+    >>> set_backend("auto")
+    """
+    global _global_choice
+    _global_choice = _check_name(name)
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[str]:
+    """Context manager selecting a backend for the calls made inside it (thread/task local).
+
+    Examples
+    --------
+    >>> with use_backend("numpy"):
+    ...     get_backend()
+    'numpy'
+    """
+    token = _context_choice.set(_check_name(name))
+    try:
+        yield get_backend()
+    finally:
+        _context_choice.reset(token)
+
+
+@functools.lru_cache(maxsize=None)
+def _module(system: str, backend: str):
+    try:
+        return importlib.import_module(f"fasthw6.{system}.{_MODULE[backend]}")
+    except ImportError as exc:
+        avail = ", ".join(b for b in available_backends() if b != backend)
+        raise ValueError(
+            f"backend {backend!r} is not available for fasthw6.{system} ({exc}); "
+            f"available: {avail}"
+        ) from exc
+
+
+def get_kernel(system: str, name: str, backend: str | None = None) -> Callable:
+    """Return kernel ``name`` of ``fasthw6.<system>`` for the resolved backend."""
+    return getattr(_module(system, resolve_backend(backend)), name)
+
+
+# --------------------------------------------------------------------------- comparisons
+# op -> anchor name -> loader; a loader returns a callable with the public function's
+# signature (minus ``backend=``) or raises ImportError when its library is not installed.
+_ANCHORS: dict[str, dict[str, Callable[[], Callable]]] = {}
+
+
+def register_anchor(op: str, name: str):
+    """Decorator registering a loader for an anchor implementation of public function ``op``."""
+
+    def deco(loader: Callable[[], Callable]) -> Callable[[], Callable]:
+        _ANCHORS.setdefault(op, {})[name] = loader
+        return loader
+
+    return deco
+
+
+def anchors(op: str) -> dict[str, Callable | None]:
+    """Every anchor registered for ``op``: name -> callable, or None when not installed."""
+    out: dict[str, Callable | None] = {}
+    for name, loader in _ANCHORS.get(op, {}).items():
+        try:
+            out[name] = loader()
+        except ImportError:
+            out[name] = None
+    return out
+
+
+def comparisons(op: str, public: Callable, with_anchors: bool = True) -> dict[str, Callable | None]:
+    """Every implementation of public function ``op``: each backend, then each anchor.
+
+    Backends not available here map to None, as do anchors whose library is missing, so a
+    caller (a test or a benchmark) can skip them by name.
+    """
+    out: dict[str, Callable | None] = {}
+    for b in BACKENDS:
+        out[b] = functools.partial(public, backend=b) if _backend_importable(b) else None
+    if with_anchors:
+        out.update(anchors(op))
+    return out

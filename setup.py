@@ -1,0 +1,35 @@
+"""Build the Cython kernels: every ``fasthw6/<system>/_cython.pyx`` becomes an extension.
+
+The generated C is not committed; Cython and NumPy come from ``build-system.requires``.
+"""
+import glob
+import os
+import sys
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+openmp = [] if sys.platform == "darwin" else ["-fopenmp"]
+compile_args = ["-O3"] + openmp if os.name != "nt" else ["/O2", "/openmp"]
+link_args = openmp if os.name != "nt" else []
+
+extensions = [
+    Extension(
+        pyx[:-4].replace(os.sep, "."),
+        [pyx],
+        include_dirs=[np.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=compile_args,
+        extra_link_args=link_args,
+    )
+    for pyx in sorted(glob.glob(os.path.join("fasthw6", "*", "_cython.pyx")))
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        language_level=3,
+        compiler_directives={"boundscheck": False, "wraparound": False, "cdivision": True},
+    )
+)

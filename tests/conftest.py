@@ -1,0 +1,36 @@
+"""Shared test fixtures.
+
+``FASTHW6_REQUIRE_BACKENDS=numba,cython`` (set by CI) turns a missing backend into a failure
+instead of a skip, so a broken Cython build cannot hide behind skipped tests.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import fasthw6
+from fasthw6._backend import BACKENDS
+
+REQUIRED = [b for b in os.environ.get("FASTHW6_REQUIRE_BACKENDS", "").split(",") if b]
+TOL = {np.dtype(np.float32): dict(rtol=2e-4, atol=2e-5), np.dtype(np.float64): dict(rtol=1e-10, atol=1e-12)}
+
+
+def pytest_sessionstart(session):
+    missing = [b for b in REQUIRED if b not in fasthw6.available_backends()]
+    if missing:
+        raise pytest.UsageError(f"required backends not available: {missing}")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Each backend in turn; skipped (never silently passed) when not available here."""
+    if request.param not in fasthw6.available_backends():
+        pytest.skip(f"backend {request.param} not available")
+    return request.param
+
+
+@pytest.fixture(params=[np.float32, np.float64], ids=["f32", "f64"])
+def dtype(request):
+    return np.dtype(request.param)
