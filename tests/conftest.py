@@ -34,3 +34,9 @@ def backend(request):
 @pytest.fixture(params=[np.float32, np.float64], ids=["f32", "f64"])
 def dtype(request):
     return np.dtype(request.param)
+
+
+@pytest.fixture
+def tol(dtype):
+    """assert_allclose tolerances for results of ``dtype`` compared with a float64 reference."""
+    return TOL[dtype]

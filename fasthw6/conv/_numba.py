@@ -1,0 +1,116 @@
+"""Numba convolution kernels (backend ``"numba"``).
+
+Shapes, strides and paddings were validated by ``fasthw6.conv.api``; nothing here checks bounds.
+Each (batch item, output channel) plane is independent work, so ``prange`` runs over those and
+every iteration writes only its own plane.
+
+The transposed kernels work in *phase* form: output column ``ox = px + sw*j`` of output row ``oy``
+only receives kernel taps ``ky = (oy+ph) mod sh (step sh)`` and ``kx = (px+pw) mod sw (step sw)``,
+and for those taps the input column is ``ix = j + d`` with a constant ``d``.  The inner loop is
+then a contiguous axpy over ``j`` into a float64 row buffer, and no inserted zero is ever
+multiplied: stride² fewer multiply-adds than zero-interpolating first.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(nogil=True, cache=True, parallel=True)
+def conv2d(x, w, bias, sh, sw, ph, pw, relu, out):
+    N, C, H, W = x.shape
+    O, _, kh, kw = w.shape
+    Ho, Wo = out.shape[2], out.shape[3]
+    for job in prange(N * O):
+        n = job // O
+        o = job % O
+        acc = np.empty(Wo, np.float64)
+        for oy in range(Ho):
+            acc[:] = 0.0
+            for c in range(C):
+                for ky in range(kh):
+                    iy = oy * sh + ky - ph
+                    if iy < 0 or iy >= H:
+                        continue
+                    for kx in range(kw):
+                        wv = np.float64(w[o, c, ky, kx])
+                        # output columns whose input column ox*sw + kx - pw lies in [0, W)
+                        j0 = max(0, -((kx - pw) // sw))
+                        j1 = min(Wo, (W - 1 + pw - kx) // sw + 1)
+                        for j in range(j0, j1):
+                            acc[j] += wv * x[n, c, iy, j * sw + kx - pw]
+            b = np.float64(bias[o])
+            for j in range(Wo):
+                v = acc[j] + b
+                if relu and v < 0.0:
+                    v = 0.0
+                out[n, o, oy, j] = v
+    return out
+
+
+@njit(nogil=True, cache=True, parallel=True)
+def conv_transpose2d(x, w, bias, sh, sw, ph, pw, relu, out):
+    N, C, H, W = x.shape
+    _, O, kh, kw = w.shape
+    Ho, Wo = out.shape[2], out.shape[3]
+    for job in prange(N * O):
+        n = job // O
+        o = job % O
+        acc = np.empty((Wo + sw - 1) // sw, np.float64)
+        b = np.float64(bias[o])
+        for oy in range(Ho):
+            ry = oy + ph
+            for px in range(min(sw, Wo)):
+                nj = (Wo - px + sw - 1) // sw
+                acc[:nj] = 0.0
+                for c in range(C):
+                    for ky in range(ry % sh, kh, sh):
+                        iy = (ry - ky) // sh
+                        if iy < 0:
+                            break
+                        if iy >= H:
+                            continue
+                        for kx in range((px + pw) % sw, kw, sw):
+                            d = (px + pw - kx) // sw  # input column = j + d
+                            wv = np.float64(w[c, o, ky, kx])
+                            for j in range(max(0, -d), min(nj, W - d)):
+                                acc[j] += wv * x[n, c, iy, j + d]
+                for j in range(nj):
+                    v = acc[j] + b
+                    if relu and v < 0.0:
+                        v = 0.0
+                    out[n, o, oy, px + sw * j] = v
+    return out
+
+
+@njit(nogil=True, cache=True, parallel=True)
+def col2im(cols, bias, sh, sw, ph, pw, relu, out):
+    """Scatter-add cols[n, o, ky, kx, iy, ix] into out[n, o, iy*sh+ky-ph, ix*sw+kx-pw], + bias."""
+    N, O, kh, kw, H, W = cols.shape
+    Ho, Wo = out.shape[2], out.shape[3]
+    for job in prange(N * O):
+        n = job // O
+        o = job % O
+        acc = np.empty((Wo + sw - 1) // sw, np.float64)
+        b = np.float64(bias[o])
+        for oy in range(Ho):
+            ry = oy + ph
+            for px in range(min(sw, Wo)):
+                nj = (Wo - px + sw - 1) // sw
+                acc[:nj] = 0.0
+                for ky in range(ry % sh, kh, sh):
+                    iy = (ry - ky) // sh
+                    if iy < 0:
+                        break
+                    if iy >= H:
+                        continue
+                    for kx in range((px + pw) % sw, kw, sw):
+                        d = (px + pw - kx) // sw
+                        for j in range(max(0, -d), min(nj, W - d)):
+                            acc[j] += cols[n, o, ky, kx, iy, j + d]
+                for j in range(nj):
+                    v = acc[j] + b
+                    if relu and v < 0.0:
+                        v = 0.0
+                    out[n, o, oy, px + sw * j] = v
+    return out

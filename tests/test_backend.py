@@ -1,0 +1,68 @@
+"""The dispatch point: selection, precedence, and errors that list what is available."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fasthw6
+from fasthw6 import _backend
+
+
+def test_numpy_always_available_and_auto_prefers_compiled():
+    avail = fasthw6.available_backends()
+    assert avail[-1] == "numpy"
+    assert fasthw6.get_backend() == avail[0]
+
+
+def test_set_backend_and_context_precedence():
+    try:
+        fasthw6.set_backend("numpy")
+        assert fasthw6.get_backend() == "numpy"
+        with fasthw6.use_backend("auto") as b:
+            assert b == fasthw6.available_backends()[0] == fasthw6.get_backend()
+            with fasthw6.use_backend("numpy"):
+                assert fasthw6.get_backend() == "numpy"
+            # an explicit backend= beats the context
+            assert _backend.resolve_backend("numpy") == "numpy"
+        assert fasthw6.get_backend() == "numpy"
+    finally:
+        fasthw6.set_backend("auto")
+
+
+def test_dispatch_really_switches_implementation(monkeypatch):
+    calls = []
+    real = _backend.get_kernel
+
+    def spy(system, name, backend=None):
+        fn = real(system, name, backend)
+        calls.append(fn.__module__)
+        return fn
+
+    monkeypatch.setattr("fasthw6.conv.api.get_kernel", spy)
+    with fasthw6.use_backend("numpy"):
+        fasthw6.conv2d(np.ones((3, 3)), np.ones((2, 2)))
+    assert calls == ["fasthw6.conv.reference"]
+
+
+@pytest.mark.parametrize("bad", ["cuda", "NUMBA-JIT", ""])
+def test_unknown_backend_lists_available(bad):
+    with pytest.raises(ValueError, match="available: auto, " + ", ".join(fasthw6.available_backends())):
+        fasthw6.set_backend(bad)
+
+
+def test_backend_name_must_be_str():
+    with pytest.raises(TypeError, match="backend must be a str"):
+        fasthw6.set_backend(3)
+
+
+def test_environment_variable_selects_and_validates():
+    code = "import fasthw6; print(fasthw6.get_backend())"
+    out = subprocess.run([sys.executable, "-c", code], env={"FASTHW6_BACKEND": "numpy", "PATH": ""},
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "numpy"
+    bad = subprocess.run([sys.executable, "-c", code], env={"FASTHW6_BACKEND": "gpu", "PATH": ""},
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "FASTHW6_BACKEND environment variable 'gpu' is unknown" in bad.stderr
