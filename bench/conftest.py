@@ -16,8 +16,20 @@ import pytest
 THREADS = int(os.environ.get("FASTHW6_BENCH_THREADS", "1"))
 
 
+_blas_limits = None
+
+
 def pin_threads(n: int = THREADS) -> None:
+    """Same thread count for numba, torch, BLAS and OpenMP (the Cython kernels)."""
+    global _blas_limits
     import numba
+
+    try:
+        from threadpoolctl import threadpool_limits
+
+        _blas_limits = threadpool_limits(limits=n)
+    except ImportError:
+        pass
 
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     try:
