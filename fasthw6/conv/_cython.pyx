@@ -1,7 +1,7 @@
 # cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Cython convolution kernels (backend ``"cython"``): the numba kernels' algorithms, same names.
 
-Shapes were validated by the caller.  The phase divisions ``(ry - ky) / sh`` and
+Shapes were validated by the caller.  Row buffers have the output's dtype, as in the numba kernels.  The phase divisions ``(ry - ky) / sh`` and
 ``(px + pw - kx) / sw`` are exact by construction, so C division is right there; the two
 divisions that can see a negative numerator go through ``_floordiv``.
 """
@@ -25,32 +25,32 @@ cdef inline Py_ssize_t _floordiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return q
 
 
-cdef inline void _axpy(double a, const real *xs, Py_ssize_t step, double *acc,
+cdef inline void _axpy(real a, const real *xs, Py_ssize_t step, real *acc,
                        Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t j
     for j in range(n):
         acc[j] += a * xs[j * step]
 
 
-cdef inline void _add(const real *xs, double *acc, Py_ssize_t n) noexcept nogil:
+cdef inline void _add(const real *xs, real *acc, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t j
     for j in range(n):
         acc[j] += xs[j]
 
 
-cdef inline void _store_row(const double *acc, double b, bint relu, real *dst, Py_ssize_t step,
+cdef inline void _store_row(const real *acc, real b, bint relu, real *dst, Py_ssize_t step,
                             Py_ssize_t n) noexcept nogil:
     # ReLU as 0.5*(v+|v|) (exact: doubling and halving are exact) rather than a branch, which
     # gcc kept for float32 output and which mispredicts on random signs: 5x slower
     cdef Py_ssize_t j
-    cdef double v
+    cdef real v
     if relu:
         for j in range(n):
             v = acc[j] + b
-            dst[j * step] = <real> (0.5 * (v + fabs(v)))
+            dst[j * step] = 0.5 * (v + fabs(v))
     else:
         for j in range(n):
-            dst[j * step] = <real> (acc[j] + b)
+            dst[j * step] = acc[j] + b
 
 
 cdef inline Py_ssize_t _ntaps(Py_ssize_t first, Py_ssize_t k, Py_ssize_t step) noexcept nogil:
@@ -69,13 +69,13 @@ def conv2d(real[:, :, :, ::1] x, real[:, :, :, ::1] w, real[::1] bias,
     cdef Py_ssize_t O = w.shape[0], kh = w.shape[2], kw = w.shape[3]
     cdef Py_ssize_t Ho = out.shape[2], Wo = out.shape[3]
     cdef Py_ssize_t job, n, o, oy, c, ky, kx, iy, j, j0, j1
-    cdef double b
-    cdef double *acc
+    cdef real b
+    cdef real *acc
     with nogil:
         for job in prange(N * O, schedule="dynamic"):
             n = job // O
             o = job % O
-            acc = <double *> malloc(Wo * sizeof(double))
+            acc = <real *> malloc(Wo * sizeof(real))
             b = bias[o]
             for oy in range(Ho):
                 for j in range(Wo):
@@ -103,13 +103,13 @@ def conv_transpose2d(real[:, :, :, ::1] x, real[:, :, :, ::1] w, real[::1] bias,
     cdef Py_ssize_t O = w.shape[1], kh = w.shape[2], kw = w.shape[3]
     cdef Py_ssize_t Ho = out.shape[2], Wo = out.shape[3]
     cdef Py_ssize_t job, n, o, oy, ry, px, nj, c, ky, kx, ty, tx, iy, d, j, j0, j1
-    cdef double b
-    cdef double *acc
+    cdef real b
+    cdef real *acc
     with nogil:
         for job in prange(N * O, schedule="dynamic"):
             n = job // O
             o = job % O
-            acc = <double *> malloc(((Wo + sw - 1) // sw) * sizeof(double))
+            acc = <real *> malloc(((Wo + sw - 1) // sw) * sizeof(real))
             b = bias[o]
             for oy in range(Ho):
                 ry = oy + ph
@@ -144,13 +144,13 @@ def col2im(real[:, :, :, :, :, ::1] cols, real[::1] bias,
     cdef Py_ssize_t H = cols.shape[4], W = cols.shape[5]
     cdef Py_ssize_t Ho = out.shape[2], Wo = out.shape[3]
     cdef Py_ssize_t job, n, o, oy, ry, px, nj, ky, kx, ty, tx, iy, d, j, j0, j1
-    cdef double b
-    cdef double *acc
+    cdef real b
+    cdef real *acc
     with nogil:
         for job in prange(N * O, schedule="dynamic"):
             n = job // O
             o = job % O
-            acc = <double *> malloc(((Wo + sw - 1) // sw) * sizeof(double))
+            acc = <real *> malloc(((Wo + sw - 1) // sw) * sizeof(real))
             b = bias[o]
             for oy in range(Ho):
                 ry = oy + ph
