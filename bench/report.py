@@ -64,6 +64,12 @@ def table(data: dict) -> str:
             f"| {r['group']} | {r['case']} | {r['impl']} | {_time(r['time'])} | "
             f"{_si(r['throughput'])}{r['unit']} | {ratio} |"
         )
+    jit = [b["extra_info"] for b in data["benchmarks"] if "jit_compile_s" in b.get("extra_info", {})]
+    if jit:
+        lines.append("")
+        lines.append("JIT compilation (first call in a fresh process with an empty numba cache, "
+                     "excluded from every timing above): "
+                     + "; ".join(f"{j['case']} {j['jit_compile_s']:.2f} s" for j in jit) + ".")
     machine = data.get("machine_info", {})
     cpu = machine.get("cpu", {}).get("brand_raw", machine.get("processor", "unknown CPU"))
     threads = {b.get("extra_info", {}).get("threads") for b in data["benchmarks"]} - {None}
