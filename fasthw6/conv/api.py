@@ -12,8 +12,8 @@ from .._backend import get_kernel, resolve_backend
 from .._validate import as_float_array, as_pair, result_dtype
 from . import _anchors  # noqa: F401  (registers torch as the anchor of these functions)
 
-# Above this many channel pairs a transposed convolution is one BLAS GEMM (no zeros multiplied)
-# followed by a compiled col2im scatter; below it the direct phase kernel wins (bench/bench_conv.py).
+# From this many channel pairs on, a transposed convolution is a BLAS GEMM per image (no zeros
+# multiplied) followed by a compiled col2im scatter; below it the direct phase kernel wins.
 GEMM_MIN_CHANNEL_PAIRS = 64
 
 
@@ -155,10 +155,10 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     out = np.empty((N, Cout, Ho, Wo), dtype=x.dtype)
     b = resolve_backend(backend)
     if b != "numpy" and Cin * Cout >= GEMM_MIN_CHANNEL_PAIRS:
-        # cols[n, (o, ky, kx), (iy, ix)] = sum_c weight[c, o, ky, kx] * x[n, c, iy, ix]
-        cols = np.matmul(weight.reshape(Cin, Cout * kh * kw).T, x.reshape(N, Cin, H * W))
-        get_kernel("conv", "col2im", b)(
-            cols.reshape(N, Cout, kh, kw, H, W), bias, sh, sw, ph, pw, relu, out
+        # cols[(o, ky, kx), (iy, ix)] = sum_c wmat[(o, ky, kx), c] * x[n, c, iy, ix]
+        wmat = np.ascontiguousarray(weight.reshape(Cin, Cout * kh * kw).T)
+        get_kernel("conv", "conv_transpose2d_gemm", b)(
+            x, wmat, bias, kh, kw, sh, sw, ph, pw, relu, out
         )
     else:
         get_kernel("conv", "conv_transpose2d", b)(x, weight, bias, sh, sw, ph, pw, relu, out)

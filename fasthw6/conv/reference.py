@@ -66,9 +66,11 @@ def conv_transpose2d(x, w, bias, sh, sw, ph, pw, relu, out):
     conv2d(z, wf, bias, 1, 1, 0, 0, relu, out)
 
 
-def col2im(cols, bias, sh, sw, ph, pw, relu, out):
-    """Scatter-add cols[n, o, ky, kx, iy, ix] to out[n, o, iy*sh+ky-ph, ix*sw+kx-pw]."""
-    N, O, kh, kw, H, W = cols.shape
+def conv_transpose2d_gemm(x, wmat, bias, kh, kw, sh, sw, ph, pw, relu, out):
+    """GEMM form: cols = wmat @ x (one matrix product), then scatter-add every column block."""
+    N, C, H, W = x.shape
+    O = out.shape[1]
+    cols = np.matmul(wmat, x.reshape(N, C, H * W)).reshape(N, O, kh, kw, H, W)
     Ho, Wo = out.shape[2], out.shape[3]
     full = np.zeros((N, O, max((H - 1) * sh + kh, ph + Ho), max((W - 1) * sw + kw, pw + Wo)),
                     dtype=np.float64)
