@@ -59,7 +59,7 @@ def table(data: dict) -> str:
         "|---|---|---|---:|---:|---:|",
     ]
     for r in rows(data):
-        ratio = f"{r['ratio']:.2f}x {r['baseline']}" if r["ratio"] is not None else "-"
+        ratio = f"{r['ratio']:.3g}x {r['baseline']}" if r["ratio"] is not None else "-"
         lines.append(
             f"| {r['group']} | {r['case']} | {r['impl']} | {_time(r['time'])} | "
             f"{_si(r['throughput'])}{r['unit']} | {ratio} |"
