@@ -1,0 +1,39 @@
+"""Plain-Python tokeniser with the same signature as ``_numba.tokenize`` (backend ``"numpy"``).
+
+Obviously right and slow; the compiled tokeniser is tested against it.
+"""
+from __future__ import annotations
+
+_WS = b" \t\r\x0b\x0c"
+
+
+def tokenize(buf, n_symbols, X, lengths, lines):
+    """See ``fasthw6.seqio._numba.tokenize``."""
+    data = bytes(buf)
+    nt = ns = 0
+    pos = 0
+    for line_no, line in enumerate(data.split(b"\n")):
+        start = nt
+        i = 0
+        while i < len(line):
+            if line[i] in _WS:
+                i += 1
+                continue
+            j = i
+            while j < len(line) and line[j] not in _WS:
+                j += 1
+            tok = line[i:j]
+            for k, ch in enumerate(tok):
+                if not 48 <= ch <= 57:
+                    return nt, ns, pos + i + k, 1
+            if int(tok) >= n_symbols:
+                return nt, ns, pos + i, 2
+            X[nt] = int(tok)
+            nt += 1
+            i = j
+        if nt > start:
+            lengths[ns] = nt - start
+            lines[ns] = line_no
+            ns += 1
+        pos += len(line) + 1
+    return nt, ns, -1, 0
