@@ -1,0 +1,198 @@
+"""Plumbing for the command line: user-facing errors, atomic outputs, model files, prefetching.
+
+Kept apart from :mod:`fasthw6.cli` so that the argument parsing there reads as the interface.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import re
+import shutil
+import sys
+import tempfile
+import threading
+from typing import IO, Iterable, Iterator
+
+KEYS = ("startprob", "transmat", "emissionprob", "symbols")
+
+
+class CLIError(Exception):
+    """A problem with the user's input: printed as one line, exit status 2, no traceback."""
+
+
+# --------------------------------------------------------------------------- outputs
+@contextlib.contextmanager
+def atomic_output(path: str | None, mode: str = "w", stdout: IO | None = None) -> Iterator[IO]:
+    """Write to a temporary file and rename it onto ``path`` only when the block succeeds.
+
+    ``path`` None or ``"-"`` means standard output: the text is spooled to a temporary file and
+    copied out at the end, so a failure half-way leaves no partial output there either.
+    """
+    binary = "b" in mode
+    if path is None or path == "-":
+        with tempfile.TemporaryFile(mode="w+b" if binary else "w+", encoding=None if binary else "utf-8") as f:
+            yield f
+            f.flush()
+            f.seek(0)
+            out = stdout or sys.stdout
+            if binary:
+                out = getattr(out, "buffer", out)
+            shutil.copyfileobj(f, out, 1 << 20)
+            out.flush()
+        return
+    target = os.path.abspath(path)
+    directory = os.path.dirname(target)
+    if not os.path.isdir(directory):
+        raise CLIError(f"{path}: cannot write output: directory {directory} does not exist")
+    if os.path.isdir(target):
+        raise CLIError(f"{path}: cannot write output: it is a directory")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".part")
+    except PermissionError:
+        raise CLIError(f"{path}: cannot write output: permission denied") from None
+    try:
+        with os.fdopen(fd, mode, **({} if binary else {"encoding": "utf-8", "newline": "\n"})) as f:
+            yield f
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def save_model_atomic(model, path: str) -> None:
+    """``model.save`` into a temporary file beside ``path``, then rename it into place."""
+    target = os.path.abspath(path)
+    directory = os.path.dirname(target)
+    if not os.path.isdir(directory):
+        raise CLIError(f"{path}: cannot write output: directory {directory} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".part")
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+# --------------------------------------------------------------------------- model files
+def _value_line(text: str, key: str, row: int | None) -> int | None:
+    """1-based line of ``"key"`` in a JSON text, or of row ``row`` of its nested list."""
+    m = re.search(r'"%s"\s*:' % re.escape(key), text)
+    if m is None:
+        return None
+    pos = m.end()
+    if row is not None:
+        depth = 0
+        r = -1
+        for i in range(pos, len(text)):
+            c = text[i]
+            if c == "[":
+                depth += 1
+                if depth == 2:
+                    r += 1
+                    if r == row:
+                        pos = i
+                        break
+            elif c == "]":
+                depth -= 1
+                if depth == 0:
+                    break
+    return text.count("\n", 0, pos) + 1
+
+
+def locate_error(text: str, message: str) -> int | None:
+    """Best line for a model validation message: the key it names, and the row if it names one."""
+    for key in KEYS:
+        if re.search(r"\b%s_?\b" % key, message):
+            row = re.search(r"\brow (\d+)", message)
+            return _value_line(text, key, int(row.group(1)) if row else None)
+    return None
+
+
+def read_model_json(path: str) -> tuple[str, dict]:
+    """The text and parsed object of a MODEL.json, with one-line errors naming file and line."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise CLIError(f"{path}: no such model file") from None
+    except IsADirectoryError:
+        raise CLIError(f"{path}: is a directory, expected a MODEL.json file") from None
+    except UnicodeDecodeError as exc:
+        raise CLIError(f"{path}: not a text file ({exc.reason})") from None
+    except PermissionError:
+        raise CLIError(f"{path}: permission denied") from None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CLIError(f"{path}:{exc.lineno}: malformed JSON: {exc.msg} (column {exc.colno})") from None
+    if not isinstance(obj, dict):
+        raise CLIError(f"{path}:1: expected a JSON object with startprob, transmat, emissionprob, "
+                       f"got a {type(obj).__name__}")
+    missing = [k for k in KEYS[:3] if k not in obj]
+    if missing:
+        raise CLIError(f"{path}:1: missing key(s) {', '.join(missing)}; a model file holds "
+                       f"startprob, transmat, emissionprob (and optionally symbols)")
+    return text, obj
+
+
+# --------------------------------------------------------------------------- prefetch
+_DONE = object()
+
+
+def prefetch(it: Iterable, depth: int = 2) -> Iterator:
+    """Run iterator ``it`` in a background thread, ``depth`` items ahead of the consumer.
+
+    The numba tokeniser and file reads release the GIL, so parsing the next chunk overlaps
+    with scoring this one.  An exception in the producer is re-raised in the consumer, in order.
+    """
+    q: "queue.Queue" = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for item in it:
+                while not stop.is_set():
+                    try:
+                        q.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((_DONE, None))
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            q.put((_DONE, exc))
+
+    t = threading.Thread(target=produce, name="fasthw6-prefetch", daemon=True)
+    t.start()
+    try:
+        while True:
+            item, exc = q.get()
+            if item is _DONE:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+    finally:
+        stop.set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                q.get_nowait()
+        t.join(timeout=5)
+
+
+def parse_size(text: str) -> int:
+    """``"4M"`` -> 4194304; plain integers are bytes; K, M, G suffixes are binary multiples."""
+    m = re.fullmatch(r"\s*(\d+)\s*([kKmMgG]?)i?[bB]?\s*", text)
+    if not m:
+        raise ValueError(f"expected a size such as 4194304, 512K or 4M, got {text!r}")
+    n = int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[m.group(2).lower()]
+    if n < 1:
+        raise ValueError(f"size must be positive, got {text!r}")
+    return n

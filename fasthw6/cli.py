@@ -1,0 +1,582 @@
+"""The ``fasthw6`` command line (also ``python -m fasthw6``).
+
+    fasthw6 demo                                  the document's five questions, end to end
+    fasthw6 score  -m MODEL.json SEQS [-o OUT.csv]  per-sequence log-likelihoods
+    fasthw6 decode -m MODEL.json SEQS [-o OUT.csv]  per-sequence Viterbi log-probability and path
+    fasthw6 fit    -n N_STATES SEQS -o MODEL.json   Baum-Welch training
+    fasthw6 sample -m MODEL.json -n N -l LENGTH     random sequences, one per line
+    fasthw6 bench  [--quick] [--plot PATH]          benchmark suites and the README's table
+
+SEQS is a text file with one sequence per line (whitespace-separated integers in [0, M) or the
+model's symbols), ``-`` for standard input, or an ``.npz`` file with arrays ``X`` and ``lengths``.
+Inputs are streamed in chunks of ``--chunk-size`` bytes.  Bad input gets one line on standard
+error naming the file and line, exit status 2, and no output file (outputs are written to a
+temporary file and renamed into place only on success).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from ._cliutil import (CLIError, atomic_output, locate_error, parse_size, prefetch, read_model_json,
+                       save_model_atomic)
+
+DEFAULT_CHUNK = "4M"
+
+
+# --------------------------------------------------------------------------- helpers
+def _progress_enabled(args) -> bool:
+    return bool(getattr(args, "progress", False)) or sys.stderr.isatty()
+
+
+def _bar(args, **kw):
+    from tqdm import tqdm
+
+    return tqdm(disable=not _progress_enabled(args), file=sys.stderr, dynamic_ncols=True,
+                leave=False, **kw)
+
+
+def _log(args, msg: str) -> None:
+    if getattr(args, "verbose", False):
+        print(f"fasthw6 {args.command}: {msg}", file=sys.stderr, flush=True)
+
+
+def _setup(args) -> None:
+    if getattr(args, "backend", None):
+        from ._backend import set_backend
+
+        set_backend(args.backend)
+    if getattr(args, "threads", None):
+        import numba
+
+        numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+
+
+def load_model(path: str):
+    """A CategoricalHMM from a MODEL.json, or a one-line CLIError naming the file and line."""
+    text, obj = read_model_json(path)
+    from .hmm import CategoricalHMM
+
+    try:
+        return CategoricalHMM.load(path)
+    except (ValueError, TypeError, KeyError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        line = locate_error(text, msg)
+        raise CLIError(f"{path}:{line or 1}: invalid model: {msg}") from None
+
+
+def _symbols(model):
+    s = getattr(model, "symbols", None)
+    if s is None:
+        s = getattr(model, "symbols_", None)
+    return None if s is None else list(s)
+
+
+def _n_features(model) -> int:
+    return int(np.asarray(model.emissionprob_).shape[1])
+
+
+def _chunks(args, model=None, n_symbols=None, symbols=None):
+    """Prefetched chunks of the SEQS input with a byte progress bar; updates args.stats."""
+    from .seqio import iter_chunks
+    from .seqio.api import is_npz
+
+    if model is not None:
+        n_symbols, symbols = _n_features(model), _symbols(model)
+    total = None
+    if args.seqs != "-" and not is_npz(args.seqs) and not args.seqs.endswith(".gz"):
+        with contextlib.suppress(OSError):
+            total = os.path.getsize(args.seqs)
+    bar = _bar(args, total=total, unit="B", unit_scale=True, unit_divisor=1024, desc="parse")
+    stats = args.stats = dict(bytes=0, parse_s=0.0, sequences=0, symbols=0, work_s=0.0)
+
+    def gen():
+        for c in iter_chunks(args.seqs, n_symbols, symbols, chunk_bytes=args.chunk_size,
+                             on_bytes=bar.update):
+            stats["bytes"] += c.nbytes
+            stats["parse_s"] += c.parse_seconds
+            yield c
+
+    try:
+        yield from prefetch(gen())
+    finally:
+        bar.close()
+
+
+def _report(args, verb: str, unit_work: str = "symbols") -> None:
+    s = args.stats
+    mb = s["bytes"] / 1e6
+    parse = f"parse {mb / s['parse_s']:.0f} MB/s ({mb:.1f} MB in {s['parse_s']:.3f} s)" if s["parse_s"] > 0 else "parse -"
+    rate = (f"{verb} {s['symbols'] / s['work_s'] / 1e6:.1f} M {unit_work}/s, "
+            f"{s['sequences'] / s['work_s']:.0f} sequences/s ({s['work_s']:.3f} s)") if s["work_s"] > 0 else f"{verb} -"
+    _log(args, f"{s['sequences']} sequences, {s['symbols']} symbols; {parse}; {rate}; "
+               f"wall {time.perf_counter() - args.t0:.3f} s")
+
+
+# --------------------------------------------------------------------------- score
+def cmd_score(args) -> int:
+    model = load_model(args.model)
+    client = None
+    if args.scheduler:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise CLIError("--scheduler needs dask.distributed: pip install 'fasthw6[dist]'") from None
+        try:
+            client = Client(args.scheduler, timeout=args.connect_timeout)
+        except (OSError, TimeoutError) as exc:
+            raise CLIError(f"cannot connect to scheduler {args.scheduler}: {exc}") from None
+    try:
+        with atomic_output(args.output) as out:
+            out.write("index,length,log_likelihood\n")
+            for c in _chunks(args, model):
+                t0 = time.perf_counter()
+                if client is not None:
+                    from .distributed import score_sequences as dist_score
+
+                    parts = _split(c, max(1, len(client.nthreads()) * 2))
+                    ll = dist_score(model, parts, client=client)
+                else:
+                    ll = model.score_sequences(c.X, c.lengths)
+                args.stats["work_s"] += time.perf_counter() - t0
+                args.stats["sequences"] += len(c)
+                args.stats["symbols"] += int(c.X.shape[0])
+                idx = range(c.start, c.start + len(c))
+                out.write("".join(f"{i},{n},{v!r}\n" for i, n, v in
+                                  zip(idx, c.lengths.tolist(), np.asarray(ll, np.float64).tolist())))
+    finally:
+        if client is not None:
+            client.close()
+    _report(args, "score")
+    return 0
+
+
+def _split(chunk, k):
+    """A chunk as up to k (X, lengths) partitions of consecutive sequences."""
+    ends = np.cumsum(chunk.lengths)
+    cuts = np.linspace(0, len(chunk), k + 1).astype(int)
+    parts = []
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        if b > a:
+            xa = int(ends[a - 1]) if a else 0
+            parts.append((chunk.X[xa:int(ends[b - 1])], chunk.lengths[a:b]))
+    return parts
+
+
+# --------------------------------------------------------------------------- decode
+def _decode_chunk(model, X, lengths):
+    """(per-sequence log-probabilities, concatenated states) of one chunk."""
+    per_seq = getattr(model, "decode_sequences", None)
+    if per_seq is not None:
+        return per_seq(X, lengths)
+    lp = np.empty(len(lengths))
+    states = []
+    pos = 0
+    for i, n in enumerate(lengths.tolist()):
+        lp[i], s = model.decode(X[pos:pos + n].reshape(-1, 1))
+        states.append(np.asarray(s))
+        pos += n
+    return lp, (np.concatenate(states) if states else np.empty(0, np.int64))
+
+
+def cmd_decode(args) -> int:
+    model = load_model(args.model)
+    with atomic_output(args.output) as out:
+        out.write("index,length,log_probability,states\n")
+        for c in _chunks(args, model):
+            t0 = time.perf_counter()
+            lp, states = _decode_chunk(model, c.X, c.lengths)
+            args.stats["work_s"] += time.perf_counter() - t0
+            args.stats["sequences"] += len(c)
+            args.stats["symbols"] += int(c.X.shape[0])
+            states = np.asarray(states).tolist()
+            rows = []
+            pos = 0
+            for i, (n, v) in enumerate(zip(c.lengths.tolist(), np.asarray(lp, np.float64).tolist())):
+                rows.append(f"{c.start + i},{n},{v!r},{' '.join(map(str, states[pos:pos + n]))}\n")
+                pos += n
+            out.write("".join(rows))
+    _report(args, "decode")
+    return 0
+
+
+# --------------------------------------------------------------------------- fit
+def _read_for_fit(args):
+    """(X, lengths, symbols): integer tokens as they are, or any tokens as a sorted alphabet."""
+    from .seqio import SeqsError, read_sequences
+    from .seqio.api import is_npz
+
+    symbols = args.symbols.split(",") if args.symbols else None
+    if is_npz(args.seqs) or symbols is not None:
+        X, lengths = read_sequences(args.seqs, n_symbols=len(symbols) if symbols else args.n_features,
+                                    symbols=symbols)
+        return X, lengths, symbols
+    # text: read it once (training needs it all in memory anyway), then try integers
+    if args.seqs == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        try:
+            with open(args.seqs, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            raise CLIError(f"{args.seqs}: no such file") from None
+        except IsADirectoryError:
+            raise CLIError(f"{args.seqs}: is a directory, expected a SEQS file") from None
+    import io
+
+    stream = io.BytesIO(data)
+    stream.name = "<stdin>" if args.seqs == "-" else args.seqs
+    try:
+        X, lengths = read_sequences(stream, n_symbols=args.n_features)
+        return X, lengths, None
+    except SeqsError as exc:
+        if args.n_features is not None and "[0," in exc.message and exc.message.split("'")[1].isdigit():
+            raise
+        # non-integer tokens: the alphabet is the sorted set of tokens seen
+        symbols = sorted({t.decode("utf-8", "replace") for t in data.split()})
+        stream.seek(0)
+        X, lengths = read_sequences(stream, n_symbols=len(symbols), symbols=symbols)
+        return X, lengths, symbols
+
+
+def cmd_fit(args) -> int:
+    from .hmm import CategoricalHMM
+
+    t0 = time.perf_counter()
+    X, lengths, symbols = _read_for_fit(args)
+    parse_s = time.perf_counter() - t0
+    if len(lengths) == 0:
+        raise CLIError(f"{args.seqs}: no sequences to train on")
+    n_features = args.n_features or (len(symbols) if symbols else int(X.max()) + 1)
+    _log(args, f"{len(lengths)} sequences, {X.shape[0]} symbols, alphabet {n_features}; "
+               f"read in {parse_s:.3f} s")
+    model = CategoricalHMM(n_components=args.n_states, n_iter=1, tol=args.tol,
+                           random_state=args.seed, n_features=n_features)
+    Xc = X.reshape(-1, 1)
+    history = []
+    bar = _bar(args, total=args.n_iter, desc="fit", unit="it")
+    t_fit = time.perf_counter()
+    converged = False
+    try:
+        for it in range(args.n_iter):
+            model.fit(Xc, lengths)
+            model.init_params = ""  # later calls continue from the current parameters
+            ll = float(model.monitor_.history[-1])
+            history.append(ll)
+            bar.update(1)
+            bar.set_postfix(loglik=f"{ll:.6g}")
+            if args.verbose:
+                _log(args, f"iteration {it + 1}: log-likelihood {ll:.10g}")
+            if len(history) > 1 and history[-1] - history[-2] < args.tol:
+                converged = True
+                break
+    finally:
+        bar.close()
+    fit_s = time.perf_counter() - t_fit
+    if symbols is not None:
+        model.symbols = list(symbols)
+    save_model_atomic(model, args.output)
+    steps = len(history) * X.shape[0] * args.n_states ** 2
+    _log(args, f"{len(history)} iterations in {fit_s:.3f} s ({steps / max(fit_s, 1e-12) / 1e6:.1f} M "
+               f"state-steps/s), {'converged' if converged else 'not converged'}; "
+               f"final log-likelihood {history[-1]:.10g}")
+    return 0
+
+
+# --------------------------------------------------------------------------- sample
+def cmd_sample(args) -> int:
+    model = load_model(args.model)
+    rng = np.random.default_rng(args.seed)
+    from .seqio import format_sequences
+
+    symbols = None if args.integers else _symbols(model)
+    with atomic_output(args.output) as out:
+        bar = _bar(args, total=args.n_sequences, desc="sample", unit="seq")
+        try:
+            for first in range(0, args.n_sequences, 4096):
+                k = min(4096, args.n_sequences - first)
+                X = np.concatenate([np.asarray(model.sample(args.length, random_state=int(rng.integers(2**31)))[0]).ravel()
+                                    for _ in range(k)]) if args.length else np.empty(0, np.int64)
+                out.write(format_sequences(X, [args.length] * k, symbols))
+                bar.update(k)
+        finally:
+            bar.close()
+    return 0
+
+
+# --------------------------------------------------------------------------- demo
+def cmd_demo(args) -> int:
+    from . import demo
+
+    t0 = time.perf_counter()
+    which = [q.upper() if q.upper().startswith("Q") else f"Q{q}" for q in args.questions] or None
+    ok = demo.run(which, out=lambda s: print(s, flush=True))
+    print(f"{'all checks hold' if ok else 'SOME CHECKS FAILED'} ({time.perf_counter() - t0:.1f} s)")
+    return 0 if ok else 1
+
+
+# --------------------------------------------------------------------------- bench
+def find_bench_dir(explicit: str | None) -> str:
+    """The repository's bench/ folder: --bench-dir, $FASTHW6_BENCH_DIR, the source tree, ./bench."""
+    cands = [explicit] if explicit else []
+    if not explicit:
+        if os.environ.get("FASTHW6_BENCH_DIR"):
+            cands.append(os.environ["FASTHW6_BENCH_DIR"])
+        cands.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
+        cands.append(os.path.join(os.getcwd(), "bench"))
+    for c in cands:
+        if os.path.isfile(os.path.join(c, "report.py")) and os.path.isfile(os.path.join(c, "conftest.py")):
+            return os.path.abspath(c)
+    raise CLIError(
+        "benchmark suites not found (looked in: " + ", ".join(cands) + "). They live in the "
+        "source repository's bench/ folder, not in the installed package: run from a checkout, "
+        "or pass --bench-dir PATH/TO/bench")
+
+
+def _report_module(bench_dir):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_fasthw6_bench_report", os.path.join(bench_dir, "report.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def cmd_bench(args) -> int:
+    bench_dir = find_bench_dir(args.bench_dir)
+    report = _report_module(bench_dir)
+    if args.json_in:
+        files = args.json_in
+    else:
+        suites = []
+        for s in args.suites:
+            p = os.path.join(bench_dir, s if s.endswith(".py") else f"bench_{s}.py")
+            if not os.path.isfile(p):
+                have = sorted(f[6:-3] for f in os.listdir(bench_dir) if f.startswith("bench_") and f.endswith(".py"))
+                raise CLIError(f"no benchmark suite {s!r} in {bench_dir}; available: {', '.join(have)}")
+            suites.append(p)
+        fd, jpath = tempfile.mkstemp(suffix=".json", prefix="fasthw6-bench-")
+        os.close(fd)
+        files = [jpath]
+        cmd = [sys.executable, "-m", "pytest", *(suites or [bench_dir]), "-q", "-p", "no:cacheprovider",
+               f"--benchmark-json={jpath}", "--benchmark-sort=name"]
+        env = dict(os.environ)
+        if args.quick:
+            env["FASTHW6_BENCH_QUICK"] = "1"
+            # one timed round per case, no compile-time-in-a-fresh-process cases, and not the
+            # naive document-method backend (seconds per call); suites may read
+            # FASTHW6_BENCH_QUICK to shrink their problem sizes as well
+            cmd += ["--benchmark-min-rounds=1", "--benchmark-max-time=0.05", "--benchmark-warmup=off",
+                    "-k", "not jit and not numpy" + (f" and ({args.k})" if args.k else "")]
+        elif args.k:
+            cmd += ["-k", args.k]
+        print(f"running: {' '.join(cmd)}", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=os.path.dirname(bench_dir), env=env, text=True,
+                              stdout=None if args.verbose else subprocess.PIPE,
+                              stderr=subprocess.STDOUT if not args.verbose else None)
+        if proc.returncode not in (0, 5):
+            if proc.stdout:
+                sys.stderr.write(proc.stdout[-6000:])
+            raise CLIError(f"benchmark run failed (pytest exit status {proc.returncode})")
+        print(f"benchmarks ran in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    merged = {"benchmarks": []}
+    for p in files:
+        try:
+            with open(p, encoding="utf-8") as f:
+                d = json.load(f)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CLIError(f"{p}: cannot read benchmark JSON ({exc})") from None
+        merged["benchmarks"].extend(d.get("benchmarks", []))
+        merged.setdefault("machine_info", d.get("machine_info", {}))
+    if not merged["benchmarks"]:
+        raise CLIError("no benchmark results (every case skipped or deselected)")
+    print(report.table(merged))
+    if args.save_json:
+        with atomic_output(args.save_json) as out:
+            json.dump(merged, out, indent=1)
+    if args.plot:
+        plot_throughput(report.rows(merged), args.plot)
+        print(f"\nplot written to {args.plot}", file=sys.stderr)
+    return 0
+
+
+def plot_throughput(rows, path) -> None:
+    """PNG of throughput against problem size (work per call), one panel per benchmark group."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in rows if r["time"] > 0]
+    groups = list(dict.fromkeys(r["group"] for r in rows))
+    if not groups:
+        raise CLIError("nothing to plot: no throughput rows")
+    ncol = min(3, len(groups))
+    nrow = -(-len(groups) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 3.8 * nrow), squeeze=False)
+    for ax, g in zip(axes.flat, groups):
+        sub = [r for r in rows if r["group"] == g]
+        for impl in dict.fromkeys(r["impl"] for r in sub):
+            pts = sorted((r["throughput"] * r["time"], r["throughput"]) for r in sub if r["impl"] == impl)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=impl)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(g, fontsize=9)
+        ax.set_xlabel(f"problem size (work per call, {sub[0]['unit'].split('/')[0]})")
+        ax.set_ylabel(f"throughput ({sub[0]['unit']})")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(groups):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    with atomic_output(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- parser
+def _size(text):
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _nonneg(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="fasthw6", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n\n", 2)[2])
+    p.add_argument("--version", action="version", version=f"fasthw6 {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true",
+                        help="report parse MB/s, throughput and timings on stderr")
+    common.add_argument("--progress", action="store_true",
+                        help="show progress bars on stderr even when it is not a terminal")
+    common.add_argument("--backend", choices=["auto", "numba", "cython", "numpy"],
+                        help="kernel backend (default: $FASTHW6_BACKEND or auto)")
+    common.add_argument("--threads", type=_positive, help="numba threads (default: all cores)")
+    seqs = argparse.ArgumentParser(add_help=False)
+    seqs.add_argument("seqs", metavar="SEQS", help="sequences: text file, '-' for stdin, or .npz (X, lengths)")
+    seqs.add_argument("--chunk-size", type=_size, default=parse_size(DEFAULT_CHUNK), metavar="BYTES",
+                      help=f"input bytes per streamed chunk, e.g. 512K, 16M (default {DEFAULT_CHUNK})")
+
+    s = sub.add_parser("score", parents=[common, seqs], help="per-sequence log-likelihoods as CSV",
+                       description="Write index,length,log_likelihood for every sequence of SEQS.")
+    s.add_argument("-m", "--model", required=True, metavar="MODEL.json")
+    s.add_argument("-o", "--output", metavar="OUT.csv", help="output file (default: stdout)")
+    s.add_argument("--scheduler", metavar="ADDRESS", help="score on a Dask cluster (tcp://host:port)")
+    s.add_argument("--connect-timeout", type=float, default=10.0, help=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_score)
+
+    d = sub.add_parser("decode", parents=[common, seqs], help="Viterbi path of every sequence as CSV",
+                       description="Write index,length,log_probability,states (space-separated).")
+    d.add_argument("-m", "--model", required=True, metavar="MODEL.json")
+    d.add_argument("-o", "--output", metavar="OUT.csv", help="output file (default: stdout)")
+    d.set_defaults(func=cmd_decode)
+
+    f = sub.add_parser("fit", parents=[common, seqs], help="train a model with Baum-Welch",
+                       description="Train a CategoricalHMM on SEQS and save it as JSON.")
+    f.add_argument("-n", "--n-states", type=_positive, required=True, metavar="N_STATES")
+    f.add_argument("-o", "--output", required=True, metavar="MODEL.json")
+    f.add_argument("--n-iter", type=_positive, default=100, help="maximum EM iterations (default 100)")
+    f.add_argument("--tol", type=float, default=1e-2, help="stop when the gain is below (default 1e-2)")
+    f.add_argument("--seed", type=int, default=0, help="random initialisation seed (default 0)")
+    f.add_argument("--n-features", type=_positive, help="alphabet size (default: max symbol + 1)")
+    f.add_argument("--symbols", help="comma-separated symbol names (default: integers, or the "
+                                     "sorted tokens when they are not integers)")
+    f.set_defaults(func=cmd_fit)
+
+    m = sub.add_parser("sample", parents=[common], help="random sequences from a model",
+                       description="Write N sequences of length L, one per line (a SEQS file).")
+    m.add_argument("-m", "--model", required=True, metavar="MODEL.json")
+    m.add_argument("-n", "--n-sequences", type=_nonneg, required=True, metavar="N")
+    m.add_argument("-l", "--length", type=_positive, required=True, metavar="LENGTH")
+    m.add_argument("-o", "--output", metavar="OUT", help="output file (default: stdout)")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--integers", action="store_true", help="write symbol indices even if the model names symbols")
+    m.set_defaults(func=cmd_sample)
+
+    e = sub.add_parser("demo", parents=[common], help="the document's five questions, end to end")
+    e.add_argument("questions", nargs="*", metavar="Q", help="only these questions (1-5 or Q1-Q5)")
+    e.set_defaults(func=cmd_demo)
+
+    b = sub.add_parser("bench", parents=[common], help="run the benchmarks, print the table, plot",
+                       description="Run bench/bench_*.py (pytest-benchmark), print bench/report.py's "
+                                   "table. The suites live in the source repository, not the package.")
+    b.add_argument("suites", nargs="*", help="suite names (conv, hmm, cli, ...); default all")
+    b.add_argument("--quick", action="store_true", help="fewer rounds, no JIT-in-fresh-process cases")
+    b.add_argument("--plot", metavar="PATH.png", help="write a PNG of throughput against problem size")
+    b.add_argument("--bench-dir", help="the bench/ folder (default: found from the source tree)")
+    b.add_argument("-k", help="pytest -k expression selecting cases")
+    b.add_argument("--json", dest="json_in", nargs="+", metavar="FILE",
+                   help="report existing pytest-benchmark JSON instead of running")
+    b.add_argument("--save-json", metavar="FILE", help="keep the merged benchmark JSON")
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``fasthw6`` command; returns the exit status.
+
+    Examples
+    --------
+    >>> main(["demo", "5"])  # doctest: +SKIP
+    0
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.t0 = time.perf_counter()
+    from .seqio import SeqsError
+
+    try:
+        _setup(args)
+        return args.func(args)
+    except (CLIError, SeqsError) as exc:
+        msg = str(exc)
+    except (ValueError, TypeError) as exc:  # the library's boundary checks on user input
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except OSError as exc:
+        msg = f"{exc.filename + ': ' if getattr(exc, 'filename', None) else ''}{exc.strerror or exc}"
+    except KeyboardInterrupt:
+        print(f"fasthw6 {args.command}: interrupted", file=sys.stderr)
+        return 130
+    print(f"fasthw6 {args.command}: error: {msg}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
