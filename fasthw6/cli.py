@@ -140,9 +140,9 @@ def cmd_score(args) -> int:
             for c in _chunks(args, model):
                 t0 = time.perf_counter()
                 if client is not None:
-                    from .distributed import score_sequences as dist_score
+                    from .distributed import score_sequences as dist_score, split_partitions
 
-                    parts = _split(c, max(1, len(client.nthreads()) * 2))
+                    parts = split_partitions(c.X, c.lengths, max(1, 2 * sum(client.nthreads().values())))
                     ll = dist_score(model, parts, client=client)
                 else:
                     ll = model.score_sequences(c.X, c.lengths)
@@ -157,18 +157,6 @@ def cmd_score(args) -> int:
             client.close()
     _report(args, "score")
     return 0
-
-
-def _split(chunk, k):
-    """A chunk as up to k (X, lengths) partitions of consecutive sequences."""
-    ends = np.cumsum(chunk.lengths)
-    cuts = np.linspace(0, len(chunk), k + 1).astype(int)
-    parts = []
-    for a, b in zip(cuts[:-1], cuts[1:]):
-        if b > a:
-            xa = int(ends[a - 1]) if a else 0
-            parts.append((chunk.X[xa:int(ends[b - 1])], chunk.lengths[a:b]))
-    return parts
 
 
 # --------------------------------------------------------------------------- decode
