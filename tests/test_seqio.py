@@ -1,0 +1,139 @@
+"""SEQS reading: the compiled tokeniser against the plain one, chunking, formats and errors."""
+from __future__ import annotations
+
+import gzip
+import io
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fasthw6.seqio import SeqsError, format_sequences, iter_chunks, read_sequences
+from fasthw6.seqio import _numba, reference
+
+
+def _run(tok, data: bytes, n_symbols: int):
+    buf = np.frombuffer(data, dtype=np.uint8)
+    X = np.full(len(data) // 2 + 1, -1, np.int32)
+    L = np.full(data.count(b"\n") + 1, -1, np.int64)
+    lines = np.full_like(L, -1)
+    nt, ns, err, kind = tok(buf, n_symbols, X, L, lines)
+    return X[:nt].tolist(), L[:ns].tolist(), lines[:ns].tolist(), (err, kind) if kind else (-1, 0)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from([b"0", b"1", b"7", b"12", b"99", b"123456789012", b" ", b"  ",
+                                 b"\t", b"\r", b"\n", b"\n\n", b"x", b"-", b"3a"]), max_size=40),
+       st.integers(1, 200))
+def test_numba_tokenizer_matches_reference(parts, n_symbols):
+    data = b"".join(parts)
+    assert _run(_numba.tokenize, data, n_symbols) == _run(reference.tokenize, data, n_symbols)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_blank_lines_crlf_tabs_and_no_final_newline(backend):
+    X, L = read_sequences(io.BytesIO(b"\n 0 1\t2 \r\n\n\n3\r\n4 4"), n_symbols=5, backend=backend)
+    assert X.tolist() == [0, 1, 2, 3, 4, 4] and L.tolist() == [3, 1, 2]
+    assert X.dtype == np.int32 and L.dtype == np.int64
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 3, 7, 64, 1 << 20])
+def test_chunking_gives_the_same_sequences_and_line_numbers(chunk_bytes):
+    rng = np.random.default_rng(0)
+    rows = [rng.integers(0, 11, rng.integers(1, 30)).tolist() for _ in range(200)]
+    text = "\n\n".join(" ".join(map(str, r)) for r in rows).encode()  # a blank line between rows
+    chunks = list(iter_chunks(io.BytesIO(text), n_symbols=11, chunk_bytes=chunk_bytes))
+    assert sum(len(c) for c in chunks) == 200
+    assert [c.start for c in chunks] == list(np.cumsum([0] + [len(c) for c in chunks[:-1]]))
+    X = np.concatenate([c.X for c in chunks])
+    assert X.tolist() == [v for r in rows for v in r]
+    lines = np.concatenate([c.lines for c in chunks])
+    assert lines.tolist() == list(range(1, 400, 2))
+
+
+def test_line_longer_than_a_chunk():
+    text = b"1 " * 5000 + b"\n0\n"
+    chunks = list(iter_chunks(io.BytesIO(text), n_symbols=2, chunk_bytes=100))
+    assert sum((c.lengths.tolist() for c in chunks), []) == [5000, 1]
+    assert np.concatenate([c.lines for c in chunks]).tolist() == [1, 2]
+
+
+def test_symbols_and_integers_mix():
+    X, L = read_sequences(io.BytesIO(b"red blue 1\n0 red\n"), n_symbols=2, symbols=["red", "blue"])
+    assert X.tolist() == [0, 1, 1, 0, 0] and L.tolist() == [3, 2]
+
+
+def test_digit_symbols_that_are_not_their_index_go_through_the_table():
+    X, _ = read_sequences(io.BytesIO(b"1 0 0\n"), n_symbols=2, symbols=["1", "0"])
+    assert X.tolist() == [0, 1, 1]
+
+
+def test_npz_and_gz(tmp_path):
+    np.savez(tmp_path / "s.npz", X=np.array([[0], [1], [1]], np.uint8), lengths=[1, 2])
+    X, L = read_sequences(str(tmp_path / "s.npz"), n_symbols=2)
+    assert X.tolist() == [0, 1, 1] and L.tolist() == [1, 2]
+    with gzip.open(tmp_path / "s.txt.gz", "wb") as f:
+        f.write(b"0 1\n1\n")
+    X, L = read_sequences(str(tmp_path / "s.txt.gz"), n_symbols=2)
+    assert X.tolist() == [0, 1, 1] and L.tolist() == [2, 1]
+
+
+def test_npz_chunks_are_whole_sequences(tmp_path):
+    lengths = np.arange(1, 41)
+    X = np.arange(lengths.sum()) % 5
+    np.savez(tmp_path / "s.npz", X=X, lengths=lengths)
+    chunks = list(iter_chunks(str(tmp_path / "s.npz"), n_symbols=5, chunk_bytes=100))
+    assert len(chunks) > 1
+    assert np.concatenate([c.lengths for c in chunks]).tolist() == lengths.tolist()
+    assert np.concatenate([c.X for c in chunks]).tolist() == X.tolist()
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("data, line, token", [
+    (b"0 1\n1 5\n", 2, "'5'"),
+    (b"0 1\n\n\n1 x 0\n", 4, "'x'"),
+    (b"0 -1\n", 1, "'-1'"),
+    (b"0 1\n2.5\n", 2, "'2.5'"),
+    (b"0\n1\n0 99999999999999999999\n", 3, "'99999999999999999999'"),
+])
+def test_bad_token_names_source_and_line(backend, data, line, token):
+    src = io.BytesIO(data)
+    src.name = "in.txt"
+    with pytest.raises(SeqsError, match=rf"^in.txt:{line}: token {token} is not an integer in \[0, 3\)"):
+        read_sequences(src, n_symbols=3, backend=backend)
+
+
+def test_bad_symbol_names_line():
+    src = io.BytesIO(b"red\nblue green\n")
+    src.name = "s.txt"
+    with pytest.raises(SeqsError, match=r"^s.txt:2: token 'green' is not a symbol of the model \(red, blue\)"):
+        read_sequences(src, n_symbols=2, symbols=["red", "blue"])
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda p: str(p / "missing.txt"), "missing.txt: no such file"),
+    (lambda p: str(p), "is a directory"),
+    (lambda p: (np.savez(p / "a.npz", X=[0, 1]), str(p / "a.npz"))[1], r"missing array\(s\) lengths"),
+    (lambda p: (np.savez(p / "b.npz", X=[0.5], lengths=[1]), str(p / "b.npz"))[1], "integer symbols"),
+    (lambda p: (np.savez(p / "c.npz", X=[0, 1], lengths=[3]), str(p / "c.npz"))[1], "sum to 3"),
+    (lambda p: (np.savez(p / "d.npz", X=[0, 4], lengths=[2]), str(p / "d.npz"))[1], r"X\[1\] = 4"),
+    (lambda p: (np.savez(p / "e.npz", X=[0], lengths=[-1, 2]), str(p / "e.npz"))[1], r"lengths\[0\] is -1"),
+    (lambda p: ((p / "f.npz").write_bytes(b"not a zip"), str(p / "f.npz"))[1], "not a readable .npz"),
+])
+def test_unreadable_inputs(tmp_path, make, match):
+    with pytest.raises(SeqsError, match=match):
+        read_sequences(make(tmp_path), n_symbols=3)
+
+
+def test_chunk_bytes_validated():
+    with pytest.raises(ValueError, match="chunk_bytes must be a positive int"):
+        iter_chunks(io.BytesIO(b"0\n"), chunk_bytes=0)
+
+
+def test_format_round_trip():
+    X = np.array([2, 0, 1, 1])
+    text = format_sequences(X, [1, 3], symbols=["a", "b", "c"])
+    assert text == "c\na b b\n"
+    X2, L2 = read_sequences(io.BytesIO(text.encode()), n_symbols=3, symbols=["a", "b", "c"])
+    assert X2.tolist() == X.tolist() and L2.tolist() == [1, 3]
