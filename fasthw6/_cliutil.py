@@ -46,6 +46,11 @@ def atomic_output(path: str | None, mode: str = "w", stdout: IO | None = None) -
     directory = os.path.dirname(target)
     if not os.path.isdir(directory):
         raise CLIError(f"{path}: cannot write output: directory {directory} does not exist")
+    if os.path.exists(target) and not os.path.isfile(target) and not os.path.isdir(target):
+        # a device or a pipe (/dev/null, a FIFO): nothing to rename onto, write through
+        with open(target, mode, **({} if binary else {"encoding": "utf-8"})) as f:
+            yield f
+        return
     if os.path.isdir(target):
         raise CLIError(f"{path}: cannot write output: it is a directory")
     try:

@@ -557,6 +557,10 @@ def main(argv=None) -> int:
         msg = str(exc)
     except (ValueError, TypeError) as exc:  # the library's boundary checks on user input
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except BrokenPipeError:  # e.g. piped into head: the reader has what it wanted
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as exc:
         msg = f"{exc.filename + ': ' if getattr(exc, 'filename', None) else ''}{exc.strerror or exc}"
     except KeyboardInterrupt:
