@@ -67,8 +67,8 @@ def atomic_output(path: str | None, mode: str = "w", stdout: IO | None = None) -
         raise
 
 
-def save_model_atomic(model, path: str) -> None:
-    """``model.save`` into a temporary file beside ``path``, then rename it into place."""
+def save_model_atomic(model, path: str, symbols=None) -> None:
+    """``model.save`` into a temporary file beside ``path`` (adding ``symbols``), then rename."""
     target = os.path.abspath(path)
     directory = os.path.dirname(target)
     if not os.path.isdir(directory):
@@ -77,6 +77,12 @@ def save_model_atomic(model, path: str) -> None:
     os.close(fd)
     try:
         model.save(tmp)
+        if symbols is not None:
+            with open(tmp, encoding="utf-8") as f:
+                obj = json.load(f)
+            obj["symbols"] = [str(x) for x in symbols]
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(obj, f, indent=1)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

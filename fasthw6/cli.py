@@ -66,18 +66,26 @@ def load_model(path: str):
     from .hmm import CategoricalHMM
 
     try:
-        return CategoricalHMM.load(path)
+        model = CategoricalHMM.load(path)
     except (ValueError, TypeError, KeyError) as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         line = locate_error(text, msg)
         raise CLIError(f"{path}:{line or 1}: invalid model: {msg}") from None
+    symbols = obj.get("symbols")
+    if symbols is not None:
+        if not isinstance(symbols, list) or len(symbols) != _n_features(model):
+            raise CLIError(f"{path}:{locate_error(text, 'symbols') or 1}: invalid model: symbols must "
+                           f"be a list of {_n_features(model)} names, one per emission column")
+        if len({str(x) for x in symbols}) != len(symbols):
+            raise CLIError(f"{path}:{locate_error(text, 'symbols') or 1}: invalid model: symbols must "
+                           f"be distinct")
+    model._fasthw6_cli_symbols = symbols
+    return model
 
 
 def _symbols(model):
-    s = getattr(model, "symbols", None)
-    if s is None:
-        s = getattr(model, "symbols_", None)
-    return None if s is None else list(s)
+    s = getattr(model, "_fasthw6_cli_symbols", None)
+    return None if s is None else [str(x) for x in s]
 
 
 def _n_features(model) -> int:
@@ -282,9 +290,7 @@ def cmd_fit(args) -> int:
     finally:
         bar.close()
     fit_s = time.perf_counter() - t_fit
-    if symbols is not None:
-        model.symbols = list(symbols)
-    save_model_atomic(model, args.output)
+    save_model_atomic(model, args.output, symbols)
     steps = len(history) * X.shape[0] * args.n_states ** 2
     _log(args, f"{len(history)} iterations in {fit_s:.3f} s ({steps / max(fit_s, 1e-12) / 1e6:.1f} M "
                f"state-steps/s), {'converged' if converged else 'not converged'}; "
