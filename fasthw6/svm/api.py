@@ -1,0 +1,228 @@
+"""The hard-margin support vector classifier of question 3: validation, dual solve, exact polish.
+
+``HardMarginSVC.fit`` solves the Lagrangian dual
+
+    max_lambda  sum(lambda) - 1/2 sum_ij lambda_i lambda_j y_i y_j x_i.x_j
+    subject to  lambda >= 0,  sum(lambda_i y_i) = 0
+
+with the compiled SMO kernel (``get_kernel("svm", "smo_solve")``) until the KKT gap is below
+``tol``, then solves the document's stationarity conditions exactly on the support set found,
+w = sum lambda_i y_i x_i, sum lambda_i y_i = 0, y_i (w.x_i + b) = 1 for every support vector,
+one small linear system, and keeps that solution when it satisfies every KKT condition.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._backend import get_kernel
+from .._validate import as_float_array, as_int
+
+
+class NotSeparableError(ValueError):
+    """The two classes cannot be separated by a hyperplane: the hard-margin problem is infeasible.
+
+    Examples
+    --------
+    >>> issubclass(NotSeparableError, ValueError)
+    True
+    """
+
+
+def _separable(X, ys) -> bool:
+    """Is there (w, b) with y_i (w.x_i + b) >= 1 for all i?  A feasibility LP (HiGHS)."""
+    from scipy.optimize import linprog  # noqa: PLC0415
+
+    n, d = X.shape
+    A = -ys[:, None] * np.hstack([X, np.ones((n, 1))])
+    res = linprog(np.zeros(d + 1), A_ub=A, b_ub=-np.ones(n), bounds=[(None, None)] * (d + 1),
+                  method="highs")
+    return res.status != 2
+
+
+class HardMarginSVC:
+    """Linear hard-margin SVM: min 1/2 ||w||^2 subject to y_i (w.x_i + b) >= 1.
+
+    Parameters
+    ----------
+    tol : float, default 1e-6
+        SMO stops when the KKT gap (largest violation of the optimality conditions, in units of
+        the functional margin) is below ``tol``; the exact polish then usually makes the answer
+        exact to rounding.
+    max_iter : int, default 10_000_000
+        SMO steps allowed.
+    cache_rows : int, default 256
+        Kernel rows X x_i the compiled kernel keeps.
+    backend : str, optional
+        ``"numba"``, ``"cython"``, ``"numpy"`` or ``"auto"``.
+
+    Attributes
+    ----------
+    coef_ : ndarray (1, d)
+        w.
+    intercept_ : ndarray (1,)
+        b.
+    classes_ : ndarray (2,)
+        Sorted labels; ``classes_[1]`` is the +1 class.
+    support_ : ndarray of int
+        Indices of the support vectors (lambda > 0), ascending.
+    support_vectors_ : ndarray (n_SV, d)
+    dual_coef_ : ndarray (1, n_SV)
+        y_i lambda_i of the support vectors, as scikit-learn.
+    n_support_ : ndarray (2,)
+        Support vectors per class.
+    alphas_ : ndarray (n_samples,)
+        The multiplier lambda of every sample (0 off the support set).
+    margin_ : float
+        2 / ||w||, the width of the margin.
+    n_iter_ : int
+        SMO steps taken.
+
+    Examples
+    --------
+    >>> clf = HardMarginSVC().fit([[1, -1], [-1, -1]], [1, -1])  # the document's example
+    >>> clf.coef_.round(12), clf.intercept_.round(12), clf.alphas_.round(12)
+    (array([[1., 0.]]), array([0.]), array([0.5, 0.5]))
+    """
+
+    def __init__(self, tol=1e-6, max_iter=10_000_000, cache_rows=256, *, backend=None):
+        self.tol = tol
+        self.max_iter = max_iter
+        self.cache_rows = cache_rows
+        self.backend = backend
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y):
+        """Fit on X (n_samples, n_features) and labels y of exactly two classes.
+
+        Raises
+        ------
+        NotSeparableError
+            No hyperplane separates the two classes.
+        ValueError
+            One class only or more than two, NaN/inf, mismatched lengths, empty input, tol
+            outside (0, 0.5).
+        RuntimeError
+            ``max_iter`` steps did not reach ``tol`` on separable data.
+
+        Examples
+        --------
+        >>> HardMarginSVC().fit([[0.0], [2.0]], ["a", "b"]).predict([[3.0]])
+        array(['b'], dtype='<U1')
+        """
+        X = as_float_array(X, "X", dtype=np.float64, ndim=2)
+        yarr = np.asarray(y)
+        if yarr.ndim != 1:
+            raise ValueError(f"y must be 1-D, got shape {yarr.shape}")
+        if X.shape[0] != yarr.shape[0]:
+            raise ValueError(f"X and y have mismatched lengths: {X.shape[0]} samples in X, "
+                             f"{yarr.shape[0]} labels in y")
+        if X.shape[0] == 0 or X.shape[1] == 0:
+            raise ValueError(f"X must not be empty, got shape {X.shape}")
+        if yarr.dtype.kind == "f" and not np.isfinite(yarr).all():
+            raise ValueError("y must not contain NaN or inf")
+        if yarr.dtype == object:
+            raise TypeError("y must be an array of numbers or strings, got dtype object")
+        classes, yi = np.unique(yarr, return_inverse=True)
+        if classes.shape[0] != 2:
+            what = "one class only" if classes.shape[0] == 1 else f"{classes.shape[0]} classes"
+            raise ValueError(f"y must hold exactly two classes, got {what}: {classes[:5]}")
+        tol = float(self.tol)
+        if not 0 < tol < 0.5:
+            raise ValueError(f"tol must be in (0, 0.5), got {self.tol}")
+        max_iter = as_int(self.max_iter, "max_iter", 1)
+        cache_rows = as_int(self.cache_rows, "cache_rows", 2)
+        ys = np.where(yi == 1, 1.0, -1.0)
+        n = X.shape[0]
+
+        kernel = get_kernel("svm", "smo_solve", self.backend)
+        XT = np.ascontiguousarray(X.T)
+        alpha = np.zeros(n)
+        grad = -np.ones(n)
+        # A converged run certifies separability (every y_i f(x_i) >= 1 - tol); on data that is
+        # not separable the dual is unbounded and SMO never converges, so after a first budget
+        # of steps a feasibility LP decides between "not separable" and "keep going".
+        first = min(max_iter, max(10_000, 50 * n))
+        it, gap = kernel(XT, ys, alpha, grad, tol, first, cache_rows)
+        if not gap < tol or not np.isfinite(alpha).all():
+            if not np.isfinite(alpha).all() or not _separable(X, ys):
+                raise NotSeparableError(
+                    "the two classes are not linearly separable: no hyperplane satisfies "
+                    "y_i (w.x_i + b) >= 1 for every sample, so the hard-margin SVM has no "
+                    "solution (use a soft-margin SVM, e.g. sklearn.svm.SVC with finite C)")
+            more, gap = kernel(XT, ys, alpha, grad, tol, max_iter - it, cache_rows)
+            it += more
+            if not gap < tol:
+                raise RuntimeError(f"SMO reached max_iter={max_iter} steps with KKT gap {gap:.3g} "
+                                   f"> tol={tol}; raise max_iter")
+        w, b, alpha = _polish(X, ys, alpha, grad)
+
+        self.classes_ = classes
+        self.coef_ = w[None, :]
+        self.intercept_ = np.array([b])
+        self.alphas_ = alpha
+        self.support_ = np.flatnonzero(alpha > 0)
+        self.support_vectors_ = X[self.support_]
+        self.dual_coef_ = (ys * alpha)[self.support_][None, :]
+        self.n_support_ = np.array([np.sum(ys[self.support_] < 0), np.sum(ys[self.support_] > 0)])
+        self.margin_ = 2.0 / float(np.linalg.norm(w))
+        self.n_iter_ = int(it)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    # ------------------------------------------------------------------ predict
+    def _check_fitted_X(self, X):
+        if not hasattr(self, "coef_"):
+            raise ValueError("this HardMarginSVC is not fitted yet: call fit(X, y) first")
+        X = as_float_array(X, "X", dtype=np.float64, ndim=2)
+        if X.shape[1] != self.coef_.shape[1]:
+            raise ValueError(f"X has {X.shape[1]} features, the model was fitted with "
+                             f"{self.coef_.shape[1]}")
+        return X
+
+    def decision_function(self, X):
+        """w.x + b for each row of X: positive on the ``classes_[1]`` side.
+
+        Examples
+        --------
+        >>> HardMarginSVC().fit([[1, -1], [-1, -1]], [1, -1]).decision_function([[2, 0]]).round(12)
+        array([2.])
+        """
+        X = self._check_fitted_X(X)
+        return X @ self.coef_[0] + self.intercept_[0]
+
+    def predict(self, X):
+        """The class label of each row of X.
+
+        Examples
+        --------
+        >>> HardMarginSVC().fit([[1, -1], [-1, -1]], [1, -1]).predict([[0.5, 3], [-2, 0]])
+        array([ 1, -1])
+        """
+        return self.classes_[(self.decision_function(X) > 0).astype(int)]
+
+
+def _polish(X, ys, alpha, grad):
+    """Exact KKT solve on the support set {alpha > 0}; falls back to the SMO answer."""
+    sv = np.flatnonzero(alpha > 0)
+    Xs, ysv = X[sv], ys[sv]
+    k = sv.shape[0]
+    A = np.zeros((k + 1, k + 1))
+    A[:k, :k] = Xs @ Xs.T
+    A[:k, k] = 1.0
+    A[k, :k] = 1.0
+    rhs = np.append(ysv, 0.0)
+    sol = np.linalg.lstsq(A, rhs, rcond=None)[0]
+    beta, b = sol[:k], sol[k]
+    lam = beta * ysv
+    w = Xs.T @ beta
+    margins = ys * (X @ w + b)
+    scale = max(1.0, float(np.abs(lam).max()))
+    if (lam.min() >= -1e-9 * scale and margins.min() >= 1 - 1e-9
+            and np.allclose(A @ sol, rhs, rtol=0, atol=1e-9)):
+        out = np.zeros_like(alpha)
+        out[sv] = np.maximum(lam, 0.0)
+        return w, float(b), out
+    # degenerate support set (more than d + 1 points on the margin): keep SMO's multipliers
+    w = Xs.T @ (ysv * alpha[sv])
+    b = float(np.mean(ysv - Xs @ w))
+    return w, b, alpha

@@ -1,0 +1,6 @@
+"""The VAE of question 2: KL loss and reparameterisation kernels, and a small VAE model."""
+from .api import (kl_divergence, kl_divergence_grad, latent_backward, latent_forward,
+                  reparameterize, reparameterize_backward)
+
+__all__ = ["kl_divergence", "kl_divergence_grad", "latent_backward", "latent_forward",
+           "reparameterize", "reparameterize_backward"]
