@@ -7,6 +7,9 @@ dispatch point (:mod:`fasthw6._backend`).
 """
 from ._backend import available_backends, get_backend, set_backend, use_backend
 from .conv import conv2d, conv_transpose2d, relu, subpixel_conv2d, zero_interpolate
+from .nn import batchnorm_backward, batchnorm_forward
+from .svm import HardMarginSVC, NotSeparableError
+from .vae import kl_divergence, kl_divergence_grad, reparameterize, reparameterize_backward
 
 __version__ = "0.1.0"
 
@@ -20,4 +23,12 @@ __all__ = [
     "relu",
     "subpixel_conv2d",
     "zero_interpolate",
+    "batchnorm_forward",
+    "batchnorm_backward",
+    "HardMarginSVC",
+    "NotSeparableError",
+    "kl_divergence",
+    "kl_divergence_grad",
+    "reparameterize",
+    "reparameterize_backward",
 ]

@@ -198,7 +198,8 @@ class HardMarginSVC:
         >>> HardMarginSVC().fit([[1, -1], [-1, -1]], [1, -1]).predict([[0.5, 3], [-2, 0]])
         array([ 1, -1])
         """
-        return self.classes_[(self.decision_function(X) > 0).astype(int)]
+        f = self.decision_function(X)
+        return self.classes_[(f > 0).astype(int)]
 
 
 def _polish(X, ys, alpha, grad):

@@ -1,0 +1,142 @@
+"""Batch norm: every backend against the reference, torch + autograd and finite differences."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fasthw6
+from fasthw6.nn import batchnorm_backward, batchnorm_forward, batchnorm_forward_backward
+
+SHAPES = [(7, 5), (64, 33), (3, 4, 5, 6), (2, 3, 1, 9)]
+
+
+def _data(shape, dtype, seed=0, shift=3.0):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(shape) * 2 + shift).astype(dtype)
+    C = shape[1]
+    return x, rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype), \
+        rng.standard_normal(shape).astype(dtype)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_backends_match_reference(backend, dtype, tol, shape):
+    x, g, b, dy = _data(shape, dtype)
+    ref = batchnorm_forward_backward(x.astype(np.float64), g.astype(np.float64),
+                                     b.astype(np.float64), dy.astype(np.float64), backend="numpy")
+    out = batchnorm_forward_backward(x, g, b, dy, backend=backend)
+    for o, r in zip(out, ref):
+        assert o.dtype == dtype
+        np.testing.assert_allclose(o, r, rtol=tol["rtol"] * 10, atol=tol["atol"] * 10 * max(1, np.abs(r).max()))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_matches_torch_autograd_and_running_stats(backend, dtype, shape):
+    torch = pytest.importorskip("torch")
+    x, g, b, dy = _data(shape, dtype, seed=1)
+    C = shape[1]
+    rm, rv = np.zeros(C, dtype), np.ones(C, dtype)
+    y, cache = batchnorm_forward(x, g, b, 1e-5, True, rm, rv, 0.1, backend=backend)
+    dx, dg, db = batchnorm_backward(dy, cache)
+    tx, tg, tb = (torch.from_numpy(a.copy()).requires_grad_(True) for a in (x, g, b))
+    trm, trv = torch.zeros(C, dtype=tx.dtype), torch.ones(C, dtype=tx.dtype)
+    ty = torch.nn.functional.batch_norm(tx, trm, trv, tg, tb, training=True, momentum=0.1, eps=1e-5)
+    ty.backward(torch.from_numpy(dy))
+    t = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(y, ty.detach().numpy(), **t)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), **t)
+    np.testing.assert_allclose(dg, tg.grad.numpy(), **t)
+    np.testing.assert_allclose(db, tb.grad.numpy(), **t)
+    np.testing.assert_allclose(rm, trm.numpy(), **t)
+    np.testing.assert_allclose(rv, trv.numpy(), **t)
+    # eval mode uses the running statistics, as torch does
+    ye, ce = batchnorm_forward(x, g, b, 1e-5, False, rm, rv, backend=backend)
+    dxe, _, _ = batchnorm_backward(dy, ce)
+    tx2 = torch.from_numpy(x.copy()).requires_grad_(True)
+    te = torch.nn.functional.batch_norm(tx2, trm, trv, tg.detach(), tb.detach(), training=False, eps=1e-5)
+    te.backward(torch.from_numpy(dy))
+    np.testing.assert_allclose(ye, te.detach().numpy(), **t)
+    np.testing.assert_allclose(dxe, tx2.grad.numpy(), **t)
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (3, 2, 2, 3)])
+def test_gradients_match_finite_differences(backend, shape):
+    x, g, b, dy = _data(shape, np.float64, seed=2)
+
+    def loss(x_, g_, b_):
+        return float(np.sum(batchnorm_forward(x_, g_, b_, backend=backend)[0] * dy))
+
+    _, dx, dg, db = batchnorm_forward_backward(x, g, b, dy, backend=backend)
+    h = 1e-6
+    for arr, grad, args in ((x, dx, 0), (g, dg, 1), (b, db, 2)):
+        num = np.zeros_like(arr)
+        it = np.nditer(arr, flags=["multi_index"])
+        for _ in it:
+            i = it.multi_index
+            p, m = [x.copy(), g.copy(), b.copy()], [x.copy(), g.copy(), b.copy()]
+            p[args][i] += h
+            m[args][i] -= h
+            num[i] = (loss(*p) - loss(*m)) / (2 * h)
+        np.testing.assert_allclose(grad, num, rtol=1e-5, atol=1e-6)
+
+
+def test_variance_is_stable_for_large_offsets(backend):
+    # E[x^2] - E[x]^2 loses every digit here; two passes in float64 do not
+    rng = np.random.default_rng(3)
+    x = (1e4 + rng.standard_normal((256, 4))).astype(np.float32)
+    y, cache = batchnorm_forward(x, backend=backend)
+    np.testing.assert_allclose(cache.var, x.astype(np.float64).var(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(y.std(axis=0), 1.0, rtol=1e-3)
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(n=st.integers(2, 9), c=st.integers(1, 5), hw=st.integers(1, 4), four=st.booleans())
+def test_property_shapes_numba_vs_reference(n, c, hw, four):
+    shape = (n, c, hw, hw + 1) if four else (n, c)
+    x, g, b, dy = _data(shape, np.float64, seed=n * 31 + c)
+    out = batchnorm_forward_backward(x, g, b, dy, backend="numba")
+    ref = batchnorm_forward_backward(x, g, b, dy, backend="numpy")
+    for o, r in zip(out, ref):
+        np.testing.assert_allclose(o, r, rtol=1e-9, atol=1e-9)
+
+
+def test_top_level_exports():
+    assert fasthw6.batchnorm_forward is batchnorm_forward
+    assert fasthw6.batchnorm_backward is batchnorm_backward
+
+
+def test_errors():
+    x = np.ones((4, 3))
+    with pytest.raises(ValueError, match="2-D .* or 4-D"):
+        batchnorm_forward(np.ones((2, 3, 4)))
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        batchnorm_forward(np.ones((1, 3)))
+    with pytest.raises(ValueError, match="gamma must have 3 entries"):
+        batchnorm_forward(x, gamma=np.ones(2))
+    with pytest.raises(ValueError, match="x must be finite.*channel 1"):
+        batchnorm_forward(np.array([[1.0, np.nan], [2.0, 3.0]]))
+    with pytest.raises(ValueError, match="x must be finite"):
+        batchnorm_forward(np.array([[1.0, np.inf], [2.0, 3.0]]), training=False,
+                          running_mean=np.zeros(2), running_var=np.ones(2))
+    with pytest.raises(ValueError, match="pass running_mean and running_var"):
+        batchnorm_forward(x, training=False)
+    with pytest.raises(TypeError, match="running_mean must be a float32/float64 ndarray"):
+        batchnorm_forward(x, running_mean=[0.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match=r"running_var must have shape \(3,\)"):
+        batchnorm_forward(x, running_var=np.ones(4))
+    with pytest.raises(ValueError, match="momentum"):
+        batchnorm_forward(x, momentum=1.5)
+    with pytest.raises(ValueError, match="eps must be > 0"):
+        batchnorm_forward(x, eps=0.0)
+    with pytest.raises(TypeError, match="training must be a bool"):
+        batchnorm_forward(x, training="yes")
+    with pytest.raises(TypeError, match="numeric"):
+        batchnorm_forward(np.array([["a", "b"], ["c", "d"]]))
+    _, cache = batchnorm_forward(np.arange(12.0).reshape(4, 3))
+    with pytest.raises(ValueError, match="dy must have the shape of x"):
+        batchnorm_backward(np.ones((4, 2)), cache)
+    with pytest.raises(ValueError, match="dy must be finite.*channel 2"):
+        batchnorm_backward(np.array([[0, 0, np.nan]] * 4), cache)
+    with pytest.raises(TypeError, match="BatchNormCache"):
+        batchnorm_backward(np.ones((4, 3)), (1, 2))

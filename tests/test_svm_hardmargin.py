@@ -1,0 +1,103 @@
+"""Hard-margin SVM: the document's example, scikit-learn as oracle, non-separable data, errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fasthw6
+from fasthw6 import HardMarginSVC, NotSeparableError
+
+
+def test_document_example(backend):
+    # question 3: x1 = [1, -1] (y = +1), x2 = [-1, -1] (y = -1) -> w = [1, 0], b = 0, lambda = 1/2
+    clf = HardMarginSVC(backend=backend).fit([[1, -1], [-1, -1]], [1, -1])
+    np.testing.assert_allclose(clf.coef_, [[1.0, 0.0]], atol=1e-12)
+    np.testing.assert_allclose(clf.intercept_, [0.0], atol=1e-12)
+    np.testing.assert_allclose(clf.alphas_, [0.5, 0.5], atol=1e-12)
+    np.testing.assert_allclose(clf.dual_coef_, [[0.5, -0.5]], atol=1e-12)
+    assert clf.margin_ == pytest.approx(2.0)
+    np.testing.assert_array_equal(clf.support_, [0, 1])
+    np.testing.assert_array_equal(clf.predict([[3, 5], [-3, 5]]), [1, -1])
+
+
+def _separable(n, d, seed, gap=0.2):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    w = rng.standard_normal(d)
+    s = X @ w / np.linalg.norm(w) + 0.3
+    keep = np.abs(s) > gap
+    return X[keep], np.where(s[keep] > 0, "pos", "neg")
+
+
+def _kkt_ok(clf, X, y):
+    ys = np.where(y == clf.classes_[1], 1.0, -1.0)
+    m = ys * clf.decision_function(X)
+    assert m.min() >= 1 - 1e-8
+    np.testing.assert_allclose(m[clf.support_], 1.0, atol=1e-8)
+    np.testing.assert_allclose(clf.coef_[0], (clf.alphas_ * ys) @ X, rtol=1e-9, atol=1e-12)
+    assert abs(clf.alphas_ @ ys) < 1e-9 and (clf.alphas_ >= 0).all()
+
+
+@pytest.mark.parametrize("n,d", [(40, 2), (300, 5)])
+def test_backends_satisfy_kkt_and_agree(backend, n, d):
+    X, y = _separable(n, d, seed=n)
+    clf = HardMarginSVC(backend=backend).fit(X, y)
+    _kkt_ok(clf, X, y)
+    ref = HardMarginSVC(backend="numpy").fit(X, y)
+    np.testing.assert_allclose(clf.coef_, ref.coef_, rtol=1e-7, atol=1e-9)
+    np.testing.assert_array_equal(clf.support_, ref.support_)
+
+
+@pytest.mark.parametrize("n,d,seed", [(60, 2, 0), (500, 10, 1), (2000, 20, 2)])
+def test_matches_sklearn_svc(n, d, seed):
+    svm = pytest.importorskip("sklearn.svm")
+    X, y = _separable(n, d, seed)
+    ours = HardMarginSVC().fit(X, y)
+    theirs = svm.SVC(kernel="linear", C=1e10, tol=1e-6).fit(X, y)
+    np.testing.assert_array_equal(ours.classes_, theirs.classes_)
+    np.testing.assert_allclose(ours.coef_, theirs.coef_, rtol=1e-4, atol=1e-4 * np.abs(theirs.coef_).max())
+    np.testing.assert_allclose(ours.intercept_, theirs.intercept_, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(ours.support_, np.sort(theirs.support_))
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+    _kkt_ok(ours, X, y)
+
+
+@pytest.mark.parametrize("X,y", [
+    ([[0, 0], [1, 1], [0, 1], [1, 0]], [1, 1, -1, -1]),      # XOR
+    ([[0.0], [0.0]], [1, -1]),                                # the same point, both labels
+    ([[0.0], [1.0], [2.0]], [1, -1, 1]),                       # interleaved on a line
+])
+def test_not_separable_raises(backend, X, y):
+    with pytest.raises(NotSeparableError, match="not linearly separable"):
+        HardMarginSVC(backend=backend).fit(X, y)
+
+
+def test_not_separable_random_cloud_is_quick(backend):
+    if backend == "numpy":
+        pytest.skip("the reference SMO is slow by design")
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError):  # NotSeparableError is a ValueError
+        HardMarginSVC(backend=backend).fit(rng.standard_normal((400, 3)), rng.integers(0, 2, 400))
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="exactly two classes, got one class only"):
+        HardMarginSVC().fit([[0.0], [1.0]], [1, 1])
+    with pytest.raises(ValueError, match="exactly two classes, got 3 classes"):
+        HardMarginSVC().fit([[0.0], [1.0], [2.0]], [0, 1, 2])
+    with pytest.raises(ValueError, match="X must be finite"):
+        HardMarginSVC().fit([[np.nan], [1.0]], [0, 1])
+    with pytest.raises(ValueError, match="y must not contain NaN"):
+        HardMarginSVC().fit([[0.0], [1.0]], [0.0, np.nan])
+    with pytest.raises(ValueError, match="mismatched lengths"):
+        HardMarginSVC().fit([[0.0], [1.0]], [0, 1, 1])
+    with pytest.raises(ValueError, match="X must be 2-D"):
+        HardMarginSVC().fit([0.0, 1.0], [0, 1])
+    with pytest.raises(ValueError, match="tol must be in"):
+        HardMarginSVC(tol=0).fit([[0.0], [1.0]], [0, 1])
+    with pytest.raises(ValueError, match="not fitted"):
+        HardMarginSVC().predict([[0.0]])
+    clf = HardMarginSVC().fit([[0.0], [1.0]], [0, 1])
+    with pytest.raises(ValueError, match="X has 2 features"):
+        clf.predict([[0.0, 1.0]])
+    assert issubclass(fasthw6.NotSeparableError, ValueError)
