@@ -7,6 +7,7 @@ dispatch point (:mod:`fasthw6._backend`).
 """
 from ._backend import available_backends, get_backend, set_backend, use_backend
 from .conv import conv2d, conv_transpose2d, relu, subpixel_conv2d, zero_interpolate
+from .hmm import CategoricalHMM
 from .nn import batchnorm_backward, batchnorm_forward
 from .svm import HardMarginSVC, NotSeparableError
 from .vae import kl_divergence, kl_divergence_grad, reparameterize, reparameterize_backward
@@ -23,6 +24,7 @@ __all__ = [
     "relu",
     "subpixel_conv2d",
     "zero_interpolate",
+    "CategoricalHMM",
     "batchnorm_forward",
     "batchnorm_backward",
     "HardMarginSVC",

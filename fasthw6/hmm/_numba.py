@@ -1,0 +1,400 @@
+"""Numba HMM kernels (backend ``"numba"``).
+
+Everything reaching these functions was validated by ``fasthw6.hmm.api``: symbols lie in
+``[0, M)``, ``offsets`` is non-decreasing from 0 to ``len(X)``, probabilities are finite and
+non-negative.  Nothing here checks bounds.
+
+Conventions shared with ``_cython.pyx`` and ``reference.py`` (same names, same signatures):
+
+- ``X`` holds the symbols of every sequence end to end (any unsigned/signed integer dtype, read
+  in place), sequence ``s`` is ``X[offsets[s]:offsets[s+1]]``;
+- ``emit_t`` is the emission matrix transposed, ``(M, N)``: the column of symbol ``x`` is the
+  contiguous row ``emit_t[x]``;
+- the forward pass normalises α every step (α̂ sums to 1).  The log-likelihood is the sum of the
+  logs of the normalisers, but taking a log per step costs more than the whole step at small N,
+  so the normalisers are multiplied into a float64 mantissa ``p`` kept in [2^-512, 1] by exact
+  power-of-two rescaling (``_LL_*``); one log per sequence remains.  A normaliser below 2^-400
+  (not representable in that budget) is logged directly; a zero one means the sequence is
+  impossible: its log-likelihood is -inf and it contributes nothing to the E-step statistics.
+- backward messages are normalised to sum 1 each step (they never overflow) and γ, ξ are
+  normalised by ``Z_t = α̂_t · (A u)``, so their scale cancels exactly.
+- Σ_t ξ_t(i, j) = A_ij Σ_t α̂_t(i) u_{t+1}(j) / Z_t: the kernels accumulate the outer products
+  only and the caller multiplies by A once.  No T×N×N array ever exists.
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+_TWO_M512 = 2.0 ** -512
+_TWO_P512 = 2.0 ** 512
+_SMALL = 2.0 ** -400
+_LN2_512 = 512.0 * math.log(2.0)
+LANES = 16  # sequences advanced in lockstep by the small-N forward kernel
+LOCKSTEP_MAX_N = 24
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _ll_push(s, p, e, extra):
+    """Fold normaliser ``s`` into (mantissa p, count e of 2^512 factors, directly logged extra)."""
+    if s >= _SMALL:
+        p *= s
+        if p < _TWO_M512:
+            p *= _TWO_P512
+            e += 1
+    elif s > 0.0:
+        extra += math.log(s)
+    else:
+        extra = -np.inf
+    return p, e, extra
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _ll_value(p, e, extra):
+    if extra == -np.inf:
+        return -np.inf
+    return math.log(p) - e * _LN2_512 + extra
+
+
+@njit(nogil=True, cache=True)
+def _chunks(offsets, n_chunks):
+    """Split the sequences into ``n_chunks`` contiguous ranges of about equal symbol count."""
+    S = offsets.shape[0] - 1
+    n_chunks = max(1, min(n_chunks, S))
+    bounds = np.empty(n_chunks + 1, np.int64)
+    total = offsets[S]
+    bounds[0] = 0
+    for c in range(1, n_chunks):
+        target = (total * c) // n_chunks
+        b = np.searchsorted(offsets[:S + 1], target)
+        bounds[c] = max(bounds[c - 1], min(b, S))
+    bounds[n_chunks] = S
+    return bounds
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _forward_one(X, a, b, startprob, transmat, emit_t, alpha, tmp):
+    """Scaled forward over X[a:b] (b > a), α̂ rows written to ``alpha[0:b-a]``; returns log P."""
+    N = startprob.shape[0]
+    x = X[a]
+    s = 0.0
+    for j in range(N):
+        v = startprob[j] * emit_t[x, j]
+        alpha[0, j] = v
+        s += v
+    p, e, extra = 1.0, 0, 0.0
+    p, e, extra = _ll_push(s, p, e, extra)
+    if s == 0.0:
+        return -np.inf
+    r = 1.0 / s
+    for j in range(N):
+        alpha[0, j] *= r
+    for t in range(1, b - a):
+        x = X[a + t]
+        prev = alpha[t - 1]
+        cur = alpha[t]
+        for j in range(N):
+            tmp[j] = 0.0
+        for i in range(N):  # axpy form: row i of A is contiguous
+            ai = prev[i]
+            if ai != 0.0:
+                row = transmat[i]
+                for j in range(N):
+                    tmp[j] += ai * row[j]
+        em = emit_t[x]
+        s = 0.0
+        for j in range(N):
+            v = tmp[j] * em[j]
+            cur[j] = v
+            s += v
+        p, e, extra = _ll_push(s, p, e, extra)
+        if s == 0.0:
+            return -np.inf
+        r = 1.0 / s
+        for j in range(N):
+            cur[j] *= r
+    return _ll_value(p, e, extra)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _forward_score_one(X, a, b, startprob, transmat, emit_t, alpha, tmp):
+    """Scaled forward over X[a:b] keeping only the current α̂ (O(N) memory); returns log P."""
+    N = startprob.shape[0]
+    x = X[a]
+    s = 0.0
+    for j in range(N):
+        v = startprob[j] * emit_t[x, j]
+        alpha[j] = v
+        s += v
+    p, e, extra = 1.0, 0, 0.0
+    p, e, extra = _ll_push(s, p, e, extra)
+    if s == 0.0:
+        return -np.inf
+    r = 1.0 / s
+    for j in range(N):
+        alpha[j] *= r
+    for t in range(a + 1, b):
+        x = X[t]
+        for j in range(N):
+            tmp[j] = 0.0
+        for i in range(N):
+            ai = alpha[i]
+            row = transmat[i]
+            for j in range(N):
+                tmp[j] += ai * row[j]
+        em = emit_t[x]
+        s = 0.0
+        for j in range(N):
+            v = tmp[j] * em[j]
+            alpha[j] = v
+            s += v
+        p, e, extra = _ll_push(s, p, e, extra)
+        if s == 0.0:
+            return -np.inf
+        r = 1.0 / s
+        for j in range(N):
+            alpha[j] *= r
+    return _ll_value(p, e, extra)
+
+
+@njit(nogil=True, cache=True, parallel=True)
+def forward_loglik(X, offsets, startprob, transmat, emit_t, n_chunks, out):
+    """Per-sequence log-likelihoods into ``out`` (float64, one per sequence)."""
+    S = offsets.shape[0] - 1
+    N = startprob.shape[0]
+    bounds = _chunks(offsets, n_chunks)
+    for c in prange(bounds.shape[0] - 1):
+        alpha = np.empty(N, transmat.dtype)
+        tmp = np.empty(N, transmat.dtype)
+        for s in range(bounds[c], bounds[c + 1]):
+            a, b = offsets[s], offsets[s + 1]
+            if b == a:
+                out[s] = 0.0
+            else:
+                out[s] = _forward_score_one(X, a, b, startprob, transmat, emit_t, alpha, tmp)
+    return out
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _backward_one(X, a, b, transmat, emit_t, alpha, gamma, beta, u, v, start_acc, trans_raw,
+                  obs_acc, want_stats):
+    """Backward pass over X[a:b] given α̂ rows ``alpha[0:T]``; writes γ into ``gamma[0:T]``
+    (which may be ``alpha`` itself) and, if ``want_stats``, accumulates the E-step sums."""
+    N = transmat.shape[0]
+    T = b - a
+    last = alpha[T - 1]
+    g = gamma[T - 1]
+    for j in range(N):
+        beta[j] = 1.0 / N
+        g[j] = last[j]
+    if want_stats:
+        ob = obs_acc[X[b - 1]]
+        for j in range(N):
+            ob[j] += g[j]
+    for t in range(T - 2, -1, -1):
+        em = emit_t[X[a + t + 1]]
+        for j in range(N):
+            u[j] = em[j] * beta[j]
+        at = alpha[t]
+        z = 0.0
+        sv = 0.0
+        for i in range(N):  # dot form: row i of A times u
+            row = transmat[i]
+            acc = 0.0
+            for j in range(N):
+                acc += row[j] * u[j]
+            v[i] = acc
+            z += at[i] * acc
+            sv += acc
+        iz = 1.0 / z if z > 0.0 else 0.0
+        isv = 1.0 / sv if sv > 0.0 else 0.0
+        if want_stats:
+            for i in range(N):
+                w = at[i] * iz
+                if w != 0.0:
+                    tr = trans_raw[i]
+                    for j in range(N):
+                        tr[j] += w * u[j]
+        g = gamma[t]
+        for i in range(N):
+            g[i] = at[i] * v[i] * iz
+            beta[i] = v[i] * isv
+        if want_stats:
+            ob = obs_acc[X[a + t]]
+            for i in range(N):
+                ob[i] += g[i]
+    if want_stats:
+        g = gamma[0]
+        for i in range(N):
+            start_acc[i] += g[i]
+
+
+@njit(nogil=True, cache=True, parallel=True)
+def forward_backward(X, offsets, startprob, transmat, emit_t, n_chunks, gamma, out):
+    """Posteriors γ (``gamma``, shape (len(X), N)) and per-sequence log-likelihoods ``out``.
+
+    α̂ is written into ``gamma`` and overwritten in place by γ during the backward pass, so the
+    only other memory is O(N) per thread.  Rows of an impossible sequence are left at 0.
+    """
+    N = startprob.shape[0]
+    bounds = _chunks(offsets, n_chunks)
+    for c in prange(bounds.shape[0] - 1):
+        tmp = np.empty(N, transmat.dtype)
+        beta = np.empty(N, transmat.dtype)
+        u = np.empty(N, transmat.dtype)
+        v = np.empty(N, transmat.dtype)
+        d0 = np.zeros(1, np.float64)
+        d2 = np.zeros((1, 1), np.float64)
+        for s in range(bounds[c], bounds[c + 1]):
+            a, b = offsets[s], offsets[s + 1]
+            if b == a:
+                out[s] = 0.0
+                continue
+            lat = gamma[a:b]
+            ll = _forward_one(X, a, b, startprob, transmat, emit_t, lat, tmp)
+            out[s] = ll
+            if ll == -np.inf:
+                lat[:] = 0.0
+                continue
+            _backward_one(X, a, b, transmat, emit_t, lat, lat, beta, u, v, d0, d2, d2, False)
+    return out
+
+
+@njit(nogil=True, cache=True, parallel=True)
+def estep(X, offsets, startprob, transmat, emit_t, n_chunks, start_acc, trans_acc, obs_acc, out):
+    """E-step sums over every sequence: ``start_acc`` (N,) Σ γ_0, ``trans_acc`` (N, N) Σ ξ,
+    ``obs_acc`` (M, N) Σ γ_t per symbol (all float64, added to), ``out`` per-sequence log P.
+
+    Each chunk of sequences owns its accumulators; they are merged serially at the end.
+    """
+    N = startprob.shape[0]
+    M = emit_t.shape[0]
+    S = offsets.shape[0] - 1
+    maxlen = 0
+    for s in range(S):
+        maxlen = max(maxlen, offsets[s + 1] - offsets[s])
+    bounds = _chunks(offsets, n_chunks)
+    C = bounds.shape[0] - 1
+    st = np.zeros((C, N), np.float64)
+    tr = np.zeros((C, N, N), np.float64)
+    ob = np.zeros((C, M, N), np.float64)
+    for c in prange(C):
+        lat = np.empty((maxlen, N), transmat.dtype)
+        tmp = np.empty(N, transmat.dtype)
+        beta = np.empty(N, transmat.dtype)
+        u = np.empty(N, transmat.dtype)
+        v = np.empty(N, transmat.dtype)
+        for s in range(bounds[c], bounds[c + 1]):
+            a, b = offsets[s], offsets[s + 1]
+            if b == a:
+                out[s] = 0.0
+                continue
+            ll = _forward_one(X, a, b, startprob, transmat, emit_t, lat, tmp)
+            out[s] = ll
+            if ll == -np.inf:
+                continue
+            _backward_one(X, a, b, transmat, emit_t, lat, lat, beta, u, v, st[c], tr[c], ob[c],
+                          True)
+    for c in range(C):
+        for i in range(N):
+            start_acc[i] += st[c, i]
+            for j in range(N):
+                trans_acc[i, j] += tr[c, i, j] * transmat[i, j]
+        for k in range(M):
+            for j in range(N):
+                obs_acc[k, j] += ob[c, k, j]
+    return out
+
+
+@njit(nogil=True, cache=True, parallel=True)
+def viterbi(X, offsets, log_startprob, log_transmat, log_emit_t, bp, states, out):
+    """Most likely state path of every sequence (``states``, int64, len(X)) and its log
+    probability (``out``, float64 per sequence), in log space (float64).
+
+    ``bp`` is a small-integer scratch array (int8/int16/int32 for N up to 127/32767/...) of
+    shape (n_chunks, maxlen, N) allocated by the caller; chunk ``c`` uses ``bp[c]``.
+    Ties: the backpointer is the largest maximising state, the final state the smallest (as
+    hmmlearn).
+    """
+    N = log_startprob.shape[0]
+    C = bp.shape[0]
+    bounds = _chunks(offsets, C)
+    for c in prange(bounds.shape[0] - 1):
+        B = bp[c]
+        delta = np.empty(N, np.float64)
+        best = np.empty(N, np.float64)
+        arg = np.empty(N, B.dtype)
+        for s in range(bounds[c], bounds[c + 1]):
+            a, b = offsets[s], offsets[s + 1]
+            if b == a:
+                out[s] = 0.0
+                continue
+            em = log_emit_t[X[a]]
+            for j in range(N):
+                delta[j] = log_startprob[j] + em[j]
+            for t in range(1, b - a):
+                for j in range(N):
+                    best[j] = -np.inf
+                    arg[j] = 0
+                for i in range(N):  # max-plus axpy: row i of log A is contiguous
+                    di = delta[i]
+                    row = log_transmat[i]
+                    for j in range(N):
+                        w = di + row[j]
+                        if w >= best[j]:
+                            best[j] = w
+                            arg[j] = i
+                em = log_emit_t[X[a + t]]
+                Bt = B[t]
+                for j in range(N):
+                    delta[j] = best[j] + em[j]
+                    Bt[j] = arg[j]
+            k = 0
+            m = delta[0]
+            for j in range(1, N):
+                if delta[j] > m:
+                    m = delta[j]
+                    k = j
+            out[s] = m
+            states[b - 1] = k
+            for t in range(b - a - 1, 0, -1):
+                k = B[t, k]
+                states[a + t - 1] = k
+    return out
+
+
+@njit(nogil=True, cache=True)
+def sample_chain(u, start_cdf, trans_cdf, emit_cdf, states, symbols):
+    """Draw a state path and its symbols from uniforms ``u`` (2 per step, in hmmlearn's order:
+    state, symbol, state, symbol, ...): the first index whose cdf exceeds u (0 if none)."""
+    n = states.shape[0]
+    N = start_cdf.shape[0]
+    M = emit_cdf.shape[1]
+    cur = 0
+    for t in range(n):
+        us = u[2 * t]
+        cdf = start_cdf if t == 0 else trans_cdf[cur]
+        nxt = 0
+        for j in range(N):
+            if cdf[j] > us:
+                nxt = j
+                break
+        cur = nxt
+        states[t] = cur
+        ue = u[2 * t + 1]
+        ec = emit_cdf[cur]
+        sym = 0
+        for k in range(M):
+            if ec[k] > ue:
+                sym = k
+                break
+        symbols[t] = sym
+    return states
+
+
+def n_threads():
+    """Threads a parallel kernel of this backend runs on now."""
+    return numba.get_num_threads()

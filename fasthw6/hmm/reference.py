@@ -1,0 +1,162 @@
+"""The document's HMM code (question 4), corrected: the NumPy reference backend (``"numpy"``).
+
+It keeps the document's shape -- α, β, γ, δ as (states × time) arrays filled column by column,
+ξ per time step -- and fixes its five defects:
+
+1. the backward step uses the emission of the *next* symbol, ``B[:, O[t+1]]``;
+2. γ_t ∝ α_t β_t at every t (not summed from ξ, which misses the last step);
+3. decoding backtracks through stored argmaxes (Viterbi), instead of a per-column argmax of δ;
+4. α is normalised every step (β by the same normalisers) and log P(O) = Σ log c_t, so long
+   sequences neither underflow nor give 0/0; Viterbi works in log space;
+5. the M-step (in ``api.py``) keeps the previous parameters of a state with no expected
+   occupancy instead of dividing 0 by 0.
+
+Same kernel names and signatures as ``_numba.py``/``_cython.pyx``; slow (a Python loop per
+sequence and per step) and obviously right.  Zero probabilities are allowed: an impossible
+sequence has log P = -inf and contributes no statistics.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _sequences(offsets):
+    for s in range(len(offsets) - 1):
+        yield s, int(offsets[s]), int(offsets[s + 1])
+
+
+def _forward(A, B, PI, O):
+    """Scaled α (N × T) and normalisers c (T,); c_t = 0 marks an impossible prefix."""
+    N, T = A.shape[0], O.shape[0]
+    alpha = np.zeros((N, T), dtype=np.float64)
+    c = np.zeros(T, dtype=np.float64)
+    alpha[:, 0] = PI * B[:, O[0]]
+    for t in range(T):
+        if t > 0:
+            for j in range(N):
+                alpha[j, t] = np.sum(alpha[:, t - 1] * A[:, j]) * B[j, O[t]]
+        c[t] = np.sum(alpha[:, t])
+        if c[t] == 0.0:
+            return alpha, c
+        alpha[:, t] /= c[t]
+    return alpha, c
+
+
+def _backward(A, B, O, c):
+    """β (N × T) scaled by the forward normalisers, using B[:, O[t+1]] (defect 1 fixed)."""
+    N, T = A.shape[0], O.shape[0]
+    beta = np.zeros((N, T), dtype=np.float64)
+    beta[:, -1] = 1.0
+    for t in range(T - 2, -1, -1):
+        for i in range(N):
+            beta[i, t] = np.sum(A[i, :] * B[:, O[t + 1]] * beta[:, t + 1])
+        beta[:, t] /= c[t + 1]
+    return beta
+
+
+def _loglik(c):
+    with np.errstate(divide="ignore"):
+        return float(np.sum(np.log(c))) if np.all(c > 0) else -np.inf
+
+
+def _params(startprob, transmat, emit_t):
+    return (np.asarray(transmat, np.float64), np.asarray(emit_t, np.float64).T,
+            np.asarray(startprob, np.float64))
+
+
+def forward_loglik(X, offsets, startprob, transmat, emit_t, n_chunks, out):
+    A, B, PI = _params(startprob, transmat, emit_t)
+    for s, a, b in _sequences(offsets):
+        if b == a:
+            out[s] = 0.0
+            continue
+        _, c = _forward(A, B, PI, np.asarray(X[a:b], np.int64))
+        out[s] = _loglik(c)
+    return out
+
+
+def forward_backward(X, offsets, startprob, transmat, emit_t, n_chunks, gamma, out):
+    A, B, PI = _params(startprob, transmat, emit_t)
+    for s, a, b in _sequences(offsets):
+        if b == a:
+            out[s] = 0.0
+            continue
+        O = np.asarray(X[a:b], np.int64)
+        alpha, c = _forward(A, B, PI, O)
+        out[s] = _loglik(c)
+        if out[s] == -np.inf:
+            gamma[a:b] = 0.0
+            continue
+        beta = _backward(A, B, O, c)
+        g = alpha * beta  # defect 2 fixed: γ from α β at every t, the last one included
+        gamma[a:b] = (g / g.sum(axis=0)).T
+    return out
+
+
+def estep(X, offsets, startprob, transmat, emit_t, n_chunks, start_acc, trans_acc, obs_acc, out):
+    A, B, PI = _params(startprob, transmat, emit_t)
+    for s, a, b in _sequences(offsets):
+        if b == a:
+            out[s] = 0.0
+            continue
+        O = np.asarray(X[a:b], np.int64)
+        alpha, c = _forward(A, B, PI, O)
+        out[s] = _loglik(c)
+        if out[s] == -np.inf:
+            continue
+        beta = _backward(A, B, O, c)
+        g = alpha * beta
+        g /= g.sum(axis=0)
+        for t in range(O.shape[0] - 1):
+            xi = alpha[:, t, None] * A * (B[:, O[t + 1]] * beta[:, t + 1])[None, :] / c[t + 1]
+            trans_acc += xi
+        start_acc += g[:, 0]
+        for t in range(O.shape[0]):
+            obs_acc[O[t]] += g[:, t]
+    return out
+
+
+def viterbi(X, offsets, log_startprob, log_transmat, log_emit_t, bp, states, out):
+    lA = np.asarray(log_transmat, np.float64)
+    lB = np.asarray(log_emit_t, np.float64).T
+    lPI = np.asarray(log_startprob, np.float64)
+    N = lA.shape[0]
+    for s, a, b in _sequences(offsets):
+        if b == a:
+            out[s] = 0.0
+            continue
+        O = np.asarray(X[a:b], np.int64)
+        T = O.shape[0]
+        delta = np.zeros((N, T))
+        psi = np.zeros((N, T), dtype=np.int64)
+        delta[:, 0] = lPI + lB[:, O[0]]
+        for t in range(1, T):
+            for j in range(N):
+                cand = delta[:, t - 1] + lA[:, j]
+                psi[j, t] = N - 1 - np.argmax(cand[::-1])  # ties: the largest state
+                delta[j, t] = cand[psi[j, t]] + lB[j, O[t]]
+        # defect 3 fixed: backtrack through the stored argmaxes
+        path = np.zeros(T, dtype=np.int64)
+        path[-1] = np.argmax(delta[:, -1])
+        for t in range(T - 1, 0, -1):
+            path[t - 1] = psi[path[t], t]
+        states[a:b] = path
+        out[s] = delta[path[-1], -1]
+    return out
+
+
+def sample_chain(u, start_cdf, trans_cdf, emit_cdf, states, symbols):
+    n = states.shape[0]
+    cur = 0
+    for t in range(n):
+        cdf = start_cdf if t == 0 else trans_cdf[cur]
+        hit = np.nonzero(cdf > u[2 * t])[0]
+        cur = int(hit[0]) if hit.size else 0
+        states[t] = cur
+        hit = np.nonzero(emit_cdf[cur] > u[2 * t + 1])[0]
+        symbols[t] = int(hit[0]) if hit.size else 0
+    return states
+
+
+def n_threads():
+    return 1
