@@ -33,8 +33,9 @@ _TWO_M512 = 2.0 ** -512
 _TWO_P512 = 2.0 ** 512
 _SMALL = 2.0 ** -400
 _LN2_512 = 512.0 * math.log(2.0)
-LANES = 16  # sequences advanced in lockstep by the small-N forward kernel
-LOCKSTEP_MAX_N = 24
+LANES = 64  # sequences advanced in lockstep by the forward kernel (lanes innermost)
+GEMM_LANES = 64  # lanes when the step is a BLAS GEMM
+GEMM_MIN_N = 12  # from this many states on, the step's (N,N)x(N,lanes) product is a GEMM
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -160,21 +161,147 @@ def _forward_score_one(X, a, b, startprob, transmat, emit_t, alpha, tmp):
     return _ll_value(p, e, extra)
 
 
+@njit(nogil=True, cache=True)
+def _forward_lanes(X, offsets, s0, L, startprob, transmat, transmat_t, emit_t, alpha, tmp, em,
+                   p, e, extra, out):
+    """Score sequences s0..s0+L-1 advanced in lockstep, lanes innermost.
+
+    α̂ is (N, LANES) with one column per sequence, so every inner loop runs over LANES
+    contiguous lanes and vectorises even when N is 2 or 3; from N = GEMM_MIN_N on, the (N, N) x
+    (N, LANES) product is a BLAS GEMM.  Lockstep runs over the shortest sequence's length; each
+    lane then finishes on its own with the one-sequence kernel.
+    """
+    N = startprob.shape[0]
+    W = alpha.shape[1]
+    T = offsets[s0 + 1] - offsets[s0]
+    for l in range(L):
+        T = min(T, offsets[s0 + l + 1] - offsets[s0 + l])
+    for l in range(W):
+        p[l] = 1.0
+        e[l] = 0.0
+        extra[l] = 0.0
+    if T == 0:
+        for l in range(L):
+            a, b = offsets[s0 + l], offsets[s0 + l + 1]
+            out[s0 + l] = 0.0 if b == a else _forward_score_one(
+                X, a, b, startprob, transmat, emit_t, tmp[0], tmp[1 % N])
+        return
+    pos = np.empty(W, np.int64)
+    sv = np.empty(W, np.float64)
+    r = np.empty(W, tmp.dtype)
+    for l in range(W):
+        pos[l] = offsets[s0 + min(l, L - 1)]
+    for t in range(T):
+        for l in range(W):
+            row = emit_t[X[pos[l] + t]]
+            for j in range(N):
+                em[j, l] = row[j]
+        if t == 0:
+            for j in range(N):
+                pj = startprob[j]
+                for l in range(W):
+                    tmp[j, l] = pj * em[j, l]
+        elif N >= GEMM_MIN_N:
+            np.dot(transmat_t, alpha, tmp)
+            for j in range(N):
+                for l in range(W):
+                    tmp[j, l] *= em[j, l]
+        else:
+            for j in range(N):
+                for l in range(W):
+                    tmp[j, l] = 0.0
+                for i in range(N):
+                    aij = transmat[i, j]
+                    for l in range(W):
+                        tmp[j, l] += aij * alpha[i, l]
+                for l in range(W):
+                    tmp[j, l] *= em[j, l]
+        for l in range(W):
+            sv[l] = 0.0
+        for j in range(N):
+            for l in range(W):
+                sv[l] += tmp[j, l]
+        nbad = 0
+        for l in range(W):
+            v = sv[l]
+            ok = v >= _SMALL
+            r[l] = 1.0 / v if ok else 1.0
+            pl = p[l] * (v if ok else 1.0)
+            low = pl < _TWO_M512
+            p[l] = pl * (_TWO_P512 if low else 1.0)
+            e[l] += 1.0 if low else 0.0
+            nbad += 0 if ok else 1
+        for j in range(N):
+            for l in range(W):
+                alpha[j, l] = tmp[j, l] * r[l]
+        if nbad > 0:  # rare: a normaliser too small for the mantissa budget, or zero
+            for l in range(W):
+                v = sv[l]
+                if v < _SMALL:
+                    if v > 0.0:
+                        extra[l] += math.log(v)
+                        for j in range(N):
+                            alpha[j, l] = tmp[j, l] / v
+                    else:
+                        extra[l] = -np.inf
+                        for j in range(N):
+                            alpha[j, l] = 0.0
+    for l in range(L):
+        a, b = offsets[s0 + l], offsets[s0 + l + 1]
+        if b - a == T or extra[l] == -np.inf:
+            out[s0 + l] = _ll_value(p[l], e[l], extra[l])
+            continue
+        # finish this lane alone from its α̂ at step T-1
+        pl, el, xl = p[l], e[l], extra[l]
+        cur = tmp[:, 0].copy()
+        nxt = np.empty(N, transmat.dtype)
+        for j in range(N):
+            cur[j] = alpha[j, l]
+        for t in range(a + T, b):
+            for j in range(N):
+                nxt[j] = 0.0
+            for i in range(N):
+                ai = cur[i]
+                rw = transmat[i]
+                for j in range(N):
+                    nxt[j] += ai * rw[j]
+            row = emit_t[X[t]]
+            sv = 0.0
+            for j in range(N):
+                v = nxt[j] * row[j]
+                cur[j] = v
+                sv += v
+            pl, el, xl = _ll_push(sv, pl, el, xl)
+            if sv == 0.0:
+                break
+            r = 1.0 / sv
+            for j in range(N):
+                cur[j] *= r
+        out[s0 + l] = _ll_value(pl, el, xl)
+
+
 @njit(nogil=True, cache=True, parallel=True)
 def forward_loglik(X, offsets, startprob, transmat, emit_t, n_chunks, out):
-    """Per-sequence log-likelihoods into ``out`` (float64, one per sequence)."""
+    """Per-sequence log-likelihoods into ``out`` (float64, one per sequence); O(N) memory per
+    sequence: LANES sequences at a time, in lockstep (see ``_forward_lanes``)."""
     S = offsets.shape[0] - 1
     N = startprob.shape[0]
-    bounds = _chunks(offsets, n_chunks)
-    for c in prange(bounds.shape[0] - 1):
-        alpha = np.empty(N, transmat.dtype)
-        tmp = np.empty(N, transmat.dtype)
-        for s in range(bounds[c], bounds[c + 1]):
-            a, b = offsets[s], offsets[s + 1]
-            if b == a:
-                out[s] = 0.0
-            else:
-                out[s] = _forward_score_one(X, a, b, startprob, transmat, emit_t, alpha, tmp)
+    W = LANES if N < GEMM_MIN_N else GEMM_LANES
+    n_blocks = (S + W - 1) // W
+    transmat_t = np.ascontiguousarray(transmat.T)
+    for c in prange(min(n_chunks, n_blocks)):
+        alpha = np.zeros((N, W), transmat.dtype)
+        tmp = np.zeros((N, W), transmat.dtype)
+        em = np.zeros((N, W), transmat.dtype)
+        p = np.empty(W, np.float64)
+        e = np.empty(W, np.float64)
+        extra = np.empty(W, np.float64)
+        n_c = min(n_chunks, n_blocks)
+        for blk in range(c * n_blocks // n_c, (c + 1) * n_blocks // n_c):
+            s0 = blk * W
+            L = min(W, S - s0)
+            _forward_lanes(X, offsets, s0, L, startprob, transmat, transmat_t, emit_t, alpha,
+                           tmp, em, p, e, extra, out)
     return out
 
 
