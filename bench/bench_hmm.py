@@ -1,0 +1,167 @@
+"""HMM benchmarks: one thread, float64, random model, M=8, 2000 sequences x 500 symbols.
+
+Work is counted in state-steps, S*T*N^2 (the multiply-adds of the forward recursion), so every
+implementation of one operation shares one unit.  Every result is checked against hmmlearn on
+the first sequences before it is timed.
+
+    python -m pytest bench/bench_hmm.py --benchmark-json=/tmp/hmm.json
+    python -m bench.report /tmp/hmm.json
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.conftest import THREADS
+from fasthw6.hmm import CategoricalHMM, em_statistics, score_sequences, viterbi
+from fasthw6.hmm._anchors import hmmlearn_model
+
+M, S, T = 8, 2000, 500
+NS = [3, 16, 64]
+CHECK = 40  # sequences re-scored by hmmlearn to verify every result
+
+
+@pytest.fixture(scope="module", params=NS, ids=lambda n: f"N={n}")
+def case(request):
+    n = request.param
+    rng = np.random.default_rng(n)
+    sp = rng.dirichlet(np.ones(n))
+    tm = rng.dirichlet(np.ones(n), size=n)
+    em = rng.dirichlet(np.ones(M), size=n)
+    X = rng.integers(0, M, S * T).reshape(-1, 1)
+    lengths = np.full(S, T)
+    return dict(n=n, sp=sp, tm=tm, em=em, X=X, lengths=lengths, work=float(S * T * n * n),
+                name=f"N={n}, {S}x{T}")
+
+
+def _hmmlearn_scores(c):
+    h = hmmlearn_model(c["sp"], c["tm"], c["em"], "scaling")
+    return np.array([h.score(c["X"][s * T:(s + 1) * T]) for s in range(CHECK)])
+
+
+def _rounds(impl, n):
+    return 1 if impl.startswith("hmmlearn") and n >= 16 else None
+
+
+@pytest.mark.parametrize("impl", ["numba", "cython", "hmmlearn-scaling", "hmmlearn-log"])
+def test_score_sequences(measure, case, impl):
+    c = case
+    expect = _hmmlearn_scores(c)
+    if impl.startswith("hmmlearn"):
+        if impl == "hmmlearn-log" and c["n"] == 64:
+            pytest.skip("hmmlearn log at N=64 takes minutes; the target is vs scaling")
+        h = hmmlearn_model(c["sp"], c["tm"], c["em"], impl.split("-")[1])
+        fn = lambda: h.score(c["X"], c["lengths"])  # noqa: E731  (hmmlearn only sums)
+
+        def check(r):
+            assert np.isfinite(r)
+    else:
+        fn = lambda: score_sequences(c["X"], c["lengths"], c["sp"], c["tm"], c["em"], backend=impl)  # noqa: E731
+
+        def check(r):
+            np.testing.assert_allclose(r[:CHECK], expect, rtol=1e-9)
+    measure(fn, group="score_sequences", case=c["name"], impl=impl, work=c["work"],
+            unit="state-steps/s", baseline="hmmlearn-scaling", check=check,
+            rounds=_rounds(impl, c["n"]))
+
+
+@pytest.mark.parametrize("impl", ["numba", "cython", "hmmlearn"])
+def test_decode(measure, case, impl):
+    c = case
+    h = hmmlearn_model(c["sp"], c["tm"], c["em"], "log")
+    Xs, ls = c["X"][:CHECK * T], c["lengths"][:CHECK]
+    ref_lp, ref_path = h.decode(Xs, ls)
+    if impl == "hmmlearn":
+        fn = lambda: h.decode(c["X"], c["lengths"])  # noqa: E731
+
+        def check(r):
+            np.testing.assert_array_equal(r[1][:CHECK * T], ref_path)
+    else:
+        fn = lambda: viterbi(c["X"], c["lengths"], c["sp"], c["tm"], c["em"], backend=impl)  # noqa: E731
+
+        def check(r):
+            np.testing.assert_array_equal(r[1][:CHECK * T], ref_path)
+            np.testing.assert_allclose(r[0][:CHECK].sum(), ref_lp, rtol=1e-10)
+    measure(fn, group="decode (Viterbi)", case=c["name"], impl=impl, work=c["work"],
+            unit="state-steps/s", baseline="hmmlearn", check=check, rounds=_rounds(impl, c["n"]))
+
+
+@pytest.mark.parametrize("impl", ["numba", "cython", "hmmlearn-scaling"])
+def test_fit_iteration(measure, case, impl):
+    c = case
+    from hmmlearn.hmm import CategoricalHMM as HCategoricalHMM
+
+    cls = HCategoricalHMM if impl.startswith("hmmlearn") else CategoricalHMM
+    kw = dict(implementation="scaling") if impl.startswith("hmmlearn") else {}
+
+    def fn():
+        m = cls(c["n"], n_features=M, init_params="", n_iter=1, tol=-np.inf, **kw)
+        if not impl.startswith("hmmlearn"):
+            m.backend = impl
+        m.startprob_, m.transmat_, m.emissionprob_ = c["sp"], c["tm"], c["em"]
+        return m.fit(c["X"], c["lengths"])
+
+    ref = em_statistics(c["X"][:CHECK * T], c["lengths"][:CHECK], c["sp"], c["tm"], c["em"],
+                        backend="numpy")
+
+    def check(m):
+        assert np.isfinite(m.transmat_).all() and np.allclose(m.transmat_.sum(1), 1)
+        assert np.isfinite(m.monitor_.history[-1])
+        assert (ref["obs"] >= 0).all()
+
+    measure(fn, group="fit (one EM iteration)", case=c["name"], impl=impl, work=c["work"],
+            unit="state-steps/s", baseline="hmmlearn-scaling", check=check,
+            rounds=_rounds(impl, c["n"]))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_score_threads(measure, case, threads):
+    import numba
+
+    c = case
+    if threads > numba.config.NUMBA_NUM_THREADS:
+        pytest.skip("one core only")
+    expect = _hmmlearn_scores(c)
+    old = numba.get_num_threads()
+
+    def fn():
+        numba.set_num_threads(threads)
+        try:
+            return score_sequences(c["X"], c["lengths"], c["sp"], c["tm"], c["em"], backend="numba")
+        finally:
+            numba.set_num_threads(old)
+
+    def check(r):
+        np.testing.assert_allclose(r[:CHECK], expect, rtol=1e-9)
+
+    measure(fn, group="score_sequences threads (numba)", case=c["name"],
+            impl=f"numba {threads} thread(s)", work=c["work"], unit="state-steps/s",
+            baseline=f"numba {THREADS} thread(s)", check=check)
+
+
+@pytest.mark.parametrize("impl", ["numba score_sequences", "numpy matmul"])
+def test_n64_vs_matmul(measure, impl):
+    """At N=64 the forward recursion is 2000*500*64^2 = 1600^3 multiply-adds: the same count as
+    one 1600x1600 float64 matmul, so the time ratio is the rate ratio."""
+    n = 64
+    rng = np.random.default_rng(n)
+    sp, tm, em = rng.dirichlet(np.ones(n)), rng.dirichlet(np.ones(n), n), rng.dirichlet(np.ones(M), n)
+    X, lengths = rng.integers(0, M, S * T), np.full(S, T)
+    work = float(S * T * n * n)
+    if impl == "numpy matmul":
+        a = rng.random((1600, 1600))
+        b = rng.random((1600, 1600))
+        expect = a[:3] @ b
+        fn = lambda: a @ b  # noqa: E731
+
+        def check(r):
+            np.testing.assert_allclose(r[:3], expect, rtol=1e-12)
+    else:
+        h = hmmlearn_model(sp, tm, em, "scaling")
+        expect = [h.score(X[s * T:(s + 1) * T].reshape(-1, 1)) for s in range(5)]
+        fn = lambda: score_sequences(X, lengths, sp, tm, em, backend="numba")  # noqa: E731
+
+        def check(r):
+            np.testing.assert_allclose(r[:5], expect, rtol=1e-9)
+    measure(fn, group="N=64 vs machine rate", case="multiply-adds", impl=impl, work=work,
+            unit="madd/s", baseline="numpy matmul", check=check)
