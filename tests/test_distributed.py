@@ -84,7 +84,12 @@ def test_worker_killed_mid_job_every_sequence_scored_once(client):
     assert killed, "the job finished before a worker could be killed"
     r = result["r"]
     assert r.shape == local.shape  # exactly one score per sequence, in input order
-    np.testing.assert_array_equal(r, local)
+    # A recomputed partition gives bit for bit what the same partition gives locally.  Against
+    # the whole batch scored in one call the last bit may differ: at this N the forward step is a
+    # BLAS GEMM whose rounding depends on which sequences share a block.
+    per_part = np.concatenate([model.score_sequences(Xp, Lp) for Xp, Lp in parts])
+    np.testing.assert_array_equal(r, per_part)
+    np.testing.assert_allclose(r, local, rtol=1e-13, atol=0)
 
 
 def test_cli_score_with_scheduler(client, tmp_path):
