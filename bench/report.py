@@ -81,6 +81,35 @@ def table(data: dict) -> str:
     return "\n".join(lines)
 
 
+def target_rows(data: dict) -> list[dict]:
+    """Every target of ``bench/targets.py`` whose two implementations ran: measured ratio."""
+    from bench.targets import TARGETS
+
+    tput: dict = {}
+    for r in rows(data):
+        tput[(r["group"], r["case"], r["impl"])] = r["throughput"]
+    cases: "OrderedDict[tuple, None]" = OrderedDict((k[:2], None) for k in tput)
+    out = []
+    for group, case_has, impl, base, need in TARGETS:
+        for g, case in cases:
+            if g != group or (case_has is not None and case_has not in case):
+                continue
+            a, b = tput.get((g, case, impl)), tput.get((g, case, base))
+            if a is None or b is None:
+                continue
+            out.append(dict(group=g, case=case, impl=impl, baseline=base, ratio=a / b,
+                            target=need, met=a / b >= need))
+    return out
+
+
+def target_table(data: dict) -> str:
+    lines = ["| target | case | measured | target | met |", "|---|---|---:|---:|:---:|"]
+    for t in target_rows(data):
+        lines.append(f"| {t['group']}: {t['impl']} vs {t['baseline']} | {t['case']} | "
+                     f"{t['ratio']:.3g}x | >= {t['target']:g}x | {'yes' if t['met'] else '**no**'} |")
+    return "\n".join(lines)
+
+
 def update_readme(path: str, text: str) -> None:
     with open(path, encoding="utf-8") as f:
         readme = f.read()
@@ -104,6 +133,8 @@ def main(argv=None) -> int:
         merged["benchmarks"].extend(d["benchmarks"])
         merged.setdefault("machine_info", d.get("machine_info", {}))
     text = table(merged)
+    if target_rows(merged):
+        text += "\n\nTargets set by the issues, from the same run (throughput ratios):\n\n" + target_table(merged)
     if args.readme:
         update_readme(args.readme, text)
     print(text)

@@ -1,0 +1,28 @@
+"""The performance targets the issues set, in one table that ``bench/report.py`` checks.
+
+Each entry names a benchmark group, a case (substring; ``None`` for every case of the group), the
+implementation, the yardstick it is compared with and the smallest acceptable ratio of their
+throughputs (work per second; within a group the work is the same, so it is the time ratio).
+The report prints measured ratio, target and whether it is met, so the README says plainly
+which targets the last benchmark run reached.
+"""
+from __future__ import annotations
+
+TARGETS = [
+    # issue 2: transposed convolution + ReLU, float32, one thread
+    ("conv_transpose2d+relu f32", "a:", "numba", "torch", 5.0),
+    ("conv_transpose2d+relu f32", "b:", "numba", "torch", 1.0),
+    ("conv_transpose2d+relu f32", "c:", "numba", "torch", 0.5),
+    ("conv_transpose2d+relu f32", "a:", "numba", "numpy", 100.0),
+    # issue 3: HMM, float64, one thread, M=8, 2000 x 500
+    ("score_sequences", None, "numba", "hmmlearn-scaling", 10.0),
+    ("decode (Viterbi)", None, "numba", "hmmlearn", 5.0),
+    ("fit (one EM iteration)", None, "numba", "hmmlearn-scaling", 10.0),
+    ("score_sequences threads (numba)", None, "numba 2 thread(s)", "numba 1 thread(s)", 1.8),
+    ("N=64 vs machine rate", None, "numba score_sequences", "numpy matmul", 0.4),
+    # issue 4: batch norm forward + backward float32, latent layer of the VAE
+    ("batchnorm fwd+bwd f32", None, "numba", "torch", 2.0),
+    ("batchnorm fwd+bwd f32", None, "numba", "numpy copy (bandwidth)", 0.5),
+    ("KL + reparameterize + grads float32", None, "numba", "numpy expressions", 2.0),
+    ("KL + reparameterize + grads float64", None, "numba", "numpy expressions", 2.0),
+]
