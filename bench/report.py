@@ -81,10 +81,21 @@ def table(data: dict) -> str:
     return "\n".join(lines)
 
 
+def _targets() -> list:
+    """bench/targets.py, found beside this file (the CLI loads this module by path)."""
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "targets.py")
+    spec = importlib.util.spec_from_file_location("_fasthw6_bench_targets", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.TARGETS
+
+
 def target_rows(data: dict) -> list[dict]:
     """Every target of ``bench/targets.py`` whose two implementations ran: measured ratio."""
-    from bench.targets import TARGETS
-
+    TARGETS = _targets()
     tput: dict = {}
     for r in rows(data):
         tput[(r["group"], r["case"], r["impl"])] = r["throughput"]
@@ -110,6 +121,15 @@ def target_table(data: dict) -> str:
     return "\n".join(lines)
 
 
+def render(data: dict) -> str:
+    """The throughput table, then the targets that the run's implementations allow checking."""
+    text = table(data)
+    if target_rows(data):
+        text += ("\n\nTargets set by the issues, from the same run (throughput ratios):\n\n"
+                 + target_table(data))
+    return text
+
+
 def update_readme(path: str, text: str) -> None:
     with open(path, encoding="utf-8") as f:
         readme = f.read()
@@ -132,9 +152,7 @@ def main(argv=None) -> int:
             d = json.load(f)
         merged["benchmarks"].extend(d["benchmarks"])
         merged.setdefault("machine_info", d.get("machine_info", {}))
-    text = table(merged)
-    if target_rows(merged):
-        text += "\n\nTargets set by the issues, from the same run (throughput ratios):\n\n" + target_table(merged)
+    text = render(merged)
     if args.readme:
         update_readme(args.readme, text)
     print(text)

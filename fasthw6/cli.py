@@ -406,7 +406,7 @@ def cmd_bench(args) -> int:
         merged.setdefault("machine_info", d.get("machine_info", {}))
     if not merged["benchmarks"]:
         raise CLIError("no benchmark results (every case skipped or deselected)")
-    print(report.table(merged))
+    print(report.render(merged))
     if args.save_json:
         with atomic_output(args.save_json) as out:
             json.dump(merged, out, indent=1)
