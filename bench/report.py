@@ -13,7 +13,7 @@ import re
 import sys
 from collections import OrderedDict
 
-START, END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
+START, END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"  # the full table
 PREFIX = {12: "T", 9: "G", 6: "M", 3: "k"}
 
 
@@ -130,15 +130,27 @@ def render(data: dict) -> str:
     return text
 
 
-def update_readme(path: str, text: str) -> None:
+def markers(name: str = "bench-table") -> tuple[str, str]:
+    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+
+
+def update_readme(path: str, text: str, name: str = "bench-table") -> None:
+    """Replace what lies between the ``name`` markers of ``path`` with ``text``."""
+    start, end = markers(name)
     with open(path, encoding="utf-8") as f:
         readme = f.read()
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
     if not pattern.search(readme):
-        raise SystemExit(f"{path}: no {START} ... {END} markers")
-    readme = pattern.sub(lambda _: f"{START}\n{text}\n{END}", readme)
+        raise SystemExit(f"{path}: no {start} ... {end} markers")
+    readme = pattern.sub(lambda _: f"{start}\n{text}\n{end}", readme)
     with open(path, "w", encoding="utf-8") as f:
         f.write(readme)
+
+
+def summary(data: dict) -> str:
+    """The README's first-screen table: every target, measured ratio, met or not."""
+    return (target_table(data) + "\n\nOne thread each, ratios of throughputs measured side by "
+            "side in one run; full table and method under [Benchmarks](#benchmarks).")
 
 
 def main(argv=None) -> int:
@@ -155,6 +167,8 @@ def main(argv=None) -> int:
     text = render(merged)
     if args.readme:
         update_readme(args.readme, text)
+        if target_rows(merged):
+            update_readme(args.readme, summary(merged), "bench-summary")
     print(text)
     return 0
 
