@@ -19,7 +19,7 @@ from numba import njit, prange
 LOG2E = 1.4426950408889634
 LN2_HI = 0.6931471803691238
 LN2_LO = 1.9082149292705877e-10
-FASTMATH = {"reassoc"}  # lets LLVM vectorise the row sums; no NaN/inf assumptions
+FASTMATH = {"reassoc", "contract"}  # vectorised row sums and fused multiply-adds (~1.2x); no NaN/inf assumptions
 ROWS = 256  # rows per prange task: the row scratch is allocated once per task, not per row
 
 
