@@ -7,6 +7,8 @@ import pathlib
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fasthw6.nn.layers
 import fasthw6.nn.losses
@@ -596,3 +598,51 @@ def test_optimizer_errors():
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="param 0 must be writeable"):
         Adam([(ro, g)])
+
+
+def _torch_copy(net, torch):
+    """The same network in torch (float64), weights copied."""
+    mods = []
+    for layer in net:
+        if isinstance(layer, Linear):
+            lin = torch.nn.Linear(layer.in_features, layer.out_features,
+                                  bias=layer.bias is not None, dtype=torch.float64)
+            with torch.no_grad():
+                lin.weight.copy_(_t(layer.weight.T.astype(np.float64)))
+                if layer.bias is not None:
+                    lin.bias.copy_(_t(layer.bias.astype(np.float64)))
+            mods.append(lin)
+        elif isinstance(layer, BatchNorm):
+            mods.append(torch.nn.BatchNorm1d(layer.num_features, dtype=torch.float64))
+        else:
+            mods.append(torch.nn.ReLU() if isinstance(layer, ReLU) else torch.nn.Sigmoid())
+    return torch.nn.Sequential(*mods)
+
+
+@settings(max_examples=25, deadline=None)
+@given(sizes=st.lists(st.integers(1, 7), min_size=2, max_size=4), n=st.integers(2, 9),
+       batchnorm=st.booleans(), activation=st.sampled_from(["relu", "sigmoid"]),
+       f32=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_property_random_mlps_match_torch(sizes, n, batchnorm, activation, f32, seed):
+    torch = pytest.importorskip("torch")
+    dtype = np.float32 if f32 else np.float64
+    net = MLP(sizes, batchnorm=batchnorm, activation=activation, rng=seed, dtype=dtype)
+    tnet = _torch_copy(net, torch)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, sizes[0])).astype(dtype)
+    dy = rng.standard_normal((n, sizes[-1])).astype(dtype)
+    y = net.forward(x)
+    dx = net.backward(dy)
+    tx = _t(x.astype(np.float64)).requires_grad_(True)
+    ty = tnet(tx)
+    ty.backward(_t(dy.astype(np.float64)))
+    assert y.dtype == dx.dtype == dtype and y.shape == (n, sizes[-1]) and dx.shape == x.shape
+    # float32 through batch norm of a near-constant feature loses digits: compare loosely there
+    t = dict(rtol=2e-3, atol=2e-3) if f32 else dict(rtol=1e-8, atol=1e-9)
+    np.testing.assert_allclose(y, ty.detach().numpy(), **t)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), **t)
+    tgrads = [p.grad.numpy().T if p.grad.ndim == 2 else p.grad.numpy() for p in tnet.parameters()]
+    assert len(tgrads) == len(net.grads())
+    for g, tg in zip(net.grads(), tgrads):
+        assert g.dtype == dtype and g.shape == tg.shape
+        np.testing.assert_allclose(g, tg, **t)
