@@ -8,9 +8,11 @@ dispatch point (:mod:`fasthw6._backend`).
 from ._backend import available_backends, get_backend, set_backend, use_backend
 from .conv import conv2d, conv_transpose2d, relu, subpixel_conv2d, zero_interpolate
 from .hmm import CategoricalHMM
-from .nn import batchnorm_backward, batchnorm_forward
+from .nn import (MLP, SGD, Adam, BatchNorm, Linear, ReLU, Sequential, Sigmoid, batchnorm_backward,
+                 batchnorm_forward)
 from .svm import HardMarginSVC, NotSeparableError
-from .vae import kl_divergence, kl_divergence_grad, reparameterize, reparameterize_backward
+from .vae import (VAE, kl_divergence, kl_divergence_grad, latent_backward, latent_forward,
+                  reparameterize, reparameterize_backward)
 
 __version__ = "0.1.0"
 
@@ -27,10 +29,21 @@ __all__ = [
     "CategoricalHMM",
     "batchnorm_forward",
     "batchnorm_backward",
+    "Linear",
+    "BatchNorm",
+    "ReLU",
+    "Sigmoid",
+    "Sequential",
+    "MLP",
+    "SGD",
+    "Adam",
     "HardMarginSVC",
     "NotSeparableError",
     "kl_divergence",
     "kl_divergence_grad",
     "reparameterize",
     "reparameterize_backward",
+    "latent_forward",
+    "latent_backward",
+    "VAE",
 ]

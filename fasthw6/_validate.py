@@ -47,7 +47,8 @@ def as_float_array(x, name: str, dtype=None, ndim=None, finite: bool = True) -> 
         raise TypeError(f"{name} must be real, got dtype {arr.dtype}")
     if dtype is None:
         dtype = arr.dtype if arr.dtype in FLOAT_DTYPES else np.float64
-    arr = np.ascontiguousarray(arr, dtype=dtype)
+    # ascontiguousarray would turn a 0-d array into 1-d; a 0-d array is contiguous already
+    arr = np.asarray(arr, dtype=dtype) if arr.ndim == 0 else np.ascontiguousarray(arr, dtype=dtype)
     if ndim is not None:
         ranks = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if arr.ndim not in ranks:

@@ -117,3 +117,13 @@ def test_errors():
 
 def test_top_level_exports():
     assert fasthw6.kl_divergence is kl_divergence and fasthw6.reparameterize is reparameterize
+
+
+def test_scalar_dkl_broadcasts_over_samples(backend):
+    mu, lv, eps, dz = _data((5, 3), np.float64, seed=2)
+    std = np.exp(0.5 * lv)
+    dmu, dlv = latent_backward(dz, 0.25, mu, lv, eps, backend=backend)
+    np.testing.assert_allclose(dmu, dz + 0.25 * mu, rtol=1e-13)
+    np.testing.assert_allclose(dlv, 0.5 * dz * eps * std + 0.125 * (std ** 2 - 1), rtol=1e-12, atol=1e-15)
+    dmu, _ = kl_divergence_grad(mu, lv, dkl=np.float64(2.0), backend=backend)
+    np.testing.assert_allclose(dmu, 2.0 * mu)
