@@ -33,9 +33,12 @@ _TWO_M512 = 2.0 ** -512
 _TWO_P512 = 2.0 ** 512
 _SMALL = 2.0 ** -400
 _LN2_512 = 512.0 * math.log(2.0)
+_LN2 = math.log(2.0)
 LANES = 64  # sequences advanced in lockstep by the forward kernel (lanes innermost)
 GEMM_LANES = 64  # lanes when the step is a BLAS GEMM
 GEMM_MIN_N = 12  # from this many states on, the step's (N,N)x(N,lanes) product is a GEMM
+SMALL_MAX_N = 8  # up to this many states the lockstep kernel is compiled for each N
+TILE = 16  # steps of emissions gathered at a time by the small-N kernels (fits L1 at N=8)
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -161,36 +164,112 @@ def _forward_score_one(X, a, b, startprob, transmat, emit_t, alpha, tmp):
     return _ll_value(p, e, extra)
 
 
-@njit(nogil=True, cache=True)
-def _forward_lanes(X, offsets, s0, L, startprob, transmat, transmat_t, emit_t, alpha, tmp, em,
-                   p, e, extra, out):
-    """Score sequences s0..s0+L-1 advanced in lockstep, lanes innermost.
+@njit(nogil=True, cache=True, inline="always")
+def _pow2_scale(s):
+    """(r, k): r = 2^-k, the exact power of two that brings ``s`` into [1, 2).
 
-    α̂ is (N, LANES) with one column per sequence, so every inner loop runs over LANES
-    contiguous lanes and vectorises even when N is 2 or 3; from N = GEMM_MIN_N on, the (N, N) x
-    (N, LANES) product is a BLAS GEMM.  Lockstep runs over the shortest sequence's length; each
-    lane then finishes on its own with the one-sequence kernel.
-    """
+    Read from the bits of ``s``: a few integer operations that vectorise with the lanes, where
+    a division (or a log) per lane-step would cost as much as the whole step at small N.
+    s = 0 gives k = -1023: α stays 0 and the final log gives -inf.  A subnormal s gets
+    r = 2^1023 and lands in (2^-51, 2), safe to carry on from."""
+    ex = (np.float64(s).view(np.int64) >> 52) & 0x7FF
+    return np.int64((2046 - ex) << 52).view(np.float64), ex - 1023
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _loglik_pow2(s, k):
+    """log P from the sum ``s`` of the last (unscaled) α and the count ``k`` of factors 2."""
+    if s > 0.0:
+        return math.log(s) + k * _LN2
+    return -np.inf
+
+
+@njit(nogil=True, cache=True)
+def _finish_one(X, a, b, transmat_t, emit_t, cur, nxt, k):
+    """Carry one sequence alone over X[a:b] from α in ``cur`` (unscaled, k factors 2 so far)
+    and return log P.  The arithmetic is the lanes' own, operation for operation, so a score
+    does not depend on which sequences shared its block."""
+    N = cur.shape[0]
+    for t in range(a, b):
+        s = np.float64(cur[0])
+        for i in range(1, N):
+            s += cur[i]
+        r, kk = _pow2_scale(s)
+        k += kk
+        row = emit_t[X[t]]
+        for j in range(N):
+            at = transmat_t[j]
+            acc = at[0] * cur[0]
+            for i in range(1, N):
+                acc += at[i] * cur[i]
+            nxt[j] = acc * (row[j] * r)
+        cur, nxt = nxt, cur
+    s = np.float64(cur[0])
+    for i in range(1, N):
+        s += cur[i]
+    return _loglik_pow2(s, k)
+
+
+def _make_lanes_small(N):
+    """The lockstep kernel for a fixed small N.
+
+    With N a compile-time constant the loops over states unroll, leaving one loop over lanes
+    per step whose body (α sums, power-of-two scale, the N x N product, the emission factor)
+    vectorises whole: α makes one trip through memory per step.  LLVM will not vectorise the
+    emission gather, so it runs apart, a tile of TILE steps at a time, into ``em``."""
+
+    @njit(nogil=True, cache=True)
+    def lanes(X, pos, T, startprob, transmat, emit_t, em, alpha, nxt, k):
+        W = alpha.shape[1]
+        for t0 in range(0, T, TILE):
+            nt = min(TILE, T - t0)
+            for tt in range(nt):
+                for l in range(W):
+                    row = emit_t[X[pos[l] + t0 + tt]]
+                    for j in range(N):
+                        em[tt, j, l] = row[j]
+            first = 0
+            if t0 == 0:
+                for j in range(N):
+                    pj = startprob[j]
+                    for l in range(W):
+                        alpha[j, l] = pj * em[0, j, l]
+                first = 1
+            for tt in range(first, nt):
+                e = em[tt]
+                for l in range(W):
+                    s = np.float64(alpha[0, l])
+                    for i in range(1, N):
+                        s += alpha[i, l]
+                    r, kk = _pow2_scale(s)
+                    k[l] += kk
+                    for j in range(N):
+                        acc = transmat[0, j] * alpha[0, l]
+                        for i in range(1, N):
+                            acc += transmat[i, j] * alpha[i, l]
+                        nxt[j, l] = acc * (e[j, l] * r)
+                alpha, nxt = nxt, alpha
+        return alpha
+
+    return lanes
+
+
+_lanes_1 = _make_lanes_small(1)
+_lanes_2 = _make_lanes_small(2)
+_lanes_3 = _make_lanes_small(3)
+_lanes_4 = _make_lanes_small(4)
+_lanes_5 = _make_lanes_small(5)
+_lanes_6 = _make_lanes_small(6)
+_lanes_7 = _make_lanes_small(7)
+_lanes_8 = _make_lanes_small(8)  # SMALL_MAX_N
+
+
+@njit(nogil=True, cache=True)
+def _lanes_any(X, pos, T, startprob, transmat, transmat_t, emit_t, em, alpha, nxt, k, r):
+    """The lockstep kernel for any N: one pass per state over the lanes, the (N, N) x (N, W)
+    product a BLAS GEMM from GEMM_MIN_N states on."""
     N = startprob.shape[0]
     W = alpha.shape[1]
-    T = offsets[s0 + 1] - offsets[s0]
-    for l in range(L):
-        T = min(T, offsets[s0 + l + 1] - offsets[s0 + l])
-    for l in range(W):
-        p[l] = 1.0
-        e[l] = 0.0
-        extra[l] = 0.0
-    if T == 0:
-        for l in range(L):
-            a, b = offsets[s0 + l], offsets[s0 + l + 1]
-            out[s0 + l] = 0.0 if b == a else _forward_score_one(
-                X, a, b, startprob, transmat, emit_t, tmp[0], tmp[1 % N])
-        return
-    pos = np.empty(W, np.int64)
-    sv = np.empty(W, np.float64)
-    r = np.empty(W, tmp.dtype)
-    for l in range(W):
-        pos[l] = offsets[s0 + min(l, L - 1)]
     for t in range(T):
         for l in range(W):
             row = emit_t[X[pos[l] + t]]
@@ -200,108 +279,106 @@ def _forward_lanes(X, offsets, s0, L, startprob, transmat, transmat_t, emit_t, a
             for j in range(N):
                 pj = startprob[j]
                 for l in range(W):
-                    tmp[j, l] = pj * em[j, l]
-        elif N >= GEMM_MIN_N:
-            np.dot(transmat_t, alpha, tmp)
-            for j in range(N):
-                for l in range(W):
-                    tmp[j, l] *= em[j, l]
+                    alpha[j, l] = pj * em[j, l]
+            continue
+        for l in range(W):
+            r[l] = alpha[0, l]
+        for i in range(1, N):
+            for l in range(W):
+                r[l] += alpha[i, l]
+        for l in range(W):
+            rl, kk = _pow2_scale(r[l])
+            r[l] = rl
+            k[l] += kk
+        if N >= GEMM_MIN_N:
+            np.dot(transmat_t, alpha, nxt)
         else:
             for j in range(N):
+                a0 = transmat[0, j]
                 for l in range(W):
-                    tmp[j, l] = 0.0
-                for i in range(N):
+                    nxt[j, l] = a0 * alpha[0, l]
+                for i in range(1, N):
                     aij = transmat[i, j]
                     for l in range(W):
-                        tmp[j, l] += aij * alpha[i, l]
-                for l in range(W):
-                    tmp[j, l] *= em[j, l]
-        for l in range(W):
-            sv[l] = 0.0
+                        nxt[j, l] += aij * alpha[i, l]
         for j in range(N):
             for l in range(W):
-                sv[l] += tmp[j, l]
-        nbad = 0
-        for l in range(W):
-            v = sv[l]
-            ok = v >= _SMALL
-            r[l] = 1.0 / v if ok else 1.0
-            pl = p[l] * (v if ok else 1.0)
-            low = pl < _TWO_M512
-            p[l] = pl * (_TWO_P512 if low else 1.0)
-            e[l] += 1.0 if low else 0.0
-            nbad += 0 if ok else 1
-        for j in range(N):
-            for l in range(W):
-                alpha[j, l] = tmp[j, l] * r[l]
-        if nbad > 0:  # rare: a normaliser too small for the mantissa budget, or zero
-            for l in range(W):
-                v = sv[l]
-                if v < _SMALL:
-                    if v > 0.0:
-                        extra[l] += math.log(v)
-                        for j in range(N):
-                            alpha[j, l] = tmp[j, l] / v
-                    else:
-                        extra[l] = -np.inf
-                        for j in range(N):
-                            alpha[j, l] = 0.0
+                nxt[j, l] *= em[j, l] * r[l]
+        alpha, nxt = nxt, alpha
+    return alpha
+
+
+@njit(nogil=True, cache=True)
+def _score_block(X, offsets, idx, startprob, transmat, transmat_t, emit_t, em, alpha, nxt, k, r,
+                 out):
+    """Score the sequences ``idx`` (1 to W of them, non-empty, shortest first) in lockstep over
+    the shortest one's length; the lanes past it finish alone (``_finish_one``).  Spare lanes
+    repeat the last sequence and are discarded."""
+    N = startprob.shape[0]
+    W = alpha.shape[1]
+    L = idx.shape[0]
+    T = offsets[idx[0] + 1] - offsets[idx[0]]
+    pos = np.empty(W, np.int64)
+    for l in range(W):
+        pos[l] = offsets[idx[min(l, L - 1)]]
+        k[l] = 0
+    if N <= SMALL_MAX_N:
+        if N == 1:
+            cur = _lanes_1(X, pos, T, startprob, transmat, emit_t, em, alpha, nxt, k)
+        elif N == 2:
+            cur = _lanes_2(X, pos, T, startprob, transmat, emit_t, em, alpha, nxt, k)
+        elif N == 3:
+            cur = _lanes_3(X, pos, T, startprob, transmat, emit_t, em, alpha, nxt, k)
+        elif N == 4:
+            cur = _lanes_4(X, pos, T, startprob, transmat, emit_t, em, alpha, nxt, k)
+        elif N == 5:
+            cur = _lanes_5(X, pos, T, startprob, transmat, emit_t, em, alpha, nxt, k)
+        elif N == 6:
+            cur = _lanes_6(X, pos, T, startprob, transmat, emit_t, em, alpha, nxt, k)
+        elif N == 7:
+            cur = _lanes_7(X, pos, T, startprob, transmat, emit_t, em, alpha, nxt, k)
+        else:
+            cur = _lanes_8(X, pos, T, startprob, transmat, emit_t, em, alpha, nxt, k)
+    else:
+        cur = _lanes_any(X, pos, T, startprob, transmat, transmat_t, emit_t, em[0], alpha, nxt,
+                         k, r)
+    one = np.empty(N, alpha.dtype)
+    two = np.empty(N, alpha.dtype)
     for l in range(L):
-        a, b = offsets[s0 + l], offsets[s0 + l + 1]
-        if b - a == T or extra[l] == -np.inf:
-            out[s0 + l] = _ll_value(p[l], e[l], extra[l])
-            continue
-        # finish this lane alone from its α̂ at step T-1
-        pl, el, xl = p[l], e[l], extra[l]
-        cur = tmp[:, 0].copy()
-        nxt = np.empty(N, transmat.dtype)
+        a, b = offsets[idx[l]], offsets[idx[l] + 1]
         for j in range(N):
-            cur[j] = alpha[j, l]
-        for t in range(a + T, b):
-            for j in range(N):
-                nxt[j] = 0.0
-            for i in range(N):
-                ai = cur[i]
-                rw = transmat[i]
-                for j in range(N):
-                    nxt[j] += ai * rw[j]
-            row = emit_t[X[t]]
-            sv = 0.0
-            for j in range(N):
-                v = nxt[j] * row[j]
-                cur[j] = v
-                sv += v
-            pl, el, xl = _ll_push(sv, pl, el, xl)
-            if sv == 0.0:
-                break
-            r = 1.0 / sv
-            for j in range(N):
-                cur[j] *= r
-        out[s0 + l] = _ll_value(pl, el, xl)
+            one[j] = cur[j, l]
+        out[idx[l]] = _finish_one(X, a + T, b, transmat_t, emit_t, one, two, k[l])
 
 
 @njit(nogil=True, cache=True, parallel=True)
 def forward_loglik(X, offsets, startprob, transmat, emit_t, n_chunks, out):
     """Per-sequence log-likelihoods into ``out`` (float64, one per sequence); O(N) memory per
-    sequence: LANES sequences at a time, in lockstep (see ``_forward_lanes``)."""
+    sequence.  Sequences are taken shortest first, LANES at a time, and advanced in lockstep
+    (``_score_block``); chunk ``c`` takes every n_chunks-th block so that threads share the
+    long ones."""
     S = offsets.shape[0] - 1
     N = startprob.shape[0]
     W = LANES if N < GEMM_MIN_N else GEMM_LANES
-    n_blocks = (S + W - 1) // W
+    lengths = offsets[1:] - offsets[:-1]
+    order = np.argsort(lengths, kind="mergesort")
+    z = 0
+    while z < S and lengths[order[z]] == 0:
+        out[order[z]] = 0.0
+        z += 1
+    n_blocks = (S - z + W - 1) // W
+    n_c = max(1, min(n_chunks, n_blocks))
     transmat_t = np.ascontiguousarray(transmat.T)
-    for c in prange(min(n_chunks, n_blocks)):
-        alpha = np.zeros((N, W), transmat.dtype)
-        tmp = np.zeros((N, W), transmat.dtype)
-        em = np.zeros((N, W), transmat.dtype)
-        p = np.empty(W, np.float64)
-        e = np.empty(W, np.float64)
-        extra = np.empty(W, np.float64)
-        n_c = min(n_chunks, n_blocks)
-        for blk in range(c * n_blocks // n_c, (c + 1) * n_blocks // n_c):
-            s0 = blk * W
-            L = min(W, S - s0)
-            _forward_lanes(X, offsets, s0, L, startprob, transmat, transmat_t, emit_t, alpha,
-                           tmp, em, p, e, extra, out)
+    for c in prange(n_c):
+        em = np.empty((TILE, N, W), transmat.dtype)
+        alpha = np.empty((N, W), transmat.dtype)
+        nxt = np.empty((N, W), transmat.dtype)
+        k = np.empty(W, np.int64)
+        r = np.empty(W, np.float64)
+        for blk in range(c, n_blocks, n_c):
+            s0 = z + blk * W
+            _score_block(X, offsets, order[s0:min(s0 + W, S)], startprob, transmat, transmat_t,
+                         emit_t, em, alpha, nxt, k, r, out)
     return out
 
 
