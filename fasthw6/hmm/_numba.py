@@ -38,6 +38,7 @@ LANES = 64  # sequences advanced in lockstep by the forward kernel (lanes innerm
 GEMM_LANES = 64  # lanes when the step is a BLAS GEMM
 GEMM_MIN_N = 12  # from this many states on, the step's (N,N)x(N,lanes) product is a GEMM
 SMALL_MAX_N = 8  # up to this many states the lockstep kernel is compiled for each N
+TILE_BYTES = 16384
 TILE = 16  # steps of emissions gathered at a time by the small-N kernels (fits L1 at N=8)
 
 
@@ -211,45 +212,51 @@ def _finish_one(X, a, b, transmat_t, emit_t, cur, nxt, k):
 
 
 def _make_lanes_small(N):
-    """The lockstep kernel for a fixed small N.
+    """The lockstep kernel for a fixed small N, over LANES lanes.
 
-    With N a compile-time constant the loops over states unroll, leaving one loop over lanes
-    per step whose body (α sums, power-of-two scale, the N x N product, the emission factor)
-    vectorises whole: α makes one trip through memory per step.  LLVM will not vectorise the
-    emission gather, so it runs apart, a tile of TILE steps at a time, into ``em``."""
+    With N and the lane count compile-time constants, the loops over states unroll and every
+    array access sits at a constant offset from one of a few base pointers, so LLVM vectorises
+    the loop over lanes whole (α sums, power-of-two scale, the N x N product, the emission
+    factor), with a handful of runtime alias checks.  Two things keep those checks few enough
+    for it to try: flat arrays (row j of α is ``alpha[j*W:(j+1)*W]``) and no third α buffer:
+    the step writes into the emission tile it has just consumed and copies back.  The gather of
+    emissions does not vectorise; it runs apart, TILE steps at a time.  Operands: ``transmat``
+    flat (N*N,), ``em`` (TILE, N*W), ``alpha`` (N*W,), ``k`` (W,) counts of factors 2 so far.
+    """
+    W = LANES
+    TT = max(2, min(TILE, TILE_BYTES // (8 * N * W)))
 
     @njit(nogil=True, cache=True)
-    def lanes(X, pos, T, startprob, transmat, emit_t, em, alpha, nxt, k):
-        W = alpha.shape[1]
-        for t0 in range(0, T, TILE):
-            nt = min(TILE, T - t0)
+    def lanes(X, pos, T, startprob, transmat, emit_t, em, alpha, k):
+        for t0 in range(0, T, TT):
+            nt = min(TT, T - t0)
             for tt in range(nt):
                 for l in range(W):
                     row = emit_t[X[pos[l] + t0 + tt]]
                     for j in range(N):
-                        em[tt, j, l] = row[j]
+                        em[tt, j * W + l] = row[j]
             first = 0
             if t0 == 0:
                 for j in range(N):
                     pj = startprob[j]
                     for l in range(W):
-                        alpha[j, l] = pj * em[0, j, l]
+                        alpha[j * W + l] = pj * em[0, j * W + l]
                 first = 1
             for tt in range(first, nt):
                 e = em[tt]
                 for l in range(W):
-                    s = np.float64(alpha[0, l])
+                    s = np.float64(alpha[l])
                     for i in range(1, N):
-                        s += alpha[i, l]
+                        s += alpha[i * W + l]
                     r, kk = _pow2_scale(s)
                     k[l] += kk
                     for j in range(N):
-                        acc = transmat[0, j] * alpha[0, l]
+                        acc = transmat[j] * alpha[l]
                         for i in range(1, N):
-                            acc += transmat[i, j] * alpha[i, l]
-                        nxt[j, l] = acc * (e[j, l] * r)
-                alpha, nxt = nxt, alpha
-        return alpha
+                            acc += transmat[i * N + j] * alpha[i * W + l]
+                        e[j * W + l] = acc * (e[j * W + l] * r)
+                    for j in range(N):
+                        alpha[j * W + l] = e[j * W + l]
 
     return lanes
 
@@ -315,39 +322,42 @@ def _score_block(X, offsets, idx, startprob, transmat, transmat_t, emit_t, em, a
     the shortest one's length; the lanes past it finish alone (``_finish_one``).  Spare lanes
     repeat the last sequence and are discarded."""
     N = startprob.shape[0]
-    W = alpha.shape[1]
+    W = k.shape[0]
     L = idx.shape[0]
     T = offsets[idx[0] + 1] - offsets[idx[0]]
     pos = np.empty(W, np.int64)
     for l in range(W):
         pos[l] = offsets[idx[min(l, L - 1)]]
         k[l] = 0
+    cur = alpha
+    a_flat = transmat.reshape(N * N)
     if N <= SMALL_MAX_N:
         if N == 1:
-            cur = _lanes_1(X, pos, T, startprob, transmat, emit_t, em, alpha, nxt, k)
+            _lanes_1(X, pos, T, startprob, a_flat, emit_t, em, alpha, k)
         elif N == 2:
-            cur = _lanes_2(X, pos, T, startprob, transmat, emit_t, em, alpha, nxt, k)
+            _lanes_2(X, pos, T, startprob, a_flat, emit_t, em, alpha, k)
         elif N == 3:
-            cur = _lanes_3(X, pos, T, startprob, transmat, emit_t, em, alpha, nxt, k)
+            _lanes_3(X, pos, T, startprob, a_flat, emit_t, em, alpha, k)
         elif N == 4:
-            cur = _lanes_4(X, pos, T, startprob, transmat, emit_t, em, alpha, nxt, k)
+            _lanes_4(X, pos, T, startprob, a_flat, emit_t, em, alpha, k)
         elif N == 5:
-            cur = _lanes_5(X, pos, T, startprob, transmat, emit_t, em, alpha, nxt, k)
+            _lanes_5(X, pos, T, startprob, a_flat, emit_t, em, alpha, k)
         elif N == 6:
-            cur = _lanes_6(X, pos, T, startprob, transmat, emit_t, em, alpha, nxt, k)
+            _lanes_6(X, pos, T, startprob, a_flat, emit_t, em, alpha, k)
         elif N == 7:
-            cur = _lanes_7(X, pos, T, startprob, transmat, emit_t, em, alpha, nxt, k)
+            _lanes_7(X, pos, T, startprob, a_flat, emit_t, em, alpha, k)
         else:
-            cur = _lanes_8(X, pos, T, startprob, transmat, emit_t, em, alpha, nxt, k)
+            _lanes_8(X, pos, T, startprob, a_flat, emit_t, em, alpha, k)
     else:
-        cur = _lanes_any(X, pos, T, startprob, transmat, transmat_t, emit_t, em[0], alpha, nxt,
-                         k, r)
+        cur = _lanes_any(X, pos, T, startprob, transmat, transmat_t, emit_t,
+                         em[0].reshape((N, W)), alpha.reshape((N, W)),
+                         nxt.reshape((N, W)), k, r).ravel()
     one = np.empty(N, alpha.dtype)
     two = np.empty(N, alpha.dtype)
     for l in range(L):
         a, b = offsets[idx[l]], offsets[idx[l] + 1]
         for j in range(N):
-            one[j] = cur[j, l]
+            one[j] = cur[j * W + l]
         out[idx[l]] = _finish_one(X, a + T, b, transmat_t, emit_t, one, two, k[l])
 
 
@@ -370,9 +380,9 @@ def forward_loglik(X, offsets, startprob, transmat, emit_t, n_chunks, out):
     n_c = max(1, min(n_chunks, n_blocks))
     transmat_t = np.ascontiguousarray(transmat.T)
     for c in prange(n_c):
-        em = np.empty((TILE, N, W), transmat.dtype)
-        alpha = np.empty((N, W), transmat.dtype)
-        nxt = np.empty((N, W), transmat.dtype)
+        em = np.empty((TILE, N * W), transmat.dtype)
+        alpha = np.empty(N * W, transmat.dtype)
+        nxt = np.empty(N * W, transmat.dtype)
         k = np.empty(W, np.int64)
         r = np.empty(W, np.float64)
         for blk in range(c, n_blocks, n_c):
