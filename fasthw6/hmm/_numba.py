@@ -36,8 +36,7 @@ _LN2_512 = 512.0 * math.log(2.0)
 _LN2 = math.log(2.0)
 LANES = 64  # sequences advanced in lockstep by the forward kernel (lanes innermost)
 GEMM_LANES = 64  # lanes when the step is a BLAS GEMM
-GEMM_MIN_N = 12  # from this many states on, the step's (N,N)x(N,lanes) product is a GEMM
-SMALL_MAX_N = 8  # up to this many states the lockstep kernel is compiled for each N
+SMALL_MAX_N = 8  # up to this many states the lockstep kernel is compiled for each N; above, GEMM
 TILE_BYTES = 16384
 TILE = 16  # steps of emissions gathered at a time by the small-N kernels (fits L1 at N=8)
 
@@ -271,52 +270,51 @@ _lanes_7 = _make_lanes_small(7)
 _lanes_8 = _make_lanes_small(8)  # SMALL_MAX_N
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _sum4(a):
+    """Sum with four running partial sums: any fixed order will do for choosing a power-of-two
+    scale, and four chains run in parallel where one would wait on each add."""
+    N = a.shape[0]
+    p0 = p1 = p2 = p3 = 0.0
+    j = 0
+    while j + 4 <= N:
+        p0 += a[j]
+        p1 += a[j + 1]
+        p2 += a[j + 2]
+        p3 += a[j + 3]
+        j += 4
+    while j < N:
+        p0 += a[j]
+        j += 1
+    return (p0 + p1) + (p2 + p3)
+
+
 @njit(nogil=True, cache=True)
-def _lanes_any(X, pos, T, startprob, transmat, transmat_t, emit_t, em, alpha, nxt, k, r):
-    """The lockstep kernel for any N: one pass per state over the lanes, the (N, N) x (N, W)
-    product a BLAS GEMM from GEMM_MIN_N states on."""
+def _lanes_gemm(X, pos, T, startprob, transmat, emit_t, alpha, nxt, k):
+    """The lockstep kernel for N > SMALL_MAX_N, lane-major: α is (W, N), one row per lane, so
+    a step is the BLAS GEMM α A, and each lane's emission row multiplies its contiguous row of
+    the product directly (no gather).  Returns the array holding the last α."""
     N = startprob.shape[0]
-    W = alpha.shape[1]
-    for t in range(T):
-        for l in range(W):
-            row = emit_t[X[pos[l] + t]]
-            for j in range(N):
-                em[j, l] = row[j]
-        if t == 0:
-            for j in range(N):
-                pj = startprob[j]
-                for l in range(W):
-                    alpha[j, l] = pj * em[j, l]
-            continue
-        for l in range(W):
-            r[l] = alpha[0, l]
-        for i in range(1, N):
-            for l in range(W):
-                r[l] += alpha[i, l]
-        for l in range(W):
-            rl, kk = _pow2_scale(r[l])
-            r[l] = rl
-            k[l] += kk
-        if N >= GEMM_MIN_N:
-            np.dot(transmat_t, alpha, nxt)
-        else:
-            for j in range(N):
-                a0 = transmat[0, j]
-                for l in range(W):
-                    nxt[j, l] = a0 * alpha[0, l]
-                for i in range(1, N):
-                    aij = transmat[i, j]
-                    for l in range(W):
-                        nxt[j, l] += aij * alpha[i, l]
+    W = alpha.shape[0]
+    for l in range(W):
+        row = emit_t[X[pos[l]]]
         for j in range(N):
-            for l in range(W):
-                nxt[j, l] *= em[j, l] * r[l]
+            alpha[l, j] = startprob[j] * row[j]
+    for t in range(1, T):
+        np.dot(alpha, transmat, nxt)
+        for l in range(W):
+            r, kk = _pow2_scale(_sum4(alpha[l]))
+            k[l] += kk
+            row = emit_t[X[pos[l] + t]]
+            o = nxt[l]
+            for j in range(N):
+                o[j] *= row[j] * r
         alpha, nxt = nxt, alpha
     return alpha
 
 
 @njit(nogil=True, cache=True)
-def _score_block(X, offsets, idx, startprob, transmat, transmat_t, emit_t, em, alpha, nxt, k, r,
+def _score_block(X, offsets, idx, startprob, transmat, transmat_t, emit_t, em, alpha, nxt, k,
                  out):
     """Score the sequences ``idx`` (1 to W of them, non-empty, shortest first) in lockstep over
     the shortest one's length; the lanes past it finish alone (``_finish_one``).  Spare lanes
@@ -349,15 +347,14 @@ def _score_block(X, offsets, idx, startprob, transmat, transmat_t, emit_t, em, a
         else:
             _lanes_8(X, pos, T, startprob, a_flat, emit_t, em, alpha, k)
     else:
-        cur = _lanes_any(X, pos, T, startprob, transmat, transmat_t, emit_t,
-                         em[0].reshape((N, W)), alpha.reshape((N, W)),
-                         nxt.reshape((N, W)), k, r).ravel()
+        cur = _lanes_gemm(X, pos, T, startprob, transmat, emit_t, alpha.reshape((W, N)),
+                          nxt.reshape((W, N)), k).ravel()
     one = np.empty(N, alpha.dtype)
     two = np.empty(N, alpha.dtype)
     for l in range(L):
         a, b = offsets[idx[l]], offsets[idx[l] + 1]
         for j in range(N):
-            one[j] = cur[j * W + l]
+            one[j] = cur[j * W + l] if N <= SMALL_MAX_N else cur[l * N + j]
         out[idx[l]] = _finish_one(X, a + T, b, transmat_t, emit_t, one, two, k[l])
 
 
@@ -369,7 +366,7 @@ def forward_loglik(X, offsets, startprob, transmat, emit_t, n_chunks, out):
     long ones."""
     S = offsets.shape[0] - 1
     N = startprob.shape[0]
-    W = LANES if N < GEMM_MIN_N else GEMM_LANES
+    W = LANES if N <= SMALL_MAX_N else GEMM_LANES
     lengths = offsets[1:] - offsets[:-1]
     order = np.argsort(lengths, kind="mergesort")
     z = 0
@@ -384,11 +381,10 @@ def forward_loglik(X, offsets, startprob, transmat, emit_t, n_chunks, out):
         alpha = np.empty(N * W, transmat.dtype)
         nxt = np.empty(N * W, transmat.dtype)
         k = np.empty(W, np.int64)
-        r = np.empty(W, np.float64)
         for blk in range(c, n_blocks, n_c):
             s0 = z + blk * W
             _score_block(X, offsets, order[s0:min(s0 + W, S)], startprob, transmat, transmat_t,
-                         emit_t, em, alpha, nxt, k, r, out)
+                         emit_t, em, alpha, nxt, k, out)
     return out
 
 
