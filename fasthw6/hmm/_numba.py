@@ -10,12 +10,18 @@ Conventions shared with ``_cython.pyx`` and ``reference.py`` (same names, same s
   in place), sequence ``s`` is ``X[offsets[s]:offsets[s+1]]``;
 - ``emit_t`` is the emission matrix transposed, ``(M, N)``: the column of symbol ``x`` is the
   contiguous row ``emit_t[x]``;
-- the forward pass normalises α every step (α̂ sums to 1).  The log-likelihood is the sum of the
-  logs of the normalisers, but taking a log per step costs more than the whole step at small N,
-  so the normalisers are multiplied into a float64 mantissa ``p`` kept in [2^-512, 1] by exact
-  power-of-two rescaling (``_LL_*``); one log per sequence remains.  A normaliser below 2^-400
-  (not representable in that budget) is logged directly; a zero one means the sequence is
-  impossible: its log-likelihood is -inf and it contributes nothing to the E-step statistics.
+- the forward pass of the posterior and E-step kernels normalises α every step (α̂ sums to 1).
+  The log-likelihood is the sum of the logs of the normalisers, but taking a log per step costs
+  more than the whole step at small N, so the normalisers are multiplied into a float64 mantissa
+  ``p`` kept in [2^-512, 1] by exact power-of-two rescaling (``_ll_push``); one log per sequence
+  remains.  A normaliser below 2^-400 (not representable in that budget) is logged directly; a
+  zero one means the sequence is impossible: its log-likelihood is -inf and it contributes
+  nothing to the E-step statistics.
+- the scoring kernel (``forward_loglik``) does not divide at all: each step scales α by the
+  exact power of two that brings its sum into [1, 2), read from the sum's exponent bits
+  (``_pow2_scale``), and counts the factors; log P = log(Σ α_T) + k ln 2.  That keeps the range
+  normalising keeps, with no division and no log per step; an impossible sequence's α stays 0
+  and its log gives -inf.
 - backward messages are normalised to sum 1 each step (they never overflow) and γ, ξ are
   normalised by ``Z_t = α̂_t · (A u)``, so their scale cancels exactly.
 - Σ_t ξ_t(i, j) = A_ij Σ_t α̂_t(i) u_{t+1}(j) / Z_t: the kernels accumulate the outer products
@@ -37,8 +43,8 @@ _LN2 = math.log(2.0)
 LANES = 64  # sequences advanced in lockstep by the forward kernel (lanes innermost)
 GEMM_LANES = 64  # lanes when the step is a BLAS GEMM
 SMALL_MAX_N = 8  # up to this many states the lockstep kernel is compiled for each N; above, GEMM
-TILE_BYTES = 16384
-TILE = 16  # steps of emissions gathered at a time by the small-N kernels (fits L1 at N=8)
+TILE = 16  # most steps of emissions the small-N kernels gather at a time ...
+TILE_BYTES = 16384  # ... and at most this size, to stay in L1 (1.1-1.3x at N=3..8 over 16 steps)
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -377,7 +383,7 @@ def forward_loglik(X, offsets, startprob, transmat, emit_t, n_chunks, out):
     n_c = max(1, min(n_chunks, n_blocks))
     transmat_t = np.ascontiguousarray(transmat.T)
     for c in prange(n_c):
-        em = np.empty((TILE, N * W), transmat.dtype)
+        em = np.empty((TILE, N * W) if N <= SMALL_MAX_N else (0, 0), transmat.dtype)
         alpha = np.empty(N * W, transmat.dtype)
         nxt = np.empty(N * W, transmat.dtype)
         k = np.empty(W, np.int64)
