@@ -13,6 +13,8 @@ from cython.parallel cimport prange
 from libc.math cimport INFINITY, log
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t
 from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memcpy
+from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 cimport openmp
 
@@ -35,6 +37,10 @@ cdef double TWO_M512 = 2.0 ** -512
 cdef double TWO_P512 = 2.0 ** 512
 cdef double SMALL = 2.0 ** -400
 cdef double LN2_512 = 512.0 * 0.6931471805599453
+cdef double LN2 = 0.6931471805599453
+cdef enum:
+    LANES = 64  # as _numba.LANES and GEMM_LANES
+    SMALL_MAX_N = 8  # as _numba.SMALL_MAX_N: above it a step is one GEMM, lane-major
 
 
 def n_threads():
@@ -190,25 +196,214 @@ cdef void backward_seq(const sym_t[::1] X, Py_ssize_t a, Py_ssize_t b,
             start_acc[i] += alpha[i]
 
 
+cdef inline double pow2_scale(double s, int64_t* k) noexcept nogil:
+    """r = 2^-e, the exact power of two bringing ``s`` into [1, 2), read from its exponent bits;
+    k += e (as ``_numba._pow2_scale``)."""
+    cdef int64_t bits, ex
+    memcpy(&bits, &s, 8)
+    ex = (bits >> 52) & 0x7FF
+    k[0] += ex - 1023
+    bits = (2046 - ex) << 52
+    memcpy(&s, &bits, 8)
+    return s
+
+
+cdef inline double loglik_pow2(double s, int64_t k) noexcept nogil:
+    if s > 0:
+        return log(s) + k * LN2
+    return -INFINITY
+
+
+cdef inline double sum4(const real* a, Py_ssize_t N) noexcept nogil:
+    cdef double p0 = 0, p1 = 0, p2 = 0, p3 = 0
+    cdef Py_ssize_t j = 0
+    while j + 4 <= N:
+        p0 = p0 + a[j]
+        p1 = p1 + a[j + 1]
+        p2 = p2 + a[j + 2]
+        p3 = p3 + a[j + 3]
+        j += 4
+    while j < N:
+        p0 = p0 + a[j]
+        j += 1
+    return (p0 + p1) + (p2 + p3)
+
+
+cdef inline void gemm_rows(int W, int N, const real* a, const real* A, real* c) noexcept nogil:
+    """c (W, N) = a (W, N) @ A (N, N), all row-major."""
+    cdef char no = b'N'
+    cdef float one_f = 1, zero_f = 0
+    cdef double one_d = 1, zero_d = 0
+    if real is float:
+        sgemm(&no, &no, &N, &W, &N, &one_f, <float*>A, &N, <float*>a, &N, &zero_f, <float*>c, &N)
+    else:
+        dgemm(&no, &no, &N, &W, &N, &one_d, <double*>A, &N, <double*>a, &N, &zero_d, <double*>c,
+              &N)
+
+
+cdef double finish_one(const sym_t[::1] X, Py_ssize_t a, Py_ssize_t b, const real* at,
+                       const real[:, ::1] emit_t, real* cur, real* nxt, int64_t k,
+                       Py_ssize_t N) noexcept nogil:
+    """One sequence alone over X[a:b] from unscaled α in ``cur`` (``_numba._finish_one``)."""
+    cdef Py_ssize_t t, i, j
+    cdef double s, r
+    cdef real acc
+    cdef real* sw
+    cdef const real* row
+    cdef const real* arow
+    for t in range(a, b):
+        s = cur[0]
+        for i in range(1, N):
+            s = s + cur[i]
+        r = pow2_scale(s, &k)
+        row = &emit_t[X[t], 0]
+        for j in range(N):
+            arow = at + j * N
+            acc = arow[0] * cur[0]
+            for i in range(1, N):
+                acc = acc + arow[i] * cur[i]
+            nxt[j] = <real>(acc * (row[j] * r))
+        sw = cur
+        cur = nxt
+        nxt = sw
+    s = cur[0]
+    for i in range(1, N):
+        s = s + cur[i]
+    return loglik_pow2(s, k)
+
+
+cdef void lanes_small(const sym_t[::1] X, const int64_t* pos, Py_ssize_t T,
+                      const real[::1] startprob, const real* A, const real[:, ::1] emit_t,
+                      real* em, real* alpha, real* acc, double* r, int64_t* k,
+                      Py_ssize_t N) noexcept nogil:
+    """LANES sequences in lockstep, α state-major (N, LANES), lanes innermost
+    (``_numba._make_lanes_small``; here N is a run-time value and each pass runs over lanes)."""
+    cdef Py_ssize_t W = LANES, t, i, j, l
+    cdef const real* row
+    cdef double s
+    for t in range(T):
+        for l in range(W):
+            row = &emit_t[X[pos[l] + t], 0]
+            for j in range(N):
+                em[j * W + l] = row[j]
+        if t == 0:
+            for j in range(N):
+                for l in range(W):
+                    alpha[j * W + l] = startprob[j] * em[j * W + l]
+            continue
+        for l in range(W):
+            r[l] = alpha[l]
+        for i in range(1, N):
+            for l in range(W):
+                r[l] = r[l] + alpha[i * W + l]
+        for l in range(W):
+            r[l] = pow2_scale(r[l], &k[l])
+        for j in range(N):
+            for l in range(W):
+                acc[l] = A[j] * alpha[l]
+            for i in range(1, N):
+                for l in range(W):
+                    acc[l] = acc[l] + A[i * N + j] * alpha[i * W + l]
+            for l in range(W):
+                em[j * W + l] = <real>(acc[l] * (em[j * W + l] * r[l]))
+        memcpy(alpha, em, N * W * sizeof(real))
+
+
+cdef real* lanes_gemm(const sym_t[::1] X, const int64_t* pos, Py_ssize_t T,
+                      const real[::1] startprob, const real* A, const real[:, ::1] emit_t,
+                      real* alpha, real* nxt, int64_t* k, Py_ssize_t N) noexcept nogil:
+    """LANES sequences in lockstep, α lane-major (LANES, N), each step one GEMM α A
+    (``_numba._lanes_gemm``); returns the buffer holding the last α."""
+    cdef Py_ssize_t W = LANES, t, j, l
+    cdef const real* row
+    cdef real* o
+    cdef real* sw
+    cdef double rl
+    for l in range(W):
+        row = &emit_t[X[pos[l]], 0]
+        for j in range(N):
+            alpha[l * N + j] = startprob[j] * row[j]
+    for t in range(1, T):
+        gemm_rows(<int>W, <int>N, alpha, A, nxt)
+        for l in range(W):
+            rl = pow2_scale(sum4(alpha + l * N, N), &k[l])
+            row = &emit_t[X[pos[l] + t], 0]
+            o = nxt + l * N
+            for j in range(N):
+                o[j] = <real>(o[j] * (row[j] * rl))
+        sw = alpha
+        alpha = nxt
+        nxt = sw
+    return alpha
+
+
+cdef void score_block(const sym_t[::1] X, const int64_t[::1] offsets, const int64_t* idx,
+                      Py_ssize_t L, const real[::1] startprob, const real* A, const real* At,
+                      const real[:, ::1] emit_t, real* buf, double* r, int64_t* k,
+                      int64_t* pos, double[::1] out) noexcept nogil:
+    """Sequences ``idx`` (non-empty, shortest first) in lockstep over the shortest one's
+    length, then each alone (``_numba._score_block``)."""
+    cdef Py_ssize_t N = startprob.shape[0], W = LANES, T, l, j, a, b
+    cdef real* em = buf
+    cdef real* alpha = buf + N * W
+    cdef real* nxt = buf + 2 * N * W
+    cdef real* one = buf + 3 * N * W
+    cdef real* two = one + N
+    cdef real* cur
+    T = offsets[idx[0] + 1] - offsets[idx[0]]
+    for l in range(W):
+        pos[l] = offsets[idx[l if l < L else L - 1]]
+        k[l] = 0
+    if N <= SMALL_MAX_N:
+        lanes_small(X, pos, T, startprob, A, emit_t, em, alpha, nxt, r, k, N)
+        cur = alpha
+    else:
+        cur = lanes_gemm(X, pos, T, startprob, A, emit_t, alpha, nxt, k, N)
+    for l in range(L):
+        a = offsets[idx[l]]
+        b = offsets[idx[l] + 1]
+        for j in range(N):
+            one[j] = cur[j * W + l] if N <= SMALL_MAX_N else cur[l * N + j]
+        out[idx[l]] = finish_one(X, a + T, b, At, emit_t, one, two, k[l], N)
+
+
 def forward_loglik(const sym_t[::1] X, const int64_t[::1] offsets, const real[::1] startprob,
                    const real[:, ::1] transmat, const real[:, ::1] emit_t, Py_ssize_t n_chunks,
                    double[::1] out):
-    cdef Py_ssize_t N = startprob.shape[0], c, s, C
-    cdef int64_t[::1] bounds = _bounds(offsets, n_chunks)
-    cdef real* alpha
-    cdef real* tmp
-    C = bounds.shape[0] - 1
+    cdef Py_ssize_t N = startprob.shape[0], S = offsets.shape[0] - 1, W = LANES
+    cdef Py_ssize_t z, n_blocks, n_c, c, blk, s0
+    lengths = np.diff(np.asarray(offsets))
+    order_arr = np.ascontiguousarray(np.argsort(lengths, kind="stable"), dtype=np.int64)
+    z = int(np.count_nonzero(lengths == 0))
+    np.asarray(out)[order_arr[:z]] = 0.0
+    cdef const int64_t[::1] order = order_arr
+    tt_arr = np.ascontiguousarray(np.asarray(transmat).T)
+    cdef const real[:, ::1] transmat_t = tt_arr
+    cdef const real* A = &transmat[0, 0]
+    cdef const real* At = &transmat_t[0, 0]
+    cdef real* buf
+    cdef double* r
+    cdef int64_t* k
+    cdef int64_t* pos
+    n_blocks = (S - z + W - 1) // W
+    n_c = max(1, min(n_chunks, n_blocks))
+    if n_blocks == 0:
+        return np.asarray(out)
     with nogil:
-        for c in prange(C, schedule="dynamic"):
-            alpha = <real*>malloc(2 * N * sizeof(real))
-            tmp = alpha + N
-            for s in range(bounds[c], bounds[c + 1]):
-                if offsets[s + 1] == offsets[s]:
-                    out[s] = 0.0
-                else:
-                    out[s] = forward_seq(X, offsets[s], offsets[s + 1], startprob, transmat,
-                                         emit_t, alpha, 0, tmp)
-            free(alpha)
+        for c in prange(n_c, schedule="static"):
+            buf = <real*>malloc((3 * N * W + 2 * N) * sizeof(real))
+            r = <double*>malloc(W * sizeof(double))
+            k = <int64_t*>malloc(2 * W * sizeof(int64_t))
+            pos = k + W
+            blk = c
+            while blk < n_blocks:
+                s0 = z + blk * W
+                score_block(X, offsets, &order[s0], min(W, S - s0), startprob, A, At, emit_t,
+                            buf, r, k, pos, out)
+                blk = blk + n_c
+            free(buf)
+            free(r)
+            free(k)
     return np.asarray(out)
 
 

@@ -10,12 +10,18 @@ Conventions shared with ``_cython.pyx`` and ``reference.py`` (same names, same s
   in place), sequence ``s`` is ``X[offsets[s]:offsets[s+1]]``;
 - ``emit_t`` is the emission matrix transposed, ``(M, N)``: the column of symbol ``x`` is the
   contiguous row ``emit_t[x]``;
-- the forward pass normalises α every step (α̂ sums to 1).  The log-likelihood is the sum of the
-  logs of the normalisers, but taking a log per step costs more than the whole step at small N,
-  so the normalisers are multiplied into a float64 mantissa ``p`` kept in [2^-512, 1] by exact
-  power-of-two rescaling (``_LL_*``); one log per sequence remains.  A normaliser below 2^-400
-  (not representable in that budget) is logged directly; a zero one means the sequence is
-  impossible: its log-likelihood is -inf and it contributes nothing to the E-step statistics.
+- the forward pass of the posterior and E-step kernels normalises α every step (α̂ sums to 1).
+  The log-likelihood is the sum of the logs of the normalisers, but taking a log per step costs
+  more than the whole step at small N, so the normalisers are multiplied into a float64 mantissa
+  ``p`` kept in [2^-512, 1] by exact power-of-two rescaling (``_ll_push``); one log per sequence
+  remains.  A normaliser below 2^-400 (not representable in that budget) is logged directly; a
+  zero one means the sequence is impossible: its log-likelihood is -inf and it contributes
+  nothing to the E-step statistics.
+- the scoring kernel (``forward_loglik``) does not divide at all: each step scales α by the
+  exact power of two that brings its sum into [1, 2), read from the sum's exponent bits
+  (``_pow2_scale``), and counts the factors; log P = log(Σ α_T) + k ln 2.  That keeps the range
+  normalising keeps, with no division and no log per step; an impossible sequence's α stays 0
+  and its log gives -inf.
 - backward messages are normalised to sum 1 each step (they never overflow) and γ, ξ are
   normalised by ``Z_t = α̂_t · (A u)``, so their scale cancels exactly.
 - Σ_t ξ_t(i, j) = A_ij Σ_t α̂_t(i) u_{t+1}(j) / Z_t: the kernels accumulate the outer products
@@ -33,9 +39,12 @@ _TWO_M512 = 2.0 ** -512
 _TWO_P512 = 2.0 ** 512
 _SMALL = 2.0 ** -400
 _LN2_512 = 512.0 * math.log(2.0)
+_LN2 = math.log(2.0)
 LANES = 64  # sequences advanced in lockstep by the forward kernel (lanes innermost)
 GEMM_LANES = 64  # lanes when the step is a BLAS GEMM
-GEMM_MIN_N = 12  # from this many states on, the step's (N,N)x(N,lanes) product is a GEMM
+SMALL_MAX_N = 8  # up to this many states the lockstep kernel is compiled for each N; above, GEMM
+TILE = 16  # most steps of emissions the small-N kernels gather at a time ...
+TILE_BYTES = 16384  # ... and at most this size, to stay in L1 (1.1-1.3x at N=3..8 over 16 steps)
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -161,147 +170,227 @@ def _forward_score_one(X, a, b, startprob, transmat, emit_t, alpha, tmp):
     return _ll_value(p, e, extra)
 
 
-@njit(nogil=True, cache=True)
-def _forward_lanes(X, offsets, s0, L, startprob, transmat, transmat_t, emit_t, alpha, tmp, em,
-                   p, e, extra, out):
-    """Score sequences s0..s0+L-1 advanced in lockstep, lanes innermost.
+@njit(nogil=True, cache=True, inline="always")
+def _pow2_scale(s):
+    """(r, k): r = 2^-k, the exact power of two that brings ``s`` into [1, 2).
 
-    α̂ is (N, LANES) with one column per sequence, so every inner loop runs over LANES
-    contiguous lanes and vectorises even when N is 2 or 3; from N = GEMM_MIN_N on, the (N, N) x
-    (N, LANES) product is a BLAS GEMM.  Lockstep runs over the shortest sequence's length; each
-    lane then finishes on its own with the one-sequence kernel.
+    Read from the bits of ``s``: a few integer operations that vectorise with the lanes, where
+    a division (or a log) per lane-step would cost as much as the whole step at small N.
+    s = 0 gives k = -1023: α stays 0 and the final log gives -inf.  A subnormal s gets
+    r = 2^1023 and lands in (2^-51, 2), safe to carry on from."""
+    ex = (np.float64(s).view(np.int64) >> 52) & 0x7FF
+    return np.int64((2046 - ex) << 52).view(np.float64), ex - 1023
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _loglik_pow2(s, k):
+    """log P from the sum ``s`` of the last (unscaled) α and the count ``k`` of factors 2."""
+    if s > 0.0:
+        return math.log(s) + k * _LN2
+    return -np.inf
+
+
+@njit(nogil=True, cache=True)
+def _finish_one(X, a, b, transmat_t, emit_t, cur, nxt, k):
+    """Carry one sequence alone over X[a:b] from α in ``cur`` (unscaled, k factors 2 so far)
+    and return log P.  The arithmetic is the lanes' own, operation for operation, so a score
+    does not depend on which sequences shared its block."""
+    N = cur.shape[0]
+    for t in range(a, b):
+        s = np.float64(cur[0])
+        for i in range(1, N):
+            s += cur[i]
+        r, kk = _pow2_scale(s)
+        k += kk
+        row = emit_t[X[t]]
+        for j in range(N):
+            at = transmat_t[j]
+            acc = at[0] * cur[0]
+            for i in range(1, N):
+                acc += at[i] * cur[i]
+            nxt[j] = acc * (row[j] * r)
+        cur, nxt = nxt, cur
+    s = np.float64(cur[0])
+    for i in range(1, N):
+        s += cur[i]
+    return _loglik_pow2(s, k)
+
+
+def _make_lanes_small(N):
+    """The lockstep kernel for a fixed small N, over LANES lanes.
+
+    With N and the lane count compile-time constants, the loops over states unroll and every
+    array access sits at a constant offset from one of a few base pointers, so LLVM vectorises
+    the loop over lanes whole (α sums, power-of-two scale, the N x N product, the emission
+    factor), with a handful of runtime alias checks.  Two things keep those checks few enough
+    for it to try: flat arrays (row j of α is ``alpha[j*W:(j+1)*W]``) and no third α buffer:
+    the step writes into the emission tile it has just consumed and copies back.  The gather of
+    emissions does not vectorise; it runs apart, TILE steps at a time.  Operands: ``transmat``
+    flat (N*N,), ``em`` (TILE, N*W), ``alpha`` (N*W,), ``k`` (W,) counts of factors 2 so far.
     """
-    N = startprob.shape[0]
-    W = alpha.shape[1]
-    T = offsets[s0 + 1] - offsets[s0]
-    for l in range(L):
-        T = min(T, offsets[s0 + l + 1] - offsets[s0 + l])
-    for l in range(W):
-        p[l] = 1.0
-        e[l] = 0.0
-        extra[l] = 0.0
-    if T == 0:
-        for l in range(L):
-            a, b = offsets[s0 + l], offsets[s0 + l + 1]
-            out[s0 + l] = 0.0 if b == a else _forward_score_one(
-                X, a, b, startprob, transmat, emit_t, tmp[0], tmp[1 % N])
-        return
-    pos = np.empty(W, np.int64)
-    sv = np.empty(W, np.float64)
-    r = np.empty(W, tmp.dtype)
-    for l in range(W):
-        pos[l] = offsets[s0 + min(l, L - 1)]
-    for t in range(T):
-        for l in range(W):
-            row = emit_t[X[pos[l] + t]]
-            for j in range(N):
-                em[j, l] = row[j]
-        if t == 0:
-            for j in range(N):
-                pj = startprob[j]
+    W = LANES
+    TT = max(2, min(TILE, TILE_BYTES // (8 * N * W)))
+
+    @njit(nogil=True, cache=True)
+    def lanes(X, pos, T, startprob, transmat, emit_t, em, alpha, k):
+        for t0 in range(0, T, TT):
+            nt = min(TT, T - t0)
+            for tt in range(nt):
                 for l in range(W):
-                    tmp[j, l] = pj * em[j, l]
-        elif N >= GEMM_MIN_N:
-            np.dot(transmat_t, alpha, tmp)
-            for j in range(N):
-                for l in range(W):
-                    tmp[j, l] *= em[j, l]
-        else:
-            for j in range(N):
-                for l in range(W):
-                    tmp[j, l] = 0.0
-                for i in range(N):
-                    aij = transmat[i, j]
-                    for l in range(W):
-                        tmp[j, l] += aij * alpha[i, l]
-                for l in range(W):
-                    tmp[j, l] *= em[j, l]
-        for l in range(W):
-            sv[l] = 0.0
-        for j in range(N):
-            for l in range(W):
-                sv[l] += tmp[j, l]
-        nbad = 0
-        for l in range(W):
-            v = sv[l]
-            ok = v >= _SMALL
-            r[l] = 1.0 / v if ok else 1.0
-            pl = p[l] * (v if ok else 1.0)
-            low = pl < _TWO_M512
-            p[l] = pl * (_TWO_P512 if low else 1.0)
-            e[l] += 1.0 if low else 0.0
-            nbad += 0 if ok else 1
-        for j in range(N):
-            for l in range(W):
-                alpha[j, l] = tmp[j, l] * r[l]
-        if nbad > 0:  # rare: a normaliser too small for the mantissa budget, or zero
-            for l in range(W):
-                v = sv[l]
-                if v < _SMALL:
-                    if v > 0.0:
-                        extra[l] += math.log(v)
-                        for j in range(N):
-                            alpha[j, l] = tmp[j, l] / v
-                    else:
-                        extra[l] = -np.inf
-                        for j in range(N):
-                            alpha[j, l] = 0.0
-    for l in range(L):
-        a, b = offsets[s0 + l], offsets[s0 + l + 1]
-        if b - a == T or extra[l] == -np.inf:
-            out[s0 + l] = _ll_value(p[l], e[l], extra[l])
-            continue
-        # finish this lane alone from its α̂ at step T-1
-        pl, el, xl = p[l], e[l], extra[l]
-        cur = tmp[:, 0].copy()
-        nxt = np.empty(N, transmat.dtype)
-        for j in range(N):
-            cur[j] = alpha[j, l]
-        for t in range(a + T, b):
-            for j in range(N):
-                nxt[j] = 0.0
-            for i in range(N):
-                ai = cur[i]
-                rw = transmat[i]
+                    row = emit_t[X[pos[l] + t0 + tt]]
+                    for j in range(N):
+                        em[tt, j * W + l] = row[j]
+            first = 0
+            if t0 == 0:
                 for j in range(N):
-                    nxt[j] += ai * rw[j]
-            row = emit_t[X[t]]
-            sv = 0.0
+                    pj = startprob[j]
+                    for l in range(W):
+                        alpha[j * W + l] = pj * em[0, j * W + l]
+                first = 1
+            for tt in range(first, nt):
+                e = em[tt]
+                for l in range(W):
+                    s = np.float64(alpha[l])
+                    for i in range(1, N):
+                        s += alpha[i * W + l]
+                    r, kk = _pow2_scale(s)
+                    k[l] += kk
+                    for j in range(N):
+                        acc = transmat[j] * alpha[l]
+                        for i in range(1, N):
+                            acc += transmat[i * N + j] * alpha[i * W + l]
+                        e[j * W + l] = acc * (e[j * W + l] * r)
+                    for j in range(N):
+                        alpha[j * W + l] = e[j * W + l]
+
+    return lanes
+
+
+_lanes_1 = _make_lanes_small(1)
+_lanes_2 = _make_lanes_small(2)
+_lanes_3 = _make_lanes_small(3)
+_lanes_4 = _make_lanes_small(4)
+_lanes_5 = _make_lanes_small(5)
+_lanes_6 = _make_lanes_small(6)
+_lanes_7 = _make_lanes_small(7)
+_lanes_8 = _make_lanes_small(8)  # SMALL_MAX_N
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _sum4(a):
+    """Sum with four running partial sums: any fixed order will do for choosing a power-of-two
+    scale, and four chains run in parallel where one would wait on each add."""
+    N = a.shape[0]
+    p0 = p1 = p2 = p3 = 0.0
+    j = 0
+    while j + 4 <= N:
+        p0 += a[j]
+        p1 += a[j + 1]
+        p2 += a[j + 2]
+        p3 += a[j + 3]
+        j += 4
+    while j < N:
+        p0 += a[j]
+        j += 1
+    return (p0 + p1) + (p2 + p3)
+
+
+@njit(nogil=True, cache=True)
+def _lanes_gemm(X, pos, T, startprob, transmat, emit_t, alpha, nxt, k):
+    """The lockstep kernel for N > SMALL_MAX_N, lane-major: α is (W, N), one row per lane, so
+    a step is the BLAS GEMM α A, and each lane's emission row multiplies its contiguous row of
+    the product directly (no gather).  Returns the array holding the last α."""
+    N = startprob.shape[0]
+    W = alpha.shape[0]
+    for l in range(W):
+        row = emit_t[X[pos[l]]]
+        for j in range(N):
+            alpha[l, j] = startprob[j] * row[j]
+    for t in range(1, T):
+        np.dot(alpha, transmat, nxt)
+        for l in range(W):
+            r, kk = _pow2_scale(_sum4(alpha[l]))
+            k[l] += kk
+            row = emit_t[X[pos[l] + t]]
+            o = nxt[l]
             for j in range(N):
-                v = nxt[j] * row[j]
-                cur[j] = v
-                sv += v
-            pl, el, xl = _ll_push(sv, pl, el, xl)
-            if sv == 0.0:
-                break
-            r = 1.0 / sv
-            for j in range(N):
-                cur[j] *= r
-        out[s0 + l] = _ll_value(pl, el, xl)
+                o[j] *= row[j] * r
+        alpha, nxt = nxt, alpha
+    return alpha
+
+
+@njit(nogil=True, cache=True)
+def _score_block(X, offsets, idx, startprob, transmat, transmat_t, emit_t, em, alpha, nxt, k,
+                 out):
+    """Score the sequences ``idx`` (1 to W of them, non-empty, shortest first) in lockstep over
+    the shortest one's length; the lanes past it finish alone (``_finish_one``).  Spare lanes
+    repeat the last sequence and are discarded."""
+    N = startprob.shape[0]
+    W = k.shape[0]
+    L = idx.shape[0]
+    T = offsets[idx[0] + 1] - offsets[idx[0]]
+    pos = np.empty(W, np.int64)
+    for l in range(W):
+        pos[l] = offsets[idx[min(l, L - 1)]]
+        k[l] = 0
+    cur = alpha
+    a_flat = transmat.reshape(N * N)
+    if N <= SMALL_MAX_N:
+        if N == 1:
+            _lanes_1(X, pos, T, startprob, a_flat, emit_t, em, alpha, k)
+        elif N == 2:
+            _lanes_2(X, pos, T, startprob, a_flat, emit_t, em, alpha, k)
+        elif N == 3:
+            _lanes_3(X, pos, T, startprob, a_flat, emit_t, em, alpha, k)
+        elif N == 4:
+            _lanes_4(X, pos, T, startprob, a_flat, emit_t, em, alpha, k)
+        elif N == 5:
+            _lanes_5(X, pos, T, startprob, a_flat, emit_t, em, alpha, k)
+        elif N == 6:
+            _lanes_6(X, pos, T, startprob, a_flat, emit_t, em, alpha, k)
+        elif N == 7:
+            _lanes_7(X, pos, T, startprob, a_flat, emit_t, em, alpha, k)
+        else:
+            _lanes_8(X, pos, T, startprob, a_flat, emit_t, em, alpha, k)
+    else:
+        cur = _lanes_gemm(X, pos, T, startprob, transmat, emit_t, alpha.reshape((W, N)),
+                          nxt.reshape((W, N)), k).ravel()
+    one = np.empty(N, alpha.dtype)
+    two = np.empty(N, alpha.dtype)
+    for l in range(L):
+        a, b = offsets[idx[l]], offsets[idx[l] + 1]
+        for j in range(N):
+            one[j] = cur[j * W + l] if N <= SMALL_MAX_N else cur[l * N + j]
+        out[idx[l]] = _finish_one(X, a + T, b, transmat_t, emit_t, one, two, k[l])
 
 
 @njit(nogil=True, cache=True, parallel=True)
 def forward_loglik(X, offsets, startprob, transmat, emit_t, n_chunks, out):
     """Per-sequence log-likelihoods into ``out`` (float64, one per sequence); O(N) memory per
-    sequence: LANES sequences at a time, in lockstep (see ``_forward_lanes``)."""
+    sequence.  Sequences are taken shortest first, LANES at a time, and advanced in lockstep
+    (``_score_block``); chunk ``c`` takes every n_chunks-th block so that threads share the
+    long ones."""
     S = offsets.shape[0] - 1
     N = startprob.shape[0]
-    W = LANES if N < GEMM_MIN_N else GEMM_LANES
-    n_blocks = (S + W - 1) // W
+    W = LANES if N <= SMALL_MAX_N else GEMM_LANES
+    lengths = offsets[1:] - offsets[:-1]
+    order = np.argsort(lengths, kind="mergesort")
+    z = 0
+    while z < S and lengths[order[z]] == 0:
+        out[order[z]] = 0.0
+        z += 1
+    n_blocks = (S - z + W - 1) // W
+    n_c = max(1, min(n_chunks, n_blocks))
     transmat_t = np.ascontiguousarray(transmat.T)
-    for c in prange(min(n_chunks, n_blocks)):
-        alpha = np.zeros((N, W), transmat.dtype)
-        tmp = np.zeros((N, W), transmat.dtype)
-        em = np.zeros((N, W), transmat.dtype)
-        p = np.empty(W, np.float64)
-        e = np.empty(W, np.float64)
-        extra = np.empty(W, np.float64)
-        n_c = min(n_chunks, n_blocks)
-        for blk in range(c * n_blocks // n_c, (c + 1) * n_blocks // n_c):
-            s0 = blk * W
-            L = min(W, S - s0)
-            _forward_lanes(X, offsets, s0, L, startprob, transmat, transmat_t, emit_t, alpha,
-                           tmp, em, p, e, extra, out)
+    for c in prange(n_c):
+        em = np.empty((TILE, N * W) if N <= SMALL_MAX_N else (0, 0), transmat.dtype)
+        alpha = np.empty(N * W, transmat.dtype)
+        nxt = np.empty(N * W, transmat.dtype)
+        k = np.empty(W, np.int64)
+        for blk in range(c, n_blocks, n_c):
+            s0 = z + blk * W
+            _score_block(X, offsets, order[s0:min(s0 + W, S)], startprob, transmat, transmat_t,
+                         emit_t, em, alpha, nxt, k, out)
     return out
 
 
