@@ -7,12 +7,18 @@ partial sums (lanes j mod 8), which it turns into vector adds; the numba kernels
 effect from the ``reassoc`` flag.  The 2-D layout accumulates per feature and needs neither.
 """
 from cython.parallel cimport prange
+cimport openmp
 from libc.math cimport sqrt
 from libc.stdlib cimport free, malloc
 
 ctypedef fused real:
     float
     double
+
+
+def n_threads():
+    """Threads a parallel kernel of this backend runs on now."""
+    return openmp.omp_get_max_threads()
 
 
 cdef inline double _sum(const real *xs, Py_ssize_t L) noexcept nogil:
@@ -125,71 +131,102 @@ def batchnorm_backward_4d(real[:, :, ::1] dy, real[:, :, ::1] x, double[::1] gam
     return dx
 
 
+cdef inline void _slice(Py_ssize_t t, Py_ssize_t T, Py_ssize_t D, Py_ssize_t *c0,
+                        Py_ssize_t *c1) noexcept nogil:
+    c0[0] = t * D // T
+    c1[0] = (t + 1) * D // T
+
+
 def batchnorm_forward_2d(real[:, ::1] x, double[::1] gamma, double[::1] beta, double eps,
                          bint batch_stats, double[::1] mean, double[::1] var, real[:, ::1] y,
-                         Py_ssize_t block):
+                         Py_ssize_t rows, Py_ssize_t slices):
+    """Chunks of ``rows`` rows: two-pass statistics in L2, merged by Chan's pairwise update."""
     cdef Py_ssize_t N = x.shape[0], D = x.shape[1]
-    cdef Py_ssize_t nblocks = (D + block - 1) // block
-    cdef Py_ssize_t bi, c0, w, n, j
-    cdef double *acc
+    cdef Py_ssize_t t, c0, c1, w, n, j, r0, r1, nb, seen
+    cdef double *buf
+    cdef double *mb
+    cdef double *vb
+    cdef double *cm
+    cdef double *cq
     cdef double *k
-    cdef double d
+    cdef double d, delta, fb, fab
     cdef const real *xs
     cdef real *ys
     with nogil:
-        for bi in prange(nblocks, schedule="static"):
-            c0 = bi * block
-            w = D - c0 if D - c0 < block else block
-            acc = <double *> malloc(2 * w * sizeof(double))
-            k = acc + w
+        for t in prange(slices, schedule="static"):
+            _slice(t, slices, D, &c0, &c1)
+            w = c1 - c0
+            mb = &mean[c0]
+            vb = &var[c0]
+            buf = <double *> malloc(3 * w * sizeof(double))
+            cm = buf
+            cq = buf + w
+            k = buf + 2 * w
             if batch_stats:
                 for j in range(w):
-                    acc[j] = 0.0
-                for n in range(N):
-                    xs = &x[n, c0]
+                    mb[j] = 0.0
+                    vb[j] = 0.0
+                seen = 0
+                r0 = 0
+                while r0 < N:
+                    r1 = r0 + rows if r0 + rows < N else N
+                    nb = r1 - r0
                     for j in range(w):
-                        acc[j] += xs[j]
-                for j in range(w):
-                    mean[c0 + j] = acc[j] / N
-                    acc[j] = 0.0
-                for n in range(N):
-                    xs = &x[n, c0]
+                        cm[j] = 0.0
+                    for n in range(r0, r1):
+                        xs = &x[n, c0]
+                        for j in range(w):
+                            cm[j] += xs[j]
                     for j in range(w):
-                        d = xs[j] - mean[c0 + j]
-                        acc[j] += d * d
+                        cm[j] /= nb
+                        cq[j] = 0.0
+                    for n in range(r0, r1):
+                        xs = &x[n, c0]
+                        for j in range(w):
+                            d = xs[j] - cm[j]
+                            cq[j] += d * d
+                    fb = <double> nb / (seen + nb)
+                    fab = seen * fb
+                    for j in range(w):
+                        delta = cm[j] - mb[j]
+                        mb[j] += delta * fb
+                        vb[j] += cq[j] + delta * delta * fab
+                    seen = seen + nb
+                    r0 = r1
                 for j in range(w):
-                    var[c0 + j] = acc[j] / N
+                    vb[j] /= N
             for j in range(w):
-                k[j] = gamma[c0 + j] / sqrt(var[c0 + j] + eps)
+                k[j] = gamma[c0 + j] / sqrt(vb[j] + eps)
             for n in range(N):
                 xs = &x[n, c0]
                 ys = &y[n, c0]
                 for j in range(w):
-                    ys[j] = <real> ((xs[j] - mean[c0 + j]) * k[j] + beta[c0 + j])
-            free(acc)
+                    ys[j] = <real> ((xs[j] - mb[j]) * k[j] + beta[c0 + j])
+            free(buf)
     return y
 
 
 def batchnorm_backward_2d(real[:, ::1] dy, real[:, ::1] x, double[::1] gamma, double[::1] mean,
                           double[::1] var, double eps, bint batch_stats, real[:, ::1] dx,
-                          double[::1] dgamma, double[::1] dbeta, Py_ssize_t block):
+                          double[::1] dgamma, double[::1] dbeta, Py_ssize_t slices):
     cdef Py_ssize_t N = x.shape[0], D = x.shape[1]
-    cdef Py_ssize_t nblocks = (D + block - 1) // block
-    cdef Py_ssize_t bi, c0, w, n, j
+    cdef Py_ssize_t t, c0, c1, w, n, j
     cdef double *buf
     cdef double *sdy
     cdef double *sdyx
     cdef double *k1
     cdef double *k2
     cdef double *a
+    cdef double *mb
     cdef double istd
     cdef const real *xs
     cdef const real *gs
     cdef real *ds
     with nogil:
-        for bi in prange(nblocks, schedule="static"):
-            c0 = bi * block
-            w = D - c0 if D - c0 < block else block
+        for t in prange(slices, schedule="static"):
+            _slice(t, slices, D, &c0, &c1)
+            w = c1 - c0
+            mb = &mean[c0]
             buf = <double *> malloc(5 * w * sizeof(double))
             sdy = buf
             sdyx = buf + w
@@ -203,7 +240,7 @@ def batchnorm_backward_2d(real[:, ::1] dy, real[:, ::1] x, double[::1] gamma, do
                 xs = &x[n, c0]
                 for j in range(w):
                     sdy[j] += gs[j]
-                    sdyx[j] += gs[j] * (xs[j] - mean[c0 + j])
+                    sdyx[j] += gs[j] * (xs[j] - mb[j])
             for j in range(w):
                 istd = 1.0 / sqrt(var[c0 + j] + eps)
                 dbeta[c0 + j] = sdy[j]
@@ -220,6 +257,6 @@ def batchnorm_backward_2d(real[:, ::1] dy, real[:, ::1] x, double[::1] gamma, do
                 xs = &x[n, c0]
                 ds = &dx[n, c0]
                 for j in range(w):
-                    ds[j] = <real> (k1[j] * (gs[j] - a[j]) - k2[j] * (xs[j] - mean[c0 + j]))
+                    ds[j] = <real> (k1[j] * (gs[j] - a[j]) - k2[j] * (xs[j] - mb[j]))
             free(buf)
     return dx
