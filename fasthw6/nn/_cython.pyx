@@ -71,7 +71,8 @@ def batchnorm_forward_4d(real[:, :, ::1] x, double[::1] gamma, double[::1] beta,
                          bint batch_stats, double[::1] mean, double[::1] var, real[:, :, ::1] y):
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2]
     cdef Py_ssize_t c, n, j
-    cdef double s, q, m, k, b
+    cdef double s, q, m
+    cdef real mh, ml, k, b
     cdef const real *xs
     cdef real *ys
     with nogil:
@@ -86,14 +87,15 @@ def batchnorm_forward_4d(real[:, :, ::1] x, double[::1] gamma, double[::1] beta,
                     q = q + _sqdev(&x[n, c, 0], m, L)
                 mean[c] = m
                 var[c] = q / (N * L)
-            m = mean[c]
-            k = gamma[c] / sqrt(var[c] + eps)
-            b = beta[c]
+            mh = <real> mean[c]
+            ml = <real> (mean[c] - mh)
+            k = <real> (gamma[c] / sqrt(var[c] + eps))
+            b = <real> beta[c]
             for n in range(N):
                 xs = &x[n, c, 0]
                 ys = &y[n, c, 0]
                 for j in range(L):
-                    ys[j] = <real> ((xs[j] - m) * k + b)
+                    ys[j] = ((xs[j] - mh) - ml) * k + b
     return y
 
 
@@ -103,6 +105,7 @@ def batchnorm_backward_4d(real[:, :, ::1] dy, real[:, :, ::1] x, double[::1] gam
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2]
     cdef Py_ssize_t c, n, j
     cdef double m, istd, sdy, sdyx, k1, k2, a
+    cdef real mh, ml, ah, al, rk1, rk2
     cdef const real *xs
     cdef const real *gs
     cdef real *ds
@@ -122,13 +125,112 @@ def batchnorm_backward_4d(real[:, :, ::1] dy, real[:, :, ::1] x, double[::1] gam
             if batch_stats:
                 a = sdy / (N * L)
                 k2 = k1 * istd * istd * sdyx / (N * L)
+            mh = <real> m
+            ml = <real> (m - mh)
+            ah = <real> a
+            al = <real> (a - ah)
+            rk1 = <real> k1
+            rk2 = <real> k2
             for n in range(N):
                 gs = &dy[n, c, 0]
                 xs = &x[n, c, 0]
                 ds = &dx[n, c, 0]
                 for j in range(L):
-                    ds[j] = <real> (k1 * (gs[j] - a) - k2 * (xs[j] - m))
+                    ds[j] = rk1 * ((gs[j] - ah) - al) - rk2 * ((xs[j] - mh) - ml)
     return dx
+
+
+cdef inline void _rows_add(const real *x, Py_ssize_t D, Py_ssize_t r0, Py_ssize_t r1,
+                           Py_ssize_t c0, Py_ssize_t w, double *acc) noexcept nogil:
+    """acc[j] += x[n, c0 + j] over rows r0..r1, four rows per sweep of the accumulators."""
+    cdef Py_ssize_t n = r0, j
+    cdef const real *x0
+    cdef const real *x1
+    cdef const real *x2
+    cdef const real *x3
+    while n + 4 <= r1:
+        x0 = x + n * D + c0
+        x1 = x0 + D
+        x2 = x1 + D
+        x3 = x2 + D
+        for j in range(w):
+            acc[j] += ((<double> x0[j] + <double> x1[j]) + (<double> x2[j] + <double> x3[j]))
+        n += 4
+    while n < r1:
+        x0 = x + n * D + c0
+        for j in range(w):
+            acc[j] += x0[j]
+        n += 1
+
+
+cdef inline void _rows_sqdev(const real *x, Py_ssize_t D, Py_ssize_t r0, Py_ssize_t r1,
+                             Py_ssize_t c0, Py_ssize_t w, const double *m,
+                             double *acc) noexcept nogil:
+    cdef Py_ssize_t n = r0, j
+    cdef double d0, d1, d2, d3
+    cdef const real *x0
+    cdef const real *x1
+    cdef const real *x2
+    cdef const real *x3
+    while n + 4 <= r1:
+        x0 = x + n * D + c0
+        x1 = x0 + D
+        x2 = x1 + D
+        x3 = x2 + D
+        for j in range(w):
+            d0 = x0[j] - m[j]
+            d1 = x1[j] - m[j]
+            d2 = x2[j] - m[j]
+            d3 = x3[j] - m[j]
+            acc[j] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
+        n += 4
+    while n < r1:
+        x0 = x + n * D + c0
+        for j in range(w):
+            d0 = x0[j] - m[j]
+            acc[j] += d0 * d0
+        n += 1
+
+
+cdef inline void _rows_grad_sums(const real *dy, const real *x, Py_ssize_t D, Py_ssize_t r0,
+                                 Py_ssize_t r1, Py_ssize_t c0, Py_ssize_t w, const double *m,
+                                 double *sdy, double *sdyx) noexcept nogil:
+    cdef Py_ssize_t n = r0, j
+    cdef double a0, a1, a2, a3
+    cdef const real *x0
+    cdef const real *x1
+    cdef const real *x2
+    cdef const real *x3
+    cdef const real *g0
+    cdef const real *g1
+    cdef const real *g2
+    cdef const real *g3
+    while n + 4 <= r1:
+        x0 = x + n * D + c0
+        x1 = x0 + D
+        x2 = x1 + D
+        x3 = x2 + D
+        g0 = dy + n * D + c0
+        g1 = g0 + D
+        g2 = g1 + D
+        g3 = g2 + D
+        for j in range(w):
+            a0 = g0[j]
+            a1 = g1[j]
+            a2 = g2[j]
+            a3 = g3[j]
+            sdy[j] += (a0 + a1) + (a2 + a3)
+            sdyx[j] += ((a0 * (x0[j] - m[j]) + a1 * (x1[j] - m[j]))
+                        + (a2 * (x2[j] - m[j]) + a3 * (x3[j] - m[j])))
+        n += 4
+    while n < r1:
+        x0 = x + n * D + c0
+        g0 = dy + n * D + c0
+        for j in range(w):
+            a0 = g0[j]
+            sdy[j] += a0
+            sdyx[j] += a0 * (x0[j] - m[j])
+        n += 1
 
 
 cdef inline void _slice(Py_ssize_t t, Py_ssize_t T, Py_ssize_t D, Py_ssize_t *c0,
@@ -148,8 +250,8 @@ def batchnorm_forward_2d(real[:, ::1] x, double[::1] gamma, double[::1] beta, do
     cdef double *vb
     cdef double *cm
     cdef double *cq
-    cdef double *k
-    cdef double d, delta, fb, fab
+    cdef real *co
+    cdef double delta, fb, fab
     cdef const real *xs
     cdef real *ys
     with nogil:
@@ -158,10 +260,10 @@ def batchnorm_forward_2d(real[:, ::1] x, double[::1] gamma, double[::1] beta, do
             w = c1 - c0
             mb = &mean[c0]
             vb = &var[c0]
-            buf = <double *> malloc(3 * w * sizeof(double))
+            buf = <double *> malloc(2 * w * sizeof(double))
             cm = buf
             cq = buf + w
-            k = buf + 2 * w
+            co = <real *> malloc(4 * w * sizeof(real))
             if batch_stats:
                 for j in range(w):
                     mb[j] = 0.0
@@ -173,18 +275,11 @@ def batchnorm_forward_2d(real[:, ::1] x, double[::1] gamma, double[::1] beta, do
                     nb = r1 - r0
                     for j in range(w):
                         cm[j] = 0.0
-                    for n in range(r0, r1):
-                        xs = &x[n, c0]
-                        for j in range(w):
-                            cm[j] += xs[j]
+                    _rows_add(&x[0, 0], D, r0, r1, c0, w, cm)
                     for j in range(w):
                         cm[j] /= nb
                         cq[j] = 0.0
-                    for n in range(r0, r1):
-                        xs = &x[n, c0]
-                        for j in range(w):
-                            d = xs[j] - cm[j]
-                            cq[j] += d * d
+                    _rows_sqdev(&x[0, 0], D, r0, r1, c0, w, cm, cq)
                     fb = <double> nb / (seen + nb)
                     fab = seen * fb
                     for j in range(w):
@@ -196,12 +291,16 @@ def batchnorm_forward_2d(real[:, ::1] x, double[::1] gamma, double[::1] beta, do
                 for j in range(w):
                     vb[j] /= N
             for j in range(w):
-                k[j] = gamma[c0 + j] / sqrt(vb[j] + eps)
+                co[j] = <real> mb[j]
+                co[w + j] = <real> (mb[j] - co[j])
+                co[2 * w + j] = <real> (gamma[c0 + j] / sqrt(vb[j] + eps))
+                co[3 * w + j] = <real> beta[c0 + j]
             for n in range(N):
                 xs = &x[n, c0]
                 ys = &y[n, c0]
                 for j in range(w):
-                    ys[j] = <real> ((xs[j] - mb[j]) * k[j] + beta[c0 + j])
+                    ys[j] = ((xs[j] - co[j]) - co[w + j]) * co[2 * w + j] + co[3 * w + j]
+            free(co)
             free(buf)
     return y
 
@@ -214,11 +313,9 @@ def batchnorm_backward_2d(real[:, ::1] dy, real[:, ::1] x, double[::1] gamma, do
     cdef double *buf
     cdef double *sdy
     cdef double *sdyx
-    cdef double *k1
-    cdef double *k2
-    cdef double *a
+    cdef real *co
     cdef double *mb
-    cdef double istd
+    cdef double istd, k1, k2, a
     cdef const real *xs
     cdef const real *gs
     cdef real *ds
@@ -227,36 +324,37 @@ def batchnorm_backward_2d(real[:, ::1] dy, real[:, ::1] x, double[::1] gamma, do
             _slice(t, slices, D, &c0, &c1)
             w = c1 - c0
             mb = &mean[c0]
-            buf = <double *> malloc(5 * w * sizeof(double))
+            buf = <double *> malloc(2 * w * sizeof(double))
             sdy = buf
             sdyx = buf + w
-            k1 = buf + 2 * w
-            k2 = buf + 3 * w
-            a = buf + 4 * w
+            co = <real *> malloc(6 * w * sizeof(real))
             for j in range(2 * w):
                 buf[j] = 0.0
-            for n in range(N):
-                gs = &dy[n, c0]
-                xs = &x[n, c0]
-                for j in range(w):
-                    sdy[j] += gs[j]
-                    sdyx[j] += gs[j] * (xs[j] - mb[j])
+            _rows_grad_sums(&dy[0, 0], &x[0, 0], D, 0, N, c0, w, mb, sdy, sdyx)
             for j in range(w):
                 istd = 1.0 / sqrt(var[c0 + j] + eps)
                 dbeta[c0 + j] = sdy[j]
                 dgamma[c0 + j] = sdyx[j] * istd
-                k1[j] = gamma[c0 + j] * istd
+                k1 = gamma[c0 + j] * istd
                 if batch_stats:
-                    a[j] = sdy[j] / N
-                    k2[j] = k1[j] * istd * istd * sdyx[j] / N
+                    a = sdy[j] / N
+                    k2 = k1 * istd * istd * sdyx[j] / N
                 else:
-                    a[j] = 0.0
-                    k2[j] = 0.0
+                    a = 0.0
+                    k2 = 0.0
+                co[j] = <real> mb[j]
+                co[w + j] = <real> (mb[j] - co[j])
+                co[2 * w + j] = <real> a
+                co[3 * w + j] = <real> (a - co[2 * w + j])
+                co[4 * w + j] = <real> k1
+                co[5 * w + j] = <real> k2
             for n in range(N):
                 gs = &dy[n, c0]
                 xs = &x[n, c0]
                 ds = &dx[n, c0]
                 for j in range(w):
-                    ds[j] = <real> (k1[j] * (gs[j] - a[j]) - k2[j] * (xs[j] - mb[j]))
+                    ds[j] = (co[4 * w + j] * ((gs[j] - co[2 * w + j]) - co[3 * w + j])
+                             - co[5 * w + j] * ((xs[j] - co[j]) - co[w + j]))
+            free(co)
             free(buf)
     return dx
