@@ -4,7 +4,10 @@
 Shapes were validated by the caller.  gcc does not vectorise a floating-point sum without
 permission to reassociate, so the per-channel reductions of the 4-D layout keep eight float64
 partial sums (lanes j mod 8), which it turns into vector adds; the numba kernels get the same
-effect from the ``reassoc`` flag.  The 2-D layout accumulates per feature and needs neither.
+effect from the ``reassoc`` flag.  The 2-D layout accumulates per feature and needs neither; it
+takes four rows per sweep of the accumulators and its forward statistics in chunks of ``rows``
+rows merged by Chan's update, as the numba kernels do.  Outputs are computed in x's dtype with
+the mean (and mean(dy)) split into a rounded high part and the rest, as in ``_numba``.
 """
 from cython.parallel cimport prange
 cimport openmp
