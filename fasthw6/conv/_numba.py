@@ -7,8 +7,9 @@ every iteration writes only its own plane.
 The transposed kernels work in *phase* form: output column ``ox = px + sw*j`` of output row ``oy``
 only receives kernel taps ``ky = (oy+ph) mod sh (step sh)`` and ``kx = (px+pw) mod sw (step sw)``,
 and for those taps the input column is ``ix = j + d`` with a constant ``d``.  The inner loop is
-then a contiguous axpy over ``j`` into a float64 row buffer, and no inserted zero is ever
-multiplied: stride² fewer multiply-adds than zero-interpolating first.
+then a contiguous axpy over ``j`` into one row buffer per phase, and no inserted zero is ever
+multiplied: stride² fewer multiply-adds than zero-interpolating first.  The phases of an output
+row are then written in one pass (interleaved for stride 2, see ``_store_pair``).
 
 Row buffers have the output's dtype: each output sums only ceil(k/s)²·C_in products, the same
 float32 accumulation BLAS does on the GEMM path and torch does everywhere; a float64 buffer cost
