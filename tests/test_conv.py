@@ -139,6 +139,26 @@ def test_gemm_path_matches_reference(backend, dtype, tol, cin, cout):
     np.testing.assert_allclose(got, ref, **tol)
 
 
+@pytest.mark.parametrize("channels", [(1, 1), (8, 8)])
+@pytest.mark.parametrize("kw_,pw,opw,width",
+                         [(3, 0, 0, 5), (4, 1, 0, 5), (3, 1, 1, 5), (1, 0, 0, 5), (1, 0, 0, 1)])
+def test_stride2_interleaved_store(backend, dtype, tol, channels, kw_, pw, opw, width):
+    """Horizontal stride 2 stores both phases in one interleaved pass (direct and GEMM paths):
+    odd and even output widths, padding, and a one-column output."""
+    cin, cout = channels
+    rng = np.random.default_rng(kw_ * 10 + pw)
+    x = _rand(rng, (2, cin, 3, width), dtype)
+    w = _rand(rng, (cin, cout, 2, kw_), dtype)
+    b = _rand(rng, (cout,), dtype)
+    for relu in (None, "relu"):
+        kw = dict(stride=2, padding=(0, pw), output_padding=(0, opw), activation=relu)
+        got = fasthw6.conv_transpose2d(x, w, b, backend=backend, **kw)
+        ref = fasthw6.conv_transpose2d(x.astype(float), w.astype(float), b.astype(float),
+                                       backend="numpy", **kw)
+        assert got.dtype == dtype and got.shape == ref.shape
+        np.testing.assert_allclose(got, ref, **tol)
+
+
 @pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d"])
 @pytest.mark.parametrize("shape", [((2, 3, 7, 9), 2, 1), ((1, 16, 6, 5), 3, 0), ((3, 8, 4, 4), 1, 2)])
 def test_every_backend_matches_torch(op, shape):

@@ -90,6 +90,31 @@ def test_variance_is_stable_for_large_offsets(backend):
     np.testing.assert_allclose(y.std(axis=0), 1.0, rtol=1e-3)
 
 
+@pytest.mark.parametrize("rows,slices", [(1, 1), (3, 2), (7, 3), (64, 1)])
+@pytest.mark.parametrize("shift", [0.0, 1e4])
+def test_2d_kernels_chunked_and_sliced(backend, dtype, tol, rows, slices, shift):
+    """The (N, D) kernels merge row chunks (Chan's update) and split columns into slices: any
+    chunking and slicing gives the reference statistics and gradients, offsets included."""
+    from fasthw6._backend import get_kernel
+
+    N, D = 23, 11
+    x, g, b, dy = _data((N, D), dtype, seed=7, shift=shift)
+    g, b = g.astype(np.float64), b.astype(np.float64)
+    xd = x.astype(np.float64)
+    out = {}
+    for be, rs in ((backend, (rows, slices)), ("numpy", (1, 1))):
+        mean, var, y = np.empty(D), np.empty(D), np.empty_like(x)
+        get_kernel("nn", "batchnorm_forward_2d", be)(x, g, b, 1e-5, True, mean, var, y, *rs)
+        dx, dg, db = np.empty_like(x), np.empty(D), np.empty(D)
+        get_kernel("nn", "batchnorm_backward_2d", be)(dy, x, g, mean, var, 1e-5, True, dx, dg, db,
+                                                      rs[1])
+        out[be] = (mean, var, y, dx, dg, db)
+    np.testing.assert_allclose(out[backend][0], xd.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(out[backend][1], xd.var(axis=0), rtol=1e-9)
+    for o, r in zip(out[backend][2:], out["numpy"][2:]):
+        np.testing.assert_allclose(o, r, rtol=tol["rtol"] * 10, atol=tol["atol"] * 10 * max(1, np.abs(r).max()))
+
+
 @settings(max_examples=25, deadline=None, derandomize=True)
 @given(n=st.integers(2, 9), c=st.integers(1, 5), hw=st.integers(1, 4), four=st.booleans())
 def test_property_shapes_numba_vs_reference(n, c, hw, four):

@@ -19,6 +19,10 @@ cdef inline Py_ssize_t _max(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return a if a > b else b
 
 
+cdef inline Py_ssize_t _min(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return a if a < b else b
+
+
 cdef inline Py_ssize_t _floordiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     cdef Py_ssize_t q = a / b
     if (a % b != 0) and ((a < 0) != (b < 0)):
@@ -54,13 +58,47 @@ cdef inline void _store_row(const real *acc, real b, bint relu, real *dst, Py_ss
             dst[j * step] = acc[j] + b
 
 
+cdef inline void _store_pair(const real *a0, const real *a1, real b, bint relu, real *dst,
+                             Py_ssize_t Wo) noexcept nogil:
+    """dst[2j] = a0[j] + b, dst[2j+1] = a1[j] + b: stride 2's two phases in one contiguous pass.
+
+    ``0 if v < 0 else v`` is maxps(0, v) exactly (NaN kept, as in numba), which gcc vectorises
+    with the interleaving; 0.5*(v+|v|) here went through double and cost 2x.
+    """
+    cdef Py_ssize_t j, n1 = Wo // 2
+    cdef real v0, v1
+    cdef real zero = 0
+    if relu:
+        for j in range(n1):
+            v0 = a0[j] + b
+            v1 = a1[j] + b
+            dst[2 * j] = zero if v0 < zero else v0
+            dst[2 * j + 1] = zero if v1 < zero else v1
+    else:
+        for j in range(n1):
+            dst[2 * j] = a0[j] + b
+            dst[2 * j + 1] = a1[j] + b
+    if Wo % 2:
+        v0 = a0[n1] + b
+        dst[2 * n1] = zero if relu and v0 < zero else v0
+
+
+cdef inline void _store_phases(const real *acc, Py_ssize_t nmax, Py_ssize_t sw, real b, bint relu,
+                               real *dst, Py_ssize_t Wo) noexcept nogil:
+    """dst[px + sw*j] = acc[px*nmax + j] + b for every phase px of an output row of length Wo."""
+    cdef Py_ssize_t px
+    if sw == 2 and Wo >= 2:
+        _store_pair(acc, acc + nmax, b, relu, dst, Wo)
+    else:
+        for px in range(_min(sw, Wo)):
+            _store_row(acc + px * nmax, b, relu, dst + px, sw, (Wo - px + sw - 1) // sw)
+
+
 cdef inline Py_ssize_t _ntaps(Py_ssize_t first, Py_ssize_t k, Py_ssize_t step) noexcept nogil:
     """How many of first, first+step, ... are < k (cython cannot range() with a runtime step)."""
     return (k - first + step - 1) / step if first < k else 0
 
 
-cdef inline Py_ssize_t _min(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
-    return a if a < b else b
 
 
 def conv2d(real[:, :, :, ::1] x, real[:, :, :, ::1] w, real[::1] bias,
@@ -103,21 +141,24 @@ def conv_transpose2d(real[:, :, :, ::1] x, real[:, :, :, ::1] w, real[::1] bias,
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t O = w.shape[1], kh = w.shape[2], kw = w.shape[3]
     cdef Py_ssize_t Ho = out.shape[2], Wo = out.shape[3]
+    cdef Py_ssize_t nmax = (Wo + sw - 1) // sw
     cdef Py_ssize_t job, n, o, oy, ry, px, nj, c, ky, kx, ty, tx, iy, d, j, j0, j1
     cdef real b
     cdef real *acc
+    cdef real *a
     with nogil:
         for job in prange(N * O, schedule="dynamic"):
             n = job // O
             o = job % O
-            acc = <real *> malloc(((Wo + sw - 1) // sw) * sizeof(real))
+            acc = <real *> malloc(sw * nmax * sizeof(real))
             b = bias[o]
             for oy in range(Ho):
                 ry = oy + ph
                 for px in range(_min(sw, Wo)):
                     nj = (Wo - px + sw - 1) // sw
+                    a = acc + px * nmax
                     for j in range(nj):
-                        acc[j] = 0.0
+                        a[j] = 0.0
                     for c in range(C):
                         for ty in range(_ntaps(ry % sh, kh, sh)):
                             ky = ry % sh + ty * sh
@@ -132,8 +173,8 @@ def conv_transpose2d(real[:, :, :, ::1] x, real[:, :, :, ::1] w, real[::1] bias,
                                 j0 = _max(0, -d)
                                 j1 = _min(nj, W - d)
                                 if j1 > j0:
-                                    _axpy(w[c, o, ky, kx], &x[n, c, iy, j0 + d], 1, acc + j0, j1 - j0)
-                    _store_row(acc, b, relu, &out[n, o, oy, px], sw, nj)
+                                    _axpy(w[c, o, ky, kx], &x[n, c, iy, j0 + d], 1, a + j0, j1 - j0)
+                _store_phases(acc, nmax, sw, b, relu, &out[n, o, oy, 0], Wo)
             free(acc)
     return out
 
@@ -143,14 +184,17 @@ cdef void _col2im_image(const real *cols, const real *bias, Py_ssize_t O, Py_ssi
                         Py_ssize_t ph, Py_ssize_t pw, bint relu, real *out, Py_ssize_t Ho,
                         Py_ssize_t Wo, real *acc) noexcept nogil:
     """Scatter-add cols[o, ky, kx, iy, ix] into out[o, iy*sh+ky-ph, ix*sw+kx-pw], + bias."""
+    cdef Py_ssize_t nmax = (Wo + sw - 1) // sw
     cdef Py_ssize_t o, oy, ry, px, nj, ky, kx, ty, tx, iy, d, j, j0, j1
+    cdef real *a
     for o in range(O):
         for oy in range(Ho):
             ry = oy + ph
             for px in range(_min(sw, Wo)):
                 nj = (Wo - px + sw - 1) // sw
+                a = acc + px * nmax
                 for j in range(nj):
-                    acc[j] = 0
+                    a[j] = 0
                 for ty in range(_ntaps(ry % sh, kh, sh)):
                     ky = ry % sh + ty * sh
                     iy = (ry - ky) / sh
@@ -164,8 +208,8 @@ cdef void _col2im_image(const real *cols, const real *bias, Py_ssize_t O, Py_ssi
                         j0 = _max(0, -d)
                         j1 = _min(nj, W - d)
                         if j1 > j0:
-                            _add(cols + (((o * kh + ky) * kw + kx) * H + iy) * W + j0 + d, acc + j0, j1 - j0)
-                _store_row(acc, bias[o], relu, out + (o * Ho + oy) * Wo + px, sw, nj)
+                            _add(cols + (((o * kh + ky) * kw + kx) * H + iy) * W + j0 + d, a + j0, j1 - j0)
+            _store_phases(acc, nmax, sw, bias[o], relu, out + (o * Ho + oy) * Wo, Wo)
 
 
 cdef inline void _gemm(int m, int n, int k, const real *a, const real *b, real *c) noexcept nogil:
@@ -190,7 +234,7 @@ def conv_transpose2d_gemm(real[:, :, :, ::1] x, real[:, ::1] wmat, real[::1] bia
     cdef real *acc
     with nogil, parallel():
         cols = <real *> malloc(M * H * W * sizeof(real))
-        acc = <real *> malloc(((Wo + sw - 1) // sw) * sizeof(real))
+        acc = <real *> malloc(sw * ((Wo + sw - 1) // sw) * sizeof(real))
         for n in prange(N, schedule="dynamic"):
             _gemm(<int> M, <int> (H * W), <int> C, &wmat[0, 0], &x[n, 0, 0, 0], cols)
             _col2im_image(cols, &bias[0], O, kh, kw, H, W, sh, sw, ph, pw, relu,

@@ -4,15 +4,24 @@
 Shapes were validated by the caller.  gcc does not vectorise a floating-point sum without
 permission to reassociate, so the per-channel reductions of the 4-D layout keep eight float64
 partial sums (lanes j mod 8), which it turns into vector adds; the numba kernels get the same
-effect from the ``reassoc`` flag.  The 2-D layout accumulates per feature and needs neither.
+effect from the ``reassoc`` flag.  The 2-D layout accumulates per feature and needs neither; it
+takes four rows per sweep of the accumulators and its forward statistics in chunks of ``rows``
+rows merged by Chan's update, as the numba kernels do.  Outputs are computed in x's dtype with
+the mean (and mean(dy)) split into a rounded high part and the rest, as in ``_numba``.
 """
 from cython.parallel cimport prange
+cimport openmp
 from libc.math cimport sqrt
 from libc.stdlib cimport free, malloc
 
 ctypedef fused real:
     float
     double
+
+
+def n_threads():
+    """Threads a parallel kernel of this backend runs on now."""
+    return openmp.omp_get_max_threads()
 
 
 cdef inline double _sum(const real *xs, Py_ssize_t L) noexcept nogil:
@@ -65,7 +74,8 @@ def batchnorm_forward_4d(real[:, :, ::1] x, double[::1] gamma, double[::1] beta,
                          bint batch_stats, double[::1] mean, double[::1] var, real[:, :, ::1] y):
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2]
     cdef Py_ssize_t c, n, j
-    cdef double s, q, m, k, b
+    cdef double s, q, m
+    cdef real mh, ml, k, b
     cdef const real *xs
     cdef real *ys
     with nogil:
@@ -80,14 +90,15 @@ def batchnorm_forward_4d(real[:, :, ::1] x, double[::1] gamma, double[::1] beta,
                     q = q + _sqdev(&x[n, c, 0], m, L)
                 mean[c] = m
                 var[c] = q / (N * L)
-            m = mean[c]
-            k = gamma[c] / sqrt(var[c] + eps)
-            b = beta[c]
+            mh = <real> mean[c]
+            ml = <real> (mean[c] - mh)
+            k = <real> (gamma[c] / sqrt(var[c] + eps))
+            b = <real> beta[c]
             for n in range(N):
                 xs = &x[n, c, 0]
                 ys = &y[n, c, 0]
                 for j in range(L):
-                    ys[j] = <real> ((xs[j] - m) * k + b)
+                    ys[j] = ((xs[j] - mh) - ml) * k + b
     return y
 
 
@@ -97,6 +108,7 @@ def batchnorm_backward_4d(real[:, :, ::1] dy, real[:, :, ::1] x, double[::1] gam
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2]
     cdef Py_ssize_t c, n, j
     cdef double m, istd, sdy, sdyx, k1, k2, a
+    cdef real mh, ml, ah, al, rk1, rk2
     cdef const real *xs
     cdef const real *gs
     cdef real *ds
@@ -116,110 +128,236 @@ def batchnorm_backward_4d(real[:, :, ::1] dy, real[:, :, ::1] x, double[::1] gam
             if batch_stats:
                 a = sdy / (N * L)
                 k2 = k1 * istd * istd * sdyx / (N * L)
+            mh = <real> m
+            ml = <real> (m - mh)
+            ah = <real> a
+            al = <real> (a - ah)
+            rk1 = <real> k1
+            rk2 = <real> k2
             for n in range(N):
                 gs = &dy[n, c, 0]
                 xs = &x[n, c, 0]
                 ds = &dx[n, c, 0]
                 for j in range(L):
-                    ds[j] = <real> (k1 * (gs[j] - a) - k2 * (xs[j] - m))
+                    ds[j] = rk1 * ((gs[j] - ah) - al) - rk2 * ((xs[j] - mh) - ml)
     return dx
+
+
+cdef inline void _rows_add(const real *x, Py_ssize_t D, Py_ssize_t r0, Py_ssize_t r1,
+                           Py_ssize_t c0, Py_ssize_t w, double *acc) noexcept nogil:
+    """acc[j] += x[n, c0 + j] over rows r0..r1, four rows per sweep of the accumulators."""
+    cdef Py_ssize_t n = r0, j
+    cdef const real *x0
+    cdef const real *x1
+    cdef const real *x2
+    cdef const real *x3
+    while n + 4 <= r1:
+        x0 = x + n * D + c0
+        x1 = x0 + D
+        x2 = x1 + D
+        x3 = x2 + D
+        for j in range(w):
+            acc[j] += ((<double> x0[j] + <double> x1[j]) + (<double> x2[j] + <double> x3[j]))
+        n += 4
+    while n < r1:
+        x0 = x + n * D + c0
+        for j in range(w):
+            acc[j] += x0[j]
+        n += 1
+
+
+cdef inline void _rows_sqdev(const real *x, Py_ssize_t D, Py_ssize_t r0, Py_ssize_t r1,
+                             Py_ssize_t c0, Py_ssize_t w, const double *m,
+                             double *acc) noexcept nogil:
+    cdef Py_ssize_t n = r0, j
+    cdef double d0, d1, d2, d3
+    cdef const real *x0
+    cdef const real *x1
+    cdef const real *x2
+    cdef const real *x3
+    while n + 4 <= r1:
+        x0 = x + n * D + c0
+        x1 = x0 + D
+        x2 = x1 + D
+        x3 = x2 + D
+        for j in range(w):
+            d0 = x0[j] - m[j]
+            d1 = x1[j] - m[j]
+            d2 = x2[j] - m[j]
+            d3 = x3[j] - m[j]
+            acc[j] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
+        n += 4
+    while n < r1:
+        x0 = x + n * D + c0
+        for j in range(w):
+            d0 = x0[j] - m[j]
+            acc[j] += d0 * d0
+        n += 1
+
+
+cdef inline void _rows_grad_sums(const real *dy, const real *x, Py_ssize_t D, Py_ssize_t r0,
+                                 Py_ssize_t r1, Py_ssize_t c0, Py_ssize_t w, const double *m,
+                                 double *sdy, double *sdyx) noexcept nogil:
+    cdef Py_ssize_t n = r0, j
+    cdef double a0, a1, a2, a3
+    cdef const real *x0
+    cdef const real *x1
+    cdef const real *x2
+    cdef const real *x3
+    cdef const real *g0
+    cdef const real *g1
+    cdef const real *g2
+    cdef const real *g3
+    while n + 4 <= r1:
+        x0 = x + n * D + c0
+        x1 = x0 + D
+        x2 = x1 + D
+        x3 = x2 + D
+        g0 = dy + n * D + c0
+        g1 = g0 + D
+        g2 = g1 + D
+        g3 = g2 + D
+        for j in range(w):
+            a0 = g0[j]
+            a1 = g1[j]
+            a2 = g2[j]
+            a3 = g3[j]
+            sdy[j] += (a0 + a1) + (a2 + a3)
+            sdyx[j] += ((a0 * (x0[j] - m[j]) + a1 * (x1[j] - m[j]))
+                        + (a2 * (x2[j] - m[j]) + a3 * (x3[j] - m[j])))
+        n += 4
+    while n < r1:
+        x0 = x + n * D + c0
+        g0 = dy + n * D + c0
+        for j in range(w):
+            a0 = g0[j]
+            sdy[j] += a0
+            sdyx[j] += a0 * (x0[j] - m[j])
+        n += 1
+
+
+cdef inline void _slice(Py_ssize_t t, Py_ssize_t T, Py_ssize_t D, Py_ssize_t *c0,
+                        Py_ssize_t *c1) noexcept nogil:
+    c0[0] = t * D // T
+    c1[0] = (t + 1) * D // T
 
 
 def batchnorm_forward_2d(real[:, ::1] x, double[::1] gamma, double[::1] beta, double eps,
                          bint batch_stats, double[::1] mean, double[::1] var, real[:, ::1] y,
-                         Py_ssize_t block):
+                         Py_ssize_t rows, Py_ssize_t slices):
+    """Chunks of ``rows`` rows: two-pass statistics in L2, merged by Chan's pairwise update."""
     cdef Py_ssize_t N = x.shape[0], D = x.shape[1]
-    cdef Py_ssize_t nblocks = (D + block - 1) // block
-    cdef Py_ssize_t bi, c0, w, n, j
-    cdef double *acc
-    cdef double *k
-    cdef double d
+    cdef Py_ssize_t t, c0, c1, w, n, j, r0, r1, nb, seen
+    cdef double *buf
+    cdef double *mb
+    cdef double *vb
+    cdef double *cm
+    cdef double *cq
+    cdef real *co
+    cdef double delta, fb, fab
     cdef const real *xs
     cdef real *ys
     with nogil:
-        for bi in prange(nblocks, schedule="static"):
-            c0 = bi * block
-            w = D - c0 if D - c0 < block else block
-            acc = <double *> malloc(2 * w * sizeof(double))
-            k = acc + w
+        for t in prange(slices, schedule="static"):
+            _slice(t, slices, D, &c0, &c1)
+            w = c1 - c0
+            mb = &mean[c0]
+            vb = &var[c0]
+            buf = <double *> malloc(2 * w * sizeof(double))
+            cm = buf
+            cq = buf + w
+            co = <real *> malloc(4 * w * sizeof(real))
             if batch_stats:
                 for j in range(w):
-                    acc[j] = 0.0
-                for n in range(N):
-                    xs = &x[n, c0]
+                    mb[j] = 0.0
+                    vb[j] = 0.0
+                seen = 0
+                r0 = 0
+                while r0 < N:
+                    r1 = r0 + rows if r0 + rows < N else N
+                    nb = r1 - r0
                     for j in range(w):
-                        acc[j] += xs[j]
-                for j in range(w):
-                    mean[c0 + j] = acc[j] / N
-                    acc[j] = 0.0
-                for n in range(N):
-                    xs = &x[n, c0]
+                        cm[j] = 0.0
+                    _rows_add(&x[0, 0], D, r0, r1, c0, w, cm)
                     for j in range(w):
-                        d = xs[j] - mean[c0 + j]
-                        acc[j] += d * d
+                        cm[j] /= nb
+                        cq[j] = 0.0
+                    _rows_sqdev(&x[0, 0], D, r0, r1, c0, w, cm, cq)
+                    fb = <double> nb / (seen + nb)
+                    fab = seen * fb
+                    for j in range(w):
+                        delta = cm[j] - mb[j]
+                        mb[j] += delta * fb
+                        vb[j] += cq[j] + delta * delta * fab
+                    seen = seen + nb
+                    r0 = r1
                 for j in range(w):
-                    var[c0 + j] = acc[j] / N
+                    vb[j] /= N
             for j in range(w):
-                k[j] = gamma[c0 + j] / sqrt(var[c0 + j] + eps)
+                co[j] = <real> mb[j]
+                co[w + j] = <real> (mb[j] - co[j])
+                co[2 * w + j] = <real> (gamma[c0 + j] / sqrt(vb[j] + eps))
+                co[3 * w + j] = <real> beta[c0 + j]
             for n in range(N):
                 xs = &x[n, c0]
                 ys = &y[n, c0]
                 for j in range(w):
-                    ys[j] = <real> ((xs[j] - mean[c0 + j]) * k[j] + beta[c0 + j])
-            free(acc)
+                    ys[j] = ((xs[j] - co[j]) - co[w + j]) * co[2 * w + j] + co[3 * w + j]
+            free(co)
+            free(buf)
     return y
 
 
 def batchnorm_backward_2d(real[:, ::1] dy, real[:, ::1] x, double[::1] gamma, double[::1] mean,
                           double[::1] var, double eps, bint batch_stats, real[:, ::1] dx,
-                          double[::1] dgamma, double[::1] dbeta, Py_ssize_t block):
+                          double[::1] dgamma, double[::1] dbeta, Py_ssize_t slices):
     cdef Py_ssize_t N = x.shape[0], D = x.shape[1]
-    cdef Py_ssize_t nblocks = (D + block - 1) // block
-    cdef Py_ssize_t bi, c0, w, n, j
+    cdef Py_ssize_t t, c0, c1, w, n, j
     cdef double *buf
     cdef double *sdy
     cdef double *sdyx
-    cdef double *k1
-    cdef double *k2
-    cdef double *a
-    cdef double istd
+    cdef real *co
+    cdef double *mb
+    cdef double istd, k1, k2, a
     cdef const real *xs
     cdef const real *gs
     cdef real *ds
     with nogil:
-        for bi in prange(nblocks, schedule="static"):
-            c0 = bi * block
-            w = D - c0 if D - c0 < block else block
-            buf = <double *> malloc(5 * w * sizeof(double))
+        for t in prange(slices, schedule="static"):
+            _slice(t, slices, D, &c0, &c1)
+            w = c1 - c0
+            mb = &mean[c0]
+            buf = <double *> malloc(2 * w * sizeof(double))
             sdy = buf
             sdyx = buf + w
-            k1 = buf + 2 * w
-            k2 = buf + 3 * w
-            a = buf + 4 * w
+            co = <real *> malloc(6 * w * sizeof(real))
             for j in range(2 * w):
                 buf[j] = 0.0
-            for n in range(N):
-                gs = &dy[n, c0]
-                xs = &x[n, c0]
-                for j in range(w):
-                    sdy[j] += gs[j]
-                    sdyx[j] += gs[j] * (xs[j] - mean[c0 + j])
+            _rows_grad_sums(&dy[0, 0], &x[0, 0], D, 0, N, c0, w, mb, sdy, sdyx)
             for j in range(w):
                 istd = 1.0 / sqrt(var[c0 + j] + eps)
                 dbeta[c0 + j] = sdy[j]
                 dgamma[c0 + j] = sdyx[j] * istd
-                k1[j] = gamma[c0 + j] * istd
+                k1 = gamma[c0 + j] * istd
                 if batch_stats:
-                    a[j] = sdy[j] / N
-                    k2[j] = k1[j] * istd * istd * sdyx[j] / N
+                    a = sdy[j] / N
+                    k2 = k1 * istd * istd * sdyx[j] / N
                 else:
-                    a[j] = 0.0
-                    k2[j] = 0.0
+                    a = 0.0
+                    k2 = 0.0
+                co[j] = <real> mb[j]
+                co[w + j] = <real> (mb[j] - co[j])
+                co[2 * w + j] = <real> a
+                co[3 * w + j] = <real> (a - co[2 * w + j])
+                co[4 * w + j] = <real> k1
+                co[5 * w + j] = <real> k2
             for n in range(N):
                 gs = &dy[n, c0]
                 xs = &x[n, c0]
                 ds = &dx[n, c0]
                 for j in range(w):
-                    ds[j] = <real> (k1[j] * (gs[j] - a[j]) - k2[j] * (xs[j] - mean[c0 + j]))
+                    ds[j] = (co[4 * w + j] * ((gs[j] - co[2 * w + j]) - co[3 * w + j])
+                             - co[5 * w + j] * ((xs[j] - co[j]) - co[w + j]))
+            free(co)
             free(buf)
     return dx

@@ -16,17 +16,28 @@ from .._backend import get_kernel
 from .._validate import as_float_array
 from . import _anchors  # noqa: F401  (registers torch as the anchor of these functions)
 
-# Feature-block width of the (N, D) kernels: the block's rows of x and dy should stay in cache
-# (L2 or L3) while the later passes re-read them, and each row segment should be long enough for
-# the hardware prefetcher.  Measured at (1024, 4096) float32: 128 columns 5.3 ms, 256 4.6 ms,
-# 512 3.7 ms, 1024 3.1 ms for the forward kernel; 8 MiB gives 1024 there.
-_CACHE_BUDGET = 8 << 20
+# Rows per statistics chunk of the (N, D) forward kernel: a chunk is read from memory once and
+# re-read from L2 for its sum of squared deviations, so it should fill about half of a core's L2
+# (64 rows at D = 4096 float32).
+_CACHE_BUDGET = 1 << 20
+
+
+# Columns below which a slice of an (N, D) batch is not worth a thread of its own.
+_MIN_SLICE = 256
 
 
 def _block(n_rows: int, itemsize: int, d: int) -> int:
-    b = _CACHE_BUDGET // max(1, 2 * n_rows * itemsize)
-    b = max(16, (b // 16) * 16)
-    return int(min(d, b)) if d > 0 else 1
+    """Rows per statistics chunk of an (N, d) column slice."""
+    return int(max(1, min(n_rows, _CACHE_BUDGET // max(1, d * itemsize))))
+
+
+def _slices(backend, d: int) -> int:
+    """Column slices of an (N, D) kernel: one per thread, none narrower than ``_MIN_SLICE``."""
+    try:
+        threads = int(get_kernel("nn", "n_threads", backend)())
+    except AttributeError:
+        threads = 1
+    return int(max(1, min(threads, d // _MIN_SLICE)))
 
 
 @dataclass
@@ -172,8 +183,10 @@ def batchnorm_forward(x, gamma=None, beta=None, eps=1e-5, training=True, running
         if not (np.isfinite(mean).all() and np.isfinite(var).all()) or (var < 0).any():
             raise ValueError("running_mean/running_var must be finite and running_var >= 0")
     if x.ndim == 2:
+        slices = _slices(backend, C)
         get_kernel("nn", "batchnorm_forward_2d", backend)(
-            xv, gamma, beta, eps, training, mean, var, yv, _block(x.shape[0], x.itemsize, C))
+            xv, gamma, beta, eps, training, mean, var, yv,
+            _block(x.shape[0], x.itemsize, -(-C // slices)), slices)
     else:
         get_kernel("nn", "batchnorm_forward_4d", backend)(
             xv, gamma, beta, eps, training, mean, var, yv)
@@ -242,7 +255,7 @@ def batchnorm_backward(dy, cache, *, backend=None):
     if x.ndim == 2:
         get_kernel("nn", "batchnorm_backward_2d", backend)(
             dy, x, cache.gamma, cache.mean, cache.var, cache.eps, cache.training, dx, dgamma,
-            dbeta, _block(x.shape[0], x.itemsize, C))
+            dbeta, _slices(backend, C))
     else:
         get_kernel("nn", "batchnorm_backward_4d", backend)(
             _view(dy), _view(x), cache.gamma, cache.mean, cache.var, cache.eps, cache.training,

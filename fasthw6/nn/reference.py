@@ -2,7 +2,8 @@
 
 Same kernel names and signatures as ``_numba`` / ``_cython``.  The minibatch mean is
 mu = (1/m) sum z and the variance sigma^2 = (1/m) sum (z - mu)^2 (two passes), then
-y = gamma * (z - mu) / sqrt(sigma^2 + eps) + beta.  ``block`` is accepted and ignored.
+y = gamma * (z - mu) / sqrt(sigma^2 + eps) + beta.  ``rows`` and ``slices`` (how the compiled
+kernels chunk the work) are accepted and ignored.
 """
 from __future__ import annotations
 
@@ -48,9 +49,13 @@ def batchnorm_backward_4d(dy, x, gamma, mean, var, eps, batch_stats, dx, dgamma,
                      (1, -1, 1))
 
 
-def batchnorm_forward_2d(x, gamma, beta, eps, batch_stats, mean, var, y, block):
+def n_threads():
+    return 1
+
+
+def batchnorm_forward_2d(x, gamma, beta, eps, batch_stats, mean, var, y, rows, slices):
     return _forward(x, 0, gamma, beta, eps, batch_stats, mean, var, y, (1, -1))
 
 
-def batchnorm_backward_2d(dy, x, gamma, mean, var, eps, batch_stats, dx, dgamma, dbeta, block):
+def batchnorm_backward_2d(dy, x, gamma, mean, var, eps, batch_stats, dx, dgamma, dbeta, slices):
     return _backward(dy, x, 0, gamma, mean, var, eps, batch_stats, dx, dgamma, dbeta, (1, -1))
