@@ -10,17 +10,10 @@ import functools
 import numpy as np
 import pytest
 
-import scipy.linalg.cython_blas  # noqa: F401  (the BLAS of numba's np.dot and the Cython GEMM)
-
 import fasthw6
 from fasthw6._backend import comparisons
 
-from .conftest import assert_close, pin_threads
-
-# conftest pinned the thread pools loaded when it ran; scipy's OpenBLAS, which the GEMM path of
-# both compiled backends calls, loads later and would otherwise run multi-threaded against
-# one-thread torch (and, on a busy machine, 10x slower than one thread).
-pin_threads()
+from .conftest import assert_close
 
 CASES = {
     "a: 1x1x512x512 k3 s2": dict(n=1, cin=1, cout=1, hw=512, k=3, s=2, p=0),

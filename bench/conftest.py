@@ -20,9 +20,20 @@ _blas_limits = None
 
 
 def pin_threads(n: int = THREADS) -> None:
-    """Same thread count for numba, torch, BLAS and OpenMP (the Cython kernels)."""
+    """Same thread count for numba, torch, BLAS and OpenMP (the Cython kernels).
+
+    threadpoolctl limits only the pools loaded when it runs, so every library whose pool a
+    benchmark uses is imported first: scipy's OpenBLAS (numba's ``np.dot`` and the Cython GEMM
+    call it) would otherwise load later and run multi-threaded against one-thread anchors.
+    """
     global _blas_limits
     import numba
+    import scipy.linalg.cython_blas  # noqa: F401
+
+    try:
+        import fasthw6.conv._cython  # noqa: F401  (OpenMP runtime of the Cython kernels)
+    except ImportError:
+        pass
 
     try:
         from threadpoolctl import threadpool_limits
@@ -41,6 +52,18 @@ def pin_threads(n: int = THREADS) -> None:
 
 
 pin_threads()
+
+
+@pytest.fixture(autouse=True)
+def _pools_pinned():
+    """Every thread pool loaded by now (BLAS, OpenMP) runs the benchmark's thread count."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return
+    loose = [(p["internal_api"], p["filepath"], p["num_threads"]) for p in threadpool_info()
+             if p["num_threads"] != THREADS]
+    assert not loose, f"thread pools not pinned to {THREADS}: {loose}"
 
 
 @pytest.fixture
