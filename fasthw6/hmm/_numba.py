@@ -541,12 +541,17 @@ def _viterbi_lanes(X, offsets, order, s0, L, log_startprob, log_transmat, log_em
                     best[l] = max(max(max(d0[l] + a0, d1[l] + a1),
                                       max(d2[l] + a2, d3[l] + a3)), best[l])
                 i += 4
-            while i < N:
+            if i + 2 <= N:
+                a0, a1 = log_transmat[i, j], log_transmat[i + 1, j]
+                d0, d1 = prev[i], prev[i + 1]
+                for l in range(W):
+                    best[l] = max(max(d0[l] + a0, d1[l] + a1), best[l])
+                i += 2
+            if i < N:
                 aij = log_transmat[i, j]
                 di = prev[i]
                 for l in range(W):
                     best[l] = max(di[l] + aij, best[l])
-                i += 1
             ej = log_emit[j]
             cj = cur[j]
             for l in range(W):
@@ -574,8 +579,15 @@ def _viterbi_lanes(X, offsets, order, s0, L, log_startprob, log_transmat, log_em
             bb[l] = -np.inf
         for i in range(N):
             ai = log_transmat[i]
-            for l in range(L):
-                g[l] = ai[kk[l]]
+            if N <= 4:  # selects among the few entries of row i beat a gather
+                c0, c1 = ai[0], ai[min(1, N - 1)]
+                c2, c3 = ai[min(2, N - 1)], ai[min(3, N - 1)]
+                for l in range(L):
+                    kl = kk[l]
+                    g[l] = c0 if kl == 0 else c1 if kl == 1 else c2 if kl == 2 else c3
+            else:
+                for l in range(L):
+                    g[l] = ai[kk[l]]
             di = prev[i]
             for l in range(L):
                 v = di[l] + g[l]
