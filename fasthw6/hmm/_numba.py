@@ -569,10 +569,9 @@ def _viterbi_lanes(X, offsets, order, s0, L, log_startprob, log_transmat, log_em
                 vec[j] = D[Tl - 1, j, l]
         out[s], kk[l] = _viterbi_tail(X, a, b, Tl, log_startprob, log_transmat, log_emit_t, vec,
                                       bvec, avec, B, states)
-    # The path goes to P (T, W) a step at a time (contiguous), then to ``states`` a lane at a
-    # time: storing straight into ``states`` scatters W writes per step across W sequences.
-    for l in range(L):
-        P[Tl - 1, l] = kk[l]
+    # The path before step Tl-1 goes to P (T, W) a step at a time (contiguous), then to
+    # ``states`` a lane at a time: storing straight into ``states`` scatters W writes per step
+    # across W sequences.  Steps Tl-1.. were written by ``_viterbi_tail``.
     for t in range(Tl - 1, 0, -1):
         prev = D[t - 1]
         for l in range(L):
