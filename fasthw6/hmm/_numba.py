@@ -651,14 +651,28 @@ def viterbi(X, offsets, log_startprob, log_transmat, log_emit_t, bp, states, out
         B = bp[c]
         delta = np.empty(N, np.float64)
         best = np.empty(N, np.float64)
-        arg = np.empty(N, bp.dtype)
+        arg = np.empty(N, B.dtype)
         for s in range(bounds[c], bounds[c + 1]):
             a, b = offsets[s], offsets[s + 1]
             if b == a:
                 out[s] = 0.0
                 continue
-            out[s] = _viterbi_tail(X, a, b, 0, log_startprob, log_transmat, log_emit_t, delta,
-                                   best, arg, B, states)[0]
+            em = log_emit_t[X[a]]
+            for j in range(N):
+                delta[j] = log_startprob[j] + em[j]
+            for t in range(1, b - a):
+                _viterbi_step_one(delta, best, arg, log_transmat, log_emit_t[X[a + t]], B[t])
+            k = 0
+            m = delta[0]
+            for j in range(1, N):
+                if delta[j] > m:
+                    m = delta[j]
+                    k = j
+            out[s] = m
+            states[b - 1] = k
+            for t in range(b - a - 1, 0, -1):
+                k = B[t, k]
+                states[a + t - 1] = k
     return out
 
 
