@@ -362,7 +362,10 @@ def _backward_one(X, a, b, transmat, emit_t, alpha, gamma, beta, u, v, start_acc
 ESTEP_LANES = 64  # most sequences one E-step block advances in lockstep
 ESTEP_GEMM_MIN_N = 12  # from this many states on, a block's steps are BLAS GEMMs
 ESTEP_BLOCK_ELEMS = 1 << 20  # α̂ values one block stores (shortest length x N x lanes)
-ESTEP_XI_COLS = 256  # (step, lane) columns gathered per Σξ GEMM
+ESTEP_XI_COLS = 256  # most (step, lane) columns gathered per Σξ GEMM
+# OpenBLAS threads a GEMM of more multiply-adds than this (4 x 65536): more threads than the
+# caller asked for, fighting over the cores of a parallel E-step.  Every GEMM here stays below.
+ESTEP_GEMM_MAX_MADDS = 1 << 18
 
 
 @njit(nogil=True, cache=True)
@@ -512,6 +515,12 @@ def _lockstep_forward(X, offsets, seqs, startprob, transmat, transmat_t, emit_t,
 
 
 @njit(nogil=True, cache=True)
+def _xi_steps(N, L):
+    """Steps gathered per Σξ GEMM ((N, K·L) x (K·L, N)) with L lanes."""
+    return max(1, min(ESTEP_XI_COLS, ESTEP_GEMM_MAX_MADDS // (N * N)) // L)
+
+
+@njit(nogil=True, cache=True)
 def _xi_flush(pbuf, ubuf, k, L, tnn, tr):
     """Σξ raw += P Uᵀ over the first ``k`` steps gathered (one GEMM; unused columns zeroed)."""
     N = pbuf.shape[0]
@@ -561,7 +570,7 @@ def _lockstep_block(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, a
     o = nl + 6 * L
     start_discard = dbuf[o:o + N]
     o += N
-    K = max(1, ESTEP_XI_COLS // L) if gemm else 1
+    K = _xi_steps(N, L) if gemm else 1
     pbuf = dbuf[o:o + N * K * L].reshape((N, K * L))
     o += N * K * L
     ubuf = dbuf[o:o + N * K * L].reshape((N, K * L))
@@ -722,7 +731,7 @@ def _lockstep_block(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, a
 @njit(nogil=True, cache=True)
 def _lockstep_scratch(N, L, dtype_like):
     """Per-thread scratch for ``_lockstep_block`` with at most L lanes: (fbuf, dbuf)."""
-    K = max(1, ESTEP_XI_COLS // L) if N >= ESTEP_GEMM_MIN_N else 1
+    K = _xi_steps(N, L) if N >= ESTEP_GEMM_MIN_N else 1
     fbuf = np.empty(4 * N * L + 4 * N, dtype_like.dtype)
     dbuf = np.empty(N * L + 6 * L + N + 2 * N * K * L + N * N + N * N * L, np.float64)
     return fbuf, dbuf
