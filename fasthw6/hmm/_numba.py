@@ -435,25 +435,39 @@ def _lockstep_plan(offsets, N, n_chunks):
     return order, bstart, cbound, sizes
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _lazy_scale_bits(arr):
+    """Bits K of the lockstep passes' power-of-two rescaling: a lane's α (or β) sum is kept in
+    [2^-K, 1] (β: [2^-K, 2^K]) by exact multiplications by 2^±K, so no step divides.  Small
+    enough in float32 that products of α and β values stay far from underflow."""
+    return 24.0 if arr.itemsize == 4 else 256.0
+
+
 @njit(nogil=True, cache=True)
 def _lockstep_forward(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, xs, alpha, em,
                       p, e, extra):
-    """Scaled forward of the L sequences ``seqs`` over their first T0 steps, in lockstep.
+    """Forward of the L sequences ``seqs`` over their first T0 steps, in lockstep.
 
     ``xs`` (T0, L) receives the symbols (so both passes read them contiguously), ``alpha``
-    (T0, N, L) every α̂_t with one column per lane; (p, e, extra) the per-lane log-likelihood
-    state of ``_ll_push``.  A lane whose normaliser is 0 gets α̂ = 0 and extra = -inf.
+    (T0, N, L) every α_t with one column per lane.  α_t is not normalised: the backward needs
+    it only up to a factor per step, so a lane is rescaled by 2^K only when its sum falls
+    below 2^-K (see ``_lazy_scale_bits``), counted in ``e``; a sum below 2^-2K is normalised
+    exactly and its log added to ``extra`` (-inf if 0: the lane is zeroed).  On return
+    ``p[l]`` is the sum of α_{T0-1} and log P(first T0 symbols) = log p - e K ln 2 + extra.
     """
     T0, N, L = alpha.shape
     for l in range(L):
         a = offsets[seqs[l]]
         for t in range(T0):
             xs[t, l] = X[a + t]
-        p[l] = 1.0
         e[l] = 0.0
         extra[l] = 0.0
+    K2 = _lazy_scale_bits(alpha)
+    up = 2.0 ** K2
+    low = 1.0 / up
+    tiny = low * low
     sv = np.empty(L, np.float64)
-    r = np.empty(L, alpha.dtype)
+    f = np.empty(L, alpha.dtype)
     for t in range(T0):
         xt = xs[t]
         for l in range(L):
@@ -487,31 +501,38 @@ def _lockstep_forward(X, offsets, seqs, startprob, transmat, transmat_t, emit_t,
         for j in range(N):
             for l in range(L):
                 sv[l] += cur[j, l]
+        nlow = 0
         nbad = 0
         for l in range(L):
             v = sv[l]
-            ok = v >= _SMALL
-            r[l] = 1.0 / v if ok else 1.0
-            pl = p[l] * (v if ok else 1.0)
-            low = pl < _TWO_M512
-            p[l] = pl * (_TWO_P512 if low else 1.0)
-            e[l] += 1.0 if low else 0.0
-            nbad += 0 if ok else 1
-        for j in range(N):
-            for l in range(L):
-                cur[j, l] *= r[l]
-        if nbad > 0:  # rare: a normaliser below the mantissa budget, or zero
+            lw = v < low
+            f[l] = up if lw else 1.0
+            e[l] += 1.0 if lw else 0.0
+            nlow += 1 if lw else 0
+            nbad += 1 if v < tiny else 0
+        if nlow > 0:
+            for j in range(N):
+                for l in range(L):
+                    cur[j, l] *= f[l]
+        if nbad > 0:  # rare: a sum too small for one rescaling, or zero
             for l in range(L):
                 v = sv[l]
-                if v < _SMALL:
+                if v < tiny:
+                    e[l] -= 1.0
                     if v > 0.0:
                         extra[l] += math.log(v)
                         for j in range(N):
-                            cur[j, l] /= v
+                            cur[j, l] = cur[j, l] / up / v
                     else:
                         extra[l] = -np.inf
                         for j in range(N):
                             cur[j, l] = 0.0
+    last = alpha[T0 - 1]
+    for l in range(L):
+        p[l] = 0.0
+    for j in range(N):
+        for l in range(L):
+            p[l] += last[j, l]
 
 
 @njit(nogil=True, cache=True)
@@ -522,11 +543,13 @@ def _xi_steps(N, L):
 
 @njit(nogil=True, cache=True)
 def _xi_flush(pbuf, ubuf, k, L, tnn, tr):
-    """Σξ raw += P Uᵀ over the first ``k`` steps gathered (one GEMM; unused columns zeroed)."""
+    """Σξ raw += P Uᵀ over the first ``k`` steps gathered (one GEMM; the unused columns of both
+    are zeroed: scratch may hold inf or NaN, and 0 x NaN is NaN)."""
     N = pbuf.shape[0]
     for i in range(N):
         for c in range(k * L, pbuf.shape[1]):
             pbuf[i, c] = 0.0
+            ubuf[i, c] = 0.0
     np.dot(pbuf, ubuf.T, tnn)
     for i in range(N):
         for j in range(N):
@@ -585,15 +608,20 @@ def _lockstep_block(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, a
                       p, e, extra)
 
     # step T0-1: lanes longer than T0 go forward alone, then backward alone down to T0-1
+    K2 = _lazy_scale_bits(alpha)
     for l in range(L):
         s = seqs[l]
         a, b = offsets[s], offsets[s + 1]
         R = b - a - T0 + 1
-        pl, el, xl = p[l], e[l], extra[l]
+        ssum = p[l]
+        pl, el, xl = 1.0, 0.0, -np.inf
+        if extra[l] != -np.inf and ssum > 0.0:
+            xl = math.log(ssum) - e[l] * K2 * math.log(2.0) + extra[l]
         rows = tail[:R]
         if R > 1 and xl != -np.inf:
+            rs = 1.0 / ssum
             for j in range(N):
-                rows[0, j] = alpha[T0 - 1, j, l]
+                rows[0, j] = alpha[T0 - 1, j, l] * rs
             for k in range(1, R):
                 prev = rows[k - 1]
                 for j in range(N):
@@ -629,8 +657,9 @@ def _lockstep_block(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, a
         else:
             if want_gamma and R > 1:
                 gamma[a + T0:b] = 0.0
+            w = live[l] / ssum if live[l] != 0.0 else 0.0
             for j in range(N):
-                g[j, l] = alpha[T0 - 1, j, l] * live[l]
+                g[j, l] = alpha[T0 - 1, j, l] * w
                 beta[j, l] = 1.0 / N
             if want_stats:
                 orow = ob[xs[T0 - 1, l]]
@@ -641,7 +670,9 @@ def _lockstep_block(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, a
                 for j in range(N):
                     grow[j] = g[j, l]
 
-    # steps T0-2 .. 0 in lockstep
+    # steps T0-2 .. 0 in lockstep; β is kept as A(e∘β) rescaled by powers of two only
+    up = 2.0 ** K2
+    low = 1.0 / up
     kcol = 0
     for t in range(T0 - 2, -1, -1):
         xt = xs[t + 1]
@@ -674,9 +705,8 @@ def _lockstep_block(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, a
             zl = z[l]
             okz = zl > 0.0
             z[l] = (live[l] if okz else 0.0) / (zl if okz else 1.0)  # now 1/Z (0: no weight)
-            sl = sv[l]
-            oks = sl > 0.0
-            sv[l] = (1.0 if oks else 0.0) / (sl if oks else 1.0)
+            sl = sv[l]  # now the factor taking Σβ back into [2^-K, 2^K]
+            sv[l] = up if sl < low else (low if sl > up else 1.0)
         if want_stats:
             if gemm:
                 c0 = kcol * L
