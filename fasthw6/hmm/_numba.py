@@ -444,7 +444,7 @@ def _lazy_scale_bits(arr):
 
 
 @njit(nogil=True, cache=True)
-def _lockstep_forward(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, xs, alpha, em,
+def _lockstep_forward(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, xs, alpha,
                       p, e, extra):
     """Forward of the L sequences ``seqs`` over their first T0 steps, in lockstep.
 
@@ -470,21 +470,17 @@ def _lockstep_forward(X, offsets, seqs, startprob, transmat, transmat_t, emit_t,
     f = np.empty(L, alpha.dtype)
     for t in range(T0):
         xt = xs[t]
-        for l in range(L):
-            row = emit_t[xt[l]]
-            for j in range(N):
-                em[j, l] = row[j]
         cur = alpha[t]
         if t == 0:
             for j in range(N):
                 pj = startprob[j]
                 for l in range(L):
-                    cur[j, l] = pj * em[j, l]
+                    cur[j, l] = pj * emit_t[xt[l], j]
         elif N >= ESTEP_GEMM_MIN_N:
             np.dot(transmat_t, alpha[t - 1], cur)
             for j in range(N):
                 for l in range(L):
-                    cur[j, l] *= em[j, l]
+                    cur[j, l] *= emit_t[xt[l], j]
         else:
             prev = alpha[t - 1]
             for j in range(N):
@@ -495,7 +491,7 @@ def _lockstep_forward(X, offsets, seqs, startprob, transmat, transmat_t, emit_t,
                     for l in range(L):
                         cur[j, l] += aij * prev[i, l]
                 for l in range(L):
-                    cur[j, l] *= em[j, l]
+                    cur[j, l] *= emit_t[xt[l], j]
         for l in range(L):
             sv[l] = 0.0
         for j in range(N):
@@ -579,14 +575,13 @@ def _lockstep_block(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, a
     alpha = abuf[:T0 * N * L].reshape((T0, N, L))
     xs = xbuf[:T0 * L].reshape((T0, L))
     nl = N * L
-    em = fbuf[:nl].reshape((N, L))
-    u = fbuf[nl:2 * nl].reshape((N, L))
-    v = fbuf[2 * nl:3 * nl].reshape((N, L))
-    beta = fbuf[3 * nl:4 * nl].reshape((N, L))
-    tmp = fbuf[4 * nl:4 * nl + N]
-    bb = fbuf[4 * nl + N:4 * nl + 2 * N]
-    bu = fbuf[4 * nl + 2 * N:4 * nl + 3 * N]
-    bv = fbuf[4 * nl + 3 * N:4 * nl + 4 * N]
+    u = fbuf[:nl].reshape((N, L))
+    v = fbuf[nl:2 * nl].reshape((N, L))
+    beta = fbuf[2 * nl:3 * nl].reshape((N, L))
+    tmp = fbuf[3 * nl:3 * nl + N]
+    bb = fbuf[3 * nl + N:3 * nl + 2 * N]
+    bu = fbuf[3 * nl + 2 * N:3 * nl + 3 * N]
+    bv = fbuf[3 * nl + 3 * N:3 * nl + 4 * N]
     g = dbuf[:nl].reshape((N, L))
     lane = dbuf[nl:nl + 6 * L].reshape((6, L))
     p, e, extra, live, z, sv = lane[0], lane[1], lane[2], lane[3], lane[4], lane[5]
@@ -604,7 +599,7 @@ def _lockstep_block(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, a
     if want_stats and not gemm:
         xacc[:] = 0.0
 
-    _lockstep_forward(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, xs, alpha, em,
+    _lockstep_forward(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, xs, alpha,
                       p, e, extra)
 
     # step T0-1: lanes longer than T0 go forward alone, then backward alone down to T0-1
@@ -676,13 +671,9 @@ def _lockstep_block(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, a
     kcol = 0
     for t in range(T0 - 2, -1, -1):
         xt = xs[t + 1]
-        for l in range(L):
-            row = emit_t[xt[l]]
-            for j in range(N):
-                em[j, l] = row[j]
         for j in range(N):
             for l in range(L):
-                u[j, l] = em[j, l] * beta[j, l]
+                u[j, l] = emit_t[xt[l], j] * beta[j, l]
         if gemm:
             np.dot(transmat, u, v)
         else:
@@ -762,7 +753,7 @@ def _lockstep_block(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, a
 def _lockstep_scratch(N, L, dtype_like):
     """Per-thread scratch for ``_lockstep_block`` with at most L lanes: (fbuf, dbuf)."""
     K = _xi_steps(N, L) if N >= ESTEP_GEMM_MIN_N else 1
-    fbuf = np.empty(4 * N * L + 4 * N, dtype_like.dtype)
+    fbuf = np.empty(3 * N * L + 4 * N, dtype_like.dtype)
     dbuf = np.empty(N * L + 6 * L + N + 2 * N * K * L + N * N + N * N * L, np.float64)
     return fbuf, dbuf
 
