@@ -114,7 +114,7 @@ def test_long_sequence_runs_alone(n):
     rng = np.random.default_rng(1)
     lengths = np.array([20] * 10 + [T])
     X = rng.integers(0, 4, lengths.sum())
-    order, bstart, _, sizes = nb._lockstep_plan(np.concatenate([[0], np.cumsum(lengths)]), n, 1)
+    _, bstart, _, sizes = nb._lockstep_plan(np.concatenate([[0], np.cumsum(lengths)]), n, 1)
     assert np.diff(bstart).tolist()[-1] == 1 and sizes[0, 2] >= T
     check_against_reference(X, lengths, sp, tm, em)
 
