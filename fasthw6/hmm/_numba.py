@@ -448,72 +448,490 @@ def _backward_one(X, a, b, transmat, emit_t, alpha, gamma, beta, u, v, start_acc
             start_acc[i] += g[i]
 
 
+ESTEP_LANES = 64  # most sequences one E-step block advances in lockstep
+ESTEP_GEMM_MIN_N = 12  # from this many states on, a block's steps are BLAS GEMMs
+ESTEP_BLOCK_ELEMS = 1 << 20  # α̂ values one block stores (shortest length x N x lanes)
+ESTEP_XI_COLS = 256  # most (step, lane) columns gathered per Σξ GEMM
+# OpenBLAS threads a GEMM of more multiply-adds than this (4 x 65536): more threads than the
+# caller asked for, fighting over the cores of a parallel E-step.  Every GEMM here stays below.
+ESTEP_GEMM_MAX_MADDS = 1 << 18
+
+
+@njit(nogil=True, cache=True)
+def _lockstep_plan(offsets, N, n_chunks):
+    """Sort the sequences by length and cut them into lockstep blocks.
+
+    Returns ``order`` (sequence indexes, shortest first, empty ones left out), ``bstart``
+    (block ``k`` is ``order[bstart[k]:bstart[k+1]]``), ``cbound`` (chunk ``c`` owns blocks
+    ``cbound[c]:cbound[c+1]``) and, per chunk, the scratch sizes its blocks need: α̂ values,
+    symbols, and rows for the lanes that outrun the block's shortest sequence.
+
+    A block's first sequence is its shortest (length T0); others join while their tails beyond
+    T0 stay short (those steps run one lane at a time) and T0 x N x lanes fits the α̂ budget.
+    """
+    S = offsets.shape[0] - 1
+    lens = offsets[1:] - offsets[:-1]
+    order_all = np.argsort(lens, kind="mergesort")
+    first = 0
+    while first < S and lens[order_all[first]] == 0:
+        first += 1
+    order = order_all[first:].copy()
+    n = order.shape[0]
+    bstart = np.empty(n + 1, np.int64)
+    nb = 0
+    p = 0
+    while p < n:
+        T0 = lens[order[p]]
+        lanes = min(ESTEP_LANES, max(1, ESTEP_BLOCK_ELEMS // (T0 * N)))
+        limit = T0 + T0 // 8 + 2
+        q = p + 1
+        while q < n and q - p < lanes and lens[order[q]] <= limit:
+            q += 1
+        bstart[nb] = p
+        nb += 1
+        p = q
+    bstart[nb] = n
+    bstart = bstart[:nb + 1].copy()
+    C = max(1, min(n_chunks, nb))
+    total = 0
+    for k in range(n):
+        total += lens[order[k]]
+    cbound = np.empty(C + 1, np.int64)
+    cbound[0] = 0
+    c = 1
+    acc = 0
+    for k in range(nb):
+        for q in range(bstart[k], bstart[k + 1]):
+            acc += lens[order[q]]
+        while c < C and acc * C >= total * c:
+            cbound[c] = k + 1
+            c += 1
+    while c <= C:
+        cbound[c] = nb
+        c += 1
+    sizes = np.zeros((C, 3), np.int64)
+    for c in range(C):
+        for k in range(cbound[c], cbound[c + 1]):
+            L = bstart[k + 1] - bstart[k]
+            T0 = lens[order[bstart[k]]]
+            Tmax = lens[order[bstart[k + 1] - 1]]
+            if L == 1:
+                sizes[c, 2] = max(sizes[c, 2], T0)
+            else:
+                sizes[c, 0] = max(sizes[c, 0], T0 * N * L)
+                sizes[c, 1] = max(sizes[c, 1], T0 * L)
+                sizes[c, 2] = max(sizes[c, 2], Tmax - T0 + 1)
+    return order, bstart, cbound, sizes
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _lazy_scale_bits(arr):
+    """Bits K of the lockstep passes' power-of-two rescaling: a lane's α (or β) sum is kept in
+    [2^-K, 1] (β: [2^-K, 2^K]) by exact multiplications by 2^±K, so no step divides.  Small
+    enough in float32 that products of α and β values stay far from underflow."""
+    return 24.0 if arr.itemsize == 4 else 256.0
+
+
+@njit(nogil=True, cache=True)
+def _lockstep_forward(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, xs, alpha,
+                      p, e, extra):
+    """Forward of the L sequences ``seqs`` over their first T0 steps, in lockstep.
+
+    ``xs`` (T0, L) receives the symbols (so both passes read them contiguously), ``alpha``
+    (T0, N, L) every α_t with one column per lane.  α_t is not normalised: the backward needs
+    it only up to a factor per step, so a lane is rescaled by 2^K only when its sum falls
+    below 2^-K (see ``_lazy_scale_bits``), counted in ``e``; a sum below 2^-2K is normalised
+    exactly and its log added to ``extra`` (-inf if 0: the lane is zeroed).  On return
+    ``p[l]`` is the sum of α_{T0-1} and log P(first T0 symbols) = log p - e K ln 2 + extra.
+    """
+    T0, N, L = alpha.shape
+    for l in range(L):
+        a = offsets[seqs[l]]
+        for t in range(T0):
+            xs[t, l] = X[a + t]
+        e[l] = 0.0
+        extra[l] = 0.0
+    K2 = _lazy_scale_bits(alpha)
+    up = 2.0 ** K2
+    low = 1.0 / up
+    tiny = low * low
+    sv = np.empty(L, np.float64)
+    f = np.empty(L, alpha.dtype)
+    for t in range(T0):
+        xt = xs[t]
+        cur = alpha[t]
+        if t == 0:
+            for j in range(N):
+                pj = startprob[j]
+                for l in range(L):
+                    cur[j, l] = pj * emit_t[xt[l], j]
+        elif N >= ESTEP_GEMM_MIN_N:
+            np.dot(transmat_t, alpha[t - 1], cur)
+            for j in range(N):
+                for l in range(L):
+                    cur[j, l] *= emit_t[xt[l], j]
+        else:
+            prev = alpha[t - 1]
+            for j in range(N):
+                for l in range(L):
+                    cur[j, l] = 0.0
+                for i in range(N):
+                    aij = transmat[i, j]
+                    for l in range(L):
+                        cur[j, l] += aij * prev[i, l]
+                for l in range(L):
+                    cur[j, l] *= emit_t[xt[l], j]
+        for l in range(L):
+            sv[l] = 0.0
+        for j in range(N):
+            for l in range(L):
+                sv[l] += cur[j, l]
+        nlow = 0
+        nbad = 0
+        for l in range(L):
+            v = sv[l]
+            lw = v < low
+            f[l] = up if lw else 1.0
+            e[l] += 1.0 if lw else 0.0
+            nlow += 1 if lw else 0
+            nbad += 1 if v < tiny else 0
+        if nlow > 0:
+            for j in range(N):
+                for l in range(L):
+                    cur[j, l] *= f[l]
+        if nbad > 0:  # rare: a sum too small for one rescaling, or zero
+            for l in range(L):
+                v = sv[l]
+                if v < tiny:
+                    e[l] -= 1.0
+                    if v > 0.0:
+                        extra[l] += math.log(v)
+                        for j in range(N):
+                            cur[j, l] = cur[j, l] / up / v
+                    else:
+                        extra[l] = -np.inf
+                        for j in range(N):
+                            cur[j, l] = 0.0
+    last = alpha[T0 - 1]
+    for l in range(L):
+        p[l] = 0.0
+    for j in range(N):
+        for l in range(L):
+            p[l] += last[j, l]
+
+
+@njit(nogil=True, cache=True)
+def _xi_steps(N, L):
+    """Steps gathered per Σξ GEMM ((N, K·L) x (K·L, N)) with L lanes."""
+    return max(1, min(ESTEP_XI_COLS, ESTEP_GEMM_MAX_MADDS // (N * N)) // L)
+
+
+@njit(nogil=True, cache=True)
+def _xi_flush(pbuf, ubuf, k, L, tnn, tr):
+    """Σξ raw += P Uᵀ over the first ``k`` steps gathered (one GEMM; the unused columns of both
+    are zeroed: scratch may hold inf or NaN, and 0 x NaN is NaN)."""
+    N = pbuf.shape[0]
+    for i in range(N):
+        for c in range(k * L, pbuf.shape[1]):
+            pbuf[i, c] = 0.0
+            ubuf[i, c] = 0.0
+    np.dot(pbuf, ubuf.T, tnn)
+    for i in range(N):
+        for j in range(N):
+            tr[i, j] += tnn[i, j]
+
+
+@njit(nogil=True, cache=True)
+def _lockstep_block(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, abuf, xbuf,
+                    tail, fbuf, dbuf, st, tr, ob, gamma, out, want_stats, want_gamma):
+    """Forward and backward of the L = len(seqs) sequences of one block (shortest first).
+
+    The first T0 steps (T0: the shortest length) run in lockstep with lanes innermost; a lane
+    that is longer continues forward alone into ``tail`` from its α̂ at T0-1, and its backward
+    runs alone (``_backward_one``) down to step T0-1, handing its β to the lockstep backward.
+    E-step sums go to (st, tr, ob) if ``want_stats`` (``tr`` without the factor A), γ rows to
+    ``gamma`` if ``want_gamma``; ``out`` gets the log-likelihoods.  An impossible lane has
+    weight 0 in the backward: it contributes nothing and its γ rows are 0.
+
+    Σξ: below ESTEP_GEMM_MIN_N states each lane accumulates its own outer products (vectorised
+    over lanes); from it on, α̂_t/Z_t and u_{t+1} of several steps are gathered as columns and
+    Σ_t (α̂_t/Z_t) u_{t+1}ᵀ is one (N, K·L) x (K·L, N) GEMM.
+    """
+    N = startprob.shape[0]
+    L = seqs.shape[0]
+    T0 = offsets[seqs[0] + 1] - offsets[seqs[0]]
+    gemm = N >= ESTEP_GEMM_MIN_N
+    alpha = abuf[:T0 * N * L].reshape((T0, N, L))
+    xs = xbuf[:T0 * L].reshape((T0, L))
+    nl = N * L
+    u = fbuf[:nl].reshape((N, L))
+    v = fbuf[nl:2 * nl].reshape((N, L))
+    beta = fbuf[2 * nl:3 * nl].reshape((N, L))
+    tmp = fbuf[3 * nl:3 * nl + N]
+    bb = fbuf[3 * nl + N:3 * nl + 2 * N]
+    bu = fbuf[3 * nl + 2 * N:3 * nl + 3 * N]
+    bv = fbuf[3 * nl + 3 * N:3 * nl + 4 * N]
+    g = dbuf[:nl].reshape((N, L))
+    lane = dbuf[nl:nl + 6 * L].reshape((6, L))
+    p, e, extra, live, z, sv = lane[0], lane[1], lane[2], lane[3], lane[4], lane[5]
+    o = nl + 6 * L
+    start_discard = dbuf[o:o + N]
+    o += N
+    K = _xi_steps(N, L) if gemm else 1
+    pbuf = dbuf[o:o + N * K * L].reshape((N, K * L))
+    o += N * K * L
+    ubuf = dbuf[o:o + N * K * L].reshape((N, K * L))
+    o += N * K * L
+    tnn = dbuf[o:o + N * N].reshape((N, N))
+    o += N * N
+    xacc = dbuf[o:o + N * N * L].reshape((N, N, L))
+    if want_stats and not gemm:
+        xacc[:] = 0.0
+
+    _lockstep_forward(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, xs, alpha,
+                      p, e, extra)
+
+    # step T0-1: lanes longer than T0 go forward alone, then backward alone down to T0-1
+    K2 = _lazy_scale_bits(alpha)
+    for l in range(L):
+        s = seqs[l]
+        a, b = offsets[s], offsets[s + 1]
+        R = b - a - T0 + 1
+        ssum = p[l]
+        pl, el, xl = 1.0, 0.0, -np.inf
+        if extra[l] != -np.inf and ssum > 0.0:
+            xl = math.log(ssum) - e[l] * K2 * math.log(2.0) + extra[l]
+        rows = tail[:R]
+        if R > 1 and xl != -np.inf:
+            rs = 1.0 / ssum
+            for j in range(N):
+                rows[0, j] = alpha[T0 - 1, j, l] * rs
+            for k in range(1, R):
+                prev = rows[k - 1]
+                for j in range(N):
+                    tmp[j] = 0.0
+                for i in range(N):
+                    ai = prev[i]
+                    if ai != 0.0:
+                        row = transmat[i]
+                        for j in range(N):
+                            tmp[j] += ai * row[j]
+                erow = emit_t[X[a + T0 - 1 + k]]
+                sk = 0.0
+                for j in range(N):
+                    w = tmp[j] * erow[j]
+                    rows[k, j] = w
+                    sk += w
+                pl, el, xl = _ll_push(sk, pl, el, xl)
+                if sk == 0.0:
+                    break
+                rk = 1.0 / sk
+                for j in range(N):
+                    rows[k, j] *= rk
+        ll = _ll_value(pl, el, xl)
+        out[s] = ll
+        live[l] = 0.0 if ll == -np.inf else 1.0
+        if R > 1 and ll != -np.inf:
+            gl = gamma[a + T0 - 1:b] if want_gamma else rows
+            _backward_one(X, a + T0 - 1, b, transmat, emit_t, rows, gl, bb, bu, bv,
+                          start_discard, tr, ob, want_stats)
+            for j in range(N):
+                g[j, l] = gl[0, j]
+                beta[j, l] = bb[j]
+        else:
+            if want_gamma and R > 1:
+                gamma[a + T0:b] = 0.0
+            w = live[l] / ssum if live[l] != 0.0 else 0.0
+            for j in range(N):
+                g[j, l] = alpha[T0 - 1, j, l] * w
+                beta[j, l] = 1.0 / N
+            if want_stats:
+                orow = ob[xs[T0 - 1, l]]
+                for j in range(N):
+                    orow[j] += g[j, l]
+            if want_gamma:
+                grow = gamma[a + T0 - 1]
+                for j in range(N):
+                    grow[j] = g[j, l]
+
+    # steps T0-2 .. 0 in lockstep; β is kept as A(e∘β) rescaled by powers of two only
+    up = 2.0 ** K2
+    low = 1.0 / up
+    kcol = 0
+    for t in range(T0 - 2, -1, -1):
+        xt = xs[t + 1]
+        for j in range(N):
+            for l in range(L):
+                u[j, l] = emit_t[xt[l], j] * beta[j, l]
+        if gemm:
+            np.dot(transmat, u, v)
+        else:
+            for i in range(N):
+                for l in range(L):
+                    v[i, l] = 0.0
+                for j in range(N):
+                    aij = transmat[i, j]
+                    for l in range(L):
+                        v[i, l] += aij * u[j, l]
+        at = alpha[t]
+        for l in range(L):
+            z[l] = 0.0
+            sv[l] = 0.0
+        for i in range(N):
+            for l in range(L):
+                z[l] += at[i, l] * v[i, l]
+                sv[l] += v[i, l]
+        for l in range(L):
+            zl = z[l]
+            okz = zl > 0.0
+            z[l] = (live[l] if okz else 0.0) / (zl if okz else 1.0)  # now 1/Z (0: no weight)
+            sl = sv[l]  # now the factor taking Σβ back into [2^-K, 2^K]
+            sv[l] = up if sl < low else (low if sl > up else 1.0)
+        if want_stats:
+            if gemm:
+                c0 = kcol * L
+                for i in range(N):
+                    for l in range(L):
+                        pbuf[i, c0 + l] = at[i, l] * z[l]
+                        ubuf[i, c0 + l] = u[i, l]
+                kcol += 1
+                if kcol == K:
+                    _xi_flush(pbuf, ubuf, kcol, L, tnn, tr)
+                    kcol = 0
+            else:
+                for i in range(N):
+                    for l in range(L):
+                        g[i, l] = at[i, l] * z[l]
+                    for j in range(N):
+                        for l in range(L):
+                            xacc[i, j, l] += g[i, l] * u[j, l]
+        for i in range(N):
+            for l in range(L):
+                g[i, l] = at[i, l] * v[i, l] * z[l]
+                beta[i, l] = v[i, l] * sv[l]
+        if want_stats:
+            xt = xs[t]
+            for l in range(L):
+                orow = ob[xt[l]]
+                for i in range(N):
+                    orow[i] += g[i, l]
+        if want_gamma:
+            for l in range(L):
+                grow = gamma[offsets[seqs[l]] + t]
+                for i in range(N):
+                    grow[i] = g[i, l]
+    if want_stats:
+        if gemm:
+            if kcol > 0:
+                _xi_flush(pbuf, ubuf, kcol, L, tnn, tr)
+        else:
+            for i in range(N):
+                for j in range(N):
+                    acc = 0.0
+                    for l in range(L):
+                        acc += xacc[i, j, l]
+                    tr[i, j] += acc
+        for i in range(N):
+            acc = 0.0
+            for l in range(L):
+                acc += g[i, l]
+            st[i] += acc
+
+
+@njit(nogil=True, cache=True)
+def _lockstep_scratch(N, L, dtype_like):
+    """Per-thread scratch for ``_lockstep_block`` with at most L lanes: (fbuf, dbuf)."""
+    K = _xi_steps(N, L) if N >= ESTEP_GEMM_MIN_N else 1
+    fbuf = np.empty(3 * N * L + 4 * N, dtype_like.dtype)
+    dbuf = np.empty(N * L + 6 * L + N + 2 * N * K * L + N * N + N * N * L, np.float64)
+    return fbuf, dbuf
+
+
+@njit(nogil=True, cache=True)
+def _run_blocks(X, offsets, startprob, transmat, emit_t, n_chunks, st, tr, ob, gamma, out,
+                want_stats, want_gamma):
+    """Every sequence through ``_lockstep_block`` (one chunk of blocks per thread, chunk ``c``
+    adding into st[c], tr[c], ob[c]); a block of one sequence runs ``_forward_one`` +
+    ``_backward_one``.  Returns nothing: results are in the arguments."""
+    S = offsets.shape[0] - 1
+    N = startprob.shape[0]
+    for s in range(S):
+        if offsets[s + 1] == offsets[s]:
+            out[s] = 0.0
+    order, bstart, cbound, sizes = _lockstep_plan(offsets, N, n_chunks)
+    transmat_t = np.ascontiguousarray(transmat.T)
+    _run_chunks(X, offsets, startprob, transmat, transmat_t, emit_t, order, bstart, cbound,
+                sizes, st, tr, ob, gamma, out, want_stats, want_gamma)
+
+
 @njit(nogil=True, cache=True, parallel=True)
+def _run_chunks(X, offsets, startprob, transmat, transmat_t, emit_t, order, bstart, cbound,
+                sizes, st, tr, ob, gamma, out, want_stats, want_gamma):
+    N = startprob.shape[0]
+    for c in prange(cbound.shape[0] - 1):
+        abuf = np.empty(max(1, sizes[c, 0]), transmat.dtype)
+        xbuf = np.empty(max(1, sizes[c, 1]), np.int64)
+        tail = np.empty((max(1, sizes[c, 2]), N), transmat.dtype)
+        fbuf, dbuf = _lockstep_scratch(N, ESTEP_LANES, transmat)
+        tmp = fbuf[:N]
+        bb = fbuf[N:2 * N]
+        bu = fbuf[2 * N:3 * N]
+        bv = fbuf[3 * N:4 * N]
+        for k in range(cbound[c], cbound[c + 1]):
+            seqs = order[bstart[k]:bstart[k + 1]]
+            if seqs.shape[0] > 1:
+                _lockstep_block(X, offsets, seqs, startprob, transmat, transmat_t, emit_t,
+                                abuf, xbuf, tail, fbuf, dbuf, st[c], tr[c], ob[c], gamma, out,
+                                want_stats, want_gamma)
+                continue
+            s = seqs[0]
+            a, b = offsets[s], offsets[s + 1]
+            rows = tail[:b - a]
+            ll = _forward_one(X, a, b, startprob, transmat, emit_t, rows, tmp)
+            out[s] = ll
+            if ll == -np.inf:
+                if want_gamma:
+                    gamma[a:b] = 0.0
+                continue
+            gl = gamma[a:b] if want_gamma else rows
+            _backward_one(X, a, b, transmat, emit_t, rows, gl, bb, bu, bv, st[c], tr[c], ob[c],
+                          want_stats)
+
+
+@njit(nogil=True, cache=True)
 def forward_backward(X, offsets, startprob, transmat, emit_t, n_chunks, gamma, out):
     """Posteriors γ (``gamma``, shape (len(X), N)) and per-sequence log-likelihoods ``out``.
 
-    α̂ is written into ``gamma`` and overwritten in place by γ during the backward pass, so the
-    only other memory is O(N) per thread.  Rows of an impossible sequence are left at 0.
+    Sequences run in lockstep blocks as in ``estep`` (α̂ kept per block, γ written straight
+    into ``gamma``).  Rows of an impossible sequence are 0.
     """
     N = startprob.shape[0]
-    bounds = _chunks(offsets, n_chunks)
-    for c in prange(bounds.shape[0] - 1):
-        tmp = np.empty(N, transmat.dtype)
-        beta = np.empty(N, transmat.dtype)
-        u = np.empty(N, transmat.dtype)
-        v = np.empty(N, transmat.dtype)
-        d0 = np.zeros(1, np.float64)
-        d2 = np.zeros((1, 1), np.float64)
-        for s in range(bounds[c], bounds[c + 1]):
-            a, b = offsets[s], offsets[s + 1]
-            if b == a:
-                out[s] = 0.0
-                continue
-            lat = gamma[a:b]
-            ll = _forward_one(X, a, b, startprob, transmat, emit_t, lat, tmp)
-            out[s] = ll
-            if ll == -np.inf:
-                lat[:] = 0.0
-                continue
-            _backward_one(X, a, b, transmat, emit_t, lat, lat, beta, u, v, d0, d2, d2, False)
+    C = max(1, n_chunks)
+    d1 = np.zeros((C, N), np.float64)
+    d2 = np.zeros((C, N, N), np.float64)
+    d3 = np.zeros((C, 1, 1), np.float64)
+    _run_blocks(X, offsets, startprob, transmat, emit_t, n_chunks, d1, d2, d3, gamma, out,
+                False, True)
     return out
 
 
-@njit(nogil=True, cache=True, parallel=True)
+@njit(nogil=True, cache=True)
 def estep(X, offsets, startprob, transmat, emit_t, n_chunks, start_acc, trans_acc, obs_acc, out):
     """E-step sums over every sequence: ``start_acc`` (N,) Σ γ_0, ``trans_acc`` (N, N) Σ ξ,
     ``obs_acc`` (M, N) Σ γ_t per symbol (all float64, added to), ``out`` per-sequence log P.
 
-    Each chunk of sequences owns its accumulators; they are merged serially at the end.
+    Sequences sorted by length run in lockstep blocks (``_lockstep_block``); each chunk of
+    blocks owns its accumulators; they are merged serially at the end.
     """
     N = startprob.shape[0]
     M = emit_t.shape[0]
-    S = offsets.shape[0] - 1
-    maxlen = 0
-    for s in range(S):
-        maxlen = max(maxlen, offsets[s + 1] - offsets[s])
-    bounds = _chunks(offsets, n_chunks)
-    C = bounds.shape[0] - 1
+    C = max(1, n_chunks)
     st = np.zeros((C, N), np.float64)
     tr = np.zeros((C, N, N), np.float64)
     ob = np.zeros((C, M, N), np.float64)
-    for c in prange(C):
-        lat = np.empty((maxlen, N), transmat.dtype)
-        tmp = np.empty(N, transmat.dtype)
-        beta = np.empty(N, transmat.dtype)
-        u = np.empty(N, transmat.dtype)
-        v = np.empty(N, transmat.dtype)
-        for s in range(bounds[c], bounds[c + 1]):
-            a, b = offsets[s], offsets[s + 1]
-            if b == a:
-                out[s] = 0.0
-                continue
-            ll = _forward_one(X, a, b, startprob, transmat, emit_t, lat, tmp)
-            out[s] = ll
-            if ll == -np.inf:
-                continue
-            _backward_one(X, a, b, transmat, emit_t, lat, lat, beta, u, v, st[c], tr[c], ob[c],
-                          True)
+    gamma = np.zeros((1, N), transmat.dtype)
+    _run_blocks(X, offsets, startprob, transmat, emit_t, n_chunks, st, tr, ob, gamma, out,
+                True, False)
     for c in range(C):
         for i in range(N):
             start_acc[i] += st[c, i]

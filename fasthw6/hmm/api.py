@@ -664,11 +664,11 @@ class CategoricalHMM:
             return True
         return not hasattr(self, name)
 
-    def _init(self, x):
+    def _init(self, x, hi):
+        """``hi``: the largest symbol of ``x`` (-1 if empty), as ``_as_symbols`` found it."""
         n = self.n_components
         if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
             raise ValueError(f"n_components must be a positive int, got {n!r}")
-        hi = int(x.max()) if x.size else -1
         if self.n_features is None:
             self.n_features = hi + 1
         elif hi >= self.n_features:
@@ -713,7 +713,7 @@ class CategoricalHMM:
         """
         x, hi = _as_symbols(X)
         off = _offsets(lengths, x.shape[0])
-        self._init(x)
+        self._init(x, hi)
         sp, tm, em = self._check()
         dt = self._dtype()
         self.monitor_._reset()

@@ -1,0 +1,189 @@
+"""The numba E-step and posteriors advance blocks of sequences in lockstep: sequences sorted by
+length, the shortest length of a block run together, longer lanes finishing alone, BLAS GEMM
+steps from ESTEP_GEMM_MIN_N states.  Every path against the NumPy reference."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fasthw6
+from fasthw6.hmm import em_statistics, posteriors
+
+nb = pytest.importorskip("fasthw6.hmm._numba")
+
+pytestmark = pytest.mark.skipif("numba" not in fasthw6.available_backends(),
+                                reason="numba backend not available")
+
+GEMM_N = nb.ESTEP_GEMM_MIN_N
+
+
+def model(n, m, seed, zeros=False):
+    rng = np.random.default_rng(seed)
+    sp = rng.dirichlet(np.ones(n))
+    tm = rng.dirichlet(np.ones(n), size=n)
+    em = rng.dirichlet(np.ones(m), size=n)
+    if zeros and n > 1:
+        tm[0, 1:] = 0
+        tm[0, 0] = 1
+        em[-1, 0] = 0
+        em[-1] /= em[-1].sum()
+    return sp, tm, em
+
+
+def check_against_reference(X, lengths, sp, tm, em, dtype=np.float64):
+    ref = em_statistics(X, lengths, sp, tm, em, backend="numpy")
+    got = em_statistics(X, lengths, sp, tm, em, dtype=dtype, backend="numba")
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(got["loglik"], ref["loglik"], rtol=tol["rtol"])
+    for k in ("start", "trans", "obs"):
+        assert got[k].dtype == np.float64 and not np.isnan(got[k]).any()
+        np.testing.assert_allclose(got[k], ref[k], **tol, err_msg=k)
+    ll_ref, g_ref = posteriors(X, lengths, sp, tm, em, backend="numpy")
+    ll, g = posteriors(X, lengths, sp, tm, em, dtype=dtype, backend="numba")
+    assert g.dtype == dtype and not np.isnan(g).any()
+    np.testing.assert_allclose(ll, ll_ref, rtol=tol["rtol"])
+    np.testing.assert_allclose(g, g_ref, **tol)
+    return ref
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n", [1, 2, 3, 5, GEMM_N, 16])
+def test_ragged_blocks_with_tails(n, dtype):
+    """Many lengths, so blocks hold lanes longer than their shortest (tails run alone), lengths
+    1 and 0, a block cut short by a much longer sequence, and GEMM flushes of a partial tile."""
+    rng = np.random.default_rng(n)
+    sp, tm, em = model(n, 5, seed=n, zeros=True)
+    lengths = np.concatenate([rng.integers(0, 50, 150), [1] * 9, [2, 3], [37] * 70, [41],
+                              [300, 301, 350]])
+    rng.shuffle(lengths)
+    X = rng.integers(0, 5, lengths.sum())
+    check_against_reference(X, lengths, sp, tm, em, dtype)
+
+
+@pytest.mark.parametrize("n", [1, 3, GEMM_N])
+def test_all_length_one(n):
+    sp, tm, em = model(n, 4, seed=2)
+    X = np.random.default_rng(0).integers(0, 4, 100)
+    ref = check_against_reference(X, np.ones(100, int), sp, tm, em)
+    np.testing.assert_allclose(ref["trans"], 0.0)
+
+
+@pytest.mark.parametrize("n", [3, GEMM_N])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_impossible_sequences_inside_a_block(n, dtype):
+    """No state emits symbol 0, so a 0 makes a sequence impossible: at chosen steps, in the
+    lockstep part (first, middle, last step) and in tails, next to possible sequences of the
+    same block."""
+    rng = np.random.default_rng(n)
+    sp, tm, em = model(n, 3, seed=n)
+    sp = np.zeros(n)
+    sp[0] = 1.0
+    em[0] = [0.0, 0.5, 0.5]
+    em[1:, 0] = 0.0
+    em[1:] /= em[1:].sum(axis=1, keepdims=True)
+    lengths = np.full(60, 40)
+    lengths[-5:] = [44, 44, 45, 45, 45]  # tails of the same block
+    X = rng.integers(1, 3, lengths.sum())
+    off = np.concatenate([[0], np.cumsum(lengths)])
+    dead = {3: 0, 10: 17, 20: 39, 57: 40, 59: 44}  # sequence -> step of its 0
+    for s, t in dead.items():
+        X[off[s] + t] = 0
+    ref = check_against_reference(X, lengths, sp, tm, em, dtype)
+    assert np.isneginf(ref["loglik"][list(dead)]).all()
+    assert np.isfinite(np.delete(ref["loglik"], list(dead))).all()
+    _, g = posteriors(X, lengths, sp, tm, em, dtype=dtype, backend="numba")
+    for s in dead:
+        np.testing.assert_array_equal(g[off[s]:off[s + 1]], 0.0)
+
+
+def test_every_sequence_impossible():
+    sp, tm, em = np.array([1.0, 0.0]), np.eye(2), np.eye(2)
+    X = np.ones(50, int)
+    st = em_statistics(X, [10] * 5, sp, tm, em, backend="numba")
+    assert np.isneginf(st["loglik"]).all()
+    for k in ("start", "trans", "obs"):
+        np.testing.assert_array_equal(st[k], 0.0)
+
+
+@pytest.mark.parametrize("n", [2, GEMM_N])
+def test_long_sequence_runs_alone(n):
+    """A sequence too long for the block budget is a block of its own (forward and backward one
+    sequence at a time), beside short ones in lockstep."""
+    sp, tm, em = model(n, 4, seed=5)
+    T = nb.ESTEP_BLOCK_ELEMS // n + 7
+    rng = np.random.default_rng(1)
+    lengths = np.array([20] * 10 + [T])
+    X = rng.integers(0, 4, lengths.sum())
+    _, bstart, _, sizes = nb._lockstep_plan(np.concatenate([[0], np.cumsum(lengths)]), n, 1)
+    assert np.diff(bstart).tolist()[-1] == 1 and sizes[0, 2] >= T
+    check_against_reference(X, lengths, sp, tm, em)
+
+
+@pytest.mark.parametrize("n", [3, GEMM_N])
+def test_chunks_sum_to_the_one_chunk_result(n):
+    """Per-chunk accumulators (one chunk per thread) merged serially equal one chunk's sums."""
+    sp, tm, em = model(n, 6, seed=8)
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(0, 80, 400)
+    X = rng.integers(0, 6, lengths.sum())
+    off = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    emt = np.ascontiguousarray(em.T)
+    res = []
+    for chunks in (1, 3, 7):
+        acc = (np.zeros(n), np.zeros((n, n)), np.zeros((6, n)), np.empty(400))
+        nb.estep(X, off, sp, tm, emt, chunks, *acc)
+        res.append(acc)
+    for r in res[1:]:
+        for a, b in zip(r, res[0]):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [1, 4, 64])
+def test_plan_covers_every_nonempty_sequence_once(n):
+    rng = np.random.default_rng(n)
+    lengths = np.concatenate([rng.integers(0, 300, 500), [0, 0, 5000, 1, 1]])
+    off = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    for chunks in (1, 2, 5):
+        order, bstart, cbound, sizes = nb._lockstep_plan(off, n, chunks)
+        assert sorted(order.tolist()) == np.flatnonzero(lengths).tolist()
+        assert bstart[0] == 0 and bstart[-1] == len(order) and (np.diff(bstart) > 0).all()
+        assert cbound[0] == 0 and cbound[-1] == len(bstart) - 1 and (np.diff(cbound) >= 0).all()
+        assert len(cbound) - 1 <= chunks
+        for k in range(len(bstart) - 1):
+            lens = lengths[order[bstart[k]:bstart[k + 1]]]
+            assert (np.diff(lens) >= 0).all()  # shortest first
+            assert len(lens) <= nb.ESTEP_LANES
+            if len(lens) > 1:
+                assert lens[0] * n * len(lens) <= nb.ESTEP_BLOCK_ELEMS
+                assert lens[-1] <= lens[0] + lens[0] // 8 + 2
+            c = np.searchsorted(cbound, k, side="right") - 1
+            if len(lens) > 1:
+                assert sizes[c, 0] >= lens[0] * n * len(lens)
+                assert sizes[c, 2] >= lens[-1] - lens[0] + 1
+            else:
+                assert sizes[c, 2] >= lens[0]
+
+
+@pytest.mark.parametrize("n", [3, GEMM_N])
+def test_block_ignores_garbage_in_scratch(n):
+    """Scratch comes from np.empty: a block whose buffers start as NaN (including the unused
+    columns of a partial Σξ GEMM tile) gives the reference sums."""
+    sp, tm, em = model(n, 4, seed=11)
+    rng = np.random.default_rng(4)
+    lengths = np.array([23] * 5 + [25, 26])
+    X = rng.integers(0, 4, lengths.sum())
+    off = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    ref = em_statistics(X, lengths, sp, tm, em, backend="numpy")
+    fbuf, dbuf = nb._lockstep_scratch(n, nb.ESTEP_LANES, tm)
+    fbuf[:], dbuf[:] = np.nan, np.nan
+    abuf = np.full(23 * n * 7, np.nan)
+    xbuf = np.zeros(23 * 7, np.int64)
+    tail = np.full((4, n), np.nan)
+    st, tr, ob, out = np.zeros(n), np.zeros((n, n)), np.zeros((4, n)), np.full(7, np.nan)
+    nb._lockstep_block(X, off, np.arange(7), sp, tm, np.ascontiguousarray(tm.T),
+                       np.ascontiguousarray(em.T), abuf, xbuf, tail, fbuf, dbuf, st, tr, ob,
+                       np.zeros((1, n)), out, True, False)
+    np.testing.assert_allclose(out, ref["loglik"], rtol=1e-12)
+    np.testing.assert_allclose(st, ref["start"], rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(tr * tm, ref["trans"], rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(ob.T, ref["obs"], rtol=1e-11, atol=1e-12)
