@@ -20,6 +20,25 @@ FIRST_CALLS = {
         "x = np.ones((1, 2, 5, 5), np.float32); w = np.ones((2, 3, 3, 3), np.float32)\n"
         "f = lambda: fasthw6.conv_transpose2d(x, w, stride=2, activation='relu', backend='numba')"
     ),
+    "HMM score+decode+fit N=3 f64": (
+        "import numpy as np, fasthw6\n"
+        "X = np.arange(40) % 4; L = [15, 25]\n"
+        "def f():\n"
+        "    m = fasthw6.CategoricalHMM(3, n_iter=2, random_state=0); m.backend = 'numba'\n"
+        "    m.fit(X, L)\n"
+        "    return np.r_[m.score_sequences(X, L), m.decode(X, L)[0]]"
+    ),
+    "batchnorm fwd+bwd f32": (
+        "import numpy as np, fasthw6.nn as nn\n"
+        "x = np.ones((8, 4), np.float32) + np.arange(4, dtype=np.float32); g = np.ones(4, np.float32)\n"
+        "f = lambda: nn.batchnorm_forward_backward(x, g, g, x, backend='numba')[0]"
+    ),
+    "VAE latent fwd+bwd f32": (
+        "import numpy as np, fasthw6.vae as vae\n"
+        "m = np.ones((4, 3), np.float32)\n"
+        "f = lambda: np.r_[vae.latent_forward(m, m, m, backend='numba')[1], "
+        "vae.latent_backward(m, 1.0, m, m, m, backend='numba')[0].ravel()]"
+    ),
 }
 
 PROBE = """
