@@ -56,11 +56,13 @@ pin_threads()
 
 @pytest.fixture(autouse=True)
 def _pools_pinned():
-    """Every thread pool loaded by now (BLAS, OpenMP) runs the benchmark's thread count."""
+    """Every thread pool loaded by now (BLAS, OpenMP) runs the benchmark's thread count: pools
+    that benchmark modules loaded after conftest (scikit-learn's OpenMP, ...) are pinned here."""
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
         return
+    pin_threads()
     loose = [(p["internal_api"], p["filepath"], p["num_threads"]) for p in threadpool_info()
              if p["num_threads"] != THREADS]
     assert not loose, f"thread pools not pinned to {THREADS}: {loose}"
