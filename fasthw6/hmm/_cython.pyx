@@ -510,6 +510,8 @@ cdef void lockstep_forward(const sym_t[::1] X, const int64_t[::1] offsets, const
     cdef real aij, pj
     cdef real* cur
     cdef real* prev
+    cdef real* cj
+    cdef real* pi
     cdef int64_t* xt
     cdef bint lw
     for l in range(L):
@@ -538,19 +540,22 @@ cdef void lockstep_forward(const sym_t[::1] X, const int64_t[::1] offsets, const
         else:
             prev = alpha + (t - 1) * NL
             for j in range(N):
+                cj = cur + j * L
                 for l in range(L):
-                    cur[j * L + l] = 0
+                    cj[l] = 0
                 for i in range(N):
                     aij = A[i * N + j]
+                    pi = prev + i * L
                     for l in range(L):
-                        cur[j * L + l] = cur[j * L + l] + aij * prev[i * L + l]
+                        cj[l] = cj[l] + aij * pi[l]
                 for l in range(L):
-                    cur[j * L + l] = cur[j * L + l] * E[xt[l] * N + j]
+                    cj[l] = cj[l] * E[xt[l] * N + j]
         for l in range(L):
             sv[l] = 0.0
         for j in range(N):
+            cj = cur + j * L
             for l in range(L):
-                sv[l] += cur[j * L + l]
+                sv[l] += cj[l]
         nlow = 0
         nbad = 0
         for l in range(L):
@@ -629,6 +634,12 @@ cdef void lockstep_block(const sym_t[::1] X, const int64_t[::1] offsets, const i
     cdef real* rows
     cdef real* prev
     cdef real* grow
+    cdef real* ai_
+    cdef real* vi
+    cdef real* uj
+    cdef real* bi
+    cdef double* gi
+    cdef double* xr
     cdef int64_t* xs
     cdef int64_t* xt
     cdef double* g
@@ -759,20 +770,24 @@ cdef void lockstep_block(const sym_t[::1] X, const int64_t[::1] offsets, const i
             gemm_nn(<int>N, <int>L, <int>N, A, <int>N, u, <int>L, v, <int>L)
         else:
             for i in range(N):
+                vi = v + i * L
                 for l in range(L):
-                    v[i * L + l] = 0
+                    vi[l] = 0
                 for j in range(N):
                     ai = A[i * N + j]
+                    uj = u + j * L
                     for l in range(L):
-                        v[i * L + l] = v[i * L + l] + ai * u[j * L + l]
+                        vi[l] = vi[l] + ai * uj[l]
         at = alpha + t * NL
         for l in range(L):
             z[l] = 0.0
             sv[l] = 0.0
         for i in range(N):
+            ai_ = at + i * L
+            vi = v + i * L
             for l in range(L):
-                z[l] += at[i * L + l] * v[i * L + l]
-                sv[l] += v[i * L + l]
+                z[l] += ai_[l] * vi[l]
+                sv[l] += vi[l]
         for l in range(L):
             zl = z[l]
             okz = zl > 0.0
@@ -792,15 +807,23 @@ cdef void lockstep_block(const sym_t[::1] X, const int64_t[::1] offsets, const i
                     kcol = 0
             else:
                 for i in range(N):
+                    ai_ = at + i * L
+                    gi = g + i * L
                     for l in range(L):
-                        g[i * L + l] = at[i * L + l] * z[l]
+                        gi[l] = ai_[l] * z[l]
                     for j in range(N):
+                        xr = xacc + (i * N + j) * L
+                        uj = u + j * L
                         for l in range(L):
-                            xacc[(i * N + j) * L + l] += g[i * L + l] * u[j * L + l]
+                            xr[l] += gi[l] * uj[l]
         for i in range(N):
+            ai_ = at + i * L
+            vi = v + i * L
+            gi = g + i * L
+            bi = beta + i * L
             for l in range(L):
-                g[i * L + l] = at[i * L + l] * v[i * L + l] * z[l]
-                beta[i * L + l] = <real>(v[i * L + l] * sv[l])
+                gi[l] = ai_[l] * vi[l] * z[l]
+                bi[l] = <real>(vi[l] * sv[l])
         if want_stats:
             xt = xs + t * L
             for l in range(L):
