@@ -10,7 +10,7 @@ import numpy as np
 
 cimport cython
 from cython.parallel cimport prange
-from libc.math cimport INFINITY, log
+from libc.math cimport INFINITY, ldexp, log
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
@@ -407,34 +407,531 @@ def forward_loglik(const sym_t[::1] X, const int64_t[::1] offsets, const real[::
     return np.asarray(out)
 
 
+cdef enum:
+    ESTEP_LANES = 64  # as _numba.ESTEP_LANES: most sequences one E-step block advances in lockstep
+    ESTEP_GEMM_MIN_N = 12  # as _numba: from this many states on, a block's steps are BLAS GEMMs
+    ESTEP_BLOCK_ELEMS = 1 << 20  # as _numba: α̂ values one block stores
+    ESTEP_XI_COLS = 256  # as _numba: most (step, lane) columns gathered per Σξ GEMM
+    ESTEP_GEMM_MAX_MADDS = 1 << 18  # as _numba: OpenBLAS threads GEMMs above this size
+
+
+def _lockstep_plan(const int64_t[::1] offsets, Py_ssize_t N, Py_ssize_t n_chunks):
+    """Sequences sorted by length cut into lockstep blocks, blocks into chunks, and each
+    chunk's scratch sizes (``_numba._lockstep_plan``): (order, bstart, cbound, sizes)."""
+    cdef Py_ssize_t S = offsets.shape[0] - 1, n, p, q, nb, k, c, C, L, lanes
+    cdef int64_t T0, limit, total, acc, Tmax
+    lens_arr = np.ascontiguousarray(np.diff(np.asarray(offsets)), dtype=np.int64)
+    first = int(np.count_nonzero(lens_arr == 0))
+    order_arr = np.ascontiguousarray(np.argsort(lens_arr, kind="stable")[first:], dtype=np.int64)
+    cdef const int64_t[::1] lens = lens_arr
+    cdef const int64_t[::1] order = order_arr
+    n = order.shape[0]
+    bstart_arr = np.empty(n + 1, np.int64)
+    cdef int64_t[::1] bstart = bstart_arr
+    nb = 0
+    p = 0
+    while p < n:
+        T0 = lens[order[p]]
+        lanes = min(<Py_ssize_t>ESTEP_LANES, max(1, ESTEP_BLOCK_ELEMS // (T0 * N)))
+        limit = T0 + T0 // 8 + 2
+        q = p + 1
+        while q < n and q - p < lanes and lens[order[q]] <= limit:
+            q += 1
+        bstart[nb] = p
+        nb += 1
+        p = q
+    bstart[nb] = n
+    bstart_arr = bstart_arr[:nb + 1].copy()
+    bstart = bstart_arr
+    C = max(1, min(n_chunks, nb))
+    total = 0
+    for k in range(n):
+        total += lens[order[k]]
+    cbound_arr = np.empty(C + 1, np.int64)
+    cdef int64_t[::1] cbound = cbound_arr
+    cbound[0] = 0
+    c = 1
+    acc = 0
+    for k in range(nb):
+        for q in range(bstart[k], bstart[k + 1]):
+            acc += lens[order[q]]
+        while c < C and acc * C >= total * c:
+            cbound[c] = k + 1
+            c += 1
+    while c <= C:
+        cbound[c] = nb
+        c += 1
+    sizes_arr = np.zeros((C, 3), np.int64)
+    cdef int64_t[:, ::1] sizes = sizes_arr
+    for c in range(C):
+        for k in range(cbound[c], cbound[c + 1]):
+            L = bstart[k + 1] - bstart[k]
+            T0 = lens[order[bstart[k]]]
+            Tmax = lens[order[bstart[k + 1] - 1]]
+            if L == 1:
+                sizes[c, 2] = max(sizes[c, 2], T0)
+            else:
+                sizes[c, 0] = max(sizes[c, 0], T0 * N * L)
+                sizes[c, 1] = max(sizes[c, 1], T0 * L)
+                sizes[c, 2] = max(sizes[c, 2], Tmax - T0 + 1)
+    return order_arr, bstart_arr, cbound_arr, sizes_arr
+
+
+cdef inline double lazy_scale_bits(size_t itemsize) noexcept nogil:
+    """Bits K of the lockstep passes' power-of-two rescaling (``_numba._lazy_scale_bits``)."""
+    return 24.0 if itemsize == 4 else 256.0
+
+
+cdef inline void gemm_nn(int m, int n, int k, const real* A, int lda, const real* B, int ldb,
+                         real* C, int ldc) noexcept nogil:
+    """C (m, n) = A (m, k) @ B (k, n), all row-major (BLAS sees the transposes, column-major)."""
+    cdef char no = b'N'
+    cdef float one_f = 1, zero_f = 0
+    cdef double one_d = 1, zero_d = 0
+    if real is float:
+        sgemm(&no, &no, &n, &m, &k, &one_f, <float*>B, &ldb, <float*>A, &lda, &zero_f,
+              <float*>C, &ldc)
+    else:
+        dgemm(&no, &no, &n, &m, &k, &one_d, <double*>B, &ldb, <double*>A, &lda, &zero_d,
+              <double*>C, &ldc)
+
+
+cdef void lockstep_forward(const sym_t[::1] X, const int64_t[::1] offsets, const int64_t* seqs,
+                           Py_ssize_t T0, Py_ssize_t L, const real[::1] startprob, const real* A,
+                           const real* At, const real* E, int64_t* xs, real* alpha, double* p,
+                           double* e, double* extra, double* sv, real* f,
+                           Py_ssize_t N) noexcept nogil:
+    """Forward of the L sequences ``seqs`` over their first T0 steps in lockstep
+    (``_numba._lockstep_forward``): ``xs`` (T0, L) the symbols, ``alpha`` (T0, N, L) every α_t
+    unnormalised, a lane rescaled by 2^K when its sum falls below 2^-K; on return p[l] is the
+    sum of α_{T0-1} and log P(first T0 symbols) = log p - e K ln 2 + extra."""
+    cdef Py_ssize_t t, i, j, l, a, nlow, nbad, NL = N * L
+    cdef double K2 = lazy_scale_bits(sizeof(real)), up, low, tiny, v
+    cdef real aij, pj
+    cdef real* cur
+    cdef real* prev
+    cdef real* cj
+    cdef real* pi
+    cdef int64_t* xt
+    cdef bint lw
+    for l in range(L):
+        a = offsets[seqs[l]]
+        for t in range(T0):
+            xs[t * L + l] = X[a + t]
+        e[l] = 0.0
+        extra[l] = 0.0
+    up = ldexp(1.0, <int>K2)
+    low = 1.0 / up
+    tiny = low * low
+    for t in range(T0):
+        xt = xs + t * L
+        cur = alpha + t * NL
+        if t == 0:
+            for j in range(N):
+                pj = startprob[j]
+                for l in range(L):
+                    cur[j * L + l] = pj * E[xt[l] * N + j]
+        elif N >= ESTEP_GEMM_MIN_N:
+            gemm_nn(<int>N, <int>L, <int>N, At, <int>N, alpha + (t - 1) * NL, <int>L, cur,
+                    <int>L)
+            for j in range(N):
+                for l in range(L):
+                    cur[j * L + l] = cur[j * L + l] * E[xt[l] * N + j]
+        else:
+            prev = alpha + (t - 1) * NL
+            for j in range(N):
+                cj = cur + j * L
+                for l in range(L):
+                    cj[l] = 0
+                for i in range(N):
+                    aij = A[i * N + j]
+                    pi = prev + i * L
+                    for l in range(L):
+                        cj[l] = cj[l] + aij * pi[l]
+                for l in range(L):
+                    cj[l] = cj[l] * E[xt[l] * N + j]
+        for l in range(L):
+            sv[l] = 0.0
+        for j in range(N):
+            cj = cur + j * L
+            for l in range(L):
+                sv[l] += cj[l]
+        nlow = 0
+        nbad = 0
+        for l in range(L):
+            v = sv[l]
+            lw = v < low
+            f[l] = <real>(up if lw else 1.0)
+            e[l] += 1.0 if lw else 0.0
+            nlow += 1 if lw else 0
+            nbad += 1 if v < tiny else 0
+        if nlow > 0:
+            for j in range(N):
+                for l in range(L):
+                    cur[j * L + l] = cur[j * L + l] * f[l]
+        if nbad > 0:  # rare: a sum too small for one rescaling, or zero
+            for l in range(L):
+                v = sv[l]
+                if v < tiny:
+                    e[l] -= 1.0
+                    if v > 0.0:
+                        extra[l] += log(v)
+                        for j in range(N):
+                            cur[j * L + l] = <real>(cur[j * L + l] / up / v)
+                    else:
+                        extra[l] = -INFINITY
+                        for j in range(N):
+                            cur[j * L + l] = 0
+    cur = alpha + (T0 - 1) * NL
+    for l in range(L):
+        p[l] = 0.0
+    for j in range(N):
+        for l in range(L):
+            p[l] += cur[j * L + l]
+
+
+cdef inline Py_ssize_t xi_steps(Py_ssize_t N, Py_ssize_t L) noexcept nogil:
+    """Steps gathered per Σξ GEMM ((N, K·L) x (K·L, N)) with L lanes (``_numba._xi_steps``)."""
+    return max(1, min(<Py_ssize_t>ESTEP_XI_COLS, ESTEP_GEMM_MAX_MADDS // (N * N)) // L)
+
+
+cdef inline void xi_flush(const double* pbuf, const double* ubuf, Py_ssize_t k, Py_ssize_t L,
+                          Py_ssize_t ld, double* tr, Py_ssize_t N) noexcept nogil:
+    """Σξ raw (N, N) += P Uᵀ over the first k·L columns of P, U (N, ld) (``_numba._xi_flush``;
+    BLAS is told the k·L columns in use, so the unused ones need no zeroing)."""
+    cdef char tn = b'T', no = b'N'
+    cdef int n = <int>N, kc = <int>(k * L), ldi = <int>ld
+    cdef double one = 1
+    # column-major: trᵀ += U Pᵀ
+    dgemm(&tn, &no, &n, &n, &kc, &one, <double*>ubuf, &ldi, <double*>pbuf, &ldi, &one, tr, &n)
+
+
+cdef void lockstep_block(const sym_t[::1] X, const int64_t[::1] offsets, const int64_t* seqs,
+                         Py_ssize_t L, const real[::1] startprob, const real[:, ::1] transmat,
+                         const real* At, const real[:, ::1] emit_t, real* abuf, int64_t* xbuf,
+                         real* tail, real* fbuf, double* dbuf, double* st, double* tr,
+                         double* ob, real[:, ::1] gamma, double[::1] out, bint want_stats,
+                         bint want_gamma) noexcept nogil:
+    """Forward and backward of the L sequences ``seqs`` of one block, shortest first
+    (``_numba._lockstep_block``): the first T0 steps in lockstep, lanes innermost; a longer
+    lane goes forward alone from its α̂ at T0-1 and backward alone (``backward_seq``) down to
+    T0-1, handing its β to the lockstep backward.  Σξ per lane below ESTEP_GEMM_MIN_N states,
+    from it on gathered as columns into one GEMM per K steps."""
+    cdef Py_ssize_t N = transmat.shape[0], T0, NL, K, t, i, j, l, k, R, a, b, s, kcol, c0
+    cdef bint gemm = N >= ESTEP_GEMM_MIN_N
+    cdef const real* A = &transmat[0, 0]
+    cdef const real* E = &emit_t[0, 0]
+    cdef const real* erow
+    cdef real* alpha
+    cdef real* at
+    cdef real* u
+    cdef real* v
+    cdef real* beta
+    cdef real* tmp
+    cdef real* bb
+    cdef real* bu
+    cdef real* bv
+    cdef real* rows
+    cdef real* prev
+    cdef real* grow
+    cdef real* ai_
+    cdef real* vi
+    cdef real* uj
+    cdef real* bi
+    cdef double* gi
+    cdef double* xr
+    cdef int64_t* xs
+    cdef int64_t* xt
+    cdef double* g
+    cdef double* p
+    cdef double* e
+    cdef double* extra
+    cdef double* live
+    cdef double* z
+    cdef double* sv
+    cdef double* start_discard
+    cdef double* pbuf
+    cdef double* ubuf
+    cdef double* xacc
+    cdef double* orow
+    cdef double K2, up, low, ssum, rs, sk, rk, w, zl, sl, ll, acc
+    cdef real ai, wr
+    cdef bint okz
+    cdef LL lla
+    T0 = offsets[seqs[0] + 1] - offsets[seqs[0]]
+    NL = N * L
+    alpha = abuf
+    xs = xbuf
+    u = fbuf
+    v = fbuf + NL
+    beta = fbuf + 2 * NL
+    tmp = fbuf + 3 * NL
+    bb = tmp + N
+    bu = tmp + 2 * N
+    bv = tmp + 3 * N
+    g = dbuf
+    p = dbuf + NL
+    e = p + L
+    extra = p + 2 * L
+    live = p + 3 * L
+    z = p + 4 * L
+    sv = p + 5 * L
+    start_discard = p + 6 * L
+    K = xi_steps(N, L) if gemm else 1
+    pbuf = start_discard + N
+    ubuf = pbuf + N * K * L
+    xacc = ubuf + N * K * L
+    if want_stats and not gemm:
+        for k in range(N * N * L):
+            xacc[k] = 0.0
+
+    # f (real, L) lives in u, unused until the backward
+    lockstep_forward(X, offsets, seqs, T0, L, startprob, A, At, E, xs, alpha, p, e, extra, z,
+                     u, N)
+
+    # step T0-1: lanes longer than T0 go forward alone, then backward alone down to T0-1
+    K2 = lazy_scale_bits(sizeof(real))
+    at = alpha + (T0 - 1) * NL
+    for l in range(L):
+        s = seqs[l]
+        a = offsets[s]
+        b = offsets[s + 1]
+        R = b - a - T0 + 1
+        ssum = p[l]
+        lla.p = 1.0
+        lla.e = 0.0
+        lla.extra = -INFINITY
+        if extra[l] != -INFINITY and ssum > 0.0:
+            lla.extra = log(ssum) - e[l] * K2 * LN2 + extra[l]
+        rows = &gamma[a + T0 - 1, 0] if want_gamma else tail
+        if R > 1 and lla.extra != -INFINITY:
+            rs = 1.0 / ssum
+            for j in range(N):
+                rows[j] = <real>(at[j * L + l] * rs)
+            for k in range(1, R):
+                prev = rows + (k - 1) * N
+                for j in range(N):
+                    tmp[j] = 0
+                for i in range(N):
+                    ai = prev[i]
+                    if ai != 0:
+                        erow = A + i * N
+                        for j in range(N):
+                            tmp[j] = tmp[j] + ai * erow[j]
+                erow = E + X[a + T0 - 1 + k] * N
+                sk = 0.0
+                for j in range(N):
+                    wr = tmp[j] * erow[j]
+                    rows[k * N + j] = wr
+                    sk += wr
+                ll_push(&lla, sk)
+                if sk == 0.0:
+                    break
+                rk = 1.0 / sk
+                for j in range(N):
+                    rows[k * N + j] = <real>(rows[k * N + j] * rk)
+        ll = ll_value(&lla)
+        out[s] = ll
+        live[l] = 0.0 if ll == -INFINITY else 1.0
+        if R > 1 and ll != -INFINITY:
+            backward_seq(X, a + T0 - 1, b, transmat, emit_t, rows, bb, bu, bv, start_discard,
+                         tr, ob, want_stats)
+            for j in range(N):
+                g[j * L + l] = rows[j]
+                beta[j * L + l] = bb[j]
+        else:
+            if want_gamma and R > 1:
+                grow = &gamma[a + T0, 0]
+                for k in range((R - 1) * N):
+                    grow[k] = 0
+            w = live[l] / ssum if live[l] != 0.0 else 0.0
+            for j in range(N):
+                g[j * L + l] = at[j * L + l] * w
+                beta[j * L + l] = <real>(1.0 / N)
+            if want_stats:
+                orow = ob + xs[(T0 - 1) * L + l] * N
+                for j in range(N):
+                    orow[j] += g[j * L + l]
+            if want_gamma:
+                grow = &gamma[a + T0 - 1, 0]
+                for j in range(N):
+                    grow[j] = <real>g[j * L + l]
+
+    # steps T0-2 .. 0 in lockstep; β is kept as A(e∘β) rescaled by powers of two only
+    up = ldexp(1.0, <int>K2)
+    low = 1.0 / up
+    kcol = 0
+    for t in range(T0 - 2, -1, -1):
+        xt = xs + (t + 1) * L
+        for j in range(N):
+            for l in range(L):
+                u[j * L + l] = E[xt[l] * N + j] * beta[j * L + l]
+        if gemm:
+            gemm_nn(<int>N, <int>L, <int>N, A, <int>N, u, <int>L, v, <int>L)
+        else:
+            for i in range(N):
+                vi = v + i * L
+                for l in range(L):
+                    vi[l] = 0
+                for j in range(N):
+                    ai = A[i * N + j]
+                    uj = u + j * L
+                    for l in range(L):
+                        vi[l] = vi[l] + ai * uj[l]
+        at = alpha + t * NL
+        for l in range(L):
+            z[l] = 0.0
+            sv[l] = 0.0
+        for i in range(N):
+            ai_ = at + i * L
+            vi = v + i * L
+            for l in range(L):
+                z[l] += ai_[l] * vi[l]
+                sv[l] += vi[l]
+        for l in range(L):
+            zl = z[l]
+            okz = zl > 0.0
+            z[l] = (live[l] if okz else 0.0) / (zl if okz else 1.0)  # now 1/Z (0: no weight)
+            sl = sv[l]  # now the factor taking Σβ back into [2^-K, 2^K]
+            sv[l] = up if sl < low else (low if sl > up else 1.0)
+        if want_stats:
+            if gemm:
+                c0 = kcol * L
+                for i in range(N):
+                    for l in range(L):
+                        pbuf[i * K * L + c0 + l] = at[i * L + l] * z[l]
+                        ubuf[i * K * L + c0 + l] = u[i * L + l]
+                kcol += 1
+                if kcol == K:
+                    xi_flush(pbuf, ubuf, kcol, L, K * L, tr, N)
+                    kcol = 0
+            else:
+                for i in range(N):
+                    ai_ = at + i * L
+                    gi = g + i * L
+                    for l in range(L):
+                        gi[l] = ai_[l] * z[l]
+                    for j in range(N):
+                        xr = xacc + (i * N + j) * L
+                        uj = u + j * L
+                        for l in range(L):
+                            xr[l] += gi[l] * uj[l]
+        for i in range(N):
+            ai_ = at + i * L
+            vi = v + i * L
+            gi = g + i * L
+            bi = beta + i * L
+            for l in range(L):
+                gi[l] = ai_[l] * vi[l] * z[l]
+                bi[l] = <real>(vi[l] * sv[l])
+        if want_stats:
+            xt = xs + t * L
+            for l in range(L):
+                orow = ob + xt[l] * N
+                for i in range(N):
+                    orow[i] += g[i * L + l]
+        if want_gamma:
+            for l in range(L):
+                grow = &gamma[offsets[seqs[l]] + t, 0]
+                for i in range(N):
+                    grow[i] = <real>g[i * L + l]
+    if want_stats:
+        if gemm:
+            if kcol > 0:
+                xi_flush(pbuf, ubuf, kcol, L, K * L, tr, N)
+        else:
+            for i in range(N):
+                for j in range(N):
+                    acc = 0.0
+                    for l in range(L):
+                        acc += xacc[(i * N + j) * L + l]
+                    tr[i * N + j] += acc
+        for i in range(N):
+            acc = 0.0
+            for l in range(L):
+                acc += g[i * L + l]
+            st[i] += acc
+
+
+def _run_blocks(const sym_t[::1] X, const int64_t[::1] offsets, const real[::1] startprob,
+                const real[:, ::1] transmat, const real[:, ::1] emit_t, Py_ssize_t n_chunks,
+                double[:, ::1] st, double[:, :, ::1] tr, double[:, :, ::1] ob,
+                real[:, ::1] gamma, double[::1] out, bint want_stats, bint want_gamma):
+    """Every sequence through ``lockstep_block``, chunk ``c`` of blocks on one thread adding
+    into st[c], tr[c], ob[c]; a block of one sequence runs ``forward_seq`` + ``backward_seq``
+    (``_numba._run_blocks`` and ``_run_chunks``).  Results are in the arguments."""
+    cdef Py_ssize_t S = offsets.shape[0] - 1, N = startprob.shape[0], LM = ESTEP_LANES
+    cdef Py_ssize_t s, c, C, k, a, b, i, XC, n_f, n_d
+    cdef double ll
+    for s in range(S):
+        if offsets[s + 1] == offsets[s]:
+            out[s] = 0.0
+    order_arr, bstart_arr, cbound_arr, sizes_arr = _lockstep_plan(offsets, N, n_chunks)
+    cdef const int64_t[::1] order = order_arr
+    cdef const int64_t[::1] bstart = bstart_arr
+    cdef const int64_t[::1] cbound = cbound_arr
+    cdef const int64_t[:, ::1] sizes = sizes_arr
+    tt_arr = np.ascontiguousarray(np.asarray(transmat).T)
+    cdef const real[:, ::1] transmat_t = tt_arr
+    cdef const real* At = &transmat_t[0, 0]
+    cdef real* abuf
+    cdef int64_t* xbuf
+    cdef real* tail
+    cdef real* fbuf
+    cdef real* one
+    cdef double* dbuf
+    cdef double* stc
+    cdef double* trc
+    cdef double* obc
+    C = cbound.shape[0] - 1
+    # a block of L lanes gathers K·L <= max(L, ESTEP_XI_COLS) Σξ columns
+    XC = max(LM, min(<Py_ssize_t>ESTEP_XI_COLS, ESTEP_GEMM_MAX_MADDS // (N * N)))
+    n_f = 3 * N * LM + 4 * N
+    n_d = N * LM + 6 * LM + N + 2 * N * XC + N * N * LM
+    with nogil:
+        for c in prange(C, schedule="static", chunksize=1):
+            abuf = <real*>malloc(max(1, sizes[c, 0]) * sizeof(real))
+            xbuf = <int64_t*>malloc(max(1, sizes[c, 1]) * sizeof(int64_t))
+            tail = <real*>malloc(max(1, sizes[c, 2]) * N * sizeof(real))
+            fbuf = <real*>malloc(n_f * sizeof(real))
+            dbuf = <double*>malloc(n_d * sizeof(double))
+            stc = &st[c, 0]
+            trc = &tr[c, 0, 0]
+            obc = &ob[c, 0, 0]
+            for k in range(cbound[c], cbound[c + 1]):
+                if bstart[k + 1] - bstart[k] > 1:
+                    lockstep_block(X, offsets, &order[bstart[k]], bstart[k + 1] - bstart[k],
+                                   startprob, transmat, At, emit_t, abuf, xbuf, tail, fbuf,
+                                   dbuf, stc, trc, obc, gamma, out, want_stats, want_gamma)
+                    continue
+                s = order[bstart[k]]
+                a = offsets[s]
+                b = offsets[s + 1]
+                one = &gamma[a, 0] if want_gamma else tail
+                ll = forward_seq(X, a, b, startprob, transmat, emit_t, one, N, fbuf)
+                out[s] = ll
+                if ll == -INFINITY:
+                    if want_gamma:
+                        for i in range((b - a) * N):
+                            one[i] = 0
+                    continue
+                backward_seq(X, a, b, transmat, emit_t, one, fbuf, fbuf + N, fbuf + 2 * N,
+                             stc, trc, obc, want_stats)
+            free(abuf)
+            free(xbuf)
+            free(tail)
+            free(fbuf)
+            free(dbuf)
+
+
 def forward_backward(const sym_t[::1] X, const int64_t[::1] offsets, const real[::1] startprob,
                      const real[:, ::1] transmat, const real[:, ::1] emit_t, Py_ssize_t n_chunks,
                      real[:, ::1] gamma, double[::1] out):
-    cdef Py_ssize_t N = startprob.shape[0], c, s, C, a, b, k
-    cdef int64_t[::1] bounds = _bounds(offsets, n_chunks)
-    cdef real* buf
-    cdef real* lat
-    cdef double ll
-    C = bounds.shape[0] - 1
-    with nogil:
-        for c in prange(C, schedule="dynamic"):
-            buf = <real*>malloc(4 * N * sizeof(real))
-            for s in range(bounds[c], bounds[c + 1]):
-                a = offsets[s]
-                b = offsets[s + 1]
-                if b == a:
-                    out[s] = 0.0
-                    continue
-                lat = &gamma[a, 0]
-                ll = forward_seq(X, a, b, startprob, transmat, emit_t, lat, N, buf)
-                out[s] = ll
-                if ll == -INFINITY:
-                    for k in range((b - a) * N):
-                        lat[k] = 0
-                    continue
-                backward_seq(X, a, b, transmat, emit_t, lat, buf, buf + N, buf + 2 * N,
-                             NULL, NULL, NULL, False)
-            free(buf)
+    """Posteriors γ and per-sequence log-likelihoods, lockstep blocks as in ``estep``
+    (``_numba.forward_backward``).  Rows of an impossible sequence are 0."""
+    cdef Py_ssize_t N = startprob.shape[0], C = max(1, n_chunks)
+    _run_blocks(X, offsets, startprob, transmat, emit_t, n_chunks, np.zeros((C, N)),
+                np.zeros((C, N, N)), np.zeros((C, 1, 1)), gamma, out, False, True)
     return np.asarray(out)
 
 
@@ -442,34 +939,15 @@ def estep(const sym_t[::1] X, const int64_t[::1] offsets, const real[::1] startp
           const real[:, ::1] transmat, const real[:, ::1] emit_t, Py_ssize_t n_chunks,
           double[::1] start_acc, double[:, ::1] trans_acc, double[:, ::1] obs_acc,
           double[::1] out):
-    cdef Py_ssize_t N = startprob.shape[0], M = emit_t.shape[0], c, s, C, a, b, i, j, maxlen = 0
-    cdef int64_t[::1] bounds = _bounds(offsets, n_chunks)
-    cdef real* buf
-    cdef real* lat
-    cdef double ll
-    for s in range(offsets.shape[0] - 1):
-        maxlen = max(maxlen, offsets[s + 1] - offsets[s])
-    C = bounds.shape[0] - 1
+    """E-step sums over every sequence (``_numba.estep``): sequences sorted by length run in
+    lockstep blocks, each chunk of blocks owns its accumulators, merged serially at the end."""
+    cdef Py_ssize_t N = startprob.shape[0], M = emit_t.shape[0], C = max(1, n_chunks), c, i, j
     cdef double[:, ::1] st = np.zeros((C, N))
     cdef double[:, :, ::1] tr = np.zeros((C, N, N))
     cdef double[:, :, ::1] ob = np.zeros((C, M, N))
-    with nogil:
-        for c in prange(C, schedule="static", chunksize=1):
-            buf = <real*>malloc((4 + maxlen) * N * sizeof(real))
-            lat = buf + 4 * N
-            for s in range(bounds[c], bounds[c + 1]):
-                a = offsets[s]
-                b = offsets[s + 1]
-                if b == a:
-                    out[s] = 0.0
-                    continue
-                ll = forward_seq(X, a, b, startprob, transmat, emit_t, lat, N, buf)
-                out[s] = ll
-                if ll == -INFINITY:
-                    continue
-                backward_seq(X, a, b, transmat, emit_t, lat, buf, buf + N, buf + 2 * N,
-                             &st[c, 0], &tr[c, 0, 0], &ob[c, 0, 0], True)
-            free(buf)
+    gamma = np.zeros((1, N), np.asarray(transmat).dtype)
+    _run_blocks(X, offsets, startprob, transmat, emit_t, n_chunks, st, tr, ob, gamma, out,
+                True, False)
     for c in range(C):
         for i in range(N):
             start_acc[i] += st[c, i]
