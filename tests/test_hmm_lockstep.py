@@ -1,4 +1,4 @@
-"""The numba E-step and posteriors advance blocks of sequences in lockstep: sequences sorted by
+"""The compiled E-step and posteriors (numba, and the Cython mirror) advance blocks of sequences in lockstep: sequences sorted by
 length, the shortest length of a block run together, longer lanes finishing alone, BLAS GEMM
 steps from ESTEP_GEMM_MIN_N states.  Every path against the NumPy reference."""
 from __future__ import annotations
@@ -14,7 +14,18 @@ nb = pytest.importorskip("fasthw6.hmm._numba")
 pytestmark = pytest.mark.skipif("numba" not in fasthw6.available_backends(),
                                 reason="numba backend not available")
 
-GEMM_N = nb.ESTEP_GEMM_MIN_N
+GEMM_N = nb.ESTEP_GEMM_MIN_N  # the Cython mirror uses the same constants
+
+
+@pytest.fixture(params=["numba", "cython"])
+def be(request):
+    """A compiled backend and its kernel module; skipped where it is not built."""
+    if request.param not in fasthw6.available_backends():
+        pytest.skip(f"backend {request.param} not available")
+    if request.param == "numba":
+        return "numba", nb
+    import fasthw6.hmm._cython as cy
+    return "cython", cy
 
 
 def model(n, m, seed, zeros=False):
@@ -30,16 +41,16 @@ def model(n, m, seed, zeros=False):
     return sp, tm, em
 
 
-def check_against_reference(X, lengths, sp, tm, em, dtype=np.float64):
+def check_against_reference(X, lengths, sp, tm, em, dtype=np.float64, backend="numba"):
     ref = em_statistics(X, lengths, sp, tm, em, backend="numpy")
-    got = em_statistics(X, lengths, sp, tm, em, dtype=dtype, backend="numba")
+    got = em_statistics(X, lengths, sp, tm, em, dtype=dtype, backend=backend)
     tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-11)
     np.testing.assert_allclose(got["loglik"], ref["loglik"], rtol=tol["rtol"])
     for k in ("start", "trans", "obs"):
         assert got[k].dtype == np.float64 and not np.isnan(got[k]).any()
         np.testing.assert_allclose(got[k], ref[k], **tol, err_msg=k)
     ll_ref, g_ref = posteriors(X, lengths, sp, tm, em, backend="numpy")
-    ll, g = posteriors(X, lengths, sp, tm, em, dtype=dtype, backend="numba")
+    ll, g = posteriors(X, lengths, sp, tm, em, dtype=dtype, backend=backend)
     assert g.dtype == dtype and not np.isnan(g).any()
     np.testing.assert_allclose(ll, ll_ref, rtol=tol["rtol"])
     np.testing.assert_allclose(g, g_ref, **tol)
@@ -48,7 +59,7 @@ def check_against_reference(X, lengths, sp, tm, em, dtype=np.float64):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("n", [1, 2, 3, 5, GEMM_N, 16])
-def test_ragged_blocks_with_tails(n, dtype):
+def test_ragged_blocks_with_tails(n, dtype, be):
     """Many lengths, so blocks hold lanes longer than their shortest (tails run alone), lengths
     1 and 0, a block cut short by a much longer sequence, and GEMM flushes of a partial tile."""
     rng = np.random.default_rng(n)
@@ -57,20 +68,20 @@ def test_ragged_blocks_with_tails(n, dtype):
                               [300, 301, 350]])
     rng.shuffle(lengths)
     X = rng.integers(0, 5, lengths.sum())
-    check_against_reference(X, lengths, sp, tm, em, dtype)
+    check_against_reference(X, lengths, sp, tm, em, dtype, be[0])
 
 
 @pytest.mark.parametrize("n", [1, 3, GEMM_N])
-def test_all_length_one(n):
+def test_all_length_one(n, be):
     sp, tm, em = model(n, 4, seed=2)
     X = np.random.default_rng(0).integers(0, 4, 100)
-    ref = check_against_reference(X, np.ones(100, int), sp, tm, em)
+    ref = check_against_reference(X, np.ones(100, int), sp, tm, em, backend=be[0])
     np.testing.assert_allclose(ref["trans"], 0.0)
 
 
 @pytest.mark.parametrize("n", [3, GEMM_N])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_impossible_sequences_inside_a_block(n, dtype):
+def test_impossible_sequences_inside_a_block(n, dtype, be):
     """No state emits symbol 0, so a 0 makes a sequence impossible: at chosen steps, in the
     lockstep part (first, middle, last step) and in tails, next to possible sequences of the
     same block."""
@@ -88,25 +99,25 @@ def test_impossible_sequences_inside_a_block(n, dtype):
     dead = {3: 0, 10: 17, 20: 39, 57: 40, 59: 44}  # sequence -> step of its 0
     for s, t in dead.items():
         X[off[s] + t] = 0
-    ref = check_against_reference(X, lengths, sp, tm, em, dtype)
+    ref = check_against_reference(X, lengths, sp, tm, em, dtype, be[0])
     assert np.isneginf(ref["loglik"][list(dead)]).all()
     assert np.isfinite(np.delete(ref["loglik"], list(dead))).all()
-    _, g = posteriors(X, lengths, sp, tm, em, dtype=dtype, backend="numba")
+    _, g = posteriors(X, lengths, sp, tm, em, dtype=dtype, backend=be[0])
     for s in dead:
         np.testing.assert_array_equal(g[off[s]:off[s + 1]], 0.0)
 
 
-def test_every_sequence_impossible():
+def test_every_sequence_impossible(be):
     sp, tm, em = np.array([1.0, 0.0]), np.eye(2), np.eye(2)
     X = np.ones(50, int)
-    st = em_statistics(X, [10] * 5, sp, tm, em, backend="numba")
+    st = em_statistics(X, [10] * 5, sp, tm, em, backend=be[0])
     assert np.isneginf(st["loglik"]).all()
     for k in ("start", "trans", "obs"):
         np.testing.assert_array_equal(st[k], 0.0)
 
 
 @pytest.mark.parametrize("n", [2, GEMM_N])
-def test_long_sequence_runs_alone(n):
+def test_long_sequence_runs_alone(n, be):
     """A sequence too long for the block budget is a block of its own (forward and backward one
     sequence at a time), beside short ones in lockstep."""
     sp, tm, em = model(n, 4, seed=5)
@@ -114,13 +125,13 @@ def test_long_sequence_runs_alone(n):
     rng = np.random.default_rng(1)
     lengths = np.array([20] * 10 + [T])
     X = rng.integers(0, 4, lengths.sum())
-    _, bstart, _, sizes = nb._lockstep_plan(np.concatenate([[0], np.cumsum(lengths)]), n, 1)
+    _, bstart, _, sizes = be[1]._lockstep_plan(np.concatenate([[0], np.cumsum(lengths)]), n, 1)
     assert np.diff(bstart).tolist()[-1] == 1 and sizes[0, 2] >= T
-    check_against_reference(X, lengths, sp, tm, em)
+    check_against_reference(X, lengths, sp, tm, em, backend=be[0])
 
 
 @pytest.mark.parametrize("n", [3, GEMM_N])
-def test_chunks_sum_to_the_one_chunk_result(n):
+def test_chunks_sum_to_the_one_chunk_result(n, be):
     """Per-chunk accumulators (one chunk per thread) merged serially equal one chunk's sums."""
     sp, tm, em = model(n, 6, seed=8)
     rng = np.random.default_rng(3)
@@ -131,7 +142,7 @@ def test_chunks_sum_to_the_one_chunk_result(n):
     res = []
     for chunks in (1, 3, 7):
         acc = (np.zeros(n), np.zeros((n, n)), np.zeros((6, n)), np.empty(400))
-        nb.estep(X, off, sp, tm, emt, chunks, *acc)
+        be[1].estep(X, off, sp, tm, emt, chunks, *acc)
         res.append(acc)
     for r in res[1:]:
         for a, b in zip(r, res[0]):
@@ -139,12 +150,12 @@ def test_chunks_sum_to_the_one_chunk_result(n):
 
 
 @pytest.mark.parametrize("n", [1, 4, 64])
-def test_plan_covers_every_nonempty_sequence_once(n):
+def test_plan_covers_every_nonempty_sequence_once(n, be):
     rng = np.random.default_rng(n)
     lengths = np.concatenate([rng.integers(0, 300, 500), [0, 0, 5000, 1, 1]])
     off = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     for chunks in (1, 2, 5):
-        order, bstart, cbound, sizes = nb._lockstep_plan(off, n, chunks)
+        order, bstart, cbound, sizes = be[1]._lockstep_plan(off, n, chunks)
         assert sorted(order.tolist()) == np.flatnonzero(lengths).tolist()
         assert bstart[0] == 0 and bstart[-1] == len(order) and (np.diff(bstart) > 0).all()
         assert cbound[0] == 0 and cbound[-1] == len(bstart) - 1 and (np.diff(cbound) >= 0).all()
