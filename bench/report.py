@@ -166,7 +166,7 @@ def main(argv=None) -> int:
         merged.setdefault("machine_info", d.get("machine_info", {}))
     text = render(merged)
     if args.readme:
-        update_readme(args.readme, text)
+        update_readme(args.readme, table(merged))
         if target_rows(merged):
             update_readme(args.readme, summary(merged), "bench-summary")
     print(text)
