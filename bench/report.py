@@ -149,8 +149,9 @@ def update_readme(path: str, text: str, name: str = "bench-table") -> None:
 
 def summary(data: dict) -> str:
     """The README's first-screen table: every target, measured ratio, met or not."""
-    return (target_table(data) + "\n\nOne thread each, ratios of throughputs measured side by "
-            "side in one run; full table and method under [Benchmarks](#benchmarks).")
+    return (target_table(data) + "\n\nOne thread each (two in the thread-scaling rows), ratios "
+            "of throughputs measured side by side in one run; full table and method under "
+            "[Benchmarks](#benchmarks).")
 
 
 def main(argv=None) -> int:
