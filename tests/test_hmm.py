@@ -562,3 +562,24 @@ def test_estimator_errors(tmp_path):
 
 def test_top_level_export():
     assert fasthw6.CategoricalHMM is CategoricalHMM
+
+
+@pytest.mark.parametrize("dt", [np.uint8, np.uint16, np.int32, np.int64])
+def test_symbol_range_kernel_on_large_batches(backend, dt):
+    """Above 65536 symbols the range check is one compiled pass over chunks; a bad symbol in any
+    chunk, the first or last position included, is still found."""
+    from fasthw6.hmm.api import _as_symbols
+
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 5, 200_003).astype(dt)
+    x, hi = _as_symbols(X, 5, backend=backend)
+    assert hi == X.max() and np.shares_memory(x, X)  # read in place, no copy
+    for pos in (0, 99_999, 200_002):
+        Y = X.copy()
+        Y[pos] = 9
+        with pytest.raises(ValueError, match="holds symbol 9 but the model emits only symbols 0..4"):
+            _as_symbols(Y, 5, backend=backend)
+        if np.issubdtype(dt, np.signedinteger):
+            Y[pos] = -3
+            with pytest.raises(ValueError, match="negative symbol -3"):
+                _as_symbols(Y, 5, backend=backend)

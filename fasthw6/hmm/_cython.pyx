@@ -48,6 +48,31 @@ def n_threads():
     return openmp.omp_get_max_threads()
 
 
+def symbol_range(const sym_t[::1] X, Py_ssize_t n_chunks, int64_t[::1] out):
+    """Smallest and largest symbol of X (non-empty) into out[0], out[1]: one pass, chunks in
+    parallel (``n_chunks`` <= len(X), so no chunk is empty)."""
+    cdef Py_ssize_t n = X.shape[0], c, i, a, b
+    cdef int64_t mn, mx, v
+    lo = np.empty(n_chunks, np.int64)
+    hi = np.empty(n_chunks, np.int64)
+    cdef int64_t[::1] lo_v = lo, hi_v = hi
+    with nogil:
+        for c in prange(n_chunks, schedule="static"):
+            a = c * n // n_chunks
+            b = (c + 1) * n // n_chunks
+            mn = X[a]
+            mx = mn
+            for i in range(a, b):
+                v = X[i]
+                mn = v if v < mn else mn
+                mx = v if v > mx else mx
+            lo_v[c] = mn
+            hi_v[c] = mx
+    out[0] = lo.min()
+    out[1] = hi.max()
+    return out
+
+
 cdef struct LL:
     double p
     double e

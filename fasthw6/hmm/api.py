@@ -41,7 +41,11 @@ class NotFittedError(ValueError, AttributeError):
 
 
 # --------------------------------------------------------------------------- validation
-def _as_symbols(X, n_features=None, name="X"):
+_RANGE_KERNEL_DTYPES = {np.dtype(t) for t in (np.uint8, np.uint16, np.int32, np.int64)}
+_RANGE_KERNEL_MIN = 1 << 16  # below this numpy's two passes cost less than a kernel call
+
+
+def _as_symbols(X, n_features=None, name="X", backend=None):
     """X as a 1-D integer array read in place where possible, and its maximum symbol."""
     arr = np.asarray(X)
     if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
@@ -54,7 +58,13 @@ def _as_symbols(X, n_features=None, name="X"):
     arr = np.ascontiguousarray(arr)
     if arr.size == 0:
         return arr.astype(np.int64), -1
-    lo, hi = int(arr.min()), int(arr.max())
+    if arr.dtype in _RANGE_KERNEL_DTYPES and arr.size >= _RANGE_KERNEL_MIN:
+        be = resolve_backend(backend)
+        rng = np.empty(2, np.int64)
+        get_kernel(SYSTEM, "symbol_range", be)(arr, max(1, min(arr.size, _n_threads(be))), rng)
+        lo, hi = int(rng[0]), int(rng[1])
+    else:
+        lo, hi = int(arr.min()), int(arr.max())
     if lo < 0:
         raise ValueError(f"{name} holds a negative symbol {lo}; symbols must lie in [0, n_features)")
     if n_features is not None and hi >= n_features:
@@ -146,8 +156,8 @@ def _kernel_operands(sp, tm, em, dtype):
             np.ascontiguousarray(em.T, dtype))
 
 
-def _batch(X, lengths, n_features):
-    x, _ = _as_symbols(X, n_features)
+def _batch(X, lengths, n_features, backend=None):
+    x, _ = _as_symbols(X, n_features, backend=backend)
     return x, _offsets(lengths, x.shape[0])
 
 
@@ -209,7 +219,7 @@ def score_sequences(X, lengths, startprob, transmat, emissionprob, *, dtype=None
     [0.125, 0.5]
     """
     sp, tm, em, dt = _model(startprob, transmat, emissionprob, dtype)
-    x, off = _batch(X, lengths, em.shape[1])
+    x, off = _batch(X, lengths, em.shape[1], backend)
     out = np.empty(off.shape[0] - 1, np.float64)
     get_kernel(SYSTEM, "forward_loglik", backend)(x, off, *_kernel_operands(sp, tm, em, dt),
         _chunks(off, backend, 4), out)
@@ -235,7 +245,7 @@ def posteriors(X, lengths, startprob, transmat, emissionprob, *, dtype=None, bac
     [[0.5, 0.5], [0.5, 0.5]]
     """
     sp, tm, em, dt = _model(startprob, transmat, emissionprob, dtype)
-    x, off = _batch(X, lengths, em.shape[1])
+    x, off = _batch(X, lengths, em.shape[1], backend)
     out = np.empty(off.shape[0] - 1, np.float64)
     gamma = np.empty((x.shape[0], sp.shape[0]), dt)
     get_kernel(SYSTEM, "forward_backward", backend)(x, off, *_kernel_operands(sp, tm, em, dt),
@@ -262,7 +272,7 @@ def em_statistics(X, lengths, startprob, transmat, emissionprob, *, dtype=None, 
     ([[0.0, 1.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 2.0]])
     """
     sp, tm, em, dt = _model(startprob, transmat, emissionprob, dtype)
-    x, off = _batch(X, lengths, em.shape[1])
+    x, off = _batch(X, lengths, em.shape[1], backend)
     return _estep(x, off, sp, tm, em, dt, backend)
 
 
@@ -298,7 +308,7 @@ def viterbi(X, lengths, startprob, transmat, emissionprob, *, backend=None):
     [0, 0, 0]
     """
     sp, tm, em, _ = _model(startprob, transmat, emissionprob, np.float64)
-    x, off = _batch(X, lengths, em.shape[1])
+    x, off = _batch(X, lengths, em.shape[1], backend)
     return _viterbi(x, off, sp, tm, em, backend)
 
 
@@ -507,7 +517,7 @@ class CategoricalHMM:
         return sp, tm, em
 
     def _symbols(self, X, lengths):
-        x, _ = _as_symbols(X, self.n_features)
+        x, _ = _as_symbols(X, self.n_features, backend=self._backend())
         return x, _offsets(lengths, x.shape[0])
 
     def _ops(self):
@@ -711,7 +721,7 @@ class CategoricalHMM:
         >>> bool(np.all(np.diff(m.monitor_.history) > -1e-9))
         True
         """
-        x, hi = _as_symbols(X)
+        x, hi = _as_symbols(X, backend=self._backend())
         off = _offsets(lengths, x.shape[0])
         self._init(x, hi)
         sp, tm, em = self._check()

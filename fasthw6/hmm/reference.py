@@ -160,3 +160,9 @@ def sample_chain(u, start_cdf, trans_cdf, emit_cdf, states, symbols):
 
 def n_threads():
     return 1
+
+
+def symbol_range(X, n_chunks, out):
+    """Smallest and largest symbol of X (non-empty) into out[0], out[1]."""
+    out[0], out[1] = X.min(), X.max()
+    return out
