@@ -15,38 +15,13 @@ Run ``python examples/vae_digits.py OUT_DIR`` (a few hundred epochs take seconds
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import time
 
 import numpy as np
 
+from fasthw6 import single_threaded  # every matrix here is small: one thread trains fastest
 from fasthw6.vae import VAE
-
-
-@contextlib.contextmanager
-def single_threaded():
-    """BLAS, OpenMP and numba on one thread while training.
-
-    Every matrix here is at most 128 wide; on a busy machine a second BLAS or numba thread only
-    adds wake-up latency (one (64, 128) @ (128, 64) product measured 24 ms with two OpenBLAS
-    threads on a loaded 2-core machine, 18 us with one).
-    """
-    import numba
-
-    prev = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional
-        limits = contextlib.nullcontext()
-    else:
-        limits = threadpool_limits(limits=1)
-    try:
-        with limits:
-            yield
-    finally:
-        numba.set_num_threads(prev)
 
 
 def load_data(seed=0):

@@ -5,7 +5,7 @@ Each system lives in its own subpackage (``fasthw6.conv``, ``fasthw6.hmm``, ``fa
 ``fasthw6.vae``, ``fasthw6.svm``) with numba, Cython and NumPy-reference kernels behind one
 dispatch point (:mod:`fasthw6._backend`).
 """
-from ._backend import available_backends, get_backend, set_backend, use_backend
+from ._backend import available_backends, get_backend, set_backend, single_threaded, use_backend
 from .conv import conv2d, conv_transpose2d, relu, subpixel_conv2d, zero_interpolate
 from .hmm import CategoricalHMM
 from .nn import (MLP, SGD, Adam, BatchNorm, Linear, ReLU, Sequential, Sigmoid, batchnorm_backward,
@@ -21,6 +21,7 @@ __all__ = [
     "get_backend",
     "set_backend",
     "use_backend",
+    "single_threaded",
     "conv2d",
     "conv_transpose2d",
     "relu",

@@ -139,6 +139,40 @@ def use_backend(name: str) -> Iterator[str]:
         _context_choice.reset(token)
 
 
+@contextlib.contextmanager
+def single_threaded() -> Iterator[None]:
+    """numba kernels, BLAS and OpenMP pools on one thread inside the block.
+
+    For loops of many tiny kernel calls (training small networks): there, waking a thread pool
+    costs more than the work, about a millisecond per call on a busy machine.  threadpoolctl
+    limits the BLAS/OpenMP pools where it is installed.
+
+    Examples
+    --------
+    >>> with single_threaded():
+    ...     pass
+    """
+    try:
+        import numba
+    except ImportError:
+        numba = None
+    prev = numba.get_num_threads() if numba is not None else None
+    if numba is not None:
+        numba.set_num_threads(1)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        limits = contextlib.nullcontext()
+    else:
+        limits = threadpool_limits(limits=1)
+    try:
+        with limits:
+            yield
+    finally:
+        if numba is not None:
+            numba.set_num_threads(prev)
+
+
 @functools.lru_cache(maxsize=None)
 def _module(system: str, backend: str):
     try:

@@ -40,3 +40,27 @@ def dtype(request):
 def tol(dtype):
     """assert_allclose tolerances for results of ``dtype`` compared with a float64 reference."""
     return TOL[dtype]
+
+
+@pytest.fixture
+def one_thread():
+    """One thread for tests that make thousands of tiny kernel calls (see
+    ``fasthw6._backend.single_threaded``): thread wake-ups there say nothing about correctness."""
+    from fasthw6._backend import single_threaded
+
+    with single_threaded():
+        yield
+
+
+def numgrad(f, arr, h=1e-6):
+    """Central differences of the scalar f() with respect to arr, perturbed in place."""
+    g = np.zeros(arr.shape)
+    for i in np.ndindex(arr.shape):
+        old = arr[i]
+        arr[i] = old + h
+        fp = f()
+        arr[i] = old - h
+        fm = f()
+        arr[i] = old
+        g[i] = (fp - fm) / (2 * h)
+    return g

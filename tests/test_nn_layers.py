@@ -7,6 +7,7 @@ import pathlib
 
 import numpy as np
 import pytest
+from conftest import numgrad
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,42 +22,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 TT = {np.dtype(np.float32): dict(rtol=2e-5, atol=2e-6), np.dtype(np.float64): dict(rtol=1e-11, atol=1e-12)}
 
 
-@pytest.fixture
-def one_thread():
-    """numba, BLAS and OpenMP on one thread for tests that make thousands of tiny kernel calls.
-
-    The parallel numba kernels wake a thread pool on every call; on a loaded 2-core machine that
-    costs about a millisecond per call at these sizes (measured 8.9 s vs 0.6 s for the VAE
-    training test), which says nothing about correctness.
-    """
-    numba = pytest.importorskip("numba")
-    prev = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-    else:
-        with threadpool_limits(limits=1):
-            yield
-    finally:
-        numba.set_num_threads(prev)
-
-
-def _numgrad(f, arr, h=1e-6):
-    """Central differences of the scalar f() with respect to arr, perturbed in place."""
-    g = np.zeros(arr.shape)
-    for i in np.ndindex(arr.shape):
-        old = arr[i]
-        arr[i] = old + h
-        fp = f()
-        arr[i] = old - h
-        fm = f()
-        arr[i] = old
-        g[i] = (fp - fm) / (2 * h)
-    return g
-
-
 def _check_layer_grads(layer, x, seed=0, rtol=1e-6, atol=1e-8):
     """backward(R) against finite differences of sum(forward(x) * R) for x and every parameter."""
     r = np.random.default_rng(seed).standard_normal(layer.forward(x).shape)
@@ -67,9 +32,9 @@ def _check_layer_grads(layer, x, seed=0, rtol=1e-6, atol=1e-8):
     def f():
         return float(np.sum(layer.forward(x) * r))
 
-    np.testing.assert_allclose(dx, _numgrad(f, x), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(dx, numgrad(f, x), rtol=rtol, atol=atol)
     for p, g in zip(layer.params(), grads):
-        np.testing.assert_allclose(g, _numgrad(f, p), rtol=rtol, atol=atol)
+        np.testing.assert_allclose(g, numgrad(f, p), rtol=rtol, atol=atol)
 
 
 # ---------------------------------------------------------------- finite differences, float64
@@ -119,10 +84,10 @@ def test_mlp_finite_differences(batchnorm, activation, one_thread):
     def f():
         return softmax_cross_entropy(net.forward(x), y)[0]
 
-    np.testing.assert_allclose(dx, _numgrad(f, x), rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(dx, numgrad(f, x), rtol=1e-5, atol=1e-9)
     assert len(net.params()) == len(grads) == (8 if batchnorm else 6)
     for p, g in zip(net.params(), grads):
-        np.testing.assert_allclose(g, _numgrad(f, p), rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(g, numgrad(f, p), rtol=1e-5, atol=1e-9)
 
 
 @pytest.mark.parametrize("fn,lo,hi", [(softmax_cross_entropy, None, None), (mse_loss, None, None),
@@ -134,7 +99,7 @@ def test_loss_gradients_finite_differences(fn, lo, hi, reduction):
     x = rng.uniform(lo, hi, (4, 3)) if lo is not None else rng.standard_normal((4, 3)) * 3
     t = rng.integers(0, 3, 4) if fn is softmax_cross_entropy else rng.uniform(0, 1, (4, 3))
     _, g = fn(x, t, reduction=reduction)
-    np.testing.assert_allclose(g, _numgrad(lambda: fn(x, t, reduction=reduction)[0], x),
+    np.testing.assert_allclose(g, numgrad(lambda: fn(x, t, reduction=reduction)[0], x),
                                rtol=1e-6, atol=1e-9)
 
 
@@ -263,7 +228,7 @@ def test_losses_are_stable_at_extremes():
 
 
 def _torch_opt_run(torch_cls, our_cls, kwargs, dtype, steps=6):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     rng = np.random.default_rng(13)
     shapes = [(3, 4), (4,)]
     ps = [rng.standard_normal(s).astype(dtype) for s in shapes]

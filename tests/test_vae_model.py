@@ -7,47 +7,13 @@ import pathlib
 
 import numpy as np
 import pytest
+from conftest import numgrad
 
 import fasthw6.vae.model
 from fasthw6.nn import Linear
 from fasthw6.vae import VAE
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def one_thread():
-    """numba, BLAS and OpenMP on one thread for tests that make thousands of tiny kernel calls.
-
-    The parallel numba kernels wake a thread pool on every call; on a loaded 2-core machine that
-    costs about a millisecond per call at these sizes (measured 8.9 s vs 0.6 s for the VAE
-    training test), which says nothing about correctness.
-    """
-    numba = pytest.importorskip("numba")
-    prev = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-    else:
-        with threadpool_limits(limits=1):
-            yield
-    finally:
-        numba.set_num_threads(prev)
-
-
-def _numgrad(f, arr, h=1e-6):
-    g = np.zeros(arr.shape)
-    for i in np.ndindex(arr.shape):
-        old = arr[i]
-        arr[i] = old + h
-        fp = f()
-        arr[i] = old - h
-        fm = f()
-        arr[i] = old
-        g[i] = (fp - fm) / (2 * h)
-    return g
 
 
 def _tiny(activation="relu", beta=1.0, backend=None):
@@ -70,7 +36,7 @@ def test_gradients_match_finite_differences(backend, activation, beta, one_threa
         return vae.forward(X, eps)[0]
 
     for p, g in zip(vae.params(), grads):
-        np.testing.assert_allclose(g, _numgrad(f, p), rtol=1e-5, atol=1e-8)
+        np.testing.assert_allclose(g, numgrad(f, p), rtol=1e-5, atol=1e-8)
 
 
 def test_loss_and_gradients_match_torch():
