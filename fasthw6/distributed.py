@@ -7,7 +7,6 @@ dies the scheduler recomputes its tasks elsewhere and every sequence still gets 
 """
 from __future__ import annotations
 
-from typing import Sequence
 
 import numpy as np
 

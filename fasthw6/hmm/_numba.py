@@ -153,47 +153,6 @@ def _forward_one(X, a, b, startprob, transmat, emit_t, alpha, tmp):
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _forward_score_one(X, a, b, startprob, transmat, emit_t, alpha, tmp):
-    """Scaled forward over X[a:b] keeping only the current α̂ (O(N) memory); returns log P."""
-    N = startprob.shape[0]
-    x = X[a]
-    s = 0.0
-    for j in range(N):
-        v = startprob[j] * emit_t[x, j]
-        alpha[j] = v
-        s += v
-    p, e, extra = 1.0, 0, 0.0
-    p, e, extra = _ll_push(s, p, e, extra)
-    if s == 0.0:
-        return -np.inf
-    r = 1.0 / s
-    for j in range(N):
-        alpha[j] *= r
-    for t in range(a + 1, b):
-        x = X[t]
-        for j in range(N):
-            tmp[j] = 0.0
-        for i in range(N):
-            ai = alpha[i]
-            row = transmat[i]
-            for j in range(N):
-                tmp[j] += ai * row[j]
-        em = emit_t[x]
-        s = 0.0
-        for j in range(N):
-            v = tmp[j] * em[j]
-            alpha[j] = v
-            s += v
-        p, e, extra = _ll_push(s, p, e, extra)
-        if s == 0.0:
-            return -np.inf
-        r = 1.0 / s
-        for j in range(N):
-            alpha[j] *= r
-    return _ll_value(p, e, extra)
-
-
-@njit(nogil=True, cache=True, inline="always")
 def _pow2_scale(s):
     """(r, k): r = 2^-k, the exact power of two that brings ``s`` into [1, 2).
 

@@ -5,7 +5,6 @@ block (a block of B bytes holds at most B//2 + 1 tokens and count('\\n') + 1 lin
 """
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
 
