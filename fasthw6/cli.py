@@ -168,32 +168,12 @@ def cmd_score(args) -> int:
 
 
 # --------------------------------------------------------------------------- decode
-def path_logprob(model, X, lengths, states) -> np.ndarray:
-    """Joint log-probability of each sequence with its state path, all sequences at once."""
-    with np.errstate(divide="ignore"):
-        lpi = np.log(np.asarray(model.startprob_, np.float64))
-        lA = np.log(np.asarray(model.transmat_, np.float64))
-        lB = np.log(np.asarray(model.emissionprob_, np.float64))
-    X = np.asarray(X).reshape(-1)
-    s = np.asarray(states).reshape(-1)
-    starts = np.cumsum(lengths) - lengths
-    first = np.zeros(X.shape[0], dtype=bool)
-    first[starts] = True
-    c = lB[s, X]
-    c[first] += lpi[s[first]]
-    inner = np.flatnonzero(~first)
-    c[inner] += lA[s[inner - 1], s[inner]]
-    return np.add.reduceat(c, starts) if X.shape[0] else np.empty(0)
-
-
 def _decode_chunk(model, X, lengths):
-    """(per-sequence Viterbi log-probabilities, concatenated states) of one chunk.
+    """(per-sequence Viterbi log-probabilities, concatenated states) of one chunk: one batched
+    kernel call (``model.decode`` would return only the sum of the log-probabilities)."""
+    from .hmm import viterbi
 
-    One batched ``decode`` call finds every path; the per-sequence log-probabilities (``decode``
-    returns only their sum) are the joint log-probabilities of those paths.
-    """
-    _, states = model.decode(X.reshape(-1, 1), lengths)
-    return path_logprob(model, X, lengths, states), np.asarray(states)
+    return viterbi(X, lengths, model.startprob_, model.transmat_, model.emissionprob_)
 
 
 def cmd_decode(args) -> int:
