@@ -190,6 +190,13 @@ def get_kernel(system: str, name: str, backend: str | None = None) -> Callable:
     return getattr(_module(system, resolve_backend(backend)), name)
 
 
+def kernel_threads(system: str, backend: str | None = None) -> int:
+    """Threads the parallel kernels of ``fasthw6.<system>`` run on under ``backend`` now (1 for
+    a backend module without an ``n_threads`` function: it does not run in parallel)."""
+    fn = getattr(_module(system, resolve_backend(backend)), "n_threads", None)
+    return max(1, int(fn())) if fn is not None else 1
+
+
 # --------------------------------------------------------------------------- comparisons
 # op -> anchor name -> loader; a loader returns a callable with the public function's
 # signature (minus ``backend=``) or raises ImportError when its library is not installed.

@@ -14,7 +14,7 @@ from collections import deque
 
 import numpy as np
 
-from .._backend import get_kernel, resolve_backend
+from .._backend import get_kernel, kernel_threads, resolve_backend
 from .._validate import check_dtype_arg
 from . import _anchors  # noqa: F401  (registers hmmlearn as the anchor of these functions)
 
@@ -172,10 +172,7 @@ def _chunks(off, backend, per_thread):
 
 
 def _n_threads(backend):
-    try:
-        return max(1, int(get_kernel(SYSTEM, "n_threads", backend)()))
-    except AttributeError:
-        return 1
+    return kernel_threads(SYSTEM, backend)
 
 
 # --------------------------------------------------------------------------- batch functions

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._backend import get_kernel
+from .._backend import get_kernel, kernel_threads
 from .._validate import as_float_array
 from . import _anchors  # noqa: F401  (registers torch as the anchor of these functions)
 
@@ -33,11 +33,7 @@ def _block(n_rows: int, itemsize: int, d: int) -> int:
 
 def _slices(backend, d: int) -> int:
     """Column slices of an (N, D) kernel: one per thread, none narrower than ``_MIN_SLICE``."""
-    try:
-        threads = int(get_kernel("nn", "n_threads", backend)())
-    except AttributeError:
-        threads = 1
-    return int(max(1, min(threads, d // _MIN_SLICE)))
+    return int(max(1, min(kernel_threads("nn", backend), d // _MIN_SLICE)))
 
 
 @dataclass
