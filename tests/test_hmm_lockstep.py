@@ -92,11 +92,11 @@ def test_impossible_sequences_inside_a_block(n, dtype, be):
     em[0] = [0.0, 0.5, 0.5]
     em[1:, 0] = 0.0
     em[1:] /= em[1:].sum(axis=1, keepdims=True)
-    lengths = np.full(60, 40)
-    lengths[-5:] = [44, 44, 45, 45, 45]  # tails of the same block
+    lengths = np.full(70, 40)  # one full block of ESTEP_LANES lanes, then a short one
+    lengths[-5:] = [44, 44, 45, 45, 45]  # tails
     X = rng.integers(1, 3, lengths.sum())
     off = np.concatenate([[0], np.cumsum(lengths)])
-    dead = {3: 0, 10: 17, 20: 39, 57: 40, 59: 44}  # sequence -> step of its 0
+    dead = {3: 0, 10: 17, 20: 39, 67: 40, 69: 44}  # sequence -> step of its 0
     for s, t in dead.items():
         X[off[s] + t] = 0
     ref = check_against_reference(X, lengths, sp, tm, em, dtype, be[0])
@@ -105,6 +105,32 @@ def test_impossible_sequences_inside_a_block(n, dtype, be):
     _, g = posteriors(X, lengths, sp, tm, em, dtype=dtype, backend=be[0])
     for s in dead:
         np.testing.assert_array_equal(g[off[s]:off[s + 1]], 0.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n", range(1, nb.SMALL_MAX_N + 2))
+def test_full_blocks_compiled_per_n(n, dtype, be):
+    """Full blocks of ESTEP_LANES lanes take the steps compiled for each N up to SMALL_MAX_N;
+    zeros in the model, an emission so unlikely (1e-30) that a step's α sum falls below the
+    one-rescaling range (the exact normalisation path), impossible lanes, longer tails, and
+    a second, partial block on the generic steps."""
+    rng = np.random.default_rng(100 + n)
+    sp, tm, em = model(n, 4, seed=n, zeros=True)
+    em[:, 3] = 1e-30
+    em /= em.sum(axis=1, keepdims=True)
+    S = 2 * nb.ESTEP_LANES + 9
+    lengths = np.full(S, 30)
+    lengths[nb.ESTEP_LANES - 3:nb.ESTEP_LANES] = [33, 34, 34]
+    X = rng.integers(0, 3, lengths.sum())
+    off = np.concatenate([[0], np.cumsum(lengths)])
+    X[off[5] + 10] = 3
+    X[off[6] + 0] = 3
+    X[off[7] + 29] = 3
+    if n > 1:  # impossible: the last state never emits 0, state 0 never leaves itself
+        sp[:] = 0.0
+        sp[-1] = 1.0
+        X[off[9]] = 0
+    check_against_reference(X, lengths, sp, tm, em, dtype, be[0])
 
 
 def test_every_sequence_impossible(be):
