@@ -585,7 +585,7 @@ def _make_estep_small(N):
         return nbad
 
     @njit(nogil=True, cache=True)
-    def backward(at, fb, db, xt1, emit_t, a_flat, up, low, want_stats):
+    def backward(at, fb, db, xt, xt1, emit_t, a_flat, up, low, ob, want_stats):
         """One backward step: β_t from β_{t+1} (power-of-two rescaled), γ_t and, if
         ``want_stats``, α̂_t/Z_t ⊗ u_{t+1} added to the Σξ terms; α̂_t is ``at`` (N x W)."""
         for l in range(W):  # the gather apart, as in ``forward``
@@ -619,6 +619,10 @@ def _make_estep_small(N):
                     w = db[P + i * W + l]
                     for j in range(N):
                         db[XA + (i * N + j) * W + l] += w * fb[U + j * W + l]
+            for l in range(W):
+                orow = ob[xt[l]]
+                for i in range(N):
+                    orow[i] += db[G + i * W + l]
 
     return forward, backward
 
@@ -655,24 +659,24 @@ def _estep_forward_small(N, prev, cur, xt, emit_t, a_flat, db, up, low, tiny):
 
 
 @njit(nogil=True, cache=True)
-def _estep_backward_small(N, at, fb, db, xt1, emit_t, a_flat, up, low, want_stats):
+def _estep_backward_small(N, at, fb, db, xt, xt1, emit_t, a_flat, up, low, ob, want_stats):
     """``_make_estep_small(N)``'s backward."""
     if N == 1:
-        _estep_backward_1(at, fb, db, xt1, emit_t, a_flat, up, low, want_stats)
+        _estep_backward_1(at, fb, db, xt, xt1, emit_t, a_flat, up, low, ob, want_stats)
     elif N == 2:
-        _estep_backward_2(at, fb, db, xt1, emit_t, a_flat, up, low, want_stats)
+        _estep_backward_2(at, fb, db, xt, xt1, emit_t, a_flat, up, low, ob, want_stats)
     elif N == 3:
-        _estep_backward_3(at, fb, db, xt1, emit_t, a_flat, up, low, want_stats)
+        _estep_backward_3(at, fb, db, xt, xt1, emit_t, a_flat, up, low, ob, want_stats)
     elif N == 4:
-        _estep_backward_4(at, fb, db, xt1, emit_t, a_flat, up, low, want_stats)
+        _estep_backward_4(at, fb, db, xt, xt1, emit_t, a_flat, up, low, ob, want_stats)
     elif N == 5:
-        _estep_backward_5(at, fb, db, xt1, emit_t, a_flat, up, low, want_stats)
+        _estep_backward_5(at, fb, db, xt, xt1, emit_t, a_flat, up, low, ob, want_stats)
     elif N == 6:
-        _estep_backward_6(at, fb, db, xt1, emit_t, a_flat, up, low, want_stats)
+        _estep_backward_6(at, fb, db, xt, xt1, emit_t, a_flat, up, low, ob, want_stats)
     elif N == 7:
-        _estep_backward_7(at, fb, db, xt1, emit_t, a_flat, up, low, want_stats)
+        _estep_backward_7(at, fb, db, xt, xt1, emit_t, a_flat, up, low, ob, want_stats)
     else:
-        _estep_backward_8(at, fb, db, xt1, emit_t, a_flat, up, low, want_stats)
+        _estep_backward_8(at, fb, db, xt, xt1, emit_t, a_flat, up, low, ob, want_stats)
 
 
 @njit(nogil=True, cache=True)
@@ -904,8 +908,8 @@ def _lockstep_block(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, a
     for t in range(T0 - 2, -1, -1):
         at = alpha[t]
         if small:
-            _estep_backward_small(N, abuf[t * N * L:(t + 1) * N * L], fbuf, dbuf, xs[t + 1], emit_t,
-                                  a_flat, up, low, want_stats)
+            _estep_backward_small(N, abuf[t * N * L:(t + 1) * N * L], fbuf, dbuf, xs[t], xs[t + 1],
+                                  emit_t, a_flat, up, low, ob, want_stats)
         else:
             xt = xs[t + 1]
             for j in range(N):
@@ -956,7 +960,7 @@ def _lockstep_block(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, a
                 for l in range(L):
                     g[i, l] = at[i, l] * v[i, l] * z[l]
                     beta[i, l] = v[i, l] * sv[l]
-        if want_stats:
+        if want_stats and not small:  # (the compiled steps add their own)
             xt = xs[t]
             for l in range(L):
                 orow = ob[xt[l]]
