@@ -437,6 +437,7 @@ cdef enum:
     ESTEP_GEMM_MIN_N = 12  # as _numba: from this many states on, a block's steps are BLAS GEMMs
     ESTEP_BLOCK_ELEMS = 1 << 20  # as _numba: α̂ values one block stores
     ESTEP_XI_COLS = 256  # as _numba: most (step, lane) columns gathered per Σξ GEMM
+    ESTEP_XS_STEPS = 16  # as _numba: steps per tile of the symbol transposition
     ESTEP_GEMM_MAX_MADDS = 1 << 18  # as _numba: OpenBLAS threads GEMMs above this size
 
 
@@ -530,7 +531,7 @@ cdef void lockstep_forward(const sym_t[::1] X, const int64_t[::1] offsets, const
     (``_numba._lockstep_forward``): ``xs`` (T0, L) the symbols, ``alpha`` (T0, N, L) every α_t
     unnormalised, a lane rescaled by 2^K when its sum falls below 2^-K; on return p[l] is the
     sum of α_{T0-1} and log P(first T0 symbols) = log p - e K ln 2 + extra."""
-    cdef Py_ssize_t t, i, j, l, a, nlow, nbad, NL = N * L
+    cdef Py_ssize_t t, t0, t1, i, j, l, a, nlow, nbad, NL = N * L
     cdef double K2 = lazy_scale_bits(sizeof(real)), up, low, tiny, v
     cdef real aij, pj
     cdef real* cur
@@ -539,10 +540,15 @@ cdef void lockstep_forward(const sym_t[::1] X, const int64_t[::1] offsets, const
     cdef real* pi
     cdef int64_t* xt
     cdef bint lw
+    t0 = 0
+    while t0 < T0:  # tiles of steps (``_numba.ESTEP_XS_STEPS``)
+        t1 = min(T0, t0 + ESTEP_XS_STEPS)
+        for l in range(L):
+            a = offsets[seqs[l]]
+            for t in range(t0, t1):
+                xs[t * L + l] = X[a + t]
+        t0 = t1
     for l in range(L):
-        a = offsets[seqs[l]]
-        for t in range(T0):
-            xs[t * L + l] = X[a + t]
         e[l] = 0.0
         extra[l] = 0.0
     up = ldexp(1.0, <int>K2)
