@@ -115,6 +115,40 @@ def test_2d_kernels_chunked_and_sliced(backend, dtype, tol, rows, slices, shift)
         np.testing.assert_allclose(o, r, rtol=tol["rtol"] * 10, atol=tol["atol"] * 10 * max(1, np.abs(r).max()))
 
 
+@pytest.mark.parametrize("shape", [(3, 2, 37), (2, 3, 64), (1, 1, 5)])
+@pytest.mark.parametrize("offset", [0, 1, 3])
+def test_4d_backward_streamed_equals_ordinary(backend, dtype, shape, offset):
+    """The streaming-store dx loop (aligned vector body, scalar head and tail) writes exactly what
+    the ordinary loop writes, whatever the alignment of dx and the plane length."""
+    from fasthw6._backend import get_kernel
+
+    x, _, _, dy = _data(shape, dtype, seed=11)
+    C = shape[1]
+    rng = np.random.default_rng(5)
+    xd = x.astype(np.float64)
+    g, mean, var = rng.standard_normal(C), xd.mean(axis=(0, 2)), xd.var(axis=(0, 2))
+    out = []
+    for stream in (False, True):
+        buf = np.full(x.size + offset + 1, np.nan, dtype=dtype)
+        dx = buf[offset:offset + x.size].reshape(shape)  # misaligned by ``offset`` elements
+        dg, db = np.empty(C), np.empty(C)
+        get_kernel("nn", "batchnorm_backward_4d", backend)(dy, x, g, mean, var, 1e-5, True, dx,
+                                                           dg, db, stream)
+        assert np.isnan(buf[:offset]).all() and np.isnan(buf[offset + x.size:]).all()
+        out.append((dx.copy(), dg, db))
+    for a, b in zip(*out):
+        np.testing.assert_array_equal(a, b)
+    assert np.isfinite(out[1][0]).all()
+
+
+def test_4d_backward_streams_large_channels_only():
+    from fasthw6.nn.api import _stream_dx
+
+    assert _stream_dx(np.empty((32, 64, 56, 56), np.float32))
+    assert not _stream_dx(np.empty((8, 64, 56, 56), np.float32))
+    assert not _stream_dx(np.empty((3, 4, 5, 6)))
+
+
 @settings(max_examples=25, deadline=None, derandomize=True)
 @given(n=st.integers(2, 9), c=st.integers(1, 5), hw=st.integers(1, 4), four=st.booleans())
 def test_property_shapes_numba_vs_reference(n, c, hw, four):

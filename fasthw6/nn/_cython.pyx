@@ -7,12 +7,33 @@ partial sums (lanes j mod 8), which it turns into vector adds; the numba kernels
 effect from the ``reassoc`` flag.  The 2-D layout accumulates per feature and needs neither; it
 takes four rows per sweep of the accumulators and its forward statistics in chunks of ``rows``
 rows merged by Chan's update, as the numba kernels do.  Outputs are computed in x's dtype with
-the mean (and mean(dy)) split into a rounded high part and the rest, as in ``_numba``.
+the mean (and mean(dy)) split into a rounded high part and the rest, as in ``_numba``.  With
+``stream`` the 4-D backward writes dx with non-temporal stores, as the numba kernel does (SSE2
+here, 32-byte vectors there: the width does not change the values).
 """
 from cython.parallel cimport prange
 cimport openmp
 from libc.math cimport sqrt
+from libc.stdint cimport uintptr_t
 from libc.stdlib cimport free, malloc
+
+cdef extern from "emmintrin.h" nogil:
+    # SSE2 (every x86-64): the streaming stores of the 4-D backward's dx
+    ctypedef struct __m128:
+        pass
+    ctypedef struct __m128d:
+        pass
+    __m128 _mm_loadu_ps(const float *p)
+    __m128 _mm_set1_ps(float a)
+    __m128 _mm_sub_ps(__m128 a, __m128 b)
+    __m128 _mm_mul_ps(__m128 a, __m128 b)
+    void _mm_stream_ps(float *p, __m128 a)
+    __m128d _mm_loadu_pd(const double *p)
+    __m128d _mm_set1_pd(double a)
+    __m128d _mm_sub_pd(__m128d a, __m128d b)
+    __m128d _mm_mul_pd(__m128d a, __m128d b)
+    void _mm_stream_pd(double *p, __m128d a)
+    void _mm_sfence()
 
 ctypedef fused real:
     float
@@ -102,9 +123,41 @@ def batchnorm_forward_4d(real[:, :, ::1] x, double[::1] gamma, double[::1] beta,
     return y
 
 
+cdef inline void _dx_stream(const real *gs, const real *xs, real mh, real ml, real ah, real al,
+                            real k1, real k2, real *ds, Py_ssize_t L) noexcept nogil:
+    """``_dx`` of the numba kernels with non-temporal stores: lane by lane the same operations,
+    so bitwise equal to the ordinary loop."""
+    cdef Py_ssize_t j = 0
+    cdef __m128 f1, f2, fa, fb, fm, fn
+    cdef __m128d d1, d2, da, db, dm, dn
+    while j < L and (<uintptr_t> &ds[j]) % 16 != 0:
+        ds[j] = k1 * ((gs[j] - ah) - al) - k2 * ((xs[j] - mh) - ml)
+        j += 1
+    if real is float:
+        f1 = _mm_set1_ps(k1); f2 = _mm_set1_ps(k2); fa = _mm_set1_ps(ah); fb = _mm_set1_ps(al)
+        fm = _mm_set1_ps(mh); fn = _mm_set1_ps(ml)
+        while j + 4 <= L:
+            _mm_stream_ps(&ds[j], _mm_sub_ps(
+                _mm_mul_ps(f1, _mm_sub_ps(_mm_sub_ps(_mm_loadu_ps(&gs[j]), fa), fb)),
+                _mm_mul_ps(f2, _mm_sub_ps(_mm_sub_ps(_mm_loadu_ps(&xs[j]), fm), fn))))
+            j += 4
+    else:
+        d1 = _mm_set1_pd(k1); d2 = _mm_set1_pd(k2); da = _mm_set1_pd(ah); db = _mm_set1_pd(al)
+        dm = _mm_set1_pd(mh); dn = _mm_set1_pd(ml)
+        while j + 2 <= L:
+            _mm_stream_pd(&ds[j], _mm_sub_pd(
+                _mm_mul_pd(d1, _mm_sub_pd(_mm_sub_pd(_mm_loadu_pd(&gs[j]), da), db)),
+                _mm_mul_pd(d2, _mm_sub_pd(_mm_sub_pd(_mm_loadu_pd(&xs[j]), dm), dn))))
+            j += 2
+    while j < L:
+        ds[j] = k1 * ((gs[j] - ah) - al) - k2 * ((xs[j] - mh) - ml)
+        j += 1
+
+
 def batchnorm_backward_4d(real[:, :, ::1] dy, real[:, :, ::1] x, double[::1] gamma,
                           double[::1] mean, double[::1] var, double eps, bint batch_stats,
-                          real[:, :, ::1] dx, double[::1] dgamma, double[::1] dbeta):
+                          real[:, :, ::1] dx, double[::1] dgamma, double[::1] dbeta,
+                          bint stream):
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2]
     cdef Py_ssize_t c, n, j
     cdef double m, istd, sdy, sdyx, k1, k2, a
@@ -134,12 +187,18 @@ def batchnorm_backward_4d(real[:, :, ::1] dy, real[:, :, ::1] x, double[::1] gam
             al = <real> (a - ah)
             rk1 = <real> k1
             rk2 = <real> k2
-            for n in range(N):
-                gs = &dy[n, c, 0]
-                xs = &x[n, c, 0]
-                ds = &dx[n, c, 0]
-                for j in range(L):
-                    ds[j] = rk1 * ((gs[j] - ah) - al) - rk2 * ((xs[j] - mh) - ml)
+            if stream:
+                for n in range(N):
+                    _dx_stream(&dy[n, c, 0], &x[n, c, 0], mh, ml, ah, al, rk1, rk2,
+                               &dx[n, c, 0], L)
+                _mm_sfence()  # on the thread that streamed: orders the weakly-ordered stores
+            else:
+                for n in range(N):
+                    gs = &dy[n, c, 0]
+                    xs = &x[n, c, 0]
+                    ds = &dx[n, c, 0]
+                    for j in range(L):
+                        ds[j] = rk1 * ((gs[j] - ah) - al) - rk2 * ((xs[j] - mh) - ml)
     return dx
 
 

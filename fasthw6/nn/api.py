@@ -36,6 +36,13 @@ def _slices(backend, d: int) -> int:
     return int(max(1, min(kernel_threads("nn", backend), d // _MIN_SLICE)))
 
 
+def _stream_dx(x) -> bool:
+    """Whether the 4-D backward streams dx past the caches: when one channel's dy, x and dx
+    together exceed the cache budget, ordinary dx stores evict the dy and x the dx sweep re-reads
+    (32 x 64 x 56 x 56 float32 backward: 6.0-6.7 ms with ordinary stores, 4.3-4.9 ms streamed)."""
+    return bool(3 * (x.size // x.shape[1]) * x.itemsize > _CACHE_BUDGET)
+
+
 @dataclass
 class BatchNormCache:
     """What :func:`batchnorm_backward` needs from the forward pass.
@@ -255,7 +262,7 @@ def batchnorm_backward(dy, cache, *, backend=None):
     else:
         get_kernel("nn", "batchnorm_backward_4d", backend)(
             _view(dy), _view(x), cache.gamma, cache.mean, cache.var, cache.eps, cache.training,
-            _view(dx), dgamma, dbeta)
+            _view(dx), dgamma, dbeta, _stream_dx(x))
     bad = ~np.isfinite(dbeta)
     if bad.any():
         raise ValueError(f"dy must be finite, found NaN or inf in channel {int(np.argmax(bad))}")

@@ -44,7 +44,7 @@ def batchnorm_forward_4d(x, gamma, beta, eps, batch_stats, mean, var, y):
     return _forward(x, (0, 2), gamma, beta, eps, batch_stats, mean, var, y, (1, -1, 1))
 
 
-def batchnorm_backward_4d(dy, x, gamma, mean, var, eps, batch_stats, dx, dgamma, dbeta):
+def batchnorm_backward_4d(dy, x, gamma, mean, var, eps, batch_stats, dx, dgamma, dbeta, stream):
     return _backward(dy, x, (0, 2), gamma, mean, var, eps, batch_stats, dx, dgamma, dbeta,
                      (1, -1, 1))
 
