@@ -145,7 +145,9 @@ def test_4d_backward_streams_large_channels_only():
     from fasthw6.nn.api import _stream_dx
 
     assert _stream_dx(np.empty((32, 64, 56, 56), np.float32))
-    assert not _stream_dx(np.empty((8, 64, 56, 56), np.float32))
+    assert _stream_dx(np.empty((24, 64, 56, 56), np.float32))
+    assert _stream_dx(np.empty((16, 64, 56, 56), np.float64))
+    assert not _stream_dx(np.empty((16, 64, 56, 56), np.float32))
     assert not _stream_dx(np.empty((3, 4, 5, 6)))
 
 

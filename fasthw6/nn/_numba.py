@@ -22,9 +22,10 @@ Two layouts:
 
 The 4-D backward writes dx with non-temporal (streaming) stores when asked (``stream``): a
 channel's dy and x are re-read from L2 by the dx sweep, and dx lines allocated in L2 by ordinary
-stores evict them (32 x 56 x 56 float32: 784 KiB of dy and x plus 392 KiB of dx, while reuse
-holds up to about 1 MiB here), so the sweep went back to memory.  Streamed, dx bypasses the
-caches and costs no read-for-ownership.
+stores evict them (32 x 56 x 56 float32: 784 KiB of dy and x plus 392 KiB of dx; a re-read sweep
+runs at L2 speed up to about 1 MiB here, and slows from 1.25 MiB), so the sweep went back to
+memory.  Streamed, dx bypasses the caches and costs no read-for-ownership.  The API decides
+(``_stream_dx``).
 
 Never E[x^2] - E[x]^2.  Backward is fused: one pass accumulates sum(dy) and sum(dy * (x - mean)),
 one pass writes dx.  ``prange`` runs over channels / column slices, independent work writing

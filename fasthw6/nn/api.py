@@ -36,11 +36,19 @@ def _slices(backend, d: int) -> int:
     return int(max(1, min(kernel_threads("nn", backend), d // _MIN_SLICE)))
 
 
+# Bytes of one channel's dy, x and dx above which the 4-D backward streams dx past the caches.
+# Measured, backward alone, one thread, ordinary -> streamed: (24|32, 64, 3136) float32 (882 KiB
+# | 1.2 MiB) 5.0-5.3 -> 3.2-3.7 | 6.9-7.3 -> 5.7 ms, (16, 64, 3136) float64 (1.2 MiB) 5.9 -> 4.4,
+# channels of 8-16 MiB 9.0 -> 8.0; at (16, 64, 3136) float32 (588 KiB) it is a wash and below it
+# ordinary stores win (they leave dx in cache).
+_STREAM_BUDGET = 768 << 10
+
+
 def _stream_dx(x) -> bool:
-    """Whether the 4-D backward streams dx past the caches: when one channel's dy, x and dx
-    together exceed the cache budget, ordinary dx stores evict the dy and x the dx sweep re-reads
-    (32 x 64 x 56 x 56 float32 backward: 6.0-6.7 ms with ordinary stores, 4.3-4.9 ms streamed)."""
-    return bool(3 * (x.size // x.shape[1]) * x.itemsize > _CACHE_BUDGET)
+    """Whether the 4-D backward writes dx with streaming stores: when one channel's dy, x and dx
+    together outgrow what L2 keeps for the dx sweep, ordinary dx stores evict the dy and x that
+    sweep re-reads."""
+    return bool(3 * (x.size // x.shape[1]) * x.itemsize > _STREAM_BUDGET)
 
 
 @dataclass
