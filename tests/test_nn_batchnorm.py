@@ -92,7 +92,8 @@ def test_variance_is_stable_for_large_offsets(backend):
 
 @pytest.mark.parametrize("rows,slices", [(1, 1), (3, 2), (7, 3), (64, 1)])
 @pytest.mark.parametrize("shift", [0.0, 1e4])
-def test_2d_kernels_chunked_and_sliced(backend, dtype, tol, rows, slices, shift):
+@pytest.mark.parametrize("stream", [False, True])
+def test_2d_kernels_chunked_and_sliced(backend, dtype, tol, rows, slices, shift, stream):
     """The (N, D) kernels merge row chunks (Chan's update) and split columns into slices: any
     chunking and slicing gives the reference statistics and gradients, offsets included."""
     from fasthw6._backend import get_kernel
@@ -104,7 +105,8 @@ def test_2d_kernels_chunked_and_sliced(backend, dtype, tol, rows, slices, shift)
     out = {}
     for be, rs in ((backend, (rows, slices)), ("numpy", (1, 1))):
         mean, var, y = np.empty(D), np.empty(D), np.empty_like(x)
-        get_kernel("nn", "batchnorm_forward_2d", be)(x, g, b, 1e-5, True, mean, var, y, *rs)
+        get_kernel("nn", "batchnorm_forward_2d", be)(x, g, b, 1e-5, True, mean, var, y, *rs,
+                                                     stream)
         dx, dg, db = np.empty_like(x), np.empty(D), np.empty(D)
         get_kernel("nn", "batchnorm_backward_2d", be)(dy, x, g, mean, var, 1e-5, True, dx, dg, db,
                                                       rs[1])
@@ -115,30 +117,56 @@ def test_2d_kernels_chunked_and_sliced(backend, dtype, tol, rows, slices, shift)
         np.testing.assert_allclose(o, r, rtol=tol["rtol"] * 10, atol=tol["atol"] * 10 * max(1, np.abs(r).max()))
 
 
-@pytest.mark.parametrize("shape", [(3, 2, 37), (2, 3, 64), (1, 1, 5)])
+def _misaligned(shape, dtype, offset):
+    """An uninitialised (NaN) output array starting ``offset`` elements into a buffer, and the
+    buffer, whose margins must stay NaN."""
+    size = int(np.prod(shape))
+    buf = np.full(size + offset + 1, np.nan, dtype=dtype)
+    return buf[offset:offset + size].reshape(shape), buf
+
+
+@pytest.mark.parametrize("shape", [(3, 2, 37), (2, 3, 64), (1, 1, 5), (5, 37), (4, 64), (2, 3)])
 @pytest.mark.parametrize("offset", [0, 1, 3])
-def test_4d_backward_streamed_equals_ordinary(backend, dtype, shape, offset):
-    """The streaming-store dx loop (aligned vector body, scalar head and tail) writes exactly what
-    the ordinary loop writes, whatever the alignment of dx and the plane length."""
+def test_streamed_outputs_equal_ordinary(backend, dtype, shape, offset):
+    """The streaming-store loops (aligned vector body, scalar head and tail) write exactly what
+    the ordinary loops write, whatever the alignment of the output and the row/plane length."""
     from fasthw6._backend import get_kernel
 
-    x, _, _, dy = _data(shape, dtype, seed=11)
+    x, g, b, dy = _data(shape, dtype, seed=11)
     C = shape[1]
-    rng = np.random.default_rng(5)
-    xd = x.astype(np.float64)
-    g, mean, var = rng.standard_normal(C), xd.mean(axis=(0, 2)), xd.var(axis=(0, 2))
+    g, b = g.astype(np.float64), b.astype(np.float64)
+    four = x.ndim == 3
     out = []
     for stream in (False, True):
-        buf = np.full(x.size + offset + 1, np.nan, dtype=dtype)
-        dx = buf[offset:offset + x.size].reshape(shape)  # misaligned by ``offset`` elements
+        mean, var = np.empty(C), np.empty(C)
+        y, ybuf = _misaligned(shape, dtype, offset)
+        if four:
+            get_kernel("nn", "batchnorm_forward_4d", backend)(x, g, b, 1e-5, True, mean, var, y,
+                                                              stream)
+        else:
+            get_kernel("nn", "batchnorm_forward_2d", backend)(x, g, b, 1e-5, True, mean, var, y,
+                                                              2, 2, stream)
+        dx, dbuf = _misaligned(shape, dtype, offset)
         dg, db = np.empty(C), np.empty(C)
-        get_kernel("nn", "batchnorm_backward_4d", backend)(dy, x, g, mean, var, 1e-5, True, dx,
-                                                           dg, db, stream)
-        assert np.isnan(buf[:offset]).all() and np.isnan(buf[offset + x.size:]).all()
-        out.append((dx.copy(), dg, db))
-    for a, b in zip(*out):
-        np.testing.assert_array_equal(a, b)
-    assert np.isfinite(out[1][0]).all()
+        args = (dy, x, g, mean, var, 1e-5, True, dx, dg, db)
+        if four:
+            get_kernel("nn", "batchnorm_backward_4d", backend)(*args, stream)
+        else:
+            get_kernel("nn", "batchnorm_backward_2d", backend)(*args, 2)
+        for buf in (ybuf, dbuf):
+            assert np.isnan(buf[:offset]).all() and np.isnan(buf[offset + x.size:]).all()
+        out.append((y.copy(), dx.copy(), mean, var, dg, db))
+    for a, b_ in zip(*out):
+        np.testing.assert_array_equal(a, b_)
+    assert np.isfinite(out[1][0]).all() and np.isfinite(out[1][1]).all()
+
+
+def test_streaming_thresholds():
+    from fasthw6.nn.api import _stream_y
+
+    assert _stream_y(np.empty((1024, 4096), np.float32))
+    assert not _stream_y(np.empty((512, 4096), np.float32))
+    assert not _stream_y(np.empty((16, 64, 56, 56), np.float32))
 
 
 def test_4d_backward_streams_large_channels_only():

@@ -8,8 +8,8 @@ effect from the ``reassoc`` flag.  The 2-D layout accumulates per feature and ne
 takes four rows per sweep of the accumulators and its forward statistics in chunks of ``rows``
 rows merged by Chan's update, as the numba kernels do.  Outputs are computed in x's dtype with
 the mean (and mean(dy)) split into a rounded high part and the rest, as in ``_numba``.  With
-``stream`` the 4-D backward writes dx with non-temporal stores, as the numba kernel does (SSE2
-here, 32-byte vectors there: the width does not change the values).
+``stream`` the outputs are written with non-temporal stores, as the numba kernels do (SSE2 here,
+32-byte vectors there: the width does not change the values).
 """
 from cython.parallel cimport prange
 cimport openmp
@@ -18,7 +18,7 @@ from libc.stdint cimport uintptr_t
 from libc.stdlib cimport free, malloc
 
 cdef extern from "emmintrin.h" nogil:
-    # SSE2 (every x86-64): the streaming stores of the 4-D backward's dx
+    # SSE2 (every x86-64): the streaming stores of large outputs
     ctypedef struct __m128:
         pass
     ctypedef struct __m128d:
@@ -27,11 +27,13 @@ cdef extern from "emmintrin.h" nogil:
     __m128 _mm_set1_ps(float a)
     __m128 _mm_sub_ps(__m128 a, __m128 b)
     __m128 _mm_mul_ps(__m128 a, __m128 b)
+    __m128 _mm_add_ps(__m128 a, __m128 b)
     void _mm_stream_ps(float *p, __m128 a)
     __m128d _mm_loadu_pd(const double *p)
     __m128d _mm_set1_pd(double a)
     __m128d _mm_sub_pd(__m128d a, __m128d b)
     __m128d _mm_mul_pd(__m128d a, __m128d b)
+    __m128d _mm_add_pd(__m128d a, __m128d b)
     void _mm_stream_pd(double *p, __m128d a)
     void _mm_sfence()
 
@@ -92,7 +94,8 @@ cdef inline void _dysums(const real *gs, const real *xs, double m, Py_ssize_t L,
 
 
 def batchnorm_forward_4d(real[:, :, ::1] x, double[::1] gamma, double[::1] beta, double eps,
-                         bint batch_stats, double[::1] mean, double[::1] var, real[:, :, ::1] y):
+                         bint batch_stats, double[::1] mean, double[::1] var, real[:, :, ::1] y,
+                         bint stream):
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2]
     cdef Py_ssize_t c, n, j
     cdef double s, q, m
@@ -115,12 +118,68 @@ def batchnorm_forward_4d(real[:, :, ::1] x, double[::1] gamma, double[::1] beta,
             ml = <real> (mean[c] - mh)
             k = <real> (gamma[c] / sqrt(var[c] + eps))
             b = <real> beta[c]
-            for n in range(N):
-                xs = &x[n, c, 0]
-                ys = &y[n, c, 0]
-                for j in range(L):
-                    ys[j] = ((xs[j] - mh) - ml) * k + b
+            if stream:
+                for n in range(N):
+                    _normalise_stream(&x[n, c, 0], mh, ml, k, b, &y[n, c, 0], L)
+                _mm_sfence()
+            else:
+                for n in range(N):
+                    xs = &x[n, c, 0]
+                    ys = &y[n, c, 0]
+                    for j in range(L):
+                        ys[j] = ((xs[j] - mh) - ml) * k + b
     return y
+
+
+cdef inline void _normalise_stream(const real *xs, real mh, real ml, real k, real b, real *ys,
+                                   Py_ssize_t L) noexcept nogil:
+    """The normalise loop with non-temporal stores, lane by lane the same operations."""
+    cdef Py_ssize_t j = 0
+    cdef __m128 fm, fl, fk, fb
+    cdef __m128d dm, dl, dk, db
+    while j < L and (<uintptr_t> &ys[j]) % 16 != 0:
+        ys[j] = ((xs[j] - mh) - ml) * k + b
+        j += 1
+    if real is float:
+        fm = _mm_set1_ps(mh); fl = _mm_set1_ps(ml); fk = _mm_set1_ps(k); fb = _mm_set1_ps(b)
+        while j + 4 <= L:
+            _mm_stream_ps(&ys[j], _mm_add_ps(_mm_mul_ps(
+                _mm_sub_ps(_mm_sub_ps(_mm_loadu_ps(&xs[j]), fm), fl), fk), fb))
+            j += 4
+    else:
+        dm = _mm_set1_pd(mh); dl = _mm_set1_pd(ml); dk = _mm_set1_pd(k); db = _mm_set1_pd(b)
+        while j + 2 <= L:
+            _mm_stream_pd(&ys[j], _mm_add_pd(_mm_mul_pd(
+                _mm_sub_pd(_mm_sub_pd(_mm_loadu_pd(&xs[j]), dm), dl), dk), db))
+            j += 2
+    while j < L:
+        ys[j] = ((xs[j] - mh) - ml) * k + b
+        j += 1
+
+
+cdef inline void _row_normalise_stream(const real *xs, const real *mh, const real *ml,
+                                       const real *k, const real *b, real *ys,
+                                       Py_ssize_t w) noexcept nogil:
+    """``_normalise_stream`` with one coefficient per feature (the (N, D) layout)."""
+    cdef Py_ssize_t j = 0
+    while j < w and (<uintptr_t> &ys[j]) % 16 != 0:
+        ys[j] = ((xs[j] - mh[j]) - ml[j]) * k[j] + b[j]
+        j += 1
+    if real is float:
+        while j + 4 <= w:
+            _mm_stream_ps(&ys[j], _mm_add_ps(_mm_mul_ps(
+                _mm_sub_ps(_mm_sub_ps(_mm_loadu_ps(&xs[j]), _mm_loadu_ps(&mh[j])),
+                           _mm_loadu_ps(&ml[j])), _mm_loadu_ps(&k[j])), _mm_loadu_ps(&b[j])))
+            j += 4
+    else:
+        while j + 2 <= w:
+            _mm_stream_pd(&ys[j], _mm_add_pd(_mm_mul_pd(
+                _mm_sub_pd(_mm_sub_pd(_mm_loadu_pd(&xs[j]), _mm_loadu_pd(&mh[j])),
+                           _mm_loadu_pd(&ml[j])), _mm_loadu_pd(&k[j])), _mm_loadu_pd(&b[j])))
+            j += 2
+    while j < w:
+        ys[j] = ((xs[j] - mh[j]) - ml[j]) * k[j] + b[j]
+        j += 1
 
 
 cdef inline void _dx_stream(const real *gs, const real *xs, real mh, real ml, real ah, real al,
@@ -303,7 +362,7 @@ cdef inline void _slice(Py_ssize_t t, Py_ssize_t T, Py_ssize_t D, Py_ssize_t *c0
 
 def batchnorm_forward_2d(real[:, ::1] x, double[::1] gamma, double[::1] beta, double eps,
                          bint batch_stats, double[::1] mean, double[::1] var, real[:, ::1] y,
-                         Py_ssize_t rows, Py_ssize_t slices):
+                         Py_ssize_t rows, Py_ssize_t slices, bint stream):
     """Chunks of ``rows`` rows: two-pass statistics in L2, merged by Chan's pairwise update."""
     cdef Py_ssize_t N = x.shape[0], D = x.shape[1]
     cdef Py_ssize_t t, c0, c1, w, n, j, r0, r1, nb, seen
@@ -357,11 +416,17 @@ def batchnorm_forward_2d(real[:, ::1] x, double[::1] gamma, double[::1] beta, do
                 co[w + j] = <real> (mb[j] - co[j])
                 co[2 * w + j] = <real> (gamma[c0 + j] / sqrt(vb[j] + eps))
                 co[3 * w + j] = <real> beta[c0 + j]
-            for n in range(N):
-                xs = &x[n, c0]
-                ys = &y[n, c0]
-                for j in range(w):
-                    ys[j] = ((xs[j] - co[j]) - co[w + j]) * co[2 * w + j] + co[3 * w + j]
+            if stream:
+                for n in range(N):
+                    _row_normalise_stream(&x[n, c0], co, co + w, co + 2 * w, co + 3 * w,
+                                          &y[n, c0], w)
+                _mm_sfence()
+            else:
+                for n in range(N):
+                    xs = &x[n, c0]
+                    ys = &y[n, c0]
+                    for j in range(w):
+                        ys[j] = ((xs[j] - co[j]) - co[w + j]) * co[2 * w + j] + co[3 * w + j]
             free(co)
             free(buf)
     return y

@@ -20,12 +20,13 @@ Two layouts:
   Golub and LeVeque's pairwise update (Welford's, a chunk at a time), so x is read from memory
   once for the statistics instead of twice.
 
-The 4-D backward writes dx with non-temporal (streaming) stores when asked (``stream``): a
-channel's dy and x are re-read from L2 by the dx sweep, and dx lines allocated in L2 by ordinary
-stores evict them (32 x 56 x 56 float32: 784 KiB of dy and x plus 392 KiB of dx; a re-read sweep
-runs at L2 speed up to about 1 MiB here, and slows from 1.25 MiB), so the sweep went back to
-memory.  Streamed, dx bypasses the caches and costs no read-for-ownership.  The API decides
-(``_stream_dx``).
+Outputs can be written with non-temporal (streaming) stores (``stream``; the API decides):
+- the 4-D backward's dx: a channel's dy and x are re-read from L2 by the dx sweep, and dx lines
+  allocated in L2 by ordinary stores evict them (32 x 56 x 56 float32: 784 KiB of dy and x plus
+  392 KiB of dx; a re-read sweep runs at L2 speed up to about 1 MiB here, and slows from
+  1.25 MiB), so the sweep went back to memory;
+- a large forward output y: ordinary stores first read each line (read-for-ownership) and leave
+  it dirty in cache, to be written back while the backward streams dy and x in.
 
 Never E[x^2] - E[x]^2.  Backward is fused: one pass accumulates sum(dy) and sum(dy * (x - mean)),
 one pass writes dx.  ``prange`` runs over channels / column slices, independent work writing
@@ -109,10 +110,11 @@ def _row_dx(gs, xs, mh, ml, ah, al, k1, k2, ds):
 
 
 # ---- streaming (non-temporal) stores ---------------------------------------------------------
-# Numba has no vector type, so one 32-byte vector of the dx formula is an LLVM intrinsic: an
-# unaligned load of dy and x, the scalar expression lane by lane (same operations, same order, no
-# contraction, so bitwise equal to ``_dx``), and an aligned store tagged ``!nontemporal``
-# (vmovntps / vmovntpd).  The caller guarantees 32-byte alignment of ds[j] and j + lanes <= len.
+# Numba has no vector type, so one 32-byte vector of the normalise / dx formulas is an LLVM
+# intrinsic: unaligned loads, the scalar expression lane by lane (same operations, same order, no
+# contraction, so bitwise equal to the ordinary loops), and an aligned store tagged
+# ``!nontemporal`` (vmovntps / vmovntpd).  The callers peel a scalar head so that the stored
+# address is 32-byte aligned, and stop the vector loop lanes short of the end.
 
 def _lanes(aty):
     return 32 // (aty.dtype.bitwidth // 8)
@@ -131,24 +133,53 @@ def _splat(builder, vty, s):
     return v
 
 
+def _coefficient(context, builder, sig, args, i, j, vty):
+    """Argument i as a vector: a scalar (one channel) splat, or an array (one per feature) read
+    at j."""
+    if isinstance(sig.args[i], types.Array):
+        return builder.load(_vector_at(context, builder, sig.args[i], args[i], j)[0], align=1)
+    return _splat(builder, vty, args[i])
+
+
+def _store_streaming(builder, value, ptr):
+    st = builder.store(value, ptr, align=32)
+    st.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)]))
+
+
+@intrinsic
+def _normalise_vector_stream(typingctx, xs, ys, j, mh, ml, k, b):
+    def codegen(context, builder, sig, args):
+        xsv, ysv, jv = args[:3]
+        px, vty = _vector_at(context, builder, sig.args[0], xsv, jv)
+        py, _ = _vector_at(context, builder, sig.args[1], ysv, jv)
+
+        def s(i):
+            return _coefficient(context, builder, sig, args, i, jv, vty)
+
+        x = builder.load(px, align=1)
+        t = builder.fsub(builder.fsub(x, s(3)), s(4))
+        _store_streaming(builder, builder.fadd(builder.fmul(t, s(5)), s(6)), py)
+        return context.get_dummy_value()
+
+    return types.void(xs, ys, j, mh, ml, k, b), codegen
+
+
 @intrinsic
 def _dx_vector_stream(typingctx, gs, xs, ds, j, mh, ml, ah, al, k1, k2):
     def codegen(context, builder, sig, args):
-        gsv, xsv, dsv, jv, mhv, mlv, ahv, alv, k1v, k2v = args
+        gsv, xsv, dsv, jv = args[:4]
         pg, vty = _vector_at(context, builder, sig.args[0], gsv, jv)
         px, _ = _vector_at(context, builder, sig.args[1], xsv, jv)
         pd, _ = _vector_at(context, builder, sig.args[2], dsv, jv)
 
-        def s(v):
-            return _splat(builder, vty, v)
+        def s(i):
+            return _coefficient(context, builder, sig, args, i, jv, vty)
 
         g = builder.load(pg, align=1)
         x = builder.load(px, align=1)
-        a = builder.fmul(s(k1v), builder.fsub(builder.fsub(g, s(ahv)), s(alv)))
-        c = builder.fmul(s(k2v), builder.fsub(builder.fsub(x, s(mhv)), s(mlv)))
-        st = builder.store(builder.fsub(a, c), pd, align=32)
-        st.set_metadata("nontemporal",
-                        builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)]))
+        a = builder.fmul(s(8), builder.fsub(builder.fsub(g, s(6)), s(7)))
+        c = builder.fmul(s(9), builder.fsub(builder.fsub(x, s(4)), s(5)))
+        _store_streaming(builder, builder.fsub(a, c), pd)
         return context.get_dummy_value()
 
     return types.void(gs, xs, ds, j, mh, ml, ah, al, k1, k2), codegen
@@ -177,6 +208,38 @@ def _dx_stream(gs, xs, mh, ml, ah, al, k1, k2, ds):
         j += V
     while j < L:
         ds[j] = k1 * ((gs[j] - ah) - al) - k2 * ((xs[j] - mh) - ml)
+        j += 1
+
+
+@njit(nogil=True, cache=True)
+def _normalise_stream(xs, mh, ml, k, b, ys):
+    L = xs.shape[0]
+    V = 32 // ys.itemsize
+    j = 0
+    while j < L and (ys.ctypes.data + j * ys.itemsize) % 32 != 0:
+        ys[j] = ((xs[j] - mh) - ml) * k + b
+        j += 1
+    while j + V <= L:
+        _normalise_vector_stream(xs, ys, j, mh, ml, k, b)
+        j += V
+    while j < L:
+        ys[j] = ((xs[j] - mh) - ml) * k + b
+        j += 1
+
+
+@njit(nogil=True, cache=True)
+def _row_normalise_stream(xs, mh, ml, k, b, ys):
+    L = xs.shape[0]
+    V = 32 // ys.itemsize
+    j = 0
+    while j < L and (ys.ctypes.data + j * ys.itemsize) % 32 != 0:
+        ys[j] = ((xs[j] - mh[j]) - ml[j]) * k[j] + b[j]
+        j += 1
+    while j + V <= L:
+        _normalise_vector_stream(xs, ys, j, mh, ml, k, b)
+        j += V
+    while j < L:
+        ys[j] = ((xs[j] - mh[j]) - ml[j]) * k[j] + b[j]
         j += 1
 
 
@@ -243,7 +306,8 @@ def _rows_grad_sums(dy, x, r0, r1, c0, c1, m, sdy, sdyx):
 # ---- (N, C, L) ------------------------------------------------------------------------------
 
 @njit(nogil=True, cache=True, parallel=True)
-def batchnorm_forward_4d(x, gamma, beta, eps, batch_stats, mean, var, y):
+def batchnorm_forward_4d(x, gamma, beta, eps, batch_stats, mean, var, y, stream):
+    """``stream``: write y with non-temporal stores (outputs too big to stay in cache)."""
     N, C, L = x.shape
     M = N * L
     for c in prange(C):
@@ -262,8 +326,13 @@ def batchnorm_forward_4d(x, gamma, beta, eps, batch_stats, mean, var, y):
         co[1] = mean[c] - co[0]
         co[2] = gamma[c] / np.sqrt(var[c] + eps)
         co[3] = beta[c]
-        for n in range(N):
-            _normalise(x[n, c], co[0], co[1], co[2], co[3], y[n, c])
+        if stream:
+            for n in range(N):
+                _normalise_stream(x[n, c], co[0], co[1], co[2], co[3], y[n, c])
+            _store_fence()  # on the thread that streamed
+        else:
+            for n in range(N):
+                _normalise(x[n, c], co[0], co[1], co[2], co[3], y[n, c])
     return y
 
 
@@ -310,8 +379,9 @@ def batchnorm_backward_4d(dy, x, gamma, mean, var, eps, batch_stats, dx, dgamma,
 # ---- (N, D) ---------------------------------------------------------------------------------
 
 @njit(nogil=True, cache=True, parallel=True)
-def batchnorm_forward_2d(x, gamma, beta, eps, batch_stats, mean, var, y, rows, slices):
-    """``rows`` per statistics chunk (a chunk should fit in L2); ``slices`` column slices."""
+def batchnorm_forward_2d(x, gamma, beta, eps, batch_stats, mean, var, y, rows, slices, stream):
+    """``rows`` per statistics chunk (a chunk should fit in L2); ``slices`` column slices;
+    ``stream``: write y with non-temporal stores."""
     N, D = x.shape
     T = slices
     for t in prange(T):
@@ -352,8 +422,13 @@ def batchnorm_forward_2d(x, gamma, beta, eps, batch_stats, mean, var, y, rows, s
             co[1, j] = mb[j] - co[0, j]
             co[2, j] = gamma[c0 + j] / np.sqrt(vb[j] + eps)
             co[3, j] = beta[c0 + j]
-        for n in range(N):
-            _row_normalise(x[n, c0:c1], co[0], co[1], co[2], co[3], y[n, c0:c1])
+        if stream:
+            for n in range(N):
+                _row_normalise_stream(x[n, c0:c1], co[0], co[1], co[2], co[3], y[n, c0:c1])
+            _store_fence()
+        else:
+            for n in range(N):
+                _row_normalise(x[n, c0:c1], co[0], co[1], co[2], co[3], y[n, c0:c1])
     return y
 
 
