@@ -117,6 +117,31 @@ def test_2d_kernels_chunked_and_sliced(backend, dtype, tol, rows, slices, shift,
         np.testing.assert_allclose(o, r, rtol=tol["rtol"] * 10, atol=tol["atol"] * 10 * max(1, np.abs(r).max()))
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_2d_kernels_column_slices_race_free(backend, stream):
+    """Column slices run on parallel threads: each must write its own columns only (the Cython
+    kernels once shared the slice bounds between threads).  Repeated, since a race is timing."""
+    from fasthw6._backend import get_kernel
+
+    fwd = get_kernel("nn", "batchnorm_forward_2d", backend)
+    bwd = get_kernel("nn", "batchnorm_backward_2d", backend)
+    rng = np.random.default_rng(2)
+    for it in range(300):
+        N, D = ((2, 3), (5, 37), (4, 64))[it % 3]
+        x = rng.standard_normal((N, D))
+        dy = rng.standard_normal((N, D))
+        g, b = np.ones(D), np.zeros(D)
+        mean, var, y = np.empty(D), np.empty(D), np.full((N, D), np.nan)
+        fwd(x, g, b, 1e-5, True, mean, var, y, 2, 3, stream)
+        dx, dg, db = np.full((N, D), np.nan), np.empty(D), np.empty(D)
+        bwd(dy, x, g, mean, var, 1e-5, True, dx, dg, db, 3)
+        xhat = (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + 1e-5)
+        np.testing.assert_allclose(y, xhat, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(db, dy.sum(axis=0), rtol=1e-9, atol=1e-9)
+        ref = (dy - dy.mean(axis=0) - xhat * (dy * xhat).mean(axis=0)) / np.sqrt(x.var(axis=0) + 1e-5)
+        np.testing.assert_allclose(dx, ref, rtol=1e-7, atol=1e-9)
+
+
 def _misaligned(shape, dtype, offset):
     """An uninitialised (NaN) output array starting ``offset`` elements into a buffer, and the
     buffer, whose margins must stay NaN."""

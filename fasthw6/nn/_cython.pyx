@@ -354,12 +354,6 @@ cdef inline void _rows_grad_sums(const real *dy, const real *x, Py_ssize_t D, Py
         n += 1
 
 
-cdef inline void _slice(Py_ssize_t t, Py_ssize_t T, Py_ssize_t D, Py_ssize_t *c0,
-                        Py_ssize_t *c1) noexcept nogil:
-    c0[0] = t * D // T
-    c1[0] = (t + 1) * D // T
-
-
 def batchnorm_forward_2d(real[:, ::1] x, double[::1] gamma, double[::1] beta, double eps,
                          bint batch_stats, double[::1] mean, double[::1] var, real[:, ::1] y,
                          Py_ssize_t rows, Py_ssize_t slices, bint stream):
@@ -377,7 +371,10 @@ def batchnorm_forward_2d(real[:, ::1] x, double[::1] gamma, double[::1] beta, do
     cdef real *ys
     with nogil:
         for t in prange(slices, schedule="static"):
-            _slice(t, slices, D, &c0, &c1)
+            # assigned here, not through a pointer: prange makes only assigned variables
+            # thread-private, and a shared c0/c1 let threads write each other's columns
+            c0 = t * D // slices
+            c1 = (t + 1) * D // slices
             w = c1 - c0
             mb = &mean[c0]
             vb = &var[c0]
@@ -448,7 +445,10 @@ def batchnorm_backward_2d(real[:, ::1] dy, real[:, ::1] x, double[::1] gamma, do
     cdef real *ds
     with nogil:
         for t in prange(slices, schedule="static"):
-            _slice(t, slices, D, &c0, &c1)
+            # assigned here, not through a pointer: prange makes only assigned variables
+            # thread-private, and a shared c0/c1 let threads write each other's columns
+            c0 = t * D // slices
+            c1 = (t + 1) * D // slices
             w = c1 - c0
             mb = &mean[c0]
             buf = <double *> malloc(2 * w * sizeof(double))
