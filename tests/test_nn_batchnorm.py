@@ -186,6 +186,77 @@ def test_streamed_outputs_equal_ordinary(backend, dtype, shape, offset):
     assert np.isfinite(out[1][0]).all() and np.isfinite(out[1][1]).all()
 
 
+def test_output_recycler_reuses_only_dropped_memory():
+    from fasthw6.nn.api import _OutputRecycler
+
+    r = _OutputRecycler(min_bytes=1024, max_blocks=3)
+    small = r.empty((10,), np.float32)
+    assert small.flags.owndata and not r._blocks
+    a = r.empty((64, 32), np.float32)
+    a[:] = 1.0
+    addr = a.ctypes.data
+    b = r.empty((64, 32), np.float32)  # a is alive: new memory
+    assert not np.shares_memory(a, b)
+    view = a[3:]
+    del a
+    c = r.empty((64, 32), np.float32)  # a's block is still used by ``view``
+    assert not np.shares_memory(c, view) and (view == 1.0).all()
+    del view
+    d = r.empty((32, 64), np.float32)  # now free: same bytes, another shape is fine
+    assert d.ctypes.data == addr and d.shape == (32, 64) and d.flags.c_contiguous
+    e = r.empty((1024,), np.float64)  # same byte count, another dtype
+    assert not np.shares_memory(e, d) and e.dtype == np.float64
+    assert len(r._blocks) <= 3
+    r.clear()
+    assert not r._blocks and d.shape == (32, 64)
+
+
+def test_output_recycler_threads_never_share_live_outputs():
+    import threading
+
+    from fasthw6.nn.api import _OutputRecycler
+
+    r = _OutputRecycler(min_bytes=1024, max_blocks=4)
+    errors = []
+
+    def work(k):
+        for i in range(200):
+            a = r.empty((512,), np.float32)
+            a.fill(k)
+            b = r.empty((512,), np.float32)
+            b.fill(-k)
+            if not ((a == k).all() and (b == -k).all()):
+                errors.append((k, i))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in (1, 2, 3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+@pytest.mark.parametrize("shape", [(1024, 1024), (4, 16, 128, 128)])
+def test_recycled_outputs_survive_later_calls(shape):
+    """Outputs big enough to be recycled stay intact while held, and calls after they are
+    dropped still give the right values (on recycled memory)."""
+    x, g, b, dy = _data(shape, np.float32, seed=3)
+    first = batchnorm_forward_backward(x, g, b, dy)
+    kept = [a.copy() for a in first]
+    for seed in (4, 5):
+        x2, g2, b2, dy2 = _data(shape, np.float32, seed=seed)
+        out = batchnorm_forward_backward(x2, g2, b2, dy2)
+        for o in out[:2]:
+            assert not any(np.shares_memory(o, f) for f in first[:2])
+        ref = batchnorm_forward_backward(x2.astype(np.float64), g2.astype(np.float64),
+                                         b2.astype(np.float64), dy2.astype(np.float64))
+        for o, r_ in zip(out, ref):
+            np.testing.assert_allclose(o, r_, rtol=2e-3, atol=2e-3 * max(1.0, np.abs(r_).max()))
+        del out
+    for a, k in zip(first, kept):
+        np.testing.assert_array_equal(a, k)
+
+
 def test_streaming_thresholds():
     from fasthw6.nn.api import _stream_y
 
