@@ -12,9 +12,12 @@ Two layouts:
   alone, no NaN/inf assumptions).  The elementwise passes are compiled without it: with it LLVM
   rewrites ``(x - m) * k + b`` into a form that runs 2x slower.
 - ``*_2d`` take x of shape (N, D) and reduce over rows.  Rows are read whole and in order (the
-  hardware prefetcher's best case; a column strip of a (1024, 4096) matrix is 1024 short segments
-  4 KiB apart, which measured 1.3-3x slower even packed into a buffer), with one float64
-  accumulator per feature, so the inner loops vectorise across features without reassociation.
+  hardware prefetcher's best case).  Column strips, which would let the second sweeps hit L2,
+  measured 1.3-3x slower even packed into a buffer: a strip of a (1024, 4096) float32 matrix is
+  1024 short segments 16 KiB apart, a power-of-two stride that maps them to one eighth of the L2
+  sets (re-reading a 256 KiB strip ran at memory speed), and the strided stores of y / dx get no
+  prefetch for their read-for-ownership.  One float64 accumulator per feature, so the inner
+  loops vectorise across features without reassociation.
   The forward statistics take ``block`` rows at a time: each chunk's mean and sum of squared
   deviations are computed two-pass while the chunk is in L2, and chunks are merged with Chan,
   Golub and LeVeque's pairwise update (Welford's, a chunk at a time), so x is read from memory
