@@ -14,8 +14,8 @@ Two layouts:
 - ``*_2d`` take x of shape (N, D) and reduce over rows.  Rows are read whole and in order (the
   hardware prefetcher's best case).  Column strips, which would let the second sweeps hit L2,
   measured 1.3-3x slower even packed into a buffer: a strip of a (1024, 4096) float32 matrix is
-  1024 short segments 16 KiB apart, a power-of-two stride that maps them to one eighth of the L2
-  sets (re-reading a 256 KiB strip ran at memory speed), and the strided stores of y / dx get no
+  1024 short segments 16 KiB apart, a power-of-two stride that puts them in few L2 sets
+  (re-reading even a 256 KiB strip ran at memory speed), and the strided stores of y / dx get no
   prefetch for their read-for-ownership.  One float64 accumulator per feature, so the inner
   loops vectorise across features without reassociation.
   The forward statistics take ``block`` rows at a time: each chunk's mean and sum of squared
