@@ -255,6 +255,10 @@ def test_recycled_outputs_survive_later_calls(shape):
         del out
     for a, k in zip(first, kept):
         np.testing.assert_array_equal(a, k)
+    held = {a.ctypes.data for a in first[:2]}
+    del first, a
+    again = batchnorm_forward_backward(x, g, b, dy)
+    assert {a.ctypes.data for a in again[:2]} == held  # dropped memory is recycled
 
 
 def test_streaming_thresholds():

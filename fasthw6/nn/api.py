@@ -87,6 +87,15 @@ class _OutputRecycler:
         self.max_blocks = max_blocks
         self._blocks: list[np.ndarray] = []
         self._lock = threading.Lock()
+        self._free_refs = self._count_refs([np.empty(1, np.uint8)], 0)
+
+    @staticmethod
+    def _count_refs(blocks, i):
+        # what the interpreter reports for blocks[i] held by the list alone (and this frame):
+        # measured once on a probe rather than assumed, since interpreters count locals
+        # differently
+        blk = blocks[i]
+        return sys.getrefcount(blk)
 
     def empty(self, shape, dtype) -> np.ndarray:
         dtype = np.dtype(dtype)
@@ -96,10 +105,10 @@ class _OutputRecycler:
         with self._lock:
             blocks = self._blocks
             for i in range(len(blocks)):
-                blk = blocks[i]
-                # referenced by the list, ``blk`` and getrefcount's argument only: free
-                if blk.nbytes == nbytes and sys.getrefcount(blk) == 3:
-                    blocks.append(blocks.pop(i))
+                # referenced by the list alone: no array uses it
+                if blocks[i].nbytes == nbytes and self._count_refs(blocks, i) == self._free_refs:
+                    blk = blocks.pop(i)
+                    blocks.append(blk)
                     break
             else:
                 blk = np.empty(nbytes, np.uint8)
