@@ -109,7 +109,7 @@ def test_2d_kernels_chunked_and_sliced(backend, dtype, tol, rows, slices, shift,
                                                      stream)
         dx, dg, db = np.empty_like(x), np.empty(D), np.empty(D)
         get_kernel("nn", "batchnorm_backward_2d", be)(dy, x, g, mean, var, 1e-5, True, dx, dg, db,
-                                                      rs[1])
+                                                      rs[1], stream)
         out[be] = (mean, var, y, dx, dg, db)
     np.testing.assert_allclose(out[backend][0], xd.mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(out[backend][1], xd.var(axis=0), rtol=1e-9)
@@ -134,7 +134,7 @@ def test_2d_kernels_column_slices_race_free(backend, stream):
         mean, var, y = np.empty(D), np.empty(D), np.full((N, D), np.nan)
         fwd(x, g, b, 1e-5, True, mean, var, y, 2, 3, stream)
         dx, dg, db = np.full((N, D), np.nan), np.empty(D), np.empty(D)
-        bwd(dy, x, g, mean, var, 1e-5, True, dx, dg, db, 3)
+        bwd(dy, x, g, mean, var, 1e-5, True, dx, dg, db, 3, stream)
         xhat = (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + 1e-5)
         np.testing.assert_allclose(y, xhat, rtol=1e-9, atol=1e-9)
         np.testing.assert_allclose(db, dy.sum(axis=0), rtol=1e-9, atol=1e-9)
@@ -177,7 +177,7 @@ def test_streamed_outputs_equal_ordinary(backend, dtype, shape, offset):
         if four:
             get_kernel("nn", "batchnorm_backward_4d", backend)(*args, stream)
         else:
-            get_kernel("nn", "batchnorm_backward_2d", backend)(*args, 2)
+            get_kernel("nn", "batchnorm_backward_2d", backend)(*args, 2, stream)
         for buf in (ybuf, dbuf):
             assert np.isnan(buf[:offset]).all() and np.isnan(buf[offset + x.size:]).all()
         out.append((y.copy(), dx.copy(), mean, var, dg, db))

@@ -182,6 +182,39 @@ cdef inline void _row_normalise_stream(const real *xs, const real *mh, const rea
         j += 1
 
 
+cdef inline void _row_dx_stream(const real *gs, const real *xs, const real *co, Py_ssize_t w,
+                                real *ds) noexcept nogil:
+    """The (N, D) dx loop with non-temporal stores; ``co`` holds the six coefficient rows
+    (mean high/low, mean(dy) high/low, k1, k2) of ``w`` features each."""
+    cdef Py_ssize_t j = 0
+    while j < w and (<uintptr_t> &ds[j]) % 16 != 0:
+        ds[j] = (co[4 * w + j] * ((gs[j] - co[2 * w + j]) - co[3 * w + j])
+                 - co[5 * w + j] * ((xs[j] - co[j]) - co[w + j]))
+        j += 1
+    if real is float:
+        while j + 4 <= w:
+            _mm_stream_ps(&ds[j], _mm_sub_ps(
+                _mm_mul_ps(_mm_loadu_ps(&co[4 * w + j]), _mm_sub_ps(_mm_sub_ps(
+                    _mm_loadu_ps(&gs[j]), _mm_loadu_ps(&co[2 * w + j])),
+                    _mm_loadu_ps(&co[3 * w + j]))),
+                _mm_mul_ps(_mm_loadu_ps(&co[5 * w + j]), _mm_sub_ps(_mm_sub_ps(
+                    _mm_loadu_ps(&xs[j]), _mm_loadu_ps(&co[j])), _mm_loadu_ps(&co[w + j])))))
+            j += 4
+    else:
+        while j + 2 <= w:
+            _mm_stream_pd(&ds[j], _mm_sub_pd(
+                _mm_mul_pd(_mm_loadu_pd(&co[4 * w + j]), _mm_sub_pd(_mm_sub_pd(
+                    _mm_loadu_pd(&gs[j]), _mm_loadu_pd(&co[2 * w + j])),
+                    _mm_loadu_pd(&co[3 * w + j]))),
+                _mm_mul_pd(_mm_loadu_pd(&co[5 * w + j]), _mm_sub_pd(_mm_sub_pd(
+                    _mm_loadu_pd(&xs[j]), _mm_loadu_pd(&co[j])), _mm_loadu_pd(&co[w + j])))))
+            j += 2
+    while j < w:
+        ds[j] = (co[4 * w + j] * ((gs[j] - co[2 * w + j]) - co[3 * w + j])
+                 - co[5 * w + j] * ((xs[j] - co[j]) - co[w + j]))
+        j += 1
+
+
 cdef inline void _dx_stream(const real *gs, const real *xs, real mh, real ml, real ah, real al,
                             real k1, real k2, real *ds, Py_ssize_t L) noexcept nogil:
     """``_dx`` of the numba kernels with non-temporal stores: lane by lane the same operations,
@@ -431,7 +464,8 @@ def batchnorm_forward_2d(real[:, ::1] x, double[::1] gamma, double[::1] beta, do
 
 def batchnorm_backward_2d(real[:, ::1] dy, real[:, ::1] x, double[::1] gamma, double[::1] mean,
                           double[::1] var, double eps, bint batch_stats, real[:, ::1] dx,
-                          double[::1] dgamma, double[::1] dbeta, Py_ssize_t slices):
+                          double[::1] dgamma, double[::1] dbeta, Py_ssize_t slices,
+                          bint stream):
     cdef Py_ssize_t N = x.shape[0], D = x.shape[1]
     cdef Py_ssize_t t, c0, c1, w, n, j
     cdef double *buf
@@ -475,13 +509,18 @@ def batchnorm_backward_2d(real[:, ::1] dy, real[:, ::1] x, double[::1] gamma, do
                 co[3 * w + j] = <real> (a - co[2 * w + j])
                 co[4 * w + j] = <real> k1
                 co[5 * w + j] = <real> k2
-            for n in range(N):
-                gs = &dy[n, c0]
-                xs = &x[n, c0]
-                ds = &dx[n, c0]
-                for j in range(w):
-                    ds[j] = (co[4 * w + j] * ((gs[j] - co[2 * w + j]) - co[3 * w + j])
-                             - co[5 * w + j] * ((xs[j] - co[j]) - co[w + j]))
+            if stream:
+                for n in range(N):
+                    _row_dx_stream(&dy[n, c0], &x[n, c0], co, w, &dx[n, c0])
+                _mm_sfence()
+            else:
+                for n in range(N):
+                    gs = &dy[n, c0]
+                    xs = &x[n, c0]
+                    ds = &dx[n, c0]
+                    for j in range(w):
+                        ds[j] = (co[4 * w + j] * ((gs[j] - co[2 * w + j]) - co[3 * w + j])
+                                 - co[5 * w + j] * ((xs[j] - co[j]) - co[w + j]))
             free(co)
             free(buf)
     return dx

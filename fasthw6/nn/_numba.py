@@ -28,8 +28,9 @@ Outputs can be written with non-temporal (streaming) stores (``stream``; the API
   allocated in L2 by ordinary stores evict them (32 x 56 x 56 float32: 784 KiB of dy and x plus
   392 KiB of dx; a re-read sweep runs at L2 speed up to about 1 MiB here, and slows from
   1.25 MiB), so the sweep went back to memory;
-- a large forward output y: ordinary stores first read each line (read-for-ownership) and leave
-  it dirty in cache, to be written back while the backward streams dy and x in.
+- a large output (y, or the (N, D) backward's dx): ordinary stores first read each line
+  (read-for-ownership) and leave it dirty in cache, to be written back while the next sweeps
+  stream their inputs in.
 
 Never E[x^2] - E[x]^2.  Backward is fused: one pass accumulates sum(dy) and sum(dy * (x - mean)),
 one pass writes dx.  ``prange`` runs over channels / column slices, independent work writing
@@ -246,6 +247,22 @@ def _row_normalise_stream(xs, mh, ml, k, b, ys):
         j += 1
 
 
+@njit(nogil=True, cache=True)
+def _row_dx_stream(gs, xs, mh, ml, ah, al, k1, k2, ds):
+    L = xs.shape[0]
+    V = 32 // ds.itemsize
+    j = 0
+    while j < L and (ds.ctypes.data + j * ds.itemsize) % 32 != 0:
+        ds[j] = k1[j] * ((gs[j] - ah[j]) - al[j]) - k2[j] * ((xs[j] - mh[j]) - ml[j])
+        j += 1
+    while j + V <= L:
+        _dx_vector_stream(gs, xs, ds, j, mh, ml, ah, al, k1, k2)
+        j += V
+    while j < L:
+        ds[j] = k1[j] * ((gs[j] - ah[j]) - al[j]) - k2[j] * ((xs[j] - mh[j]) - ml[j])
+        j += 1
+
+
 # ---- per-feature float64 accumulation over rows, four rows per sweep of the accumulators --------
 
 @njit(nogil=True, cache=True)
@@ -436,7 +453,9 @@ def batchnorm_forward_2d(x, gamma, beta, eps, batch_stats, mean, var, y, rows, s
 
 
 @njit(nogil=True, cache=True, parallel=True)
-def batchnorm_backward_2d(dy, x, gamma, mean, var, eps, batch_stats, dx, dgamma, dbeta, slices):
+def batchnorm_backward_2d(dy, x, gamma, mean, var, eps, batch_stats, dx, dgamma, dbeta, slices,
+                          stream):
+    """``slices`` column slices; ``stream``: write dx with non-temporal stores."""
     N, D = x.shape
     T = slices
     for t in prange(T):
@@ -465,7 +484,13 @@ def batchnorm_backward_2d(dy, x, gamma, mean, var, eps, batch_stats, dx, dgamma,
             co[3, j] = a - co[2, j]
             co[4, j] = k1
             co[5, j] = k2
-        for n in range(N):
-            _row_dx(dy[n, c0:c1], x[n, c0:c1], co[0], co[1], co[2], co[3], co[4], co[5],
-                    dx[n, c0:c1])
+        if stream:
+            for n in range(N):
+                _row_dx_stream(dy[n, c0:c1], x[n, c0:c1], co[0], co[1], co[2], co[3], co[4],
+                               co[5], dx[n, c0:c1])
+            _store_fence()
+        else:
+            for n in range(N):
+                _row_dx(dy[n, c0:c1], x[n, c0:c1], co[0], co[1], co[2], co[3], co[4], co[5],
+                        dx[n, c0:c1])
     return dx

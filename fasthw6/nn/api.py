@@ -50,16 +50,19 @@ def _slices(backend, d: int) -> int:
 _STREAM_BUDGET = 768 << 10
 
 
-# Output bytes from which the forward writes y with streaming stores.  Measured, one thread,
-# forward then backward, ordinary -> streamed: (1024, 4096) float32 (16 MiB) 7.0-7.4 -> 6.1-6.7 ms,
-# (1536, 4096) 11.6-11.9 -> 10.3-10.8, (24, 64, 56, 56) float32 (18 MiB) 7.1 -> 5.4-5.9,
-# (32, 128, 56, 56) 26.5 -> 22.8-23.8; (512, 4096) (8 MiB) 2.7 -> 3.2 and (32, 64, 28, 28)
-# (6 MiB) 1.3 -> 2.1 are slower (y stays in cache there), (16, 64, 56, 56) (12 MiB) is a wash.
+# Output bytes from which the forward writes y, and the (N, D) backward dx, with streaming
+# stores.  Measured, one thread, forward then backward, ordinary -> streamed y: (1024, 4096)
+# float32 (16 MiB) 7.0-7.4 -> 6.1-6.7 ms, (1536, 4096) 11.6-11.9 -> 10.3-10.8, (24, 64, 56, 56)
+# float32 (18 MiB) 7.1 -> 5.4-5.9, (32, 128, 56, 56) 26.5 -> 22.8-23.8; (512, 4096) (8 MiB)
+# 2.7 -> 3.2 and (32, 64, 28, 28) (6 MiB) 1.3 -> 2.1 are slower (y stays in cache there),
+# (16, 64, 56, 56) (12 MiB) is a wash.  Streamed (N, D) dx, medians of 12 alternations:
+# (1024, 4096) 6.9-7.1 -> 6.75, (2048, 4096) 17.6 -> 16.8, (512, 4096) 3.04 -> 3.26.
 _STREAM_OUTPUT = 16 << 20
 
 
 def _stream_y(x) -> bool:
-    """Whether the forward writes y with streaming stores (outputs too big to stay cached)."""
+    """Whether the forward's y (and the (N, D) backward's dx) is written with streaming stores
+    (outputs too big to stay cached)."""
     return bool(x.nbytes >= _STREAM_OUTPUT)
 
 
@@ -341,7 +344,7 @@ def batchnorm_backward(dy, cache, *, backend=None):
     if x.ndim == 2:
         get_kernel("nn", "batchnorm_backward_2d", backend)(
             dy, x, cache.gamma, cache.mean, cache.var, cache.eps, cache.training, dx, dgamma,
-            dbeta, _slices(backend, C))
+            dbeta, _slices(backend, C), _stream_y(x))
     else:
         get_kernel("nn", "batchnorm_backward_4d", backend)(
             _view(dy), _view(x), cache.gamma, cache.mean, cache.var, cache.eps, cache.training,

@@ -57,5 +57,6 @@ def batchnorm_forward_2d(x, gamma, beta, eps, batch_stats, mean, var, y, rows, s
     return _forward(x, 0, gamma, beta, eps, batch_stats, mean, var, y, (1, -1))
 
 
-def batchnorm_backward_2d(dy, x, gamma, mean, var, eps, batch_stats, dx, dgamma, dbeta, slices):
+def batchnorm_backward_2d(dy, x, gamma, mean, var, eps, batch_stats, dx, dgamma, dbeta, slices,
+                          stream):
     return _backward(dy, x, 0, gamma, mean, var, eps, batch_stats, dx, dgamma, dbeta, (1, -1))
