@@ -17,25 +17,65 @@ from libc.math cimport sqrt
 from libc.stdint cimport uintptr_t
 from libc.stdlib cimport free, malloc
 
-cdef extern from "emmintrin.h" nogil:
-    # SSE2 (every x86-64): the streaming stores of large outputs
-    ctypedef struct __m128:
+cdef extern from *:
+    """
+    /* Streaming (non-temporal) stores of large outputs: SSE2 where the target has it (every
+       x86-64), else the same lane arithmetic with ordinary stores, so the module builds on any
+       target and gives the same values. */
+    #if defined(__SSE2__) || defined(_M_X64) || defined(_M_AMD64)
+    #include <emmintrin.h>
+    typedef __m128 fh6_f4;
+    typedef __m128d fh6_d2;
+    #define fh6_loadu_f4 _mm_loadu_ps
+    #define fh6_set1_f4 _mm_set1_ps
+    #define fh6_sub_f4 _mm_sub_ps
+    #define fh6_mul_f4 _mm_mul_ps
+    #define fh6_add_f4 _mm_add_ps
+    #define fh6_stream_f4 _mm_stream_ps
+    #define fh6_loadu_d2 _mm_loadu_pd
+    #define fh6_set1_d2 _mm_set1_pd
+    #define fh6_sub_d2 _mm_sub_pd
+    #define fh6_mul_d2 _mm_mul_pd
+    #define fh6_add_d2 _mm_add_pd
+    #define fh6_stream_d2 _mm_stream_pd
+    #define fh6_fence() _mm_sfence()
+    #else
+    typedef struct { float v[4]; } fh6_f4;
+    typedef struct { double v[2]; } fh6_d2;
+    #define FH6_LANES(V, N, NAME, EXPR) \
+        static inline V NAME(V a, V b) { V r; int i; for (i = 0; i < N; i++) r.v[i] = EXPR; return r; }
+    FH6_LANES(fh6_f4, 4, fh6_sub_f4, a.v[i] - b.v[i])
+    FH6_LANES(fh6_f4, 4, fh6_mul_f4, a.v[i] * b.v[i])
+    FH6_LANES(fh6_f4, 4, fh6_add_f4, a.v[i] + b.v[i])
+    FH6_LANES(fh6_d2, 2, fh6_sub_d2, a.v[i] - b.v[i])
+    FH6_LANES(fh6_d2, 2, fh6_mul_d2, a.v[i] * b.v[i])
+    FH6_LANES(fh6_d2, 2, fh6_add_d2, a.v[i] + b.v[i])
+    static inline fh6_f4 fh6_loadu_f4(const float *p) { fh6_f4 r; int i; for (i = 0; i < 4; i++) r.v[i] = p[i]; return r; }
+    static inline fh6_f4 fh6_set1_f4(float a) { fh6_f4 r; int i; for (i = 0; i < 4; i++) r.v[i] = a; return r; }
+    static inline void fh6_stream_f4(float *p, fh6_f4 a) { int i; for (i = 0; i < 4; i++) p[i] = a.v[i]; }
+    static inline fh6_d2 fh6_loadu_d2(const double *p) { fh6_d2 r; int i; for (i = 0; i < 2; i++) r.v[i] = p[i]; return r; }
+    static inline fh6_d2 fh6_set1_d2(double a) { fh6_d2 r; int i; for (i = 0; i < 2; i++) r.v[i] = a; return r; }
+    static inline void fh6_stream_d2(double *p, fh6_d2 a) { int i; for (i = 0; i < 2; i++) p[i] = a.v[i]; }
+    #define fh6_fence() ((void)0)
+    #endif
+    """
+    ctypedef struct fh6_f4:
         pass
-    ctypedef struct __m128d:
+    ctypedef struct fh6_d2:
         pass
-    __m128 _mm_loadu_ps(const float *p)
-    __m128 _mm_set1_ps(float a)
-    __m128 _mm_sub_ps(__m128 a, __m128 b)
-    __m128 _mm_mul_ps(__m128 a, __m128 b)
-    __m128 _mm_add_ps(__m128 a, __m128 b)
-    void _mm_stream_ps(float *p, __m128 a)
-    __m128d _mm_loadu_pd(const double *p)
-    __m128d _mm_set1_pd(double a)
-    __m128d _mm_sub_pd(__m128d a, __m128d b)
-    __m128d _mm_mul_pd(__m128d a, __m128d b)
-    __m128d _mm_add_pd(__m128d a, __m128d b)
-    void _mm_stream_pd(double *p, __m128d a)
-    void _mm_sfence()
+    fh6_f4 fh6_loadu_f4(const float *p) nogil
+    fh6_f4 fh6_set1_f4(float a) nogil
+    fh6_f4 fh6_sub_f4(fh6_f4 a, fh6_f4 b) nogil
+    fh6_f4 fh6_mul_f4(fh6_f4 a, fh6_f4 b) nogil
+    fh6_f4 fh6_add_f4(fh6_f4 a, fh6_f4 b) nogil
+    void fh6_stream_f4(float *p, fh6_f4 a) nogil
+    fh6_d2 fh6_loadu_d2(const double *p) nogil
+    fh6_d2 fh6_set1_d2(double a) nogil
+    fh6_d2 fh6_sub_d2(fh6_d2 a, fh6_d2 b) nogil
+    fh6_d2 fh6_mul_d2(fh6_d2 a, fh6_d2 b) nogil
+    fh6_d2 fh6_add_d2(fh6_d2 a, fh6_d2 b) nogil
+    void fh6_stream_d2(double *p, fh6_d2 a) nogil
+    void fh6_fence() nogil
 
 ctypedef fused real:
     float
@@ -121,7 +161,7 @@ def batchnorm_forward_4d(real[:, :, ::1] x, double[::1] gamma, double[::1] beta,
             if stream:
                 for n in range(N):
                     _normalise_stream(&x[n, c, 0], mh, ml, k, b, &y[n, c, 0], L)
-                _mm_sfence()
+                fh6_fence()
             else:
                 for n in range(N):
                     xs = &x[n, c, 0]
@@ -135,22 +175,22 @@ cdef inline void _normalise_stream(const real *xs, real mh, real ml, real k, rea
                                    Py_ssize_t L) noexcept nogil:
     """The normalise loop with non-temporal stores, lane by lane the same operations."""
     cdef Py_ssize_t j = 0
-    cdef __m128 fm, fl, fk, fb
-    cdef __m128d dm, dl, dk, db
+    cdef fh6_f4 fm, fl, fk, fb
+    cdef fh6_d2 dm, dl, dk, db
     while j < L and (<uintptr_t> &ys[j]) % 16 != 0:
         ys[j] = ((xs[j] - mh) - ml) * k + b
         j += 1
     if real is float:
-        fm = _mm_set1_ps(mh); fl = _mm_set1_ps(ml); fk = _mm_set1_ps(k); fb = _mm_set1_ps(b)
+        fm = fh6_set1_f4(mh); fl = fh6_set1_f4(ml); fk = fh6_set1_f4(k); fb = fh6_set1_f4(b)
         while j + 4 <= L:
-            _mm_stream_ps(&ys[j], _mm_add_ps(_mm_mul_ps(
-                _mm_sub_ps(_mm_sub_ps(_mm_loadu_ps(&xs[j]), fm), fl), fk), fb))
+            fh6_stream_f4(&ys[j], fh6_add_f4(fh6_mul_f4(
+                fh6_sub_f4(fh6_sub_f4(fh6_loadu_f4(&xs[j]), fm), fl), fk), fb))
             j += 4
     else:
-        dm = _mm_set1_pd(mh); dl = _mm_set1_pd(ml); dk = _mm_set1_pd(k); db = _mm_set1_pd(b)
+        dm = fh6_set1_d2(mh); dl = fh6_set1_d2(ml); dk = fh6_set1_d2(k); db = fh6_set1_d2(b)
         while j + 2 <= L:
-            _mm_stream_pd(&ys[j], _mm_add_pd(_mm_mul_pd(
-                _mm_sub_pd(_mm_sub_pd(_mm_loadu_pd(&xs[j]), dm), dl), dk), db))
+            fh6_stream_d2(&ys[j], fh6_add_d2(fh6_mul_d2(
+                fh6_sub_d2(fh6_sub_d2(fh6_loadu_d2(&xs[j]), dm), dl), dk), db))
             j += 2
     while j < L:
         ys[j] = ((xs[j] - mh) - ml) * k + b
@@ -167,15 +207,15 @@ cdef inline void _row_normalise_stream(const real *xs, const real *mh, const rea
         j += 1
     if real is float:
         while j + 4 <= w:
-            _mm_stream_ps(&ys[j], _mm_add_ps(_mm_mul_ps(
-                _mm_sub_ps(_mm_sub_ps(_mm_loadu_ps(&xs[j]), _mm_loadu_ps(&mh[j])),
-                           _mm_loadu_ps(&ml[j])), _mm_loadu_ps(&k[j])), _mm_loadu_ps(&b[j])))
+            fh6_stream_f4(&ys[j], fh6_add_f4(fh6_mul_f4(
+                fh6_sub_f4(fh6_sub_f4(fh6_loadu_f4(&xs[j]), fh6_loadu_f4(&mh[j])),
+                           fh6_loadu_f4(&ml[j])), fh6_loadu_f4(&k[j])), fh6_loadu_f4(&b[j])))
             j += 4
     else:
         while j + 2 <= w:
-            _mm_stream_pd(&ys[j], _mm_add_pd(_mm_mul_pd(
-                _mm_sub_pd(_mm_sub_pd(_mm_loadu_pd(&xs[j]), _mm_loadu_pd(&mh[j])),
-                           _mm_loadu_pd(&ml[j])), _mm_loadu_pd(&k[j])), _mm_loadu_pd(&b[j])))
+            fh6_stream_d2(&ys[j], fh6_add_d2(fh6_mul_d2(
+                fh6_sub_d2(fh6_sub_d2(fh6_loadu_d2(&xs[j]), fh6_loadu_d2(&mh[j])),
+                           fh6_loadu_d2(&ml[j])), fh6_loadu_d2(&k[j])), fh6_loadu_d2(&b[j])))
             j += 2
     while j < w:
         ys[j] = ((xs[j] - mh[j]) - ml[j]) * k[j] + b[j]
@@ -193,21 +233,21 @@ cdef inline void _row_dx_stream(const real *gs, const real *xs, const real *co, 
         j += 1
     if real is float:
         while j + 4 <= w:
-            _mm_stream_ps(&ds[j], _mm_sub_ps(
-                _mm_mul_ps(_mm_loadu_ps(&co[4 * w + j]), _mm_sub_ps(_mm_sub_ps(
-                    _mm_loadu_ps(&gs[j]), _mm_loadu_ps(&co[2 * w + j])),
-                    _mm_loadu_ps(&co[3 * w + j]))),
-                _mm_mul_ps(_mm_loadu_ps(&co[5 * w + j]), _mm_sub_ps(_mm_sub_ps(
-                    _mm_loadu_ps(&xs[j]), _mm_loadu_ps(&co[j])), _mm_loadu_ps(&co[w + j])))))
+            fh6_stream_f4(&ds[j], fh6_sub_f4(
+                fh6_mul_f4(fh6_loadu_f4(&co[4 * w + j]), fh6_sub_f4(fh6_sub_f4(
+                    fh6_loadu_f4(&gs[j]), fh6_loadu_f4(&co[2 * w + j])),
+                    fh6_loadu_f4(&co[3 * w + j]))),
+                fh6_mul_f4(fh6_loadu_f4(&co[5 * w + j]), fh6_sub_f4(fh6_sub_f4(
+                    fh6_loadu_f4(&xs[j]), fh6_loadu_f4(&co[j])), fh6_loadu_f4(&co[w + j])))))
             j += 4
     else:
         while j + 2 <= w:
-            _mm_stream_pd(&ds[j], _mm_sub_pd(
-                _mm_mul_pd(_mm_loadu_pd(&co[4 * w + j]), _mm_sub_pd(_mm_sub_pd(
-                    _mm_loadu_pd(&gs[j]), _mm_loadu_pd(&co[2 * w + j])),
-                    _mm_loadu_pd(&co[3 * w + j]))),
-                _mm_mul_pd(_mm_loadu_pd(&co[5 * w + j]), _mm_sub_pd(_mm_sub_pd(
-                    _mm_loadu_pd(&xs[j]), _mm_loadu_pd(&co[j])), _mm_loadu_pd(&co[w + j])))))
+            fh6_stream_d2(&ds[j], fh6_sub_d2(
+                fh6_mul_d2(fh6_loadu_d2(&co[4 * w + j]), fh6_sub_d2(fh6_sub_d2(
+                    fh6_loadu_d2(&gs[j]), fh6_loadu_d2(&co[2 * w + j])),
+                    fh6_loadu_d2(&co[3 * w + j]))),
+                fh6_mul_d2(fh6_loadu_d2(&co[5 * w + j]), fh6_sub_d2(fh6_sub_d2(
+                    fh6_loadu_d2(&xs[j]), fh6_loadu_d2(&co[j])), fh6_loadu_d2(&co[w + j])))))
             j += 2
     while j < w:
         ds[j] = (co[4 * w + j] * ((gs[j] - co[2 * w + j]) - co[3 * w + j])
@@ -220,26 +260,26 @@ cdef inline void _dx_stream(const real *gs, const real *xs, real mh, real ml, re
     """``_dx`` of the numba kernels with non-temporal stores: lane by lane the same operations,
     so bitwise equal to the ordinary loop."""
     cdef Py_ssize_t j = 0
-    cdef __m128 f1, f2, fa, fb, fm, fn
-    cdef __m128d d1, d2, da, db, dm, dn
+    cdef fh6_f4 f1, f2, fa, fb, fm, fn
+    cdef fh6_d2 d1, d2, da, db, dm, dn
     while j < L and (<uintptr_t> &ds[j]) % 16 != 0:
         ds[j] = k1 * ((gs[j] - ah) - al) - k2 * ((xs[j] - mh) - ml)
         j += 1
     if real is float:
-        f1 = _mm_set1_ps(k1); f2 = _mm_set1_ps(k2); fa = _mm_set1_ps(ah); fb = _mm_set1_ps(al)
-        fm = _mm_set1_ps(mh); fn = _mm_set1_ps(ml)
+        f1 = fh6_set1_f4(k1); f2 = fh6_set1_f4(k2); fa = fh6_set1_f4(ah); fb = fh6_set1_f4(al)
+        fm = fh6_set1_f4(mh); fn = fh6_set1_f4(ml)
         while j + 4 <= L:
-            _mm_stream_ps(&ds[j], _mm_sub_ps(
-                _mm_mul_ps(f1, _mm_sub_ps(_mm_sub_ps(_mm_loadu_ps(&gs[j]), fa), fb)),
-                _mm_mul_ps(f2, _mm_sub_ps(_mm_sub_ps(_mm_loadu_ps(&xs[j]), fm), fn))))
+            fh6_stream_f4(&ds[j], fh6_sub_f4(
+                fh6_mul_f4(f1, fh6_sub_f4(fh6_sub_f4(fh6_loadu_f4(&gs[j]), fa), fb)),
+                fh6_mul_f4(f2, fh6_sub_f4(fh6_sub_f4(fh6_loadu_f4(&xs[j]), fm), fn))))
             j += 4
     else:
-        d1 = _mm_set1_pd(k1); d2 = _mm_set1_pd(k2); da = _mm_set1_pd(ah); db = _mm_set1_pd(al)
-        dm = _mm_set1_pd(mh); dn = _mm_set1_pd(ml)
+        d1 = fh6_set1_d2(k1); d2 = fh6_set1_d2(k2); da = fh6_set1_d2(ah); db = fh6_set1_d2(al)
+        dm = fh6_set1_d2(mh); dn = fh6_set1_d2(ml)
         while j + 2 <= L:
-            _mm_stream_pd(&ds[j], _mm_sub_pd(
-                _mm_mul_pd(d1, _mm_sub_pd(_mm_sub_pd(_mm_loadu_pd(&gs[j]), da), db)),
-                _mm_mul_pd(d2, _mm_sub_pd(_mm_sub_pd(_mm_loadu_pd(&xs[j]), dm), dn))))
+            fh6_stream_d2(&ds[j], fh6_sub_d2(
+                fh6_mul_d2(d1, fh6_sub_d2(fh6_sub_d2(fh6_loadu_d2(&gs[j]), da), db)),
+                fh6_mul_d2(d2, fh6_sub_d2(fh6_sub_d2(fh6_loadu_d2(&xs[j]), dm), dn))))
             j += 2
     while j < L:
         ds[j] = k1 * ((gs[j] - ah) - al) - k2 * ((xs[j] - mh) - ml)
@@ -283,7 +323,7 @@ def batchnorm_backward_4d(real[:, :, ::1] dy, real[:, :, ::1] x, double[::1] gam
                 for n in range(N):
                     _dx_stream(&dy[n, c, 0], &x[n, c, 0], mh, ml, ah, al, rk1, rk2,
                                &dx[n, c, 0], L)
-                _mm_sfence()  # on the thread that streamed: orders the weakly-ordered stores
+                fh6_fence()  # on the thread that streamed: orders the weakly-ordered stores
             else:
                 for n in range(N):
                     gs = &dy[n, c, 0]
@@ -450,7 +490,7 @@ def batchnorm_forward_2d(real[:, ::1] x, double[::1] gamma, double[::1] beta, do
                 for n in range(N):
                     _row_normalise_stream(&x[n, c0], co, co + w, co + 2 * w, co + 3 * w,
                                           &y[n, c0], w)
-                _mm_sfence()
+                fh6_fence()
             else:
                 for n in range(N):
                     xs = &x[n, c0]
@@ -512,7 +552,7 @@ def batchnorm_backward_2d(real[:, ::1] dy, real[:, ::1] x, double[::1] gamma, do
             if stream:
                 for n in range(N):
                     _row_dx_stream(&dy[n, c0], &x[n, c0], co, w, &dx[n, c0])
-                _mm_sfence()
+                fh6_fence()
             else:
                 for n in range(N):
                     gs = &dy[n, c0]
