@@ -78,9 +78,9 @@ class _OutputRecycler:
 
     glibc gives a large freed block at the top of the heap back to the system (its trim threshold
     follows the largest block freed so far), so a caller that drops y and dx before the next call
-    can get fresh pages every call: about 1000 page faults, most of them 2 MiB pages that the
-    kernel zeroes, and measured 3-8 ms per float32 forward+backward at (1024, 4096) and
-    (32, 64, 56, 56) -- as much as the kernels.  Whether it happens depends on what else the
+    can get fresh pages every call, which the kernel zeroes on first touch: about 1000 page faults
+    per float32 forward+backward at (1024, 4096) and (32, 64, 56, 56) in the benchmark process,
+    measured 2-8 ms a call (as much as the kernels).  Whether it happens depends on what else the
     process allocated.  A block here is a uint8 array; an output is a view of it, so the block's
     reference count says whether any array (or view of one) still uses it.
     """
@@ -118,7 +118,7 @@ class _OutputRecycler:
                 blocks.append(blk)
                 if len(blocks) > self.max_blocks:
                     del blocks[0]  # no longer recycled; its users keep it alive
-        return blk.view(dtype).reshape(shape)
+            return blk.view(dtype).reshape(shape)
 
     def clear(self) -> None:
         """Forget every block (memory in use stays with its users, the rest is freed)."""
