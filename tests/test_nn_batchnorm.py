@@ -92,7 +92,8 @@ def test_variance_is_stable_for_large_offsets(backend):
 
 @pytest.mark.parametrize("rows,slices", [(1, 1), (3, 2), (7, 3), (64, 1)])
 @pytest.mark.parametrize("shift", [0.0, 1e4])
-def test_2d_kernels_chunked_and_sliced(backend, dtype, tol, rows, slices, shift):
+@pytest.mark.parametrize("stream", [False, True])
+def test_2d_kernels_chunked_and_sliced(backend, dtype, tol, rows, slices, shift, stream):
     """The (N, D) kernels merge row chunks (Chan's update) and split columns into slices: any
     chunking and slicing gives the reference statistics and gradients, offsets included."""
     from fasthw6._backend import get_kernel
@@ -104,15 +105,178 @@ def test_2d_kernels_chunked_and_sliced(backend, dtype, tol, rows, slices, shift)
     out = {}
     for be, rs in ((backend, (rows, slices)), ("numpy", (1, 1))):
         mean, var, y = np.empty(D), np.empty(D), np.empty_like(x)
-        get_kernel("nn", "batchnorm_forward_2d", be)(x, g, b, 1e-5, True, mean, var, y, *rs)
+        get_kernel("nn", "batchnorm_forward_2d", be)(x, g, b, 1e-5, True, mean, var, y, *rs,
+                                                     stream)
         dx, dg, db = np.empty_like(x), np.empty(D), np.empty(D)
         get_kernel("nn", "batchnorm_backward_2d", be)(dy, x, g, mean, var, 1e-5, True, dx, dg, db,
-                                                      rs[1])
+                                                      rs[1], stream)
         out[be] = (mean, var, y, dx, dg, db)
     np.testing.assert_allclose(out[backend][0], xd.mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(out[backend][1], xd.var(axis=0), rtol=1e-9)
     for o, r in zip(out[backend][2:], out["numpy"][2:]):
         np.testing.assert_allclose(o, r, rtol=tol["rtol"] * 10, atol=tol["atol"] * 10 * max(1, np.abs(r).max()))
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_2d_kernels_column_slices_race_free(backend, stream):
+    """Column slices run on parallel threads: each must write its own columns only (the Cython
+    kernels once shared the slice bounds between threads).  Repeated, since a race is timing."""
+    from fasthw6._backend import get_kernel
+
+    fwd = get_kernel("nn", "batchnorm_forward_2d", backend)
+    bwd = get_kernel("nn", "batchnorm_backward_2d", backend)
+    rng = np.random.default_rng(2)
+    for it in range(300):
+        N, D = ((2, 3), (5, 37), (4, 64))[it % 3]
+        x = rng.standard_normal((N, D))
+        dy = rng.standard_normal((N, D))
+        g, b = np.ones(D), np.zeros(D)
+        mean, var, y = np.empty(D), np.empty(D), np.full((N, D), np.nan)
+        fwd(x, g, b, 1e-5, True, mean, var, y, 2, 3, stream)
+        dx, dg, db = np.full((N, D), np.nan), np.empty(D), np.empty(D)
+        bwd(dy, x, g, mean, var, 1e-5, True, dx, dg, db, 3, stream)
+        xhat = (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + 1e-5)
+        np.testing.assert_allclose(y, xhat, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(db, dy.sum(axis=0), rtol=1e-9, atol=1e-9)
+        ref = (dy - dy.mean(axis=0) - xhat * (dy * xhat).mean(axis=0)) / np.sqrt(x.var(axis=0) + 1e-5)
+        np.testing.assert_allclose(dx, ref, rtol=1e-7, atol=1e-9)
+
+
+def _misaligned(shape, dtype, offset):
+    """An uninitialised (NaN) output array starting ``offset`` elements into a buffer, and the
+    buffer, whose margins must stay NaN."""
+    size = int(np.prod(shape))
+    buf = np.full(size + offset + 1, np.nan, dtype=dtype)
+    return buf[offset:offset + size].reshape(shape), buf
+
+
+@pytest.mark.parametrize("shape", [(3, 2, 37), (2, 3, 64), (1, 1, 5), (5, 37), (4, 64), (2, 3)])
+@pytest.mark.parametrize("offset", [0, 1, 3])
+def test_streamed_outputs_equal_ordinary(backend, dtype, shape, offset):
+    """The streaming-store loops (aligned vector body, scalar head and tail) write exactly what
+    the ordinary loops write, whatever the alignment of the output and the row/plane length."""
+    from fasthw6._backend import get_kernel
+
+    x, g, b, dy = _data(shape, dtype, seed=11)
+    C = shape[1]
+    g, b = g.astype(np.float64), b.astype(np.float64)
+    four = x.ndim == 3
+    out = []
+    for stream in (False, True):
+        mean, var = np.empty(C), np.empty(C)
+        y, ybuf = _misaligned(shape, dtype, offset)
+        if four:
+            get_kernel("nn", "batchnorm_forward_4d", backend)(x, g, b, 1e-5, True, mean, var, y,
+                                                              stream)
+        else:
+            get_kernel("nn", "batchnorm_forward_2d", backend)(x, g, b, 1e-5, True, mean, var, y,
+                                                              2, 2, stream)
+        dx, dbuf = _misaligned(shape, dtype, offset)
+        dg, db = np.empty(C), np.empty(C)
+        args = (dy, x, g, mean, var, 1e-5, True, dx, dg, db)
+        if four:
+            get_kernel("nn", "batchnorm_backward_4d", backend)(*args, stream)
+        else:
+            get_kernel("nn", "batchnorm_backward_2d", backend)(*args, 2, stream)
+        for buf in (ybuf, dbuf):
+            assert np.isnan(buf[:offset]).all() and np.isnan(buf[offset + x.size:]).all()
+        out.append((y.copy(), dx.copy(), mean, var, dg, db))
+    for a, b_ in zip(*out):
+        np.testing.assert_array_equal(a, b_)
+    assert np.isfinite(out[1][0]).all() and np.isfinite(out[1][1]).all()
+
+
+def test_output_recycler_reuses_only_dropped_memory():
+    from fasthw6.nn.api import _OutputRecycler
+
+    r = _OutputRecycler(min_bytes=1024, max_blocks=3)
+    small = r.empty((10,), np.float32)
+    assert small.flags.owndata and not r._blocks
+    a = r.empty((64, 32), np.float32)
+    a[:] = 1.0
+    addr = a.ctypes.data
+    b = r.empty((64, 32), np.float32)  # a is alive: new memory
+    assert not np.shares_memory(a, b)
+    view = a[3:]
+    del a
+    c = r.empty((64, 32), np.float32)  # a's block is still used by ``view``
+    assert not np.shares_memory(c, view) and (view == 1.0).all()
+    del view
+    d = r.empty((32, 64), np.float32)  # now free: same bytes, another shape is fine
+    assert d.ctypes.data == addr and d.shape == (32, 64) and d.flags.c_contiguous
+    e = r.empty((1024,), np.float64)  # same byte count, another dtype
+    assert not np.shares_memory(e, d) and e.dtype == np.float64
+    assert len(r._blocks) <= 3
+    r.clear()
+    assert not r._blocks and d.shape == (32, 64)
+
+
+def test_output_recycler_threads_never_share_live_outputs():
+    import threading
+
+    from fasthw6.nn.api import _OutputRecycler
+
+    r = _OutputRecycler(min_bytes=1024, max_blocks=4)
+    errors = []
+
+    def work(k):
+        for i in range(200):
+            a = r.empty((512,), np.float32)
+            a.fill(k)
+            b = r.empty((512,), np.float32)
+            b.fill(-k)
+            if not ((a == k).all() and (b == -k).all()):
+                errors.append((k, i))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in (1, 2, 3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+@pytest.mark.parametrize("shape", [(1024, 1024), (4, 16, 128, 128)])
+def test_recycled_outputs_survive_later_calls(shape):
+    """Outputs big enough to be recycled stay intact while held, and calls after they are
+    dropped still give the right values (on recycled memory)."""
+    x, g, b, dy = _data(shape, np.float32, seed=3)
+    first = batchnorm_forward_backward(x, g, b, dy)
+    kept = [a.copy() for a in first]
+    for seed in (4, 5):
+        x2, g2, b2, dy2 = _data(shape, np.float32, seed=seed)
+        out = batchnorm_forward_backward(x2, g2, b2, dy2)
+        for o in out[:2]:
+            assert not any(np.shares_memory(o, f) for f in first[:2])
+        ref = batchnorm_forward_backward(x2.astype(np.float64), g2.astype(np.float64),
+                                         b2.astype(np.float64), dy2.astype(np.float64))
+        for o, r_ in zip(out, ref):
+            np.testing.assert_allclose(o, r_, rtol=2e-3, atol=2e-3 * max(1.0, np.abs(r_).max()))
+        del out
+    for a, k in zip(first, kept):
+        np.testing.assert_array_equal(a, k)
+    held = {a.ctypes.data for a in first[:2]}
+    del first, a
+    again = batchnorm_forward_backward(x, g, b, dy)
+    assert {a.ctypes.data for a in again[:2]} == held  # dropped memory is recycled
+
+
+def test_streaming_thresholds():
+    from fasthw6.nn.api import _stream_y
+
+    assert _stream_y(np.empty((1024, 4096), np.float32))
+    assert not _stream_y(np.empty((512, 4096), np.float32))
+    assert not _stream_y(np.empty((16, 64, 56, 56), np.float32))
+
+
+def test_4d_backward_streams_large_channels_only():
+    from fasthw6.nn.api import _stream_dx
+
+    assert _stream_dx(np.empty((32, 64, 56, 56), np.float32))
+    assert _stream_dx(np.empty((24, 64, 56, 56), np.float32))
+    assert _stream_dx(np.empty((16, 64, 56, 56), np.float64))
+    assert not _stream_dx(np.empty((16, 64, 56, 56), np.float32))
+    assert not _stream_dx(np.empty((3, 4, 5, 6)))
 
 
 @settings(max_examples=25, deadline=None, derandomize=True)

@@ -7,12 +7,75 @@ partial sums (lanes j mod 8), which it turns into vector adds; the numba kernels
 effect from the ``reassoc`` flag.  The 2-D layout accumulates per feature and needs neither; it
 takes four rows per sweep of the accumulators and its forward statistics in chunks of ``rows``
 rows merged by Chan's update, as the numba kernels do.  Outputs are computed in x's dtype with
-the mean (and mean(dy)) split into a rounded high part and the rest, as in ``_numba``.
+the mean (and mean(dy)) split into a rounded high part and the rest, as in ``_numba``.  With
+``stream`` the outputs are written with non-temporal stores, as the numba kernels do (SSE2 here,
+32-byte vectors there: the width does not change the values).
 """
 from cython.parallel cimport prange
 cimport openmp
 from libc.math cimport sqrt
+from libc.stdint cimport uintptr_t
 from libc.stdlib cimport free, malloc
+
+cdef extern from *:
+    """
+    /* Streaming (non-temporal) stores of large outputs: SSE2 where the target has it (every
+       x86-64), else the same lane arithmetic with ordinary stores, so the module builds on any
+       target and gives the same values. */
+    #if defined(__SSE2__) || defined(_M_X64) || defined(_M_AMD64)
+    #include <emmintrin.h>
+    typedef __m128 fh6_f4;
+    typedef __m128d fh6_d2;
+    #define fh6_loadu_f4 _mm_loadu_ps
+    #define fh6_set1_f4 _mm_set1_ps
+    #define fh6_sub_f4 _mm_sub_ps
+    #define fh6_mul_f4 _mm_mul_ps
+    #define fh6_add_f4 _mm_add_ps
+    #define fh6_stream_f4 _mm_stream_ps
+    #define fh6_loadu_d2 _mm_loadu_pd
+    #define fh6_set1_d2 _mm_set1_pd
+    #define fh6_sub_d2 _mm_sub_pd
+    #define fh6_mul_d2 _mm_mul_pd
+    #define fh6_add_d2 _mm_add_pd
+    #define fh6_stream_d2 _mm_stream_pd
+    #define fh6_fence() _mm_sfence()
+    #else
+    typedef struct { float v[4]; } fh6_f4;
+    typedef struct { double v[2]; } fh6_d2;
+    #define FH6_LANES(V, N, NAME, EXPR) \
+        static inline V NAME(V a, V b) { V r; int i; for (i = 0; i < N; i++) r.v[i] = EXPR; return r; }
+    FH6_LANES(fh6_f4, 4, fh6_sub_f4, a.v[i] - b.v[i])
+    FH6_LANES(fh6_f4, 4, fh6_mul_f4, a.v[i] * b.v[i])
+    FH6_LANES(fh6_f4, 4, fh6_add_f4, a.v[i] + b.v[i])
+    FH6_LANES(fh6_d2, 2, fh6_sub_d2, a.v[i] - b.v[i])
+    FH6_LANES(fh6_d2, 2, fh6_mul_d2, a.v[i] * b.v[i])
+    FH6_LANES(fh6_d2, 2, fh6_add_d2, a.v[i] + b.v[i])
+    static inline fh6_f4 fh6_loadu_f4(const float *p) { fh6_f4 r; int i; for (i = 0; i < 4; i++) r.v[i] = p[i]; return r; }
+    static inline fh6_f4 fh6_set1_f4(float a) { fh6_f4 r; int i; for (i = 0; i < 4; i++) r.v[i] = a; return r; }
+    static inline void fh6_stream_f4(float *p, fh6_f4 a) { int i; for (i = 0; i < 4; i++) p[i] = a.v[i]; }
+    static inline fh6_d2 fh6_loadu_d2(const double *p) { fh6_d2 r; int i; for (i = 0; i < 2; i++) r.v[i] = p[i]; return r; }
+    static inline fh6_d2 fh6_set1_d2(double a) { fh6_d2 r; int i; for (i = 0; i < 2; i++) r.v[i] = a; return r; }
+    static inline void fh6_stream_d2(double *p, fh6_d2 a) { int i; for (i = 0; i < 2; i++) p[i] = a.v[i]; }
+    #define fh6_fence() ((void)0)
+    #endif
+    """
+    ctypedef struct fh6_f4:
+        pass
+    ctypedef struct fh6_d2:
+        pass
+    fh6_f4 fh6_loadu_f4(const float *p) nogil
+    fh6_f4 fh6_set1_f4(float a) nogil
+    fh6_f4 fh6_sub_f4(fh6_f4 a, fh6_f4 b) nogil
+    fh6_f4 fh6_mul_f4(fh6_f4 a, fh6_f4 b) nogil
+    fh6_f4 fh6_add_f4(fh6_f4 a, fh6_f4 b) nogil
+    void fh6_stream_f4(float *p, fh6_f4 a) nogil
+    fh6_d2 fh6_loadu_d2(const double *p) nogil
+    fh6_d2 fh6_set1_d2(double a) nogil
+    fh6_d2 fh6_sub_d2(fh6_d2 a, fh6_d2 b) nogil
+    fh6_d2 fh6_mul_d2(fh6_d2 a, fh6_d2 b) nogil
+    fh6_d2 fh6_add_d2(fh6_d2 a, fh6_d2 b) nogil
+    void fh6_stream_d2(double *p, fh6_d2 a) nogil
+    void fh6_fence() nogil
 
 ctypedef fused real:
     float
@@ -71,7 +134,8 @@ cdef inline void _dysums(const real *gs, const real *xs, double m, Py_ssize_t L,
 
 
 def batchnorm_forward_4d(real[:, :, ::1] x, double[::1] gamma, double[::1] beta, double eps,
-                         bint batch_stats, double[::1] mean, double[::1] var, real[:, :, ::1] y):
+                         bint batch_stats, double[::1] mean, double[::1] var, real[:, :, ::1] y,
+                         bint stream):
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2]
     cdef Py_ssize_t c, n, j
     cdef double s, q, m
@@ -94,17 +158,138 @@ def batchnorm_forward_4d(real[:, :, ::1] x, double[::1] gamma, double[::1] beta,
             ml = <real> (mean[c] - mh)
             k = <real> (gamma[c] / sqrt(var[c] + eps))
             b = <real> beta[c]
-            for n in range(N):
-                xs = &x[n, c, 0]
-                ys = &y[n, c, 0]
-                for j in range(L):
-                    ys[j] = ((xs[j] - mh) - ml) * k + b
+            if stream:
+                for n in range(N):
+                    _normalise_stream(&x[n, c, 0], mh, ml, k, b, &y[n, c, 0], L)
+                fh6_fence()
+            else:
+                for n in range(N):
+                    xs = &x[n, c, 0]
+                    ys = &y[n, c, 0]
+                    for j in range(L):
+                        ys[j] = ((xs[j] - mh) - ml) * k + b
     return y
+
+
+cdef inline void _normalise_stream(const real *xs, real mh, real ml, real k, real b, real *ys,
+                                   Py_ssize_t L) noexcept nogil:
+    """The normalise loop with non-temporal stores, lane by lane the same operations."""
+    cdef Py_ssize_t j = 0
+    cdef fh6_f4 fm, fl, fk, fb
+    cdef fh6_d2 dm, dl, dk, db
+    while j < L and (<uintptr_t> &ys[j]) % 16 != 0:
+        ys[j] = ((xs[j] - mh) - ml) * k + b
+        j += 1
+    if real is float:
+        fm = fh6_set1_f4(mh); fl = fh6_set1_f4(ml); fk = fh6_set1_f4(k); fb = fh6_set1_f4(b)
+        while j + 4 <= L:
+            fh6_stream_f4(&ys[j], fh6_add_f4(fh6_mul_f4(
+                fh6_sub_f4(fh6_sub_f4(fh6_loadu_f4(&xs[j]), fm), fl), fk), fb))
+            j += 4
+    else:
+        dm = fh6_set1_d2(mh); dl = fh6_set1_d2(ml); dk = fh6_set1_d2(k); db = fh6_set1_d2(b)
+        while j + 2 <= L:
+            fh6_stream_d2(&ys[j], fh6_add_d2(fh6_mul_d2(
+                fh6_sub_d2(fh6_sub_d2(fh6_loadu_d2(&xs[j]), dm), dl), dk), db))
+            j += 2
+    while j < L:
+        ys[j] = ((xs[j] - mh) - ml) * k + b
+        j += 1
+
+
+cdef inline void _row_normalise_stream(const real *xs, const real *mh, const real *ml,
+                                       const real *k, const real *b, real *ys,
+                                       Py_ssize_t w) noexcept nogil:
+    """``_normalise_stream`` with one coefficient per feature (the (N, D) layout)."""
+    cdef Py_ssize_t j = 0
+    while j < w and (<uintptr_t> &ys[j]) % 16 != 0:
+        ys[j] = ((xs[j] - mh[j]) - ml[j]) * k[j] + b[j]
+        j += 1
+    if real is float:
+        while j + 4 <= w:
+            fh6_stream_f4(&ys[j], fh6_add_f4(fh6_mul_f4(
+                fh6_sub_f4(fh6_sub_f4(fh6_loadu_f4(&xs[j]), fh6_loadu_f4(&mh[j])),
+                           fh6_loadu_f4(&ml[j])), fh6_loadu_f4(&k[j])), fh6_loadu_f4(&b[j])))
+            j += 4
+    else:
+        while j + 2 <= w:
+            fh6_stream_d2(&ys[j], fh6_add_d2(fh6_mul_d2(
+                fh6_sub_d2(fh6_sub_d2(fh6_loadu_d2(&xs[j]), fh6_loadu_d2(&mh[j])),
+                           fh6_loadu_d2(&ml[j])), fh6_loadu_d2(&k[j])), fh6_loadu_d2(&b[j])))
+            j += 2
+    while j < w:
+        ys[j] = ((xs[j] - mh[j]) - ml[j]) * k[j] + b[j]
+        j += 1
+
+
+cdef inline void _row_dx_stream(const real *gs, const real *xs, const real *co, Py_ssize_t w,
+                                real *ds) noexcept nogil:
+    """The (N, D) dx loop with non-temporal stores; ``co`` holds the six coefficient rows
+    (mean high/low, mean(dy) high/low, k1, k2) of ``w`` features each."""
+    cdef Py_ssize_t j = 0
+    while j < w and (<uintptr_t> &ds[j]) % 16 != 0:
+        ds[j] = (co[4 * w + j] * ((gs[j] - co[2 * w + j]) - co[3 * w + j])
+                 - co[5 * w + j] * ((xs[j] - co[j]) - co[w + j]))
+        j += 1
+    if real is float:
+        while j + 4 <= w:
+            fh6_stream_f4(&ds[j], fh6_sub_f4(
+                fh6_mul_f4(fh6_loadu_f4(&co[4 * w + j]), fh6_sub_f4(fh6_sub_f4(
+                    fh6_loadu_f4(&gs[j]), fh6_loadu_f4(&co[2 * w + j])),
+                    fh6_loadu_f4(&co[3 * w + j]))),
+                fh6_mul_f4(fh6_loadu_f4(&co[5 * w + j]), fh6_sub_f4(fh6_sub_f4(
+                    fh6_loadu_f4(&xs[j]), fh6_loadu_f4(&co[j])), fh6_loadu_f4(&co[w + j])))))
+            j += 4
+    else:
+        while j + 2 <= w:
+            fh6_stream_d2(&ds[j], fh6_sub_d2(
+                fh6_mul_d2(fh6_loadu_d2(&co[4 * w + j]), fh6_sub_d2(fh6_sub_d2(
+                    fh6_loadu_d2(&gs[j]), fh6_loadu_d2(&co[2 * w + j])),
+                    fh6_loadu_d2(&co[3 * w + j]))),
+                fh6_mul_d2(fh6_loadu_d2(&co[5 * w + j]), fh6_sub_d2(fh6_sub_d2(
+                    fh6_loadu_d2(&xs[j]), fh6_loadu_d2(&co[j])), fh6_loadu_d2(&co[w + j])))))
+            j += 2
+    while j < w:
+        ds[j] = (co[4 * w + j] * ((gs[j] - co[2 * w + j]) - co[3 * w + j])
+                 - co[5 * w + j] * ((xs[j] - co[j]) - co[w + j]))
+        j += 1
+
+
+cdef inline void _dx_stream(const real *gs, const real *xs, real mh, real ml, real ah, real al,
+                            real k1, real k2, real *ds, Py_ssize_t L) noexcept nogil:
+    """``_dx`` of the numba kernels with non-temporal stores: lane by lane the same operations,
+    so bitwise equal to the ordinary loop."""
+    cdef Py_ssize_t j = 0
+    cdef fh6_f4 f1, f2, fa, fb, fm, fn
+    cdef fh6_d2 d1, d2, da, db, dm, dn
+    while j < L and (<uintptr_t> &ds[j]) % 16 != 0:
+        ds[j] = k1 * ((gs[j] - ah) - al) - k2 * ((xs[j] - mh) - ml)
+        j += 1
+    if real is float:
+        f1 = fh6_set1_f4(k1); f2 = fh6_set1_f4(k2); fa = fh6_set1_f4(ah); fb = fh6_set1_f4(al)
+        fm = fh6_set1_f4(mh); fn = fh6_set1_f4(ml)
+        while j + 4 <= L:
+            fh6_stream_f4(&ds[j], fh6_sub_f4(
+                fh6_mul_f4(f1, fh6_sub_f4(fh6_sub_f4(fh6_loadu_f4(&gs[j]), fa), fb)),
+                fh6_mul_f4(f2, fh6_sub_f4(fh6_sub_f4(fh6_loadu_f4(&xs[j]), fm), fn))))
+            j += 4
+    else:
+        d1 = fh6_set1_d2(k1); d2 = fh6_set1_d2(k2); da = fh6_set1_d2(ah); db = fh6_set1_d2(al)
+        dm = fh6_set1_d2(mh); dn = fh6_set1_d2(ml)
+        while j + 2 <= L:
+            fh6_stream_d2(&ds[j], fh6_sub_d2(
+                fh6_mul_d2(d1, fh6_sub_d2(fh6_sub_d2(fh6_loadu_d2(&gs[j]), da), db)),
+                fh6_mul_d2(d2, fh6_sub_d2(fh6_sub_d2(fh6_loadu_d2(&xs[j]), dm), dn))))
+            j += 2
+    while j < L:
+        ds[j] = k1 * ((gs[j] - ah) - al) - k2 * ((xs[j] - mh) - ml)
+        j += 1
 
 
 def batchnorm_backward_4d(real[:, :, ::1] dy, real[:, :, ::1] x, double[::1] gamma,
                           double[::1] mean, double[::1] var, double eps, bint batch_stats,
-                          real[:, :, ::1] dx, double[::1] dgamma, double[::1] dbeta):
+                          real[:, :, ::1] dx, double[::1] dgamma, double[::1] dbeta,
+                          bint stream):
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2]
     cdef Py_ssize_t c, n, j
     cdef double m, istd, sdy, sdyx, k1, k2, a
@@ -134,12 +319,18 @@ def batchnorm_backward_4d(real[:, :, ::1] dy, real[:, :, ::1] x, double[::1] gam
             al = <real> (a - ah)
             rk1 = <real> k1
             rk2 = <real> k2
-            for n in range(N):
-                gs = &dy[n, c, 0]
-                xs = &x[n, c, 0]
-                ds = &dx[n, c, 0]
-                for j in range(L):
-                    ds[j] = rk1 * ((gs[j] - ah) - al) - rk2 * ((xs[j] - mh) - ml)
+            if stream:
+                for n in range(N):
+                    _dx_stream(&dy[n, c, 0], &x[n, c, 0], mh, ml, ah, al, rk1, rk2,
+                               &dx[n, c, 0], L)
+                fh6_fence()  # on the thread that streamed: orders the weakly-ordered stores
+            else:
+                for n in range(N):
+                    gs = &dy[n, c, 0]
+                    xs = &x[n, c, 0]
+                    ds = &dx[n, c, 0]
+                    for j in range(L):
+                        ds[j] = rk1 * ((gs[j] - ah) - al) - rk2 * ((xs[j] - mh) - ml)
     return dx
 
 
@@ -236,15 +427,9 @@ cdef inline void _rows_grad_sums(const real *dy, const real *x, Py_ssize_t D, Py
         n += 1
 
 
-cdef inline void _slice(Py_ssize_t t, Py_ssize_t T, Py_ssize_t D, Py_ssize_t *c0,
-                        Py_ssize_t *c1) noexcept nogil:
-    c0[0] = t * D // T
-    c1[0] = (t + 1) * D // T
-
-
 def batchnorm_forward_2d(real[:, ::1] x, double[::1] gamma, double[::1] beta, double eps,
                          bint batch_stats, double[::1] mean, double[::1] var, real[:, ::1] y,
-                         Py_ssize_t rows, Py_ssize_t slices):
+                         Py_ssize_t rows, Py_ssize_t slices, bint stream):
     """Chunks of ``rows`` rows: two-pass statistics in L2, merged by Chan's pairwise update."""
     cdef Py_ssize_t N = x.shape[0], D = x.shape[1]
     cdef Py_ssize_t t, c0, c1, w, n, j, r0, r1, nb, seen
@@ -259,7 +444,10 @@ def batchnorm_forward_2d(real[:, ::1] x, double[::1] gamma, double[::1] beta, do
     cdef real *ys
     with nogil:
         for t in prange(slices, schedule="static"):
-            _slice(t, slices, D, &c0, &c1)
+            # assigned here, not through a pointer: prange makes only assigned variables
+            # thread-private, and a shared c0/c1 let threads write each other's columns
+            c0 = t * D // slices
+            c1 = (t + 1) * D // slices
             w = c1 - c0
             mb = &mean[c0]
             vb = &var[c0]
@@ -298,11 +486,17 @@ def batchnorm_forward_2d(real[:, ::1] x, double[::1] gamma, double[::1] beta, do
                 co[w + j] = <real> (mb[j] - co[j])
                 co[2 * w + j] = <real> (gamma[c0 + j] / sqrt(vb[j] + eps))
                 co[3 * w + j] = <real> beta[c0 + j]
-            for n in range(N):
-                xs = &x[n, c0]
-                ys = &y[n, c0]
-                for j in range(w):
-                    ys[j] = ((xs[j] - co[j]) - co[w + j]) * co[2 * w + j] + co[3 * w + j]
+            if stream:
+                for n in range(N):
+                    _row_normalise_stream(&x[n, c0], co, co + w, co + 2 * w, co + 3 * w,
+                                          &y[n, c0], w)
+                fh6_fence()
+            else:
+                for n in range(N):
+                    xs = &x[n, c0]
+                    ys = &y[n, c0]
+                    for j in range(w):
+                        ys[j] = ((xs[j] - co[j]) - co[w + j]) * co[2 * w + j] + co[3 * w + j]
             free(co)
             free(buf)
     return y
@@ -310,7 +504,8 @@ def batchnorm_forward_2d(real[:, ::1] x, double[::1] gamma, double[::1] beta, do
 
 def batchnorm_backward_2d(real[:, ::1] dy, real[:, ::1] x, double[::1] gamma, double[::1] mean,
                           double[::1] var, double eps, bint batch_stats, real[:, ::1] dx,
-                          double[::1] dgamma, double[::1] dbeta, Py_ssize_t slices):
+                          double[::1] dgamma, double[::1] dbeta, Py_ssize_t slices,
+                          bint stream):
     cdef Py_ssize_t N = x.shape[0], D = x.shape[1]
     cdef Py_ssize_t t, c0, c1, w, n, j
     cdef double *buf
@@ -324,7 +519,10 @@ def batchnorm_backward_2d(real[:, ::1] dy, real[:, ::1] x, double[::1] gamma, do
     cdef real *ds
     with nogil:
         for t in prange(slices, schedule="static"):
-            _slice(t, slices, D, &c0, &c1)
+            # assigned here, not through a pointer: prange makes only assigned variables
+            # thread-private, and a shared c0/c1 let threads write each other's columns
+            c0 = t * D // slices
+            c1 = (t + 1) * D // slices
             w = c1 - c0
             mb = &mean[c0]
             buf = <double *> malloc(2 * w * sizeof(double))
@@ -351,13 +549,18 @@ def batchnorm_backward_2d(real[:, ::1] dy, real[:, ::1] x, double[::1] gamma, do
                 co[3 * w + j] = <real> (a - co[2 * w + j])
                 co[4 * w + j] = <real> k1
                 co[5 * w + j] = <real> k2
-            for n in range(N):
-                gs = &dy[n, c0]
-                xs = &x[n, c0]
-                ds = &dx[n, c0]
-                for j in range(w):
-                    ds[j] = (co[4 * w + j] * ((gs[j] - co[2 * w + j]) - co[3 * w + j])
-                             - co[5 * w + j] * ((xs[j] - co[j]) - co[w + j]))
+            if stream:
+                for n in range(N):
+                    _row_dx_stream(&dy[n, c0], &x[n, c0], co, w, &dx[n, c0])
+                fh6_fence()
+            else:
+                for n in range(N):
+                    gs = &dy[n, c0]
+                    xs = &x[n, c0]
+                    ds = &dx[n, c0]
+                    for j in range(w):
+                        ds[j] = (co[4 * w + j] * ((gs[j] - co[2 * w + j]) - co[3 * w + j])
+                                 - co[5 * w + j] * ((xs[j] - co[j]) - co[w + j]))
             free(co)
             free(buf)
     return dx

@@ -12,13 +12,25 @@ Two layouts:
   alone, no NaN/inf assumptions).  The elementwise passes are compiled without it: with it LLVM
   rewrites ``(x - m) * k + b`` into a form that runs 2x slower.
 - ``*_2d`` take x of shape (N, D) and reduce over rows.  Rows are read whole and in order (the
-  hardware prefetcher's best case; a column strip of a (1024, 4096) matrix is 1024 short segments
-  4 KiB apart, which measured 1.3-3x slower even packed into a buffer), with one float64
-  accumulator per feature, so the inner loops vectorise across features without reassociation.
+  hardware prefetcher's best case).  Column strips, which would let the second sweeps hit L2,
+  measured 1.3-3x slower even packed into a buffer: a strip of a (1024, 4096) float32 matrix is
+  1024 short segments 16 KiB apart, a power-of-two stride that puts them in few L2 sets
+  (re-reading even a 256 KiB strip ran at memory speed), and the strided stores of y / dx get no
+  prefetch for their read-for-ownership.  One float64 accumulator per feature, so the inner
+  loops vectorise across features without reassociation.
   The forward statistics take ``block`` rows at a time: each chunk's mean and sum of squared
   deviations are computed two-pass while the chunk is in L2, and chunks are merged with Chan,
   Golub and LeVeque's pairwise update (Welford's, a chunk at a time), so x is read from memory
   once for the statistics instead of twice.
+
+Outputs can be written with non-temporal (streaming) stores (``stream``; the API decides):
+- the 4-D backward's dx: a channel's dy and x are re-read from L2 by the dx sweep, and dx lines
+  allocated in L2 by ordinary stores evict them (32 x 56 x 56 float32: 784 KiB of dy and x plus
+  392 KiB of dx; a re-read sweep runs at L2 speed up to about 1 MiB here, and slows from
+  1.25 MiB), so the sweep went back to memory;
+- a large output (y, or the (N, D) backward's dx): ordinary stores first read each line
+  (read-for-ownership) and leave it dirty in cache, to be written back while the next sweeps
+  stream their inputs in.
 
 Never E[x^2] - E[x]^2.  Backward is fused: one pass accumulates sum(dy) and sum(dy * (x - mean)),
 one pass writes dx.  ``prange`` runs over channels / column slices, independent work writing
@@ -28,7 +40,9 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 FASTMATH = {"reassoc"}
 
@@ -99,6 +113,156 @@ def _row_dx(gs, xs, mh, ml, ah, al, k1, k2, ds):
         ds[j] = k1[j] * ((gs[j] - ah[j]) - al[j]) - k2[j] * ((xs[j] - mh[j]) - ml[j])
 
 
+# ---- streaming (non-temporal) stores ---------------------------------------------------------
+# Numba has no vector type, so one 32-byte vector of the normalise / dx formulas is an LLVM
+# intrinsic: unaligned loads, the scalar expression lane by lane (same operations, same order, no
+# contraction, so bitwise equal to the ordinary loops), and an aligned store tagged
+# ``!nontemporal`` (vmovntps / vmovntpd).  The callers peel a scalar head so that the stored
+# address is 32-byte aligned, and stop the vector loop lanes short of the end.
+
+def _lanes(aty):
+    return 32 // (aty.dtype.bitwidth // 8)
+
+
+def _vector_at(context, builder, aty, arr_val, j):
+    arr = context.make_array(aty)(context, builder, arr_val)
+    vty = ir.VectorType(context.get_data_type(aty.dtype), _lanes(aty))
+    return builder.bitcast(builder.gep(arr.data, [j]), vty.as_pointer()), vty
+
+
+def _splat(builder, vty, s):
+    v = ir.Constant(vty, ir.Undefined)
+    for i in range(vty.count):
+        v = builder.insert_element(v, s, ir.Constant(ir.IntType(32), i))
+    return v
+
+
+def _coefficient(context, builder, sig, args, i, j, vty):
+    """Argument i as a vector: a scalar (one channel) splat, or an array (one per feature) read
+    at j."""
+    if isinstance(sig.args[i], types.Array):
+        return builder.load(_vector_at(context, builder, sig.args[i], args[i], j)[0], align=1)
+    return _splat(builder, vty, args[i])
+
+
+def _store_streaming(builder, value, ptr):
+    st = builder.store(value, ptr, align=32)
+    st.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)]))
+
+
+@intrinsic
+def _normalise_vector_stream(typingctx, xs, ys, j, mh, ml, k, b):
+    def codegen(context, builder, sig, args):
+        xsv, ysv, jv = args[:3]
+        px, vty = _vector_at(context, builder, sig.args[0], xsv, jv)
+        py, _ = _vector_at(context, builder, sig.args[1], ysv, jv)
+
+        def s(i):
+            return _coefficient(context, builder, sig, args, i, jv, vty)
+
+        x = builder.load(px, align=1)
+        t = builder.fsub(builder.fsub(x, s(3)), s(4))
+        _store_streaming(builder, builder.fadd(builder.fmul(t, s(5)), s(6)), py)
+        return context.get_dummy_value()
+
+    return types.void(xs, ys, j, mh, ml, k, b), codegen
+
+
+@intrinsic
+def _dx_vector_stream(typingctx, gs, xs, ds, j, mh, ml, ah, al, k1, k2):
+    def codegen(context, builder, sig, args):
+        gsv, xsv, dsv, jv = args[:4]
+        pg, vty = _vector_at(context, builder, sig.args[0], gsv, jv)
+        px, _ = _vector_at(context, builder, sig.args[1], xsv, jv)
+        pd, _ = _vector_at(context, builder, sig.args[2], dsv, jv)
+
+        def s(i):
+            return _coefficient(context, builder, sig, args, i, jv, vty)
+
+        g = builder.load(pg, align=1)
+        x = builder.load(px, align=1)
+        a = builder.fmul(s(8), builder.fsub(builder.fsub(g, s(6)), s(7)))
+        c = builder.fmul(s(9), builder.fsub(builder.fsub(x, s(4)), s(5)))
+        _store_streaming(builder, builder.fsub(a, c), pd)
+        return context.get_dummy_value()
+
+    return types.void(gs, xs, ds, j, mh, ml, ah, al, k1, k2), codegen
+
+
+@intrinsic
+def _store_fence(typingctx):
+    """Orders the streaming stores before whatever reads dx next (they are weakly ordered)."""
+    def codegen(context, builder, sig, args):
+        builder.fence("seq_cst")
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
+@njit(nogil=True, cache=True)
+def _dx_stream(gs, xs, mh, ml, ah, al, k1, k2, ds):
+    L = xs.shape[0]
+    V = 32 // ds.itemsize
+    j = 0
+    while j < L and (ds.ctypes.data + j * ds.itemsize) % 32 != 0:
+        ds[j] = k1 * ((gs[j] - ah) - al) - k2 * ((xs[j] - mh) - ml)
+        j += 1
+    while j + V <= L:
+        _dx_vector_stream(gs, xs, ds, j, mh, ml, ah, al, k1, k2)
+        j += V
+    while j < L:
+        ds[j] = k1 * ((gs[j] - ah) - al) - k2 * ((xs[j] - mh) - ml)
+        j += 1
+
+
+@njit(nogil=True, cache=True)
+def _normalise_stream(xs, mh, ml, k, b, ys):
+    L = xs.shape[0]
+    V = 32 // ys.itemsize
+    j = 0
+    while j < L and (ys.ctypes.data + j * ys.itemsize) % 32 != 0:
+        ys[j] = ((xs[j] - mh) - ml) * k + b
+        j += 1
+    while j + V <= L:
+        _normalise_vector_stream(xs, ys, j, mh, ml, k, b)
+        j += V
+    while j < L:
+        ys[j] = ((xs[j] - mh) - ml) * k + b
+        j += 1
+
+
+@njit(nogil=True, cache=True)
+def _row_normalise_stream(xs, mh, ml, k, b, ys):
+    L = xs.shape[0]
+    V = 32 // ys.itemsize
+    j = 0
+    while j < L and (ys.ctypes.data + j * ys.itemsize) % 32 != 0:
+        ys[j] = ((xs[j] - mh[j]) - ml[j]) * k[j] + b[j]
+        j += 1
+    while j + V <= L:
+        _normalise_vector_stream(xs, ys, j, mh, ml, k, b)
+        j += V
+    while j < L:
+        ys[j] = ((xs[j] - mh[j]) - ml[j]) * k[j] + b[j]
+        j += 1
+
+
+@njit(nogil=True, cache=True)
+def _row_dx_stream(gs, xs, mh, ml, ah, al, k1, k2, ds):
+    L = xs.shape[0]
+    V = 32 // ds.itemsize
+    j = 0
+    while j < L and (ds.ctypes.data + j * ds.itemsize) % 32 != 0:
+        ds[j] = k1[j] * ((gs[j] - ah[j]) - al[j]) - k2[j] * ((xs[j] - mh[j]) - ml[j])
+        j += 1
+    while j + V <= L:
+        _dx_vector_stream(gs, xs, ds, j, mh, ml, ah, al, k1, k2)
+        j += V
+    while j < L:
+        ds[j] = k1[j] * ((gs[j] - ah[j]) - al[j]) - k2[j] * ((xs[j] - mh[j]) - ml[j])
+        j += 1
+
+
 # ---- per-feature float64 accumulation over rows, four rows per sweep of the accumulators --------
 
 @njit(nogil=True, cache=True)
@@ -162,7 +326,8 @@ def _rows_grad_sums(dy, x, r0, r1, c0, c1, m, sdy, sdyx):
 # ---- (N, C, L) ------------------------------------------------------------------------------
 
 @njit(nogil=True, cache=True, parallel=True)
-def batchnorm_forward_4d(x, gamma, beta, eps, batch_stats, mean, var, y):
+def batchnorm_forward_4d(x, gamma, beta, eps, batch_stats, mean, var, y, stream):
+    """``stream``: write y with non-temporal stores (outputs too big to stay in cache)."""
     N, C, L = x.shape
     M = N * L
     for c in prange(C):
@@ -181,13 +346,19 @@ def batchnorm_forward_4d(x, gamma, beta, eps, batch_stats, mean, var, y):
         co[1] = mean[c] - co[0]
         co[2] = gamma[c] / np.sqrt(var[c] + eps)
         co[3] = beta[c]
-        for n in range(N):
-            _normalise(x[n, c], co[0], co[1], co[2], co[3], y[n, c])
+        if stream:
+            for n in range(N):
+                _normalise_stream(x[n, c], co[0], co[1], co[2], co[3], y[n, c])
+            _store_fence()  # on the thread that streamed
+        else:
+            for n in range(N):
+                _normalise(x[n, c], co[0], co[1], co[2], co[3], y[n, c])
     return y
 
 
 @njit(nogil=True, cache=True, parallel=True)
-def batchnorm_backward_4d(dy, x, gamma, mean, var, eps, batch_stats, dx, dgamma, dbeta):
+def batchnorm_backward_4d(dy, x, gamma, mean, var, eps, batch_stats, dx, dgamma, dbeta, stream):
+    """``stream``: write dx with non-temporal stores (for channels too big to share L2 with dx)."""
     N, C, L = x.shape
     M = N * L
     for c in prange(C):
@@ -215,16 +386,22 @@ def batchnorm_backward_4d(dy, x, gamma, mean, var, eps, batch_stats, dx, dgamma,
         co[3] = a - co[2]
         co[4] = k1
         co[5] = k2
-        for n in range(N):
-            _dx(dy[n, c], x[n, c], co[0], co[1], co[2], co[3], co[4], co[5], dx[n, c])
+        if stream:
+            for n in range(N):
+                _dx_stream(dy[n, c], x[n, c], co[0], co[1], co[2], co[3], co[4], co[5], dx[n, c])
+            _store_fence()  # on the thread that streamed
+        else:
+            for n in range(N):
+                _dx(dy[n, c], x[n, c], co[0], co[1], co[2], co[3], co[4], co[5], dx[n, c])
     return dx
 
 
 # ---- (N, D) ---------------------------------------------------------------------------------
 
 @njit(nogil=True, cache=True, parallel=True)
-def batchnorm_forward_2d(x, gamma, beta, eps, batch_stats, mean, var, y, rows, slices):
-    """``rows`` per statistics chunk (a chunk should fit in L2); ``slices`` column slices."""
+def batchnorm_forward_2d(x, gamma, beta, eps, batch_stats, mean, var, y, rows, slices, stream):
+    """``rows`` per statistics chunk (a chunk should fit in L2); ``slices`` column slices;
+    ``stream``: write y with non-temporal stores."""
     N, D = x.shape
     T = slices
     for t in prange(T):
@@ -265,13 +442,20 @@ def batchnorm_forward_2d(x, gamma, beta, eps, batch_stats, mean, var, y, rows, s
             co[1, j] = mb[j] - co[0, j]
             co[2, j] = gamma[c0 + j] / np.sqrt(vb[j] + eps)
             co[3, j] = beta[c0 + j]
-        for n in range(N):
-            _row_normalise(x[n, c0:c1], co[0], co[1], co[2], co[3], y[n, c0:c1])
+        if stream:
+            for n in range(N):
+                _row_normalise_stream(x[n, c0:c1], co[0], co[1], co[2], co[3], y[n, c0:c1])
+            _store_fence()
+        else:
+            for n in range(N):
+                _row_normalise(x[n, c0:c1], co[0], co[1], co[2], co[3], y[n, c0:c1])
     return y
 
 
 @njit(nogil=True, cache=True, parallel=True)
-def batchnorm_backward_2d(dy, x, gamma, mean, var, eps, batch_stats, dx, dgamma, dbeta, slices):
+def batchnorm_backward_2d(dy, x, gamma, mean, var, eps, batch_stats, dx, dgamma, dbeta, slices,
+                          stream):
+    """``slices`` column slices; ``stream``: write dx with non-temporal stores."""
     N, D = x.shape
     T = slices
     for t in prange(T):
@@ -300,7 +484,13 @@ def batchnorm_backward_2d(dy, x, gamma, mean, var, eps, batch_stats, dx, dgamma,
             co[3, j] = a - co[2, j]
             co[4, j] = k1
             co[5, j] = k2
-        for n in range(N):
-            _row_dx(dy[n, c0:c1], x[n, c0:c1], co[0], co[1], co[2], co[3], co[4], co[5],
-                    dx[n, c0:c1])
+        if stream:
+            for n in range(N):
+                _row_dx_stream(dy[n, c0:c1], x[n, c0:c1], co[0], co[1], co[2], co[3], co[4],
+                               co[5], dx[n, c0:c1])
+            _store_fence()
+        else:
+            for n in range(N):
+                _row_dx(dy[n, c0:c1], x[n, c0:c1], co[0], co[1], co[2], co[3], co[4], co[5],
+                        dx[n, c0:c1])
     return dx

@@ -4,10 +4,16 @@ Semantics follow ``torch.nn.functional.batch_norm``: in training mode the batch 
 with its biased variance and the running statistics (when given) are updated in place with the
 unbiased one; with ``training=False`` the running statistics normalise.  The kernels in
 ``_numba`` / ``_cython`` / ``reference`` check nothing: everything is checked here.
+
+Large outputs (y, dx; 4 MiB and up) are views of blocks that ``_outputs`` hands out again once
+the caller has dropped every array using them (see ``_OutputRecycler``): their ``base`` is that
+block.
 """
 from __future__ import annotations
 
 import numbers
+import sys
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +40,93 @@ def _block(n_rows: int, itemsize: int, d: int) -> int:
 def _slices(backend, d: int) -> int:
     """Column slices of an (N, D) kernel: one per thread, none narrower than ``_MIN_SLICE``."""
     return int(max(1, min(kernel_threads("nn", backend), d // _MIN_SLICE)))
+
+
+# Bytes of one channel's dy, x and dx above which the 4-D backward streams dx past the caches.
+# Measured, backward alone, one thread, ordinary -> streamed: (24|32, 64, 3136) float32 (882 KiB
+# | 1.2 MiB) 5.0-5.3 -> 3.2-3.7 | 6.9-7.3 -> 5.7 ms, (16, 64, 3136) float64 (1.2 MiB) 5.9 -> 4.4,
+# channels of 8-16 MiB 9.0 -> 8.0; at (16, 64, 3136) float32 (588 KiB) it is a wash and below it
+# ordinary stores win (they leave dx in cache).
+_STREAM_BUDGET = 768 << 10
+
+
+# Output bytes from which the forward writes y, and the (N, D) backward dx, with streaming
+# stores.  Measured, one thread, forward then backward, ordinary -> streamed y: (1024, 4096)
+# float32 (16 MiB) 7.0-7.4 -> 6.1-6.7 ms, (1536, 4096) 11.6-11.9 -> 10.3-10.8, (24, 64, 56, 56)
+# float32 (18 MiB) 7.1 -> 5.4-5.9, (32, 128, 56, 56) 26.5 -> 22.8-23.8; (512, 4096) (8 MiB)
+# 2.7 -> 3.2 and (32, 64, 28, 28) (6 MiB) 1.3 -> 2.1 are slower (y stays in cache there),
+# (16, 64, 56, 56) (12 MiB) is a wash.  Streamed (N, D) dx, medians of 12 alternations:
+# (1024, 4096) 6.9-7.1 -> 6.75, (2048, 4096) 17.6 -> 16.8, (512, 4096) 3.04 -> 3.26.
+_STREAM_OUTPUT = 16 << 20
+
+
+def _stream_y(x) -> bool:
+    """Whether the forward's y (and the (N, D) backward's dx) is written with streaming stores
+    (outputs too big to stay cached)."""
+    return bool(x.nbytes >= _STREAM_OUTPUT)
+
+
+def _stream_dx(x) -> bool:
+    """Whether the 4-D backward writes dx with streaming stores: when one channel's dy, x and dx
+    together outgrow what L2 keeps for the dx sweep, ordinary dx stores evict the dy and x that
+    sweep re-reads."""
+    return bool(3 * (x.size // x.shape[1]) * x.itemsize > _STREAM_BUDGET)
+
+
+class _OutputRecycler:
+    """Memory of large outputs (y, dx), handed out again once nothing uses it any more.
+
+    glibc gives a large freed block at the top of the heap back to the system (its trim threshold
+    follows the largest block freed so far), so a caller that drops y and dx before the next call
+    can get fresh pages every call, which the kernel zeroes on first touch: about 1000 page faults
+    per float32 forward+backward at (1024, 4096) and (32, 64, 56, 56) in the benchmark process,
+    measured 2-8 ms a call (as much as the kernels).  Whether it happens depends on what else the
+    process allocated.  A block here is a uint8 array; an output is a view of it, so the block's
+    reference count says whether any array (or view of one) still uses it.
+    """
+
+    def __init__(self, min_bytes: int, max_blocks: int):
+        self.min_bytes = min_bytes
+        self.max_blocks = max_blocks
+        self._blocks: list[np.ndarray] = []
+        self._lock = threading.Lock()
+        self._free_refs = self._count_refs([np.empty(1, np.uint8)], 0)
+
+    @staticmethod
+    def _count_refs(blocks, i):
+        # what the interpreter reports for blocks[i] held by the list alone (and this frame):
+        # measured once on a probe rather than assumed, since interpreters count locals
+        # differently
+        blk = blocks[i]
+        return sys.getrefcount(blk)
+
+    def empty(self, shape, dtype) -> np.ndarray:
+        dtype = np.dtype(dtype)
+        nbytes = int(np.prod(shape)) * dtype.itemsize
+        if nbytes < self.min_bytes:
+            return np.empty(shape, dtype)
+        with self._lock:
+            blocks = self._blocks
+            for i in range(len(blocks)):
+                # referenced by the list alone: no array uses it
+                if blocks[i].nbytes == nbytes and self._count_refs(blocks, i) == self._free_refs:
+                    blk = blocks.pop(i)
+                    blocks.append(blk)
+                    break
+            else:
+                blk = np.empty(nbytes, np.uint8)
+                blocks.append(blk)
+                if len(blocks) > self.max_blocks:
+                    del blocks[0]  # no longer recycled; its users keep it alive
+            return blk.view(dtype).reshape(shape)
+
+    def clear(self) -> None:
+        """Forget every block (memory in use stays with its users, the rest is freed)."""
+        with self._lock:
+            self._blocks.clear()
+
+
+_outputs = _OutputRecycler(min_bytes=4 << 20, max_blocks=8)
 
 
 @dataclass
@@ -160,7 +253,7 @@ def batchnorm_forward(x, gamma=None, beta=None, eps=1e-5, training=True, running
     running_var = _running(running_var, "running_var", C)
     m = x.size // C
     xv = _view(x)
-    y = np.empty_like(x)
+    y = _outputs.empty(x.shape, x.dtype)
     yv = _view(y)
     if training:
         if m < 2:
@@ -182,10 +275,10 @@ def batchnorm_forward(x, gamma=None, beta=None, eps=1e-5, training=True, running
         slices = _slices(backend, C)
         get_kernel("nn", "batchnorm_forward_2d", backend)(
             xv, gamma, beta, eps, training, mean, var, yv,
-            _block(x.shape[0], x.itemsize, -(-C // slices)), slices)
+            _block(x.shape[0], x.itemsize, -(-C // slices)), slices, _stream_y(x))
     else:
         get_kernel("nn", "batchnorm_forward_4d", backend)(
-            xv, gamma, beta, eps, training, mean, var, yv)
+            xv, gamma, beta, eps, training, mean, var, yv, _stream_y(x))
     if training:
         bad = ~(np.isfinite(mean) & np.isfinite(var))
         if bad.any():
@@ -244,18 +337,18 @@ def batchnorm_backward(dy, cache, *, backend=None):
         raise ValueError(f"dy must have the shape of x, {cache.shape}, got {dy.shape}")
     backend = cache.backend if backend is None else backend
     C = cache.shape[1]
-    dx = np.empty_like(dy)
+    dx = _outputs.empty(dy.shape, dy.dtype)
     dgamma = np.empty(C)
     dbeta = np.empty(C)
     x = cache.x
     if x.ndim == 2:
         get_kernel("nn", "batchnorm_backward_2d", backend)(
             dy, x, cache.gamma, cache.mean, cache.var, cache.eps, cache.training, dx, dgamma,
-            dbeta, _slices(backend, C))
+            dbeta, _slices(backend, C), _stream_y(x))
     else:
         get_kernel("nn", "batchnorm_backward_4d", backend)(
             _view(dy), _view(x), cache.gamma, cache.mean, cache.var, cache.eps, cache.training,
-            _view(dx), dgamma, dbeta)
+            _view(dx), dgamma, dbeta, _stream_dx(x))
     bad = ~np.isfinite(dbeta)
     if bad.any():
         raise ValueError(f"dy must be finite, found NaN or inf in channel {int(np.argmax(bad))}")

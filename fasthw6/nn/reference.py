@@ -40,11 +40,11 @@ def _backward(dy, x, axes, gamma, mean, var, eps, batch_stats, dx, dgamma, dbeta
     return dx
 
 
-def batchnorm_forward_4d(x, gamma, beta, eps, batch_stats, mean, var, y):
+def batchnorm_forward_4d(x, gamma, beta, eps, batch_stats, mean, var, y, stream):
     return _forward(x, (0, 2), gamma, beta, eps, batch_stats, mean, var, y, (1, -1, 1))
 
 
-def batchnorm_backward_4d(dy, x, gamma, mean, var, eps, batch_stats, dx, dgamma, dbeta):
+def batchnorm_backward_4d(dy, x, gamma, mean, var, eps, batch_stats, dx, dgamma, dbeta, stream):
     return _backward(dy, x, (0, 2), gamma, mean, var, eps, batch_stats, dx, dgamma, dbeta,
                      (1, -1, 1))
 
@@ -53,9 +53,10 @@ def n_threads():
     return 1
 
 
-def batchnorm_forward_2d(x, gamma, beta, eps, batch_stats, mean, var, y, rows, slices):
+def batchnorm_forward_2d(x, gamma, beta, eps, batch_stats, mean, var, y, rows, slices, stream):
     return _forward(x, 0, gamma, beta, eps, batch_stats, mean, var, y, (1, -1))
 
 
-def batchnorm_backward_2d(dy, x, gamma, mean, var, eps, batch_stats, dx, dgamma, dbeta, slices):
+def batchnorm_backward_2d(dy, x, gamma, mean, var, eps, batch_stats, dx, dgamma, dbeta, slices,
+                          stream):
     return _backward(dy, x, 0, gamma, mean, var, eps, batch_stats, dx, dgamma, dbeta, (1, -1))
