@@ -548,7 +548,7 @@ def _make_estep_small(N):
     W = ESTEP_LANES
     NW = N * W
     U, V, B = 0, NW, 2 * NW  # u, v, β in fb; in db: γ, the lane rows, Σξ terms, ξ weights
-    G, E, F, LIVE, SV = 0, NW + W, NW + 4 * W, NW + 3 * W, NW + 5 * W
+    G, E, EXTRA, LIVE, F, SV = 0, NW + W, NW + 2 * W, NW + 3 * W, NW + 4 * W, NW + 5 * W
     XA = NW + 6 * W + N
     P = XA + N * NW + N * N
 
@@ -625,7 +625,32 @@ def _make_estep_small(N):
                 for i in range(N):
                     orow[i] += db[G + i * W + l]
 
-    return forward, backward
+    @njit(nogil=True, cache=True)
+    def forward_sweep(ab, xs, emit_t, a_flat, db, up, low, tiny):
+        """Steps 1 .. T0-1 of the lockstep forward (step 0 is the caller's)."""
+        e = db[E:E + W]
+        extra = db[EXTRA:EXTRA + W]
+        sv = db[SV:SV + W]
+        for t in range(1, xs.shape[0]):
+            cur = ab[t * NW:(t + 1) * NW]
+            nbad = forward(ab[(t - 1) * NW:t * NW], cur, xs[t], emit_t, a_flat, db, up, low, tiny)
+            if nbad > 0:
+                _forward_rare(cur.reshape((N, W)), sv, e, extra, up, tiny)
+
+    @njit(nogil=True, cache=True)
+    def backward_sweep(ab, fb, db, xs, emit_t, a_flat, up, low, ob, gamma, offsets, seqs,
+                       want_stats, want_gamma):
+        """Steps T0-2 .. 0 of the lockstep backward, γ rows into ``gamma`` if ``want_gamma``."""
+        for t in range(xs.shape[0] - 2, -1, -1):
+            backward(ab[t * NW:(t + 1) * NW], fb, db, xs[t], xs[t + 1], emit_t, a_flat, up, low,
+                     ob, want_stats)
+            if want_gamma:
+                for l in range(W):
+                    grow = gamma[offsets[seqs[l]] + t]
+                    for i in range(N):
+                        grow[i] = db[G + i * W + l]
+
+    return forward_sweep, backward_sweep
 
 
 _estep_small = [_make_estep_small(n) for n in range(1, SMALL_MAX_N + 1)]
@@ -640,44 +665,55 @@ _estep_forward_8, _estep_backward_8 = _estep_small[7]
 
 
 @njit(nogil=True, cache=True)
-def _estep_forward_small(N, prev, cur, xt, emit_t, a_flat, db, up, low, tiny):
-    """``_make_estep_small(N)``'s forward (numba cannot index a tuple of functions at run time)."""
+def _estep_forward_small(N, ab, xs, emit_t, a_flat, db, up, low, tiny):
+    """``_make_estep_small(N)``'s forward sweep (numba cannot index a tuple of functions at run
+    time)."""
     if N == 1:
-        return _estep_forward_1(prev, cur, xt, emit_t, a_flat, db, up, low, tiny)
-    if N == 2:
-        return _estep_forward_2(prev, cur, xt, emit_t, a_flat, db, up, low, tiny)
-    if N == 3:
-        return _estep_forward_3(prev, cur, xt, emit_t, a_flat, db, up, low, tiny)
-    if N == 4:
-        return _estep_forward_4(prev, cur, xt, emit_t, a_flat, db, up, low, tiny)
-    if N == 5:
-        return _estep_forward_5(prev, cur, xt, emit_t, a_flat, db, up, low, tiny)
-    if N == 6:
-        return _estep_forward_6(prev, cur, xt, emit_t, a_flat, db, up, low, tiny)
-    if N == 7:
-        return _estep_forward_7(prev, cur, xt, emit_t, a_flat, db, up, low, tiny)
-    return _estep_forward_8(prev, cur, xt, emit_t, a_flat, db, up, low, tiny)
+        _estep_forward_1(ab, xs, emit_t, a_flat, db, up, low, tiny)
+    elif N == 2:
+        _estep_forward_2(ab, xs, emit_t, a_flat, db, up, low, tiny)
+    elif N == 3:
+        _estep_forward_3(ab, xs, emit_t, a_flat, db, up, low, tiny)
+    elif N == 4:
+        _estep_forward_4(ab, xs, emit_t, a_flat, db, up, low, tiny)
+    elif N == 5:
+        _estep_forward_5(ab, xs, emit_t, a_flat, db, up, low, tiny)
+    elif N == 6:
+        _estep_forward_6(ab, xs, emit_t, a_flat, db, up, low, tiny)
+    elif N == 7:
+        _estep_forward_7(ab, xs, emit_t, a_flat, db, up, low, tiny)
+    else:
+        _estep_forward_8(ab, xs, emit_t, a_flat, db, up, low, tiny)
 
 
 @njit(nogil=True, cache=True)
-def _estep_backward_small(N, at, fb, db, xt, xt1, emit_t, a_flat, up, low, ob, want_stats):
-    """``_make_estep_small(N)``'s backward."""
+def _estep_backward_small(N, ab, fb, db, xs, emit_t, a_flat, up, low, ob, gamma, offsets, seqs,
+                          want_stats, want_gamma):
+    """``_make_estep_small(N)``'s backward sweep."""
     if N == 1:
-        _estep_backward_1(at, fb, db, xt, xt1, emit_t, a_flat, up, low, ob, want_stats)
+        _estep_backward_1(ab, fb, db, xs, emit_t, a_flat, up, low, ob, gamma, offsets, seqs,
+                          want_stats, want_gamma)
     elif N == 2:
-        _estep_backward_2(at, fb, db, xt, xt1, emit_t, a_flat, up, low, ob, want_stats)
+        _estep_backward_2(ab, fb, db, xs, emit_t, a_flat, up, low, ob, gamma, offsets, seqs,
+                          want_stats, want_gamma)
     elif N == 3:
-        _estep_backward_3(at, fb, db, xt, xt1, emit_t, a_flat, up, low, ob, want_stats)
+        _estep_backward_3(ab, fb, db, xs, emit_t, a_flat, up, low, ob, gamma, offsets, seqs,
+                          want_stats, want_gamma)
     elif N == 4:
-        _estep_backward_4(at, fb, db, xt, xt1, emit_t, a_flat, up, low, ob, want_stats)
+        _estep_backward_4(ab, fb, db, xs, emit_t, a_flat, up, low, ob, gamma, offsets, seqs,
+                          want_stats, want_gamma)
     elif N == 5:
-        _estep_backward_5(at, fb, db, xt, xt1, emit_t, a_flat, up, low, ob, want_stats)
+        _estep_backward_5(ab, fb, db, xs, emit_t, a_flat, up, low, ob, gamma, offsets, seqs,
+                          want_stats, want_gamma)
     elif N == 6:
-        _estep_backward_6(at, fb, db, xt, xt1, emit_t, a_flat, up, low, ob, want_stats)
+        _estep_backward_6(ab, fb, db, xs, emit_t, a_flat, up, low, ob, gamma, offsets, seqs,
+                          want_stats, want_gamma)
     elif N == 7:
-        _estep_backward_7(at, fb, db, xt, xt1, emit_t, a_flat, up, low, ob, want_stats)
+        _estep_backward_7(ab, fb, db, xs, emit_t, a_flat, up, low, ob, gamma, offsets, seqs,
+                          want_stats, want_gamma)
     else:
-        _estep_backward_8(at, fb, db, xt, xt1, emit_t, a_flat, up, low, ob, want_stats)
+        _estep_backward_8(ab, fb, db, xs, emit_t, a_flat, up, low, ob, gamma, offsets, seqs,
+                          want_stats, want_gamma)
 
 
 @njit(nogil=True, cache=True)
@@ -710,7 +746,7 @@ def _lockstep_forward(X, offsets, seqs, startprob, transmat, transmat_t, emit_t,
     low = 1.0 / up
     tiny = low * low
     a_flat = transmat.reshape(N * N)
-    for t in range(T0):
+    for t in range(1 if small else T0):  # compiled steps: after step 0, the sweep does the rest
         xt = xs[t]
         cur = alpha[t]
         if t == 0:
@@ -723,12 +759,6 @@ def _lockstep_forward(X, offsets, seqs, startprob, transmat, transmat_t, emit_t,
             for j in range(N):
                 for l in range(L):
                     cur[j, l] *= emit_t[xt[l], j]
-        elif small:
-            nbad = _estep_forward_small(N, ab[(t - 1) * N * L:t * N * L], ab[t * N * L:(t + 1) * N * L],
-                                        xt, emit_t, a_flat, dbuf, up, low, tiny)
-            if nbad > 0:
-                _forward_rare(cur, sv, e, extra, up, tiny)
-            continue
         else:
             prev = alpha[t - 1]
             for j in range(N):
@@ -760,6 +790,8 @@ def _lockstep_forward(X, offsets, seqs, startprob, transmat, transmat_t, emit_t,
                     cur[j, l] *= f[l]
         if nbad > 0:  # rare: a sum too small for one rescaling, or zero
             _forward_rare(cur, sv, e, extra, up, tiny)
+    if small:
+        _estep_forward_small(N, ab, xs, emit_t, a_flat, dbuf, up, low, tiny)
     last = alpha[T0 - 1]
     for l in range(L):
         p[l] = 0.0
@@ -909,62 +941,62 @@ def _lockstep_block(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, a
     kcol = 0
     small = N <= SMALL_MAX_N and L == ESTEP_LANES
     a_flat = transmat.reshape(N * N)
-    for t in range(T0 - 2, -1, -1):
+    if small:
+        _estep_backward_small(N, abuf, fbuf, dbuf, xs, emit_t, a_flat, up, low, ob, gamma, offsets,
+                              seqs, want_stats, want_gamma)
+    first = -1 if small else T0 - 2  # (none left after the compiled sweep)
+    for t in range(first, -1, -1):
         at = alpha[t]
-        if small:
-            _estep_backward_small(N, abuf[t * N * L:(t + 1) * N * L], fbuf, dbuf, xs[t], xs[t + 1],
-                                  emit_t, a_flat, up, low, ob, want_stats)
+        xt = xs[t + 1]
+        for j in range(N):
+            for l in range(L):
+                u[j, l] = emit_t[xt[l], j] * beta[j, l]
+        if gemm:
+            np.dot(transmat, u, v)
         else:
-            xt = xs[t + 1]
-            for j in range(N):
+            for i in range(N):
                 for l in range(L):
-                    u[j, l] = emit_t[xt[l], j] * beta[j, l]
+                    v[i, l] = 0.0
+                for j in range(N):
+                    aij = transmat[i, j]
+                    for l in range(L):
+                        v[i, l] += aij * u[j, l]
+        for l in range(L):
+            z[l] = 0.0
+            sv[l] = 0.0
+        for i in range(N):
+            for l in range(L):
+                z[l] += at[i, l] * v[i, l]
+                sv[l] += v[i, l]
+        for l in range(L):
+            zl = z[l]
+            okz = zl > 0.0
+            z[l] = (live[l] if okz else 0.0) / (zl if okz else 1.0)  # now 1/Z (0: no weight)
+            sl = sv[l]  # now the factor taking Σβ back into [2^-K, 2^K]
+            sv[l] = up if sl < low else (low if sl > up else 1.0)
+        if want_stats:
             if gemm:
-                np.dot(transmat, u, v)
+                c0 = kcol * L
+                for i in range(N):
+                    for l in range(L):
+                        pbuf[i, c0 + l] = at[i, l] * z[l]
+                        ubuf[i, c0 + l] = u[i, l]
+                kcol += 1
+                if kcol == K:
+                    _xi_flush(pbuf, ubuf, kcol, L, tnn, tr)
+                    kcol = 0
             else:
                 for i in range(N):
                     for l in range(L):
-                        v[i, l] = 0.0
+                        g[i, l] = at[i, l] * z[l]
                     for j in range(N):
-                        aij = transmat[i, j]
                         for l in range(L):
-                            v[i, l] += aij * u[j, l]
+                            xacc[i, j, l] += g[i, l] * u[j, l]
+        for i in range(N):
             for l in range(L):
-                z[l] = 0.0
-                sv[l] = 0.0
-            for i in range(N):
-                for l in range(L):
-                    z[l] += at[i, l] * v[i, l]
-                    sv[l] += v[i, l]
-            for l in range(L):
-                zl = z[l]
-                okz = zl > 0.0
-                z[l] = (live[l] if okz else 0.0) / (zl if okz else 1.0)  # now 1/Z (0: no weight)
-                sl = sv[l]  # now the factor taking Σβ back into [2^-K, 2^K]
-                sv[l] = up if sl < low else (low if sl > up else 1.0)
-            if want_stats:
-                if gemm:
-                    c0 = kcol * L
-                    for i in range(N):
-                        for l in range(L):
-                            pbuf[i, c0 + l] = at[i, l] * z[l]
-                            ubuf[i, c0 + l] = u[i, l]
-                    kcol += 1
-                    if kcol == K:
-                        _xi_flush(pbuf, ubuf, kcol, L, tnn, tr)
-                        kcol = 0
-                else:
-                    for i in range(N):
-                        for l in range(L):
-                            g[i, l] = at[i, l] * z[l]
-                        for j in range(N):
-                            for l in range(L):
-                                xacc[i, j, l] += g[i, l] * u[j, l]
-            for i in range(N):
-                for l in range(L):
-                    g[i, l] = at[i, l] * v[i, l] * z[l]
-                    beta[i, l] = v[i, l] * sv[l]
-        if want_stats and not small:  # (the compiled steps add their own)
+                g[i, l] = at[i, l] * v[i, l] * z[l]
+                beta[i, l] = v[i, l] * sv[l]
+        if want_stats:
             xt = xs[t]
             for l in range(L):
                 orow = ob[xt[l]]
