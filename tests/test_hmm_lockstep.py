@@ -108,9 +108,10 @@ def test_impossible_sequences_inside_a_block(n, dtype, be):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("n", range(1, nb.SMALL_MAX_N + 2))
+@pytest.mark.parametrize("n", range(1, nb.ESTEP_SMALL_MAX_N + 2))
 def test_full_blocks_compiled_per_n(n, dtype, be):
-    """Full blocks of ESTEP_LANES lanes take the steps compiled for each N up to SMALL_MAX_N;
+    """Full blocks of ESTEP_LANES lanes take the sweeps compiled for each N from 2 to
+    ESTEP_SMALL_MAX_N;
     zeros in the model, an emission so unlikely (1e-30) that a step's α sum falls below the
     one-rescaling range (the exact normalisation path), impossible lanes, longer tails, and
     a second, partial block on the generic steps."""

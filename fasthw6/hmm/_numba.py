@@ -432,6 +432,11 @@ def _backward_one(X, a, b, transmat, emit_t, alpha, gamma, beta, u, v, start_acc
 
 ESTEP_LANES = 64  # most sequences one E-step block advances in lockstep
 ESTEP_GEMM_MIN_N = 12  # from this many states on, a block's steps are BLAS GEMMs
+# Full blocks of 2 to this many states run sweeps compiled for their N (``_make_estep_small``):
+# 1.9x at N=3 (E-step 14.1 -> 7.4 ms).  Every N compiled is JIT time again at every kernel
+# signature reaching it (symbol dtype x float dtype x entry point): N = 1..8 made the first
+# E-step call 36 s and each later signature 23 s, against 21 s and 16 s with one N.
+ESTEP_SMALL_MAX_N = 4
 ESTEP_BLOCK_ELEMS = 1 << 20  # α̂ values one block stores (shortest length x N x lanes)
 ESTEP_XI_COLS = 256  # most (step, lane) columns gathered per Σξ GEMM
 ESTEP_XS_STEPS = 16  # steps per tile when the symbols are transposed to (step, lane) (2.6x)
@@ -535,8 +540,8 @@ def _forward_rare(cur, sv, e, extra, up, tiny):
 
 
 def _make_estep_small(N):
-    """The lockstep E-step's forward and backward step for a fixed small N over a full block
-    of W = ESTEP_LANES lanes.
+    """The lockstep E-step's forward and backward sweeps for a fixed small N over a full block
+    of W = ESTEP_LANES lanes: (forward_sweep, backward_sweep).
 
     With N and W compile-time constants every access is a constant offset from one of a few
     base pointers (α̂ in ``ab``; the block's scratch ``fb``/``db`` in ``_lockstep_block``'s
@@ -653,70 +658,36 @@ def _make_estep_small(N):
     return forward_sweep, backward_sweep
 
 
-_estep_small = [_make_estep_small(n) for n in range(1, SMALL_MAX_N + 1)]
-_estep_forward_1, _estep_backward_1 = _estep_small[0]
-_estep_forward_2, _estep_backward_2 = _estep_small[1]
-_estep_forward_3, _estep_backward_3 = _estep_small[2]
-_estep_forward_4, _estep_backward_4 = _estep_small[3]
-_estep_forward_5, _estep_backward_5 = _estep_small[4]
-_estep_forward_6, _estep_backward_6 = _estep_small[5]
-_estep_forward_7, _estep_backward_7 = _estep_small[6]
-_estep_forward_8, _estep_backward_8 = _estep_small[7]
+_estep_forward_2, _estep_backward_2 = _make_estep_small(2)
+_estep_forward_3, _estep_backward_3 = _make_estep_small(3)
+_estep_forward_4, _estep_backward_4 = _make_estep_small(4)  # ESTEP_SMALL_MAX_N
 
 
 @njit(nogil=True, cache=True)
 def _estep_forward_small(N, ab, xs, emit_t, a_flat, db, up, low, tiny):
     """``_make_estep_small(N)``'s forward sweep (numba cannot index a tuple of functions at run
     time)."""
-    if N == 1:
-        _estep_forward_1(ab, xs, emit_t, a_flat, db, up, low, tiny)
-    elif N == 2:
+    if N == 2:
         _estep_forward_2(ab, xs, emit_t, a_flat, db, up, low, tiny)
     elif N == 3:
         _estep_forward_3(ab, xs, emit_t, a_flat, db, up, low, tiny)
-    elif N == 4:
-        _estep_forward_4(ab, xs, emit_t, a_flat, db, up, low, tiny)
-    elif N == 5:
-        _estep_forward_5(ab, xs, emit_t, a_flat, db, up, low, tiny)
-    elif N == 6:
-        _estep_forward_6(ab, xs, emit_t, a_flat, db, up, low, tiny)
-    elif N == 7:
-        _estep_forward_7(ab, xs, emit_t, a_flat, db, up, low, tiny)
     else:
-        _estep_forward_8(ab, xs, emit_t, a_flat, db, up, low, tiny)
+        _estep_forward_4(ab, xs, emit_t, a_flat, db, up, low, tiny)
 
 
 @njit(nogil=True, cache=True)
 def _estep_backward_small(N, ab, fb, db, xs, emit_t, a_flat, up, low, ob, gamma, offsets, seqs,
                           want_stats, want_gamma):
     """``_make_estep_small(N)``'s backward sweep."""
-    if N == 1:
-        _estep_backward_1(ab, fb, db, xs, emit_t, a_flat, up, low, ob, gamma, offsets, seqs,
-                          want_stats, want_gamma)
-    elif N == 2:
-        _estep_backward_2(ab, fb, db, xs, emit_t, a_flat, up, low, ob, gamma, offsets, seqs,
-                          want_stats, want_gamma)
+    if N == 2:
+        _estep_backward_2(ab, fb, db, xs, emit_t, a_flat, up, low, ob, gamma, offsets, seqs, want_stats, want_gamma)
     elif N == 3:
-        _estep_backward_3(ab, fb, db, xs, emit_t, a_flat, up, low, ob, gamma, offsets, seqs,
-                          want_stats, want_gamma)
-    elif N == 4:
-        _estep_backward_4(ab, fb, db, xs, emit_t, a_flat, up, low, ob, gamma, offsets, seqs,
-                          want_stats, want_gamma)
-    elif N == 5:
-        _estep_backward_5(ab, fb, db, xs, emit_t, a_flat, up, low, ob, gamma, offsets, seqs,
-                          want_stats, want_gamma)
-    elif N == 6:
-        _estep_backward_6(ab, fb, db, xs, emit_t, a_flat, up, low, ob, gamma, offsets, seqs,
-                          want_stats, want_gamma)
-    elif N == 7:
-        _estep_backward_7(ab, fb, db, xs, emit_t, a_flat, up, low, ob, gamma, offsets, seqs,
-                          want_stats, want_gamma)
+        _estep_backward_3(ab, fb, db, xs, emit_t, a_flat, up, low, ob, gamma, offsets, seqs, want_stats, want_gamma)
     else:
-        _estep_backward_8(ab, fb, db, xs, emit_t, a_flat, up, low, ob, gamma, offsets, seqs,
-                          want_stats, want_gamma)
+        _estep_backward_4(ab, fb, db, xs, emit_t, a_flat, up, low, ob, gamma, offsets, seqs, want_stats, want_gamma)
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, inline="always")
 def _lockstep_forward(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, xs, alpha,
                       lane, dbuf):
     """Forward of the L sequences ``seqs`` over their first T0 steps, in lockstep.
@@ -730,7 +701,7 @@ def _lockstep_forward(X, offsets, seqs, startprob, transmat, transmat_t, emit_t,
     """
     T0, N, L = alpha.shape
     p, e, extra, f, sv = lane[0], lane[1], lane[2], lane[4], lane[5]
-    small = N <= SMALL_MAX_N and L == ESTEP_LANES
+    small = 2 <= N <= ESTEP_SMALL_MAX_N and L == ESTEP_LANES
     ab = alpha.reshape(T0 * N * L)
     for t0 in range(0, T0, ESTEP_XS_STEPS):  # tiles of steps: the rows written stay in L1
         t1 = min(T0, t0 + ESTEP_XS_STEPS)
@@ -939,7 +910,7 @@ def _lockstep_block(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, a
     up = 2.0 ** K2
     low = 1.0 / up
     kcol = 0
-    small = N <= SMALL_MAX_N and L == ESTEP_LANES
+    small = 2 <= N <= ESTEP_SMALL_MAX_N and L == ESTEP_LANES
     a_flat = transmat.reshape(N * N)
     if small:
         _estep_backward_small(N, abuf, fbuf, dbuf, xs, emit_t, a_flat, up, low, ob, gamma, offsets,
@@ -1034,7 +1005,7 @@ def _lockstep_scratch(N, L, dtype_like):
     return fbuf, dbuf
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, inline="always")
 def _run_blocks(X, offsets, startprob, transmat, emit_t, n_chunks, st, tr, ob, gamma, out,
                 want_stats, want_gamma):
     """Every sequence through ``_lockstep_block`` (one chunk of blocks per thread, chunk ``c``
