@@ -5,13 +5,17 @@ instead of a skip, so a broken Cython build cannot hide behind skipped tests.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
+import pathlib
 
 import numpy as np
 import pytest
 
 import fasthw6
 from fasthw6._backend import BACKENDS
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 REQUIRED = [b for b in os.environ.get("FASTHW6_REQUIRE_BACKENDS", "").split(",") if b]
 TOL = {np.dtype(np.float32): dict(rtol=2e-4, atol=2e-5), np.dtype(np.float64): dict(rtol=1e-10, atol=1e-12)}
@@ -64,3 +68,34 @@ def numgrad(f, arr, h=1e-6):
         arr[i] = old
         g[i] = (fp - fm) / (2 * h)
     return g
+
+
+def random_hmm(n, m, seed, zeros=False):
+    """A random discrete HMM (startprob, transmat, emissionprob) drawn from Dirichlet(1) rows;
+    with ``zeros`` (n > 1), state 0 never leaves itself and the last state never emits symbol
+    0 (rows still sum to 1)."""
+    rng = np.random.default_rng(seed)
+    sp = rng.dirichlet(np.ones(n))
+    tm = rng.dirichlet(np.ones(n), size=n)
+    em = rng.dirichlet(np.ones(m), size=n)
+    if zeros and n > 1:
+        tm[0, 1:] = 0
+        tm[0, 0] = 1
+        em[-1, 0] = 0
+        em[-1] /= em[-1].sum()
+    return sp, tm, em
+
+
+def run_example(name, tmp_path, **kwargs):
+    """Load ``examples/<name>.py`` as a module and return ``main(tmp_path, **kwargs)``."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.main(tmp_path, **kwargs)
+
+
+def assert_png(path, tmp_path):
+    """``path`` is a non-trivial PNG file written into ``tmp_path``."""
+    png = pathlib.Path(path)
+    assert png.parent == tmp_path and png.stat().st_size > 1000
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -8,31 +8,25 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import random_hmm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fasthw6
-from fasthw6.hmm import (CategoricalHMM, NotFittedError, em_statistics, posteriors,
-                         score_sequences, viterbi)
+from fasthw6.hmm import (
+    CategoricalHMM,
+    NotFittedError,
+    em_statistics,
+    posteriors,
+    score_sequences,
+    viterbi,
+)
 from fasthw6.hmm.api import _as_symbols
 
 URN_A = np.full((3, 3), 1 / 3)
 URN_PI = np.full(3, 1 / 3)
 URN_B = np.array([[4 / 6, 2 / 6], [2 / 6, 4 / 6], [3 / 6, 3 / 6]])
 URN_O = np.array([0, 0, 1, 0, 1])
-
-
-def random_model(n, m, seed, zeros=False):
-    rng = np.random.default_rng(seed)
-    sp = rng.dirichlet(np.ones(n))
-    tm = rng.dirichlet(np.ones(n), size=n)
-    em = rng.dirichlet(np.ones(m), size=n)
-    if zeros and n > 1:  # forbid some transitions and emissions, keep rows summing to 1
-        tm[0, 1:] = 0
-        tm[0, 0] = 1
-        em[-1, 0] = 0
-        em[-1] /= em[-1].sum()
-    return sp, tm, em
 
 
 def ragged(rng, m, lengths, dtype=np.int64):
@@ -63,7 +57,7 @@ def brute_force(O, sp, tm, em):
 # --------------------------------------------------------------------------- exactness
 @pytest.mark.parametrize("T", [1, 2, 4])
 def test_brute_force_enumeration(backend, T):
-    sp, tm, em = random_model(3, 3, seed=T)
+    sp, tm, em = random_hmm(3, 3, seed=T)
     rng = np.random.default_rng(10 + T)
     seqs = [rng.integers(0, 3, T) for _ in range(3)]
     X = np.concatenate(seqs)
@@ -90,7 +84,7 @@ def test_brute_force_enumeration(backend, T):
 
 def test_backends_agree(dtype, tol):
     rng = np.random.default_rng(5)
-    sp, tm, em = random_model(5, 7, seed=3, zeros=True)
+    sp, tm, em = random_hmm(5, 7, seed=3, zeros=True)
     X, lengths = ragged(rng, 7, [1, 9, 0, 30, 2, 17, 1, 64])
     ref = dict(ll=score_sequences(X, lengths, sp, tm, em, backend="numpy"),
                post=posteriors(X, lengths, sp, tm, em, backend="numpy"),
@@ -117,7 +111,7 @@ def test_backends_agree(dtype, tol):
                                  np.int64, np.uint64])
 def test_any_integer_symbol_dtype_read_in_place(sym):
     rng = np.random.default_rng(1)
-    sp, tm, em = random_model(3, 5, seed=1)
+    sp, tm, em = random_hmm(3, 5, seed=1)
     X, lengths = ragged(rng, 5, [4, 7, 1], dtype=sym)
     x, _ = _as_symbols(X)
     assert np.shares_memory(x, X)  # no copy to int64
@@ -130,7 +124,7 @@ def test_any_integer_symbol_dtype_read_in_place(sym):
 
 def test_float32_close_to_float64(backend):
     rng = np.random.default_rng(2)
-    sp, tm, em = random_model(4, 6, seed=2)
+    sp, tm, em = random_hmm(4, 6, seed=2)
     X, lengths = ragged(rng, 6, [50, 200, 3])
     l64 = score_sequences(X, lengths, sp, tm, em, backend=backend)
     l32 = score_sequences(X, lengths, sp.astype(np.float32), tm.astype(np.float32),
@@ -160,7 +154,7 @@ def test_zero_probabilities_impossible_sequence_is_minus_inf_never_nan(backend):
 def test_million_symbol_sequence_scores_finite(b):
     if b not in fasthw6.available_backends():
         pytest.skip(f"{b} not available")
-    sp, tm, em = random_model(4, 8, seed=9)
+    sp, tm, em = random_hmm(4, 8, seed=9)
     X = np.random.default_rng(0).integers(0, 8, 10**6).astype(np.uint8)
     ll = score_sequences(X, None, sp, tm, em, backend=b)
     assert np.isfinite(ll).all() and ll[0] < -1e6
@@ -170,7 +164,7 @@ def test_million_symbol_sequence_scores_finite(b):
 
 
 def test_empty_batch_and_empty_sequences(backend):
-    sp, tm, em = random_model(2, 2, seed=0)
+    sp, tm, em = random_hmm(2, 2, seed=0)
     assert score_sequences(np.zeros(0, int), [], sp, tm, em, backend=backend).shape == (0,)
     np.testing.assert_array_equal(score_sequences([1], [0, 1, 0], sp, tm, em, backend=backend)[[0, 2]], 0.0)
 
@@ -297,7 +291,7 @@ def test_defect3_decode_is_the_viterbi_path_not_a_columnwise_argmax():
 
 
 def test_defect4_long_sequences_do_not_underflow(backend):
-    sp, tm, em = random_model(3, 4, seed=4)
+    sp, tm, em = random_hmm(3, 4, seed=4)
     O = np.random.default_rng(4).integers(0, 4, 1500)
     with np.errstate(all="ignore"):
         doc_p = _doc_forward(tm, em.copy(), sp, O, np.zeros((3, O.size)))[:, -1].sum()
@@ -362,7 +356,7 @@ def test_em_log_likelihood_never_decreases(n, m, seed, lens):
 
 
 def test_priors_above_one_are_pseudocounts():
-    sp, tm, em = random_model(2, 3, seed=7)
+    sp, tm, em = random_hmm(2, 3, seed=7)
     X = np.array([0, 1, 2, 2, 1, 0, 0])
     stt = em_statistics(X, None, sp, tm, em)
     m = CategoricalHMM(2, init_params="", n_iter=1, startprob_prior=3.0, transmat_prior=2.0,
@@ -377,7 +371,7 @@ def test_priors_above_one_are_pseudocounts():
 
 
 def test_params_letters_limit_updates_and_init():
-    sp, tm, em = random_model(3, 4, seed=8)
+    sp, tm, em = random_hmm(3, 4, seed=8)
     X = np.random.default_rng(8).integers(0, 4, 60)
     m = CategoricalHMM(3, init_params="", params="e", n_iter=3)
     m.startprob_, m.transmat_, m.emissionprob_ = sp, tm, em
@@ -404,7 +398,7 @@ def test_fit_with_random_init_is_reproducible(backend):
 
 # --------------------------------------------------------------------------- estimator API
 def test_estimator_methods_shapes_and_map_decoding():
-    sp, tm, em = random_model(3, 4, seed=11)
+    sp, tm, em = random_hmm(3, 4, seed=11)
     m = CategoricalHMM(3, init_params="")
     m.startprob_, m.transmat_, m.emissionprob_ = sp, tm, em
     rng = np.random.default_rng(11)
@@ -440,7 +434,7 @@ def test_sample_chain_follows_the_model(backend):
 
 
 def test_save_load_round_trip(tmp_path):
-    sp, tm, em = random_model(3, 4, seed=12)
+    sp, tm, em = random_hmm(3, 4, seed=12)
     m = CategoricalHMM(3, init_params="")
     m.startprob_, m.transmat_, m.emissionprob_ = sp, tm, em
     p = tmp_path / "m.json"
@@ -458,7 +452,7 @@ def test_save_load_round_trip(tmp_path):
 
 
 def test_dtype_float32_estimator():
-    sp, tm, em = random_model(3, 4, seed=13)
+    sp, tm, em = random_hmm(3, 4, seed=13)
     X = np.random.default_rng(13).integers(0, 4, 400).astype(np.uint8)
     out = {}
     for dt in (np.float32, np.float64):

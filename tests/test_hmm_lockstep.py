@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import random_hmm
 
 import fasthw6
 from fasthw6.hmm import em_statistics, posteriors
@@ -26,19 +27,6 @@ def be(request):
         return "numba", nb
     import fasthw6.hmm._cython as cy
     return "cython", cy
-
-
-def model(n, m, seed, zeros=False):
-    rng = np.random.default_rng(seed)
-    sp = rng.dirichlet(np.ones(n))
-    tm = rng.dirichlet(np.ones(n), size=n)
-    em = rng.dirichlet(np.ones(m), size=n)
-    if zeros and n > 1:
-        tm[0, 1:] = 0
-        tm[0, 0] = 1
-        em[-1, 0] = 0
-        em[-1] /= em[-1].sum()
-    return sp, tm, em
 
 
 def check_against_reference(X, lengths, sp, tm, em, dtype=np.float64, backend="numba"):
@@ -63,7 +51,7 @@ def test_ragged_blocks_with_tails(n, dtype, be):
     """Many lengths, so blocks hold lanes longer than their shortest (tails run alone), lengths
     1 and 0, a block cut short by a much longer sequence, and GEMM flushes of a partial tile."""
     rng = np.random.default_rng(n)
-    sp, tm, em = model(n, 5, seed=n, zeros=True)
+    sp, tm, em = random_hmm(n, 5, seed=n, zeros=True)
     lengths = np.concatenate([rng.integers(0, 50, 150), [1] * 9, [2, 3], [37] * 70, [41],
                               [300, 301, 350]])
     rng.shuffle(lengths)
@@ -73,7 +61,7 @@ def test_ragged_blocks_with_tails(n, dtype, be):
 
 @pytest.mark.parametrize("n", [1, 3, GEMM_N])
 def test_all_length_one(n, be):
-    sp, tm, em = model(n, 4, seed=2)
+    sp, tm, em = random_hmm(n, 4, seed=2)
     X = np.random.default_rng(0).integers(0, 4, 100)
     ref = check_against_reference(X, np.ones(100, int), sp, tm, em, backend=be[0])
     np.testing.assert_allclose(ref["trans"], 0.0)
@@ -86,7 +74,7 @@ def test_impossible_sequences_inside_a_block(n, dtype, be):
     lockstep part (first, middle, last step) and in tails, next to possible sequences of the
     same block."""
     rng = np.random.default_rng(n)
-    sp, tm, em = model(n, 3, seed=n)
+    sp, tm, em = random_hmm(n, 3, seed=n)
     sp = np.zeros(n)
     sp[0] = 1.0
     em[0] = [0.0, 0.5, 0.5]
@@ -116,7 +104,7 @@ def test_full_blocks_compiled_per_n(n, dtype, be):
     one-rescaling range (the exact normalisation path), impossible lanes, longer tails, and
     a second, partial block on the generic steps."""
     rng = np.random.default_rng(100 + n)
-    sp, tm, em = model(n, 4, seed=n, zeros=True)
+    sp, tm, em = random_hmm(n, 4, seed=n, zeros=True)
     em[:, 3] = 1e-30
     em /= em.sum(axis=1, keepdims=True)
     S = 2 * nb.ESTEP_LANES + 9
@@ -147,7 +135,7 @@ def test_every_sequence_impossible(be):
 def test_long_sequence_runs_alone(n, be):
     """A sequence too long for the block budget is a block of its own (forward and backward one
     sequence at a time), beside short ones in lockstep."""
-    sp, tm, em = model(n, 4, seed=5)
+    sp, tm, em = random_hmm(n, 4, seed=5)
     T = nb.ESTEP_BLOCK_ELEMS // n + 7
     rng = np.random.default_rng(1)
     lengths = np.array([20] * 10 + [T])
@@ -160,7 +148,7 @@ def test_long_sequence_runs_alone(n, be):
 @pytest.mark.parametrize("n", [3, GEMM_N])
 def test_chunks_sum_to_the_one_chunk_result(n, be):
     """Per-chunk accumulators (one chunk per thread) merged serially equal one chunk's sums."""
-    sp, tm, em = model(n, 6, seed=8)
+    sp, tm, em = random_hmm(n, 6, seed=8)
     rng = np.random.default_rng(3)
     lengths = rng.integers(0, 80, 400)
     X = rng.integers(0, 6, lengths.sum())
@@ -206,7 +194,7 @@ def test_plan_covers_every_nonempty_sequence_once(n, be):
 def test_block_ignores_garbage_in_scratch(n):
     """Scratch comes from np.empty: a block whose buffers start as NaN (including the unused
     columns of a partial Σξ GEMM tile) gives the reference sums."""
-    sp, tm, em = model(n, 4, seed=11)
+    sp, tm, em = random_hmm(n, 4, seed=11)
     rng = np.random.default_rng(4)
     lengths = np.array([23] * 5 + [25, 26])
     X = rng.integers(0, 4, lengths.sum())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import random_hmm
 
 import fasthw6
 from fasthw6.hmm import score_sequences
@@ -14,10 +15,8 @@ COMPILED = [b for b in ("numba", "cython") if b in fasthw6.available_backends()]
 
 
 def model(n, m, seed, zeros=False):
-    rng = np.random.default_rng(seed)
-    sp = rng.dirichlet(np.ones(n))
-    tm = rng.dirichlet(np.ones(n), size=n)
-    em = rng.dirichlet(np.ones(m), size=n)
+    """``random_hmm`` with its own zeros (a different pattern from ``random_hmm(zeros=True)``)."""
+    sp, tm, em = random_hmm(n, m, seed)
     if zeros and n > 1:
         # only state 0 emits the last symbol, and state 0 absorbs and never emits symbol 0: a
         # sequence with the last symbol anywhere before a 0 is impossible.  Never starts in 1.

@@ -6,25 +6,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import random_hmm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fasthw6
-from fasthw6.hmm import viterbi
 from fasthw6.hmm import _numba as knb
-
-
-def random_model(n, m, seed):
-    rng = np.random.default_rng(seed)
-    return (rng.dirichlet(np.ones(n)), rng.dirichlet(np.ones(n), size=n),
-            rng.dirichlet(np.ones(m), size=n))
+from fasthw6.hmm import viterbi
 
 
 def zero_model(n, m, seed):
     """Zeros in all three: only state 0 emits symbol m-1, but it cannot start and is entered
     from state 1 only, so a sequence opening with m-1 is impossible and others may be; more
     transitions and emissions forbidden at random."""
-    sp, tm, em = random_model(n, m, seed)
+    sp, tm, em = random_hmm(n, m, seed)
     rng = np.random.default_rng(seed + 1)
     tm[rng.random((n, n)) < 0.3] = 0.0
     em[rng.random((n, m)) < 0.3] = 0.0
@@ -69,7 +64,7 @@ def test_lockstep_blocks_ragged_lengths(n):
     kernel sorts them), so lockstep runs over each block's shortest length and lanes finish
     alone; n = 48 is the first one-sequence-at-a-time size."""
     rng = np.random.default_rng(n)
-    sp, tm, em = random_model(n, 6, seed=n)
+    sp, tm, em = random_hmm(n, 6, seed=n)
     lengths = np.concatenate([rng.integers(0, 40, 130), [0, 1, 1, 2, 1, 0, 57]])
     rng.shuffle(lengths)
     X, lengths = batch(rng, 6, lengths)
@@ -80,7 +75,7 @@ def test_lockstep_blocks_ragged_lengths(n):
 def test_lockstep_partial_blocks(S):
     """Fewer sequences than lanes, exactly one block, one more than a block."""
     rng = np.random.default_rng(S)
-    sp, tm, em = random_model(4, 5, seed=S)
+    sp, tm, em = random_hmm(4, 5, seed=S)
     X, lengths = batch(rng, 5, rng.integers(1, 30, S))
     check_against_reference(X, lengths, sp, tm, em)
 
@@ -93,7 +88,7 @@ def test_lanes_finish_alone_past_the_history_budget():
     Tb = knb.VIT_BLOCK_BYTES // (n * knb.VIT_LANES * 8)
     assert n < knb.VIT_LANES_MAX_N and 50 < Tb < 2000
     rng = np.random.default_rng(3)
-    sp, tm, em = random_model(n, 8, seed=3)
+    sp, tm, em = random_hmm(n, 8, seed=3)
     lengths = np.concatenate([rng.integers(Tb - 40, Tb + 120, 70), [Tb, Tb + 1, 1, 3 * Tb]])
     X, lengths = batch(rng, 8, lengths)
     lp_h, path_h = hmmlearn_decode(X, lengths, sp, tm, em)
@@ -173,7 +168,7 @@ def test_single_state():
 def test_backpointer_dtype_boundary(n):
     """int8 backpointers up to 127 states, int16 from 128 on: the last state must survive."""
     rng = np.random.default_rng(n)
-    sp, tm, em = random_model(n, 3, seed=n)
+    sp, tm, em = random_hmm(n, 3, seed=n)
     tm[:, -1] += 5.0  # make the largest state the usual argmax
     tm /= tm.sum(1, keepdims=True)
     X, lengths = batch(rng, 3, [1, 4, 6, 2])
@@ -186,6 +181,6 @@ def test_backpointer_dtype_boundary(n):
        lengths=st.lists(st.integers(0, 12), min_size=1, max_size=90))
 def test_random_batches_property(n, seed, lengths):
     rng = np.random.default_rng(seed)
-    sp, tm, em = zero_model(n, 3, seed) if seed % 2 and n > 1 else random_model(n, 3, seed)
+    sp, tm, em = zero_model(n, 3, seed) if seed % 2 and n > 1 else random_hmm(n, 3, seed)
     X, lengths = batch(rng, 3, lengths)
     check_against_reference(X, lengths, sp, tm, em)

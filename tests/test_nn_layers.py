@@ -2,23 +2,31 @@
 from __future__ import annotations
 
 import doctest
-import importlib.util
-import pathlib
 
 import numpy as np
 import pytest
-from conftest import numgrad
+from conftest import assert_png, numgrad, run_example
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fasthw6.nn.layers
 import fasthw6.nn.losses
 import fasthw6.nn.optim
-from fasthw6.nn import (MLP, SGD, Adam, BatchNorm, Linear, ReLU, Sequential, Sigmoid,
-                        binary_cross_entropy, binary_cross_entropy_with_logits, mse_loss,
-                        softmax_cross_entropy)
+from fasthw6.nn import (
+    MLP,
+    SGD,
+    Adam,
+    BatchNorm,
+    Linear,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    mse_loss,
+    softmax_cross_entropy,
+)
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 TT = {np.dtype(np.float32): dict(rtol=2e-5, atol=2e-6), np.dtype(np.float64): dict(rtol=1e-11, atol=1e-12)}
 
 
@@ -395,13 +403,8 @@ def test_training_on_digits_reduces_loss_and_bn_reaches_good_accuracy(one_thread
 def test_bn_digits_example_writes_png(tmp_path):
     pytest.importorskip("matplotlib")
     pytest.importorskip("sklearn")
-    spec = importlib.util.spec_from_file_location("bn_digits", ROOT / "examples" / "bn_digits.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    res = mod.main(tmp_path, epochs=2, hidden=(16,), verbose=False)
-    png = pathlib.Path(res["png"])
-    assert png.parent == tmp_path and png.stat().st_size > 1000
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    res = run_example("bn_digits", tmp_path, epochs=2, hidden=(16,), verbose=False)
+    assert_png(res["png"], tmp_path)
     for k in ("plain", "batchnorm"):
         assert len(res[k]["loss"]) == 2 and 0 <= res[k]["test_accuracy"][-1] <= 1
 

@@ -2,18 +2,14 @@
 from __future__ import annotations
 
 import doctest
-import importlib.util
-import pathlib
 
 import numpy as np
 import pytest
-from conftest import numgrad
+from conftest import assert_png, numgrad, run_example
 
 import fasthw6.vae.model
 from fasthw6.nn import Linear
 from fasthw6.vae import VAE
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _tiny(activation="relu", beta=1.0, backend=None):
@@ -106,15 +102,10 @@ def test_seeded_fit_is_reproducible_and_float32_works(one_thread):
 def test_vae_digits_example_writes_pngs(tmp_path):
     pytest.importorskip("matplotlib")
     pytest.importorskip("sklearn")
-    spec = importlib.util.spec_from_file_location("vae_digits", ROOT / "examples" / "vae_digits.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    res = mod.main(tmp_path, epochs=3, hidden=(16,), grid=4, verbose=False)
+    res = run_example("vae_digits", tmp_path, epochs=3, hidden=(16,), grid=4, verbose=False)
     assert set(res["pngs"]) == {"reconstructions", "samples", "latent_walk", "latent_space"}
     for p in res["pngs"].values():
-        p = pathlib.Path(p)
-        assert p.parent == tmp_path and p.stat().st_size > 1000
-        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert_png(p, tmp_path)
     assert len(res["history"]["loss"]) == 3 and np.isfinite(res["test_loss"]).all()
 
 
