@@ -508,6 +508,24 @@ cdef inline double lazy_scale_bits(size_t itemsize) noexcept nogil:
     return 24.0 if itemsize == 4 else 256.0
 
 
+cdef inline void lanes_matmul(const real* m, const real* x, real* y, Py_ssize_t N,
+                              Py_ssize_t L) noexcept nogil:
+    """y (N, L) = m (N, N) x (N, L), row-major, lanes innermost (``_numba._lanes_matmul``)."""
+    cdef Py_ssize_t i, j, l
+    cdef real mij
+    cdef real* yi
+    cdef const real* xj
+    for i in range(N):
+        yi = y + i * L
+        for l in range(L):
+            yi[l] = 0
+        for j in range(N):
+            mij = m[i * N + j]
+            xj = x + j * L
+            for l in range(L):
+                yi[l] = yi[l] + mij * xj[l]
+
+
 cdef inline void gemm_nn(int m, int n, int k, const real* A, int lda, const real* B, int ldb,
                          real* C, int ldc) noexcept nogil:
     """C (m, n) = A (m, k) @ B (k, n), all row-major (BLAS sees the transposes, column-major)."""
@@ -531,13 +549,11 @@ cdef void lockstep_forward(const sym_t[::1] X, const int64_t[::1] offsets, const
     (``_numba._lockstep_forward``): ``xs`` (T0, L) the symbols, ``alpha`` (T0, N, L) every α_t
     unnormalised, a lane rescaled by 2^K when its sum falls below 2^-K; on return p[l] is the
     sum of α_{T0-1} and log P(first T0 symbols) = log p - e K ln 2 + extra."""
-    cdef Py_ssize_t t, t0, t1, i, j, l, a, nlow, nbad, NL = N * L
+    cdef Py_ssize_t t, t0, t1, j, l, a, nlow, nbad, NL = N * L
     cdef double K2 = lazy_scale_bits(sizeof(real)), up, low, tiny, v
-    cdef real aij, pj
+    cdef real pj
     cdef real* cur
-    cdef real* prev
     cdef real* cj
-    cdef real* pi
     cdef int64_t* xt
     cdef bint lw
     t0 = 0
@@ -562,25 +578,15 @@ cdef void lockstep_forward(const sym_t[::1] X, const int64_t[::1] offsets, const
                 pj = startprob[j]
                 for l in range(L):
                     cur[j * L + l] = pj * E[xt[l] * N + j]
-        elif N >= ESTEP_GEMM_MIN_N:
-            gemm_nn(<int>N, <int>L, <int>N, At, <int>N, alpha + (t - 1) * NL, <int>L, cur,
-                    <int>L)
+        else:
+            if N >= ESTEP_GEMM_MIN_N:
+                gemm_nn(<int>N, <int>L, <int>N, At, <int>N, alpha + (t - 1) * NL, <int>L, cur,
+                        <int>L)
+            else:
+                lanes_matmul(At, alpha + (t - 1) * NL, cur, N, L)
             for j in range(N):
                 for l in range(L):
                     cur[j * L + l] = cur[j * L + l] * E[xt[l] * N + j]
-        else:
-            prev = alpha + (t - 1) * NL
-            for j in range(N):
-                cj = cur + j * L
-                for l in range(L):
-                    cj[l] = 0
-                for i in range(N):
-                    aij = A[i * N + j]
-                    pi = prev + i * L
-                    for l in range(L):
-                        cj[l] = cj[l] + aij * pi[l]
-                for l in range(L):
-                    cj[l] = cj[l] * E[xt[l] * N + j]
         for l in range(L):
             sv[l] = 0.0
         for j in range(N):
@@ -800,15 +806,7 @@ cdef void lockstep_block(const sym_t[::1] X, const int64_t[::1] offsets, const i
         if gemm:
             gemm_nn(<int>N, <int>L, <int>N, A, <int>N, u, <int>L, v, <int>L)
         else:
-            for i in range(N):
-                vi = v + i * L
-                for l in range(L):
-                    vi[l] = 0
-                for j in range(N):
-                    ai = A[i * N + j]
-                    uj = u + j * L
-                    for l in range(L):
-                        vi[l] = vi[l] + ai * uj[l]
+            lanes_matmul(A, u, v, N, L)
         at = alpha + t * NL
         for l in range(L):
             z[l] = 0.0

@@ -725,20 +725,12 @@ def _lockstep_forward(X, offsets, seqs, startprob, transmat, transmat_t, emit_t,
                 pj = startprob[j]
                 for l in range(L):
                     cur[j, l] = pj * emit_t[xt[l], j]
-        elif N >= ESTEP_GEMM_MIN_N:
-            np.dot(transmat_t, alpha[t - 1], cur)
-            for j in range(N):
-                for l in range(L):
-                    cur[j, l] *= emit_t[xt[l], j]
         else:
-            prev = alpha[t - 1]
+            if N >= ESTEP_GEMM_MIN_N:
+                np.dot(transmat_t, alpha[t - 1], cur)
+            else:
+                _lanes_matmul(transmat_t, alpha[t - 1], cur, L)
             for j in range(N):
-                for l in range(L):
-                    cur[j, l] = 0.0
-                for i in range(N):
-                    aij = transmat[i, j]
-                    for l in range(L):
-                        cur[j, l] += aij * prev[i, l]
                 for l in range(L):
                     cur[j, l] *= emit_t[xt[l], j]
         for l in range(L):
@@ -925,13 +917,7 @@ def _lockstep_block(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, a
         if gemm:
             np.dot(transmat, u, v)
         else:
-            for i in range(N):
-                for l in range(L):
-                    v[i, l] = 0.0
-                for j in range(N):
-                    aij = transmat[i, j]
-                    for l in range(L):
-                        v[i, l] += aij * u[j, l]
+            _lanes_matmul(transmat, u, v, L)
         for l in range(L):
             z[l] = 0.0
             sv[l] = 0.0
@@ -994,6 +980,20 @@ def _lockstep_block(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, a
             for l in range(L):
                 acc += g[i, l]
             st[i] += acc
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _lanes_matmul(m, x, y, L):
+    """y[:, :L] = m x[:, :L] with lanes innermost: a lockstep step below ESTEP_GEMM_MIN_N states
+    (α_t from α_{t-1} with m = Aᵀ, A(e∘β) with m = A)."""
+    N = m.shape[0]
+    for i in range(N):
+        for l in range(L):
+            y[i, l] = 0.0
+        for j in range(N):
+            mij = m[i, j]
+            for l in range(L):
+                y[i, l] += mij * x[j, l]
 
 
 @njit(nogil=True, cache=True)
