@@ -199,53 +199,68 @@ def _store_fence(typingctx):
     return types.void(), codegen
 
 
-@njit(nogil=True, cache=True, inline="always")
-def _stream_span(out):
-    """(h, e, V): ``out[:h]`` lies before its first 32-byte boundary, ``out[h:e]`` is whole
-    vectors of V elements to stream, ``out[e:]`` the tail; head and tail take the ordinary
-    kernels."""
-    L = out.shape[0]
-    V = 32 // out.itemsize
-    h = 0
-    while h < L and (out.ctypes.data + h * out.itemsize) % 32 != 0:
-        h += 1
-    return h, h + (L - h) // V * V, V
-
-
 @njit(nogil=True, cache=True)
 def _dx_stream(gs, xs, mh, ml, ah, al, k1, k2, ds):
-    h, e, V = _stream_span(ds)
-    _dx(gs[:h], xs[:h], mh, ml, ah, al, k1, k2, ds[:h])
-    for j in range(h, e, V):
+    L = xs.shape[0]
+    V = 32 // ds.itemsize
+    j = 0
+    while j < L and (ds.ctypes.data + j * ds.itemsize) % 32 != 0:
+        ds[j] = k1 * ((gs[j] - ah) - al) - k2 * ((xs[j] - mh) - ml)
+        j += 1
+    while j + V <= L:
         _dx_vector_stream(gs, xs, ds, j, mh, ml, ah, al, k1, k2)
-    _dx(gs[e:], xs[e:], mh, ml, ah, al, k1, k2, ds[e:])
+        j += V
+    while j < L:
+        ds[j] = k1 * ((gs[j] - ah) - al) - k2 * ((xs[j] - mh) - ml)
+        j += 1
 
 
 @njit(nogil=True, cache=True)
 def _normalise_stream(xs, mh, ml, k, b, ys):
-    h, e, V = _stream_span(ys)
-    _normalise(xs[:h], mh, ml, k, b, ys[:h])
-    for j in range(h, e, V):
+    L = xs.shape[0]
+    V = 32 // ys.itemsize
+    j = 0
+    while j < L and (ys.ctypes.data + j * ys.itemsize) % 32 != 0:
+        ys[j] = ((xs[j] - mh) - ml) * k + b
+        j += 1
+    while j + V <= L:
         _normalise_vector_stream(xs, ys, j, mh, ml, k, b)
-    _normalise(xs[e:], mh, ml, k, b, ys[e:])
+        j += V
+    while j < L:
+        ys[j] = ((xs[j] - mh) - ml) * k + b
+        j += 1
 
 
 @njit(nogil=True, cache=True)
 def _row_normalise_stream(xs, mh, ml, k, b, ys):
-    h, e, V = _stream_span(ys)
-    _row_normalise(xs[:h], mh[:h], ml[:h], k[:h], b[:h], ys[:h])
-    for j in range(h, e, V):
+    L = xs.shape[0]
+    V = 32 // ys.itemsize
+    j = 0
+    while j < L and (ys.ctypes.data + j * ys.itemsize) % 32 != 0:
+        ys[j] = ((xs[j] - mh[j]) - ml[j]) * k[j] + b[j]
+        j += 1
+    while j + V <= L:
         _normalise_vector_stream(xs, ys, j, mh, ml, k, b)
-    _row_normalise(xs[e:], mh[e:], ml[e:], k[e:], b[e:], ys[e:])
+        j += V
+    while j < L:
+        ys[j] = ((xs[j] - mh[j]) - ml[j]) * k[j] + b[j]
+        j += 1
 
 
 @njit(nogil=True, cache=True)
 def _row_dx_stream(gs, xs, mh, ml, ah, al, k1, k2, ds):
-    h, e, V = _stream_span(ds)
-    _row_dx(gs[:h], xs[:h], mh[:h], ml[:h], ah[:h], al[:h], k1[:h], k2[:h], ds[:h])
-    for j in range(h, e, V):
+    L = xs.shape[0]
+    V = 32 // ds.itemsize
+    j = 0
+    while j < L and (ds.ctypes.data + j * ds.itemsize) % 32 != 0:
+        ds[j] = k1[j] * ((gs[j] - ah[j]) - al[j]) - k2[j] * ((xs[j] - mh[j]) - ml[j])
+        j += 1
+    while j + V <= L:
         _dx_vector_stream(gs, xs, ds, j, mh, ml, ah, al, k1, k2)
-    _row_dx(gs[e:], xs[e:], mh[e:], ml[e:], ah[e:], al[e:], k1[e:], k2[e:], ds[e:])
+        j += V
+    while j < L:
+        ds[j] = k1[j] * ((gs[j] - ah[j]) - al[j]) - k2[j] * ((xs[j] - mh[j]) - ml[j])
+        j += 1
 
 
 # ---- per-feature float64 accumulation over rows, four rows per sweep of the accumulators --------
