@@ -577,3 +577,56 @@ def test_symbol_range_kernel_on_large_batches(backend, dt):
             Y[pos] = -3
             with pytest.raises(ValueError, match="negative symbol -3"):
                 _as_symbols(Y, 5, backend=backend)
+
+
+@pytest.mark.parametrize("n", [3, 10])  # the per-N lockstep lanes and the GEMM lanes
+@pytest.mark.parametrize("dt", [np.uint8, np.int8, np.int16, np.uint16, np.int32, np.uint32,
+                                np.int64, np.uint64])
+def test_scoring_kernel_checks_every_symbol(backend, dt, n):
+    """Scoring skips the separate range pass: its kernel checks each block's symbols before
+    scoring them.  A bad symbol anywhere -- first or last position, a lane of a full block, the
+    tail a long sequence finishes alone, the partial last block, a sequence of length 1 -- must
+    still raise the range error, and a clean batch must score as the checked path does."""
+    from fasthw6._backend import get_kernel
+    from fasthw6.hmm.api import _kernel_operands
+
+    rng = np.random.default_rng(7)
+    M = 6
+    sp, tm, em = random_hmm(n, M, seed=3)
+    lengths = np.concatenate([rng.integers(1, 40, 150), [1, 300]])
+    X = rng.integers(0, M, int(lengths.sum())).astype(dt)
+    off = np.concatenate([[0], np.cumsum(lengths)])
+    expect = score_sequences(X.astype(np.int64), lengths, sp, tm, em, backend="numpy")
+    np.testing.assert_allclose(score_sequences(X, lengths, sp, tm, em, backend=backend), expect,
+                               rtol=1e-12)
+    longest = int(np.argmax(lengths))
+    where = [0, X.size - 1, int(off[5]) + 2, int(off[longest + 1]) - 3, int(off[150])]
+    values = [M, int(np.iinfo(dt).max)] + ([-1] if np.issubdtype(dt, np.signedinteger) else [])
+    for pos in where:
+        for v in values:
+            Y = X.copy()
+            Y[pos] = v
+            pattern = "negative symbol -1" if v < 0 else f"holds symbol {v} but the model emits"
+            with pytest.raises(ValueError, match=pattern):
+                score_sequences(Y, lengths, sp, tm, em, backend=backend)
+            x = Y.view({1: np.uint8, 2: np.uint16, 4: np.int32, 8: np.int64}[Y.itemsize])
+            got = get_kernel("hmm", "forward_loglik", backend)(
+                x, off.astype(np.int64), *_kernel_operands(sp, tm, em, np.float64), 2,
+                np.empty(lengths.size))
+            assert got == pos
+
+
+def test_scoring_range_check_with_wrapping_dtypes():
+    """int8/int16 symbols are read as unsigned by the kernels; with more than 128 (32768)
+    emission columns a negative would wrap into range, so those keep the separate check."""
+    M = 200
+    sp, tm, em = random_hmm(2, M, seed=4)
+    X = np.array([1, 2, -56, 3], np.int8)  # -56 wraps to 200 as uint8: out of range anyway
+    with pytest.raises(ValueError, match="negative symbol -56"):
+        score_sequences(X, None, sp, tm, em)
+    X[2] = -100  # wraps to 156, inside [0, 200): only the separate check can catch it
+    with pytest.raises(ValueError, match="negative symbol -100"):
+        score_sequences(X, None, sp, tm, em)
+    big = np.array([0, 1, 2**32 - 1], np.uint32)  # reads as -1 in the kernel's int32 view
+    with pytest.raises(ValueError, match=f"holds symbol {2**32 - 1} but"):
+        score_sequences(big, None, sp, tm, em)

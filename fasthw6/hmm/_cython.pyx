@@ -392,11 +392,37 @@ cdef void score_block(const sym_t[::1] X, const int64_t[::1] offsets, const int6
         out[idx[l]] = finish_one(X, a + T, b, At, emit_t, one, two, k[l], N)
 
 
+cdef inline int64_t first_bad_symbol(const sym_t[::1] X, const int64_t[::1] offsets,
+                                     const int64_t* idx, Py_ssize_t L, int64_t M) noexcept nogil:
+    """As _numba._first_bad_symbol: a position in the sequences idx[0:L] whose symbol lies
+    outside [0, M), or -1."""
+    cdef Py_ssize_t l, p, a, b
+    cdef int64_t mn, mx, v
+    for l in range(L):
+        a = offsets[idx[l]]
+        b = offsets[idx[l] + 1]
+        mn = 0
+        mx = 0
+        for p in range(a, b):
+            v = X[p]
+            mn = v if v < mn else mn
+            mx = v if v > mx else mx
+        if mn < 0 or mx >= M:
+            for p in range(a, b):
+                v = X[p]
+                if v < 0 or v >= M:
+                    return p
+    return -1
+
+
 def forward_loglik(const sym_t[::1] X, const int64_t[::1] offsets, const real[::1] startprob,
                    const real[:, ::1] transmat, const real[:, ::1] emit_t, Py_ssize_t n_chunks,
                    double[::1] out):
+    """As _numba.forward_loglik: scores into ``out``; returns -1, or the position of a symbol
+    outside [0, M) (the blocks holding one are not scored)."""
     cdef Py_ssize_t N = startprob.shape[0], S = offsets.shape[0] - 1, W = LANES
-    cdef Py_ssize_t z, n_blocks, n_c, c, blk, s0
+    cdef Py_ssize_t z, n_blocks, n_c, c, blk, s0, L
+    cdef int64_t M = emit_t.shape[0], p
     lengths = np.diff(np.asarray(offsets))
     order_arr = np.ascontiguousarray(np.argsort(lengths, kind="stable"), dtype=np.int64)
     z = int(np.count_nonzero(lengths == 0))
@@ -413,7 +439,9 @@ def forward_loglik(const sym_t[::1] X, const int64_t[::1] offsets, const real[::
     n_blocks = (S - z + W - 1) // W
     n_c = max(1, min(n_chunks, n_blocks))
     if n_blocks == 0:
-        return np.asarray(out)
+        return -1
+    bad_arr = np.full(n_c, -1, np.int64)
+    cdef int64_t[::1] bad = bad_arr
     with nogil:
         for c in prange(n_c, schedule="static"):
             buf = <real*>malloc((3 * N * W + 2 * N) * sizeof(real))
@@ -423,13 +451,18 @@ def forward_loglik(const sym_t[::1] X, const int64_t[::1] offsets, const real[::
             blk = c
             while blk < n_blocks:
                 s0 = z + blk * W
-                score_block(X, offsets, &order[s0], min(W, S - s0), startprob, A, At, emit_t,
-                            buf, r, k, pos, out)
+                L = min(W, S - s0)
+                p = first_bad_symbol(X, offsets, &order[s0], L, M)
+                if p >= 0:
+                    bad[c] = p
+                else:
+                    score_block(X, offsets, &order[s0], L, startprob, A, At, emit_t,
+                                buf, r, k, pos, out)
                 blk = blk + n_c
             free(buf)
             free(r)
             free(k)
-    return np.asarray(out)
+    return int(bad_arr.max())
 
 
 cdef enum:

@@ -346,12 +346,38 @@ def _score_block(X, offsets, idx, startprob, transmat, transmat_t, emit_t, em, a
         out[idx[l]] = _finish_one(X, a + T, b, transmat_t, emit_t, one, two, k[l])
 
 
+@njit(nogil=True, cache=True)
+def _first_bad_symbol(X, offsets, idx, M):
+    """Position of a symbol outside [0, M) in the sequences ``idx``, or -1 if there is none.
+
+    Run on a block just before it is scored: the range check then shares the block's one read
+    of its symbols from memory (the scoring that follows finds them in cache), and the parallel
+    launch of the kernel, where a separate check would cost a pass over X of its own."""
+    for l in range(idx.shape[0]):
+        a, b = offsets[idx[l]], offsets[idx[l] + 1]
+        mn = np.int64(0)
+        mx = np.int64(0)
+        for p in range(a, b):
+            v = np.int64(X[p])
+            mn = min(mn, v)
+            mx = max(mx, v)
+        if mn < 0 or mx >= M:
+            for p in range(a, b):
+                if X[p] < 0 or X[p] >= M:
+                    return p
+    return -1
+
+
 @njit(nogil=True, cache=True, parallel=True)
 def forward_loglik(X, offsets, startprob, transmat, emit_t, n_chunks, out):
     """Per-sequence log-likelihoods into ``out`` (float64, one per sequence); O(N) memory per
     sequence.  Sequences are taken shortest first, LANES at a time, and advanced in lockstep
     (``_score_block``); chunk ``c`` takes every n_chunks-th block so that threads share the
-    long ones."""
+    long ones.
+
+    The symbols are range-checked here, block by block before use (``_first_bad_symbol``):
+    returns -1 if all lie in [0, M), else the position of one that does not, and the blocks
+    holding such a symbol are not scored (their ``out`` entries are left unset)."""
     S = offsets.shape[0] - 1
     N = startprob.shape[0]
     W = LANES if N <= SMALL_MAX_N else GEMM_LANES
@@ -364,6 +390,8 @@ def forward_loglik(X, offsets, startprob, transmat, emit_t, n_chunks, out):
     n_blocks = (S - z + W - 1) // W
     n_c = max(1, min(n_chunks, n_blocks))
     transmat_t = np.ascontiguousarray(transmat.T)
+    M = emit_t.shape[0]
+    bad = np.full(n_c, -1, np.int64)
     for c in prange(n_c):
         em = np.empty((TILE, N * W) if N <= SMALL_MAX_N else (0, 0), transmat.dtype)
         alpha = np.empty(N * W, transmat.dtype)
@@ -371,9 +399,14 @@ def forward_loglik(X, offsets, startprob, transmat, emit_t, n_chunks, out):
         k = np.empty(W, np.int64)
         for blk in range(c, n_blocks, n_c):
             s0 = z + blk * W
-            _score_block(X, offsets, order[s0:min(s0 + W, S)], startprob, transmat, transmat_t,
-                         emit_t, em, alpha, nxt, k, out)
-    return out
+            idx = order[s0:min(s0 + W, S)]
+            p = _first_bad_symbol(X, offsets, idx, M)
+            if p >= 0:
+                bad[c] = p
+                continue
+            _score_block(X, offsets, idx, startprob, transmat, transmat_t, emit_t, em, alpha,
+                         nxt, k, out)
+    return bad.max()
 
 
 @njit(nogil=True, cache=True, inline="always")

@@ -45,8 +45,22 @@ _RANGE_KERNEL_DTYPES = {np.dtype(t) for t in (np.uint8, np.uint16, np.int32, np.
 _RANGE_KERNEL_MIN = 1 << 16  # below this numpy's two passes cost less than a kernel call
 
 
-def _as_symbols(X, n_features=None, name="X", backend=None):
-    """X as a 1-D integer array read in place where possible, and its maximum symbol."""
+def _range_deferrable(dtype, n_features):
+    """Whether a kernel that range-checks the symbols it reads may take X unchecked: its
+    canonical view (``_CANON``) must keep every symbol outside [0, n_features) outside it.
+    uint32/uint64 values past the signed range read as negative; int8/int16 negatives read as
+    at least 128/32768, outside only while n_features is at most that."""
+    if dtype in (np.dtype(np.int8), np.dtype(np.int16)):
+        return n_features <= 1 << (8 * dtype.itemsize - 1)
+    return True
+
+
+def _as_symbols(X, n_features=None, name="X", backend=None, defer_range=False):
+    """X as a 1-D integer array read in place where possible, and its maximum symbol.
+
+    ``defer_range``: the caller's kernel checks every symbol against ``n_features`` as it reads
+    it (``forward_loglik``), so skip the range pass where the dtype allows; the maximum is then
+    returned as None."""
     arr = np.asarray(X)
     if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
         hint = " (use X.astype(int))" if np.issubdtype(arr.dtype, np.number) else ""
@@ -58,6 +72,8 @@ def _as_symbols(X, n_features=None, name="X", backend=None):
     arr = np.ascontiguousarray(arr)
     if arr.size == 0:
         return arr.astype(np.int64), -1
+    if defer_range and _range_deferrable(arr.dtype, n_features):
+        return arr.view(_CANON[arr.dtype]), None
     if arr.dtype in _RANGE_KERNEL_DTYPES and arr.size >= _RANGE_KERNEL_MIN:
         be = resolve_backend(backend)
         rng = np.empty(2, np.int64)
@@ -161,6 +177,21 @@ def _batch(X, lengths, n_features, backend=None):
     return x, _offsets(lengths, x.shape[0])
 
 
+def _score_batch(X, lengths, sp, tm, em, dtype, backend):
+    """Per-sequence log-likelihoods; the scoring kernel range-checks the symbols itself, in the
+    same pass over X (a separate check cost 0.36 ms of 2.9 per 10^6 int64 symbols)."""
+    x, _ = _as_symbols(X, em.shape[1], backend=backend, defer_range=True)
+    off = _offsets(lengths, x.shape[0])
+    out = np.empty(off.shape[0] - 1, np.float64)
+    bad = get_kernel(SYSTEM, "forward_loglik", backend)(
+        x, off, *_kernel_operands(sp, tm, em, dtype), _chunks(off, backend, 4), out)
+    if bad >= 0:
+        _as_symbols(X, em.shape[1], backend=backend)  # raises, naming the symbols' range
+        raise ValueError(f"X holds symbol {np.asarray(X).ravel()[bad]} at position {bad}, "
+                         f"outside 0..{em.shape[1] - 1}")
+    return out
+
+
 def _bp_dtype(n):
     return np.int8 if n <= 127 else np.int16 if n <= 32767 else np.int32
 
@@ -216,11 +247,7 @@ def score_sequences(X, lengths, startprob, transmat, emissionprob, *, dtype=None
     [0.125, 0.5]
     """
     sp, tm, em, dt = _model(startprob, transmat, emissionprob, dtype)
-    x, off = _batch(X, lengths, em.shape[1], backend)
-    out = np.empty(off.shape[0] - 1, np.float64)
-    get_kernel(SYSTEM, "forward_loglik", backend)(x, off, *_kernel_operands(sp, tm, em, dt),
-        _chunks(off, backend, 4), out)
-    return out
+    return _score_batch(X, lengths, sp, tm, em, dt, backend)
 
 
 def posteriors(X, lengths, startprob, transmat, emissionprob, *, dtype=None, backend=None):
@@ -534,12 +561,7 @@ class CategoricalHMM:
         [0.0, -inf]
         """
         sp, tm, em, dt = self._ops()
-        x, off = self._symbols(X, lengths)
-        out = np.empty(off.shape[0] - 1, np.float64)
-        get_kernel(SYSTEM, "forward_loglik", self._backend())(
-            x, off, *_kernel_operands(sp, tm, em, dt),
-        _chunks(off, self._backend(), 4), out)
-        return out
+        return _score_batch(X, lengths, sp, tm, em, dt, self._backend())
 
     def score(self, X, lengths=None):
         """Log-likelihood of X (the sum over its sequences).

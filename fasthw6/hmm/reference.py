@@ -65,6 +65,12 @@ def _params(startprob, transmat, emit_t):
 
 
 def forward_loglik(X, offsets, startprob, transmat, emit_t, n_chunks, out):
+    """Scores into ``out``; returns -1, or the position of a symbol outside [0, M) (then
+    nothing is scored), as the compiled kernels, which check the symbols as they go."""
+    sym = np.asarray(X)
+    bad = np.flatnonzero((sym < 0) | (sym >= emit_t.shape[0]))
+    if bad.size:
+        return int(bad[0])
     A, B, PI = _params(startprob, transmat, emit_t)
     for s, a, b in _sequences(offsets):
         if b == a:
@@ -72,7 +78,7 @@ def forward_loglik(X, offsets, startprob, transmat, emit_t, n_chunks, out):
             continue
         _, c = _forward(A, B, PI, np.asarray(X[a:b], np.int64))
         out[s] = _loglik(c)
-    return out
+    return -1
 
 
 def forward_backward(X, offsets, startprob, transmat, emit_t, n_chunks, gamma, out):
