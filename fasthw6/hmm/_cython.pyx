@@ -4,7 +4,9 @@ signatures (see its docstring for the conventions: concatenated symbols + offset
 emissions, α̂ normalised every step with the log-likelihood kept as a float64 mantissa and a
 count of 2^512 factors, backward messages normalised to sum 1, Σξ accumulated as outer
 products and multiplied by A once).  Loops run without the GIL, in parallel over chunks of
-sequences (OpenMP ``prange``); nothing is checked here: ``fasthw6.hmm.api`` validated it all.
+sequences (OpenMP ``prange``); nothing is checked here, ``fasthw6.hmm.api`` validated it all,
+except the symbols' range in ``forward_loglik``, which checks each block before scoring it
+(as the numba kernel; see there).
 """
 import numpy as np
 

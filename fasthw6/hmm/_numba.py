@@ -2,7 +2,11 @@
 
 Everything reaching these functions was validated by ``fasthw6.hmm.api``: symbols lie in
 ``[0, M)``, ``offsets`` is non-decreasing from 0 to ``len(X)``, probabilities are finite and
-non-negative.  Nothing here checks bounds.
+non-negative.  Nothing here checks bounds -- with one exception, made for speed and kept narrow:
+the scoring kernel ``forward_loglik`` receives symbols whose range the API has *not* checked,
+checks each block's symbols itself before it reads an emission with them, and reports the
+position of a bad one, which the API turns into its usual ``ValueError``.  A separate range
+pass cost 0.36 ms of 2.9 per 10^6 int64 symbols, the fused check 0.16.
 
 Conventions shared with ``_cython.pyx`` and ``reference.py`` (same names, same signatures):
 
