@@ -1124,6 +1124,23 @@ cdef void vit_lanes(const sym_t[::1] X, const int64_t[::1] offsets, const int64_
                     cj[l] = pj + ej[sym[l]]
             continue
         prev = cur - N * WS
+        if N <= 4:  # as _numba: one pass per state, the last state repeated to make four
+            d0 = prev
+            d1 = prev + min(1, N - 1) * WS
+            d2 = prev + min(2, N - 1) * WS
+            d3 = prev + min(3, N - 1) * WS
+            for j in range(N):
+                ej = lem + j * M
+                cj = cur + j * WS
+                for l in range(W):
+                    cj[l] = ej[sym[l]]
+                a0 = lA[j]
+                a1 = lA[min(1, N - 1) * N + j]
+                a2 = lA[min(2, N - 1) * N + j]
+                a3 = lA[min(3, N - 1) * N + j]
+                for l in range(W):
+                    cj[l] = dmax(dmax(d0[l] + a0, d1[l] + a1), dmax(d2[l] + a2, d3[l] + a3)) + cj[l]
+            continue
         for j in range(N):
             for l in range(W):
                 best[l] = -INFINITY

@@ -1231,6 +1231,23 @@ def _viterbi_lanes(X, offsets, order, s0, L, log_startprob, log_transmat, log_em
                     cj[l] = pj + ej[sym[l]]
             continue
         prev = D[t - 1]
+        if N <= 4:
+            # one pass per state: the emission terms are gathered first (a gather would keep
+            # the max loop from vectorising), then the max over the N (padded to four by
+            # repeating the last: max(v, v) = v, and a max is exact in any grouping, so δ is
+            # bit for bit the generic loop's) is added to them
+            q1, q2, q3 = min(1, N - 1), min(2, N - 1), min(3, N - 1)
+            d0, d1, d2, d3 = prev[0], prev[q1], prev[q2], prev[q3]
+            for j in range(N):
+                ej = log_emit[j]
+                cj = cur[j]
+                for l in range(W):
+                    cj[l] = ej[sym[l]]
+                a0, a1 = log_transmat[0, j], log_transmat[q1, j]
+                a2, a3 = log_transmat[q2, j], log_transmat[q3, j]
+                for l in range(W):
+                    cj[l] = max(max(d0[l] + a0, d1[l] + a1), max(d2[l] + a2, d3[l] + a3)) + cj[l]
+            continue
         for j in range(N):
             for l in range(W):
                 best[l] = -np.inf
