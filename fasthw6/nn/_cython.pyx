@@ -9,7 +9,7 @@ takes four rows per sweep of the accumulators and its forward statistics in chun
 rows merged by Chan's update, as the numba kernels do.  Outputs are computed in x's dtype with
 the mean (and mean(dy)) split into a rounded high part and the rest, as in ``_numba``.  With
 ``stream`` the outputs are written with non-temporal stores, as the numba kernels do (SSE2 here,
-32-byte vectors there: the width does not change the values).
+64-byte vectors there: the width does not change the values).
 """
 from cython.parallel cimport prange
 cimport openmp
