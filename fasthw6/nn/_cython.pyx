@@ -334,32 +334,11 @@ def batchnorm_backward_4d(real[:, :, ::1] dy, real[:, :, ::1] x, double[::1] gam
     return dx
 
 
-cdef inline void _rows_add(const real *x, Py_ssize_t D, Py_ssize_t r0, Py_ssize_t r1,
-                           Py_ssize_t c0, Py_ssize_t w, double *acc) noexcept nogil:
-    """acc[j] += x[n, c0 + j] over rows r0..r1, four rows per sweep of the accumulators."""
-    cdef Py_ssize_t n = r0, j
-    cdef const real *x0
-    cdef const real *x1
-    cdef const real *x2
-    cdef const real *x3
-    while n + 4 <= r1:
-        x0 = x + n * D + c0
-        x1 = x0 + D
-        x2 = x1 + D
-        x3 = x2 + D
-        for j in range(w):
-            acc[j] += ((<double> x0[j] + <double> x1[j]) + (<double> x2[j] + <double> x3[j]))
-        n += 4
-    while n < r1:
-        x0 = x + n * D + c0
-        for j in range(w):
-            acc[j] += x0[j]
-        n += 1
-
-
-cdef inline void _rows_sqdev(const real *x, Py_ssize_t D, Py_ssize_t r0, Py_ssize_t r1,
-                             Py_ssize_t c0, Py_ssize_t w, const double *m,
-                             double *acc) noexcept nogil:
+cdef inline void _rows_shifted_sums(const real *x, Py_ssize_t D, Py_ssize_t r0, Py_ssize_t r1,
+                                    Py_ssize_t c0, Py_ssize_t w, const double *k, double *s1,
+                                    double *s2) noexcept nogil:
+    """s1[j] += x[n, c0 + j] - k[j], s2[j] += (x[n, c0 + j] - k[j])**2 over rows r0..r1, four
+    rows per sweep of the accumulators."""
     cdef Py_ssize_t n = r0, j
     cdef double d0, d1, d2, d3
     cdef const real *x0
@@ -372,17 +351,19 @@ cdef inline void _rows_sqdev(const real *x, Py_ssize_t D, Py_ssize_t r0, Py_ssiz
         x2 = x1 + D
         x3 = x2 + D
         for j in range(w):
-            d0 = x0[j] - m[j]
-            d1 = x1[j] - m[j]
-            d2 = x2[j] - m[j]
-            d3 = x3[j] - m[j]
-            acc[j] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
+            d0 = x0[j] - k[j]
+            d1 = x1[j] - k[j]
+            d2 = x2[j] - k[j]
+            d3 = x3[j] - k[j]
+            s1[j] += (d0 + d1) + (d2 + d3)
+            s2[j] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
         n += 4
     while n < r1:
         x0 = x + n * D + c0
         for j in range(w):
-            d0 = x0[j] - m[j]
-            acc[j] += d0 * d0
+            d0 = x0[j] - k[j]
+            s1[j] += d0
+            s2[j] += d0 * d0
         n += 1
 
 
@@ -430,16 +411,18 @@ cdef inline void _rows_grad_sums(const real *dy, const real *x, Py_ssize_t D, Py
 def batchnorm_forward_2d(real[:, ::1] x, double[::1] gamma, double[::1] beta, double eps,
                          bint batch_stats, double[::1] mean, double[::1] var, real[:, ::1] y,
                          Py_ssize_t rows, Py_ssize_t slices, bint stream):
-    """Chunks of ``rows`` rows: two-pass statistics in L2, merged by Chan's pairwise update."""
+    """Chunks of ``rows`` rows: one pass of sums about a row of the chunk, merged by Chan's
+    pairwise update."""
     cdef Py_ssize_t N = x.shape[0], D = x.shape[1]
     cdef Py_ssize_t t, c0, c1, w, n, j, r0, r1, nb, seen
     cdef double *buf
     cdef double *mb
     cdef double *vb
-    cdef double *cm
-    cdef double *cq
+    cdef double *kk
+    cdef double *s1
+    cdef double *s2
     cdef real *co
-    cdef double delta, fb, fab
+    cdef double delta, fb, fab, d, cq
     cdef const real *xs
     cdef real *ys
     with nogil:
@@ -451,9 +434,10 @@ def batchnorm_forward_2d(real[:, ::1] x, double[::1] gamma, double[::1] beta, do
             w = c1 - c0
             mb = &mean[c0]
             vb = &var[c0]
-            buf = <double *> malloc(2 * w * sizeof(double))
-            cm = buf
-            cq = buf + w
+            buf = <double *> malloc(3 * w * sizeof(double))
+            kk = buf
+            s1 = buf + w
+            s2 = buf + 2 * w
             co = <real *> malloc(4 * w * sizeof(real))
             if batch_stats:
                 for j in range(w):
@@ -465,18 +449,20 @@ def batchnorm_forward_2d(real[:, ::1] x, double[::1] gamma, double[::1] beta, do
                     r1 = r0 + rows if r0 + rows < N else N
                     nb = r1 - r0
                     for j in range(w):
-                        cm[j] = 0.0
-                    _rows_add(&x[0, 0], D, r0, r1, c0, w, cm)
-                    for j in range(w):
-                        cm[j] /= nb
-                        cq[j] = 0.0
-                    _rows_sqdev(&x[0, 0], D, r0, r1, c0, w, cm, cq)
+                        kk[j] = x[r0, c0 + j]
+                        s1[j] = 0.0
+                        s2[j] = 0.0
+                    _rows_shifted_sums(&x[0, 0], D, r0, r1, c0, w, kk, s1, s2)
                     fb = <double> nb / (seen + nb)
                     fab = seen * fb
                     for j in range(w):
-                        delta = cm[j] - mb[j]
+                        d = s1[j] / nb
+                        cq = s2[j] - s1[j] * d
+                        if cq < 0.0:  # rounding; a NaN stays NaN for the API's check
+                            cq = 0.0
+                        delta = (kk[j] + d) - mb[j]
                         mb[j] += delta * fb
-                        vb[j] += cq[j] + delta * delta * fab
+                        vb[j] += cq + delta * delta * fab
                     seen = seen + nb
                     r0 = r1
                 for j in range(w):
