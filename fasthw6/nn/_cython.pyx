@@ -473,7 +473,8 @@ def batchnorm_forward_2d(real[:, ::1] x, double[::1] gamma, double[::1] beta, do
                 co[2 * w + j] = <real> (gamma[c0 + j] / sqrt(vb[j] + eps))
                 co[3 * w + j] = <real> beta[c0 + j]
             if stream:
-                for n in range(N):
+                # last rows first: they are still in L2 from the statistics sweep
+                for n in range(N - 1, -1, -1):
                     _row_normalise_stream(&x[n, c0], co, co + w, co + 2 * w, co + 3 * w,
                                           &y[n, c0], w)
                 fh6_fence()
@@ -536,7 +537,8 @@ def batchnorm_backward_2d(real[:, ::1] dy, real[:, ::1] x, double[::1] gamma, do
                 co[4 * w + j] = <real> k1
                 co[5 * w + j] = <real> k2
             if stream:
-                for n in range(N):
+                # last rows first: they are still in L2 from the sums sweep
+                for n in range(N - 1, -1, -1):
                     _row_dx_stream(&dy[n, c0], &x[n, c0], co, w, &dx[n, c0])
                 fh6_fence()
             else:

@@ -324,13 +324,19 @@ def _aligned_from(a, n):
 @njit(nogil=True, cache=True)
 def _rows_normalise_stream(x, co, y):
     """y = normalise(x) for an (N, w) block, co = (mean_hi, mean_lo, scale, shift) per column;
-    rows four at a time when they share their alignment, scalar head and tail per row."""
+    rows four at a time when they share their alignment, scalar head and tail per row.
+
+    Last rows first: the sweep before (statistics, or the gradient sums for dx) ended there, so
+    its last ~2 MiB come from L2; the sweep after starts from the first rows, which this one
+    leaves in L2 (fwd+bwd at (1024, 4096) float32: 1-3 % faster than rows in order).
+    """
     N, w = x.shape
     V = _VECTOR_BYTES // y.itemsize
     shared = y.strides[0] % _VECTOR_BYTES == 0
-    n = 0
-    while n < N:
-        r = 4 if shared and n + 4 <= N else 1
+    top = N  # rows top.. are done
+    while top > 0:
+        r = 4 if shared and top >= 4 else 1
+        n = top - r
         h = _aligned_from(y, n)
         e = h + (w - h) // V * V
         for q in range(n, n + r):
@@ -344,7 +350,7 @@ def _rows_normalise_stream(x, co, y):
         else:
             for j in range(h, e, V):
                 _rows_normalise_1(x, y, co, n, j)
-        n += r
+        top = n
     _store_fence()
 
 
@@ -355,9 +361,10 @@ def _rows_dx_stream(dy, x, co, dx):
     N, w = x.shape
     V = _VECTOR_BYTES // dx.itemsize
     shared = dx.strides[0] % _VECTOR_BYTES == 0
-    n = 0
-    while n < N:
-        r = 4 if shared and n + 4 <= N else 1
+    top = N  # rows top.. are done
+    while top > 0:
+        r = 4 if shared and top >= 4 else 1
+        n = top - r
         h = _aligned_from(dx, n)
         e = h + (w - h) // V * V
         for q in range(n, n + r):
@@ -373,7 +380,7 @@ def _rows_dx_stream(dy, x, co, dx):
         else:
             for j in range(h, e, V):
                 _rows_dx_1(dy, x, dx, co, n, j)
-        n += r
+        top = n
     _store_fence()
 
 
