@@ -16,12 +16,12 @@ Two layouts:
   measured 1.3-3x slower even packed into a buffer: a strip of a (1024, 4096) float32 matrix is
   1024 short segments 16 KiB apart, a power-of-two stride that puts them in few L2 sets
   (re-reading even a 256 KiB strip ran at memory speed), and the strided stores of y / dx get no
-  prefetch for their read-for-ownership.  Even the first read of a strip is slow: dy and x read
-  in 1-2 KiB row segments took 3.0-3.5 ms against 1.15 ms for whole rows, the same at (256, 4096)
-  and (4096, 1024) where every page of a strip fits the TLB, and software prefetch (to L1 or L2,
-  2-32 rows ahead) did not help; the hardware prefetcher runs on past each short segment.  So
-  the (N, D) kernels make eight sweeps (x twice forward; dy and x twice backward), and each
-  sweep runs near one core's combined read + write rate (about 30 GB/s here).  One float64 accumulator per feature, so the inner
+  prefetch for their read-for-ownership.  Measured again with vectorised sweeps, (1024, 4096)
+  float32 dy and x: read in strips of 2 / 1 / 0.5 KiB per row 1.34 / 1.45 / 1.70 ms against
+  1.12 ms in whole rows, and a strip's second sweep (last row first) cost as much as the first
+  (1.1-1.4 ms: no L2 reuse in place); packed copies paid a per-row cost in numba that made both
+  sweeps slower than memory.  So the (N, D) kernels make eight sweeps (x twice forward; dy and x
+  twice backward), each near one core's combined read + write rate (about 30 GB/s here).  One float64 accumulator per feature, so the inner
   loops vectorise across features without reassociation.
   The forward statistics take ``rows`` rows at a time, in one pass over x: each chunk's sums
   of x - k and (x - k)**2 about one of its own rows k give its mean and sum of squared
