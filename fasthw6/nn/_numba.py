@@ -13,16 +13,15 @@ Two layouts:
   rewrites ``(x - m) * k + b`` into a form that runs 2x slower.
 - ``*_2d`` take x of shape (N, D) and reduce over rows.  Rows are read whole and in order (the
   hardware prefetcher's best case).  Column strips, which would let the second sweeps hit L2,
-  measured 1.3-3x slower even packed into a buffer: a strip of a (1024, 4096) float32 matrix is
-  1024 short segments 16 KiB apart, a power-of-two stride that puts them in few L2 sets
-  (re-reading even a 256 KiB strip ran at memory speed), and the strided stores of y / dx get no
-  prefetch for their read-for-ownership.  Measured again with vectorised sweeps, (1024, 4096)
-  float32 dy and x: read in strips of 2 / 1 / 0.5 KiB per row 1.34 / 1.45 / 1.70 ms against
-  1.12 ms in whole rows, and a strip's second sweep (last row first) cost as much as the first
-  (1.1-1.4 ms: no L2 reuse in place); packed copies paid a per-row cost in numba that made both
-  sweeps slower than memory.  So the (N, D) kernels make eight sweeps (x twice forward; dy and x
-  twice backward), each near one core's combined read + write rate (about 30 GB/s here).  One float64 accumulator per feature, so the inner
-  loops vectorise across features without reassociation.
+  measured slower: a strip of a (1024, 4096) float32 matrix is 1024 short segments 16 KiB apart,
+  a power-of-two stride that puts them in few L2 sets, so a strip's second sweep (last row
+  first) cost as much as its first (1.1-1.4 ms for dy and x: no L2 reuse in place); the first
+  sweep itself ran 1.34 / 1.45 / 1.70 ms in segments of 2 / 1 / 0.5 KiB per row against 1.12 ms
+  for whole rows; packed copies (contiguous, so they stay in L2) paid a per-row cost in numba
+  that made both sweeps slower than memory.  So the (N, D) kernels make eight sweeps (x twice
+  forward; dy and x twice backward), each near one core's combined read + write rate (about
+  30 GB/s here).  One float64 accumulator per feature, so the inner loops vectorise across
+  features without reassociation.
   The forward statistics take ``rows`` rows at a time, in one pass over x: each chunk's sums
   of x - k and (x - k)**2 about one of its own rows k give its mean and sum of squared
   deviations (s2 - s1**2 / nb, accurate to about nb * eps since a data point lies within
@@ -151,10 +150,7 @@ def _splat(builder, vty, s):
 
 
 def _coefficient(context, builder, sig, args, i, j, vty):
-    """Argument i as a vector: a scalar (one channel) splat, or an array (one per feature) read
-    at j."""
-    if isinstance(sig.args[i], types.Array):
-        return builder.load(_vector_at(context, builder, sig.args[i], args[i], j)[0], align=1)
+    """Argument i (one channel's scalar) splat to a vector."""
     return _splat(builder, vty, args[i])
 
 
@@ -247,8 +243,9 @@ def _normalise_stream(xs, mh, ml, k, b, ys):
 # The (N, D) sweeps take four rows per vector of coefficients: one (mean, scale, ...) vector
 # loaded for four rows instead of one cuts the coefficient reads, which otherwise stream from L2
 # (4-6 coefficients x D features do not fit L1 next to the rows) and hold the line-fill buffers
-# that the streaming stores also need.  The whole sweep is one function: a call per row (slices
-# and all) cost about as much as the arithmetic at D = 4096.
+# that the streaming stores also need.  The whole sweep is one function, not a call per row.
+# Normalise sweep at (1024, 4096) float32, one thread: a call per row 1.54 ms, one function a
+# row at a time 1.36 ms, four rows per coefficient vector 1.22 ms (two: 1.24, eight: 1.21).
 
 def _item_vector(context, builder, aty, arr_val, n, j):
     """Pointer to the vector at [n, j] of a 2-D array of any strides."""
@@ -259,8 +256,10 @@ def _item_vector(context, builder, aty, arr_val, n, j):
 
 
 def _coefficients(context, builder, aty, arr_val, count, j):
-    return [builder.load(_item_vector(context, builder, aty, arr_val,
-                                      ir.Constant(ir.IntType(64), q), j)[0], align=1)
+    """Rows 0..count-1 of a coefficient array as vectors read at column j."""
+    intp = context.get_value_type(types.intp)
+    return [builder.load(_item_vector(context, builder, aty, arr_val, ir.Constant(intp, q), j)[0],
+                         align=1)
             for q in range(count)]
 
 
