@@ -150,7 +150,7 @@ def _misaligned(shape, dtype, offset):
     return buf[offset:offset + size].reshape(shape), buf
 
 
-@pytest.mark.parametrize("shape", [(3, 2, 37), (2, 3, 64), (1, 1, 5), (5, 37), (4, 64), (2, 3)])
+@pytest.mark.parametrize("shape", [(3, 2, 37), (2, 3, 64), (1, 1, 5), (5, 37), (4, 64), (9, 48), (2, 3)])
 @pytest.mark.parametrize("offset", [0, 1, 3])
 def test_streamed_outputs_equal_ordinary(backend, dtype, shape, offset):
     """The streaming-store loops (aligned vector body, scalar head and tail) write exactly what

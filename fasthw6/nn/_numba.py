@@ -13,15 +13,21 @@ Two layouts:
   rewrites ``(x - m) * k + b`` into a form that runs 2x slower.
 - ``*_2d`` take x of shape (N, D) and reduce over rows.  Rows are read whole and in order (the
   hardware prefetcher's best case).  Column strips, which would let the second sweeps hit L2,
-  measured 1.3-3x slower even packed into a buffer: a strip of a (1024, 4096) float32 matrix is
-  1024 short segments 16 KiB apart, a power-of-two stride that puts them in few L2 sets
-  (re-reading even a 256 KiB strip ran at memory speed), and the strided stores of y / dx get no
-  prefetch for their read-for-ownership.  One float64 accumulator per feature, so the inner
-  loops vectorise across features without reassociation.
-  The forward statistics take ``block`` rows at a time: each chunk's mean and sum of squared
-  deviations are computed two-pass while the chunk is in L2, and chunks are merged with Chan,
-  Golub and LeVeque's pairwise update (Welford's, a chunk at a time), so x is read from memory
-  once for the statistics instead of twice.
+  measured slower: a strip of a (1024, 4096) float32 matrix is 1024 short segments 16 KiB apart,
+  a power-of-two stride that puts them in few L2 sets, so a strip's second sweep (last row
+  first) cost as much as its first (1.1-1.4 ms for dy and x: no L2 reuse in place); the first
+  sweep itself ran 1.34 / 1.45 / 1.70 ms in segments of 2 / 1 / 0.5 KiB per row against 1.12 ms
+  for whole rows; packed copies (contiguous, so they stay in L2) paid a per-row cost in numba
+  that made both sweeps slower than memory.  So the (N, D) kernels make eight sweeps (x twice
+  forward; dy and x twice backward), each near one core's combined read + write rate (about
+  30 GB/s here).  One float64 accumulator per feature, so the inner loops vectorise across
+  features without reassociation.
+  The forward statistics take ``rows`` rows at a time, in one pass over x: each chunk's sums
+  of x - k and (x - k)**2 about one of its own rows k give its mean and sum of squared
+  deviations (s2 - s1**2 / nb, accurate to about nb * eps since a data point lies within
+  sqrt(nb) standard deviations of the chunk mean), and chunks are merged with Chan, Golub and
+  LeVeque's pairwise update.  The two-pass version re-read each chunk from L2 in float64, which
+  cost as much as reading x from memory again (1.05 vs 0.61 ms at (1024, 4096) float32).
 
 Outputs can be written with non-temporal (streaming) stores (``stream``; the API decides):
 - the 4-D backward's dx: a channel's dy and x are re-read from L2 by the dx sweep, and dx lines
@@ -42,9 +48,15 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 FASTMATH = {"reassoc"}
+
+# Bytes per streamed vector: a whole cache line per store.  Measured on this machine (Sapphire
+# Rapids, one thread, 16 MiB written): 64-byte non-temporal stores 0.64 ms, 32-byte ones (two per
+# line) 2.7 ms; targets without 512-bit registers split the vector, with the same values.
+_VECTOR_BYTES = 64
 
 
 
@@ -114,14 +126,14 @@ def _row_dx(gs, xs, mh, ml, ah, al, k1, k2, ds):
 
 
 # ---- streaming (non-temporal) stores ---------------------------------------------------------
-# Numba has no vector type, so one 32-byte vector of the normalise / dx formulas is an LLVM
+# Numba has no vector type, so one 64-byte vector of the normalise / dx formulas is an LLVM
 # intrinsic: unaligned loads, the scalar expression lane by lane (same operations, same order, no
 # contraction, so bitwise equal to the ordinary loops), and an aligned store tagged
 # ``!nontemporal`` (vmovntps / vmovntpd).  The callers peel a scalar head so that the stored
-# address is 32-byte aligned, and stop the vector loop lanes short of the end.
+# address is 64-byte aligned, and stop the vector loop lanes short of the end.
 
 def _lanes(aty):
-    return 32 // (aty.dtype.bitwidth // 8)
+    return _VECTOR_BYTES // (aty.dtype.bitwidth // 8)
 
 
 def _vector_at(context, builder, aty, arr_val, j):
@@ -138,15 +150,12 @@ def _splat(builder, vty, s):
 
 
 def _coefficient(context, builder, sig, args, i, j, vty):
-    """Argument i as a vector: a scalar (one channel) splat, or an array (one per feature) read
-    at j."""
-    if isinstance(sig.args[i], types.Array):
-        return builder.load(_vector_at(context, builder, sig.args[i], args[i], j)[0], align=1)
+    """Argument i (one channel's scalar) splat to a vector."""
     return _splat(builder, vty, args[i])
 
 
 def _store_streaming(builder, value, ptr):
-    st = builder.store(value, ptr, align=32)
+    st = builder.store(value, ptr, align=_VECTOR_BYTES)
     st.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)]))
 
 
@@ -202,9 +211,9 @@ def _store_fence(typingctx):
 @njit(nogil=True, cache=True)
 def _dx_stream(gs, xs, mh, ml, ah, al, k1, k2, ds):
     L = xs.shape[0]
-    V = 32 // ds.itemsize
+    V = _VECTOR_BYTES // ds.itemsize
     j = 0
-    while j < L and (ds.ctypes.data + j * ds.itemsize) % 32 != 0:
+    while j < L and (ds.ctypes.data + j * ds.itemsize) % _VECTOR_BYTES != 0:
         ds[j] = k1 * ((gs[j] - ah) - al) - k2 * ((xs[j] - mh) - ml)
         j += 1
     while j + V <= L:
@@ -218,9 +227,9 @@ def _dx_stream(gs, xs, mh, ml, ah, al, k1, k2, ds):
 @njit(nogil=True, cache=True)
 def _normalise_stream(xs, mh, ml, k, b, ys):
     L = xs.shape[0]
-    V = 32 // ys.itemsize
+    V = _VECTOR_BYTES // ys.itemsize
     j = 0
-    while j < L and (ys.ctypes.data + j * ys.itemsize) % 32 != 0:
+    while j < L and (ys.ctypes.data + j * ys.itemsize) % _VECTOR_BYTES != 0:
         ys[j] = ((xs[j] - mh) - ml) * k + b
         j += 1
     while j + V <= L:
@@ -231,73 +240,176 @@ def _normalise_stream(xs, mh, ml, k, b, ys):
         j += 1
 
 
-@njit(nogil=True, cache=True)
-def _row_normalise_stream(xs, mh, ml, k, b, ys):
-    L = xs.shape[0]
-    V = 32 // ys.itemsize
-    j = 0
-    while j < L and (ys.ctypes.data + j * ys.itemsize) % 32 != 0:
-        ys[j] = ((xs[j] - mh[j]) - ml[j]) * k[j] + b[j]
-        j += 1
-    while j + V <= L:
-        _normalise_vector_stream(xs, ys, j, mh, ml, k, b)
-        j += V
-    while j < L:
-        ys[j] = ((xs[j] - mh[j]) - ml[j]) * k[j] + b[j]
-        j += 1
+# The (N, D) sweeps take four rows per vector of coefficients: one (mean, scale, ...) vector
+# loaded for four rows instead of one cuts the coefficient reads, which otherwise stream from L2
+# (4-6 coefficients x D features do not fit L1 next to the rows) and hold the line-fill buffers
+# that the streaming stores also need.  The whole sweep is one function, not a call per row.
+# Normalise sweep at (1024, 4096) float32, one thread: a call per row 1.54 ms, one function a
+# row at a time 1.36 ms, four rows per coefficient vector 1.22 ms (two: 1.24, eight: 1.21).
+
+def _item_vector(context, builder, aty, arr_val, n, j):
+    """Pointer to the vector at [n, j] of a 2-D array of any strides."""
+    arr = context.make_array(aty)(context, builder, arr_val)
+    vty = ir.VectorType(context.get_data_type(aty.dtype), _lanes(aty))
+    p = cgutils.get_item_pointer(context, builder, aty, arr, [n, j])
+    return builder.bitcast(p, vty.as_pointer()), vty
+
+
+def _coefficients(context, builder, aty, arr_val, count, j):
+    """Rows 0..count-1 of a coefficient array as vectors read at column j."""
+    intp = context.get_value_type(types.intp)
+    return [builder.load(_item_vector(context, builder, aty, arr_val, ir.Constant(intp, q), j)[0],
+                         align=1)
+            for q in range(count)]
+
+
+def _rows_normalise_intrinsic(rows):
+    @intrinsic
+    def normalise(typingctx, xs, ys, co, n, j):
+        """ys[n:n+rows, j:j+V] = ((xs - co[0]) - co[1]) * co[2] + co[3], streamed."""
+        def codegen(context, builder, sig, args):
+            xt, yt, ct = sig.args[:3]
+            xv, yv, cv, nv, jv = args
+            m_hi, m_lo, k, b = _coefficients(context, builder, ct, cv, 4, jv)
+            for r in range(rows):
+                nr = builder.add(nv, ir.Constant(nv.type, r))
+                px, _ = _item_vector(context, builder, xt, xv, nr, jv)
+                py, _ = _item_vector(context, builder, yt, yv, nr, jv)
+                t = builder.fsub(builder.fsub(builder.load(px, align=1), m_hi), m_lo)
+                _store_streaming(builder, builder.fadd(builder.fmul(t, k), b), py)
+            return context.get_dummy_value()
+
+        return types.void(xs, ys, co, n, j), codegen
+
+    return normalise
+
+
+def _rows_dx_intrinsic(rows):
+    @intrinsic
+    def dx(typingctx, gs, xs, ds, co, n, j):
+        """ds[n:n+rows, j:j+V] = co[4] * ((gs - co[2]) - co[3]) - co[5] * ((xs - co[0]) - co[1]),
+        streamed."""
+        def codegen(context, builder, sig, args):
+            gt, xt, dt, ct = sig.args[:4]
+            gv, xv, dv, cv, nv, jv = args
+            m_hi, m_lo, a_hi, a_lo, k1, k2 = _coefficients(context, builder, ct, cv, 6, jv)
+            for r in range(rows):
+                nr = builder.add(nv, ir.Constant(nv.type, r))
+                pg, _ = _item_vector(context, builder, gt, gv, nr, jv)
+                px, _ = _item_vector(context, builder, xt, xv, nr, jv)
+                pd, _ = _item_vector(context, builder, dt, dv, nr, jv)
+                u = builder.fmul(k1, builder.fsub(builder.fsub(builder.load(pg, align=1), a_hi),
+                                                  a_lo))
+                v = builder.fmul(k2, builder.fsub(builder.fsub(builder.load(px, align=1), m_hi),
+                                                  m_lo))
+                _store_streaming(builder, builder.fsub(u, v), pd)
+            return context.get_dummy_value()
+
+        return types.void(gs, xs, ds, co, n, j), codegen
+
+    return dx
+
+
+_rows_normalise_4 = _rows_normalise_intrinsic(4)
+_rows_normalise_1 = _rows_normalise_intrinsic(1)
+_rows_dx_4 = _rows_dx_intrinsic(4)
+_rows_dx_1 = _rows_dx_intrinsic(1)
 
 
 @njit(nogil=True, cache=True)
-def _row_dx_stream(gs, xs, mh, ml, ah, al, k1, k2, ds):
-    L = xs.shape[0]
-    V = 32 // ds.itemsize
+def _aligned_from(a, n):
+    """First column j whose a[n, j] is vector-aligned (a.shape[1] when there is none)."""
     j = 0
-    while j < L and (ds.ctypes.data + j * ds.itemsize) % 32 != 0:
-        ds[j] = k1[j] * ((gs[j] - ah[j]) - al[j]) - k2[j] * ((xs[j] - mh[j]) - ml[j])
+    while j < a.shape[1] and (a.ctypes.data + n * a.strides[0] + j * a.itemsize) % _VECTOR_BYTES:
         j += 1
-    while j + V <= L:
-        _dx_vector_stream(gs, xs, ds, j, mh, ml, ah, al, k1, k2)
-        j += V
-    while j < L:
-        ds[j] = k1[j] * ((gs[j] - ah[j]) - al[j]) - k2[j] * ((xs[j] - mh[j]) - ml[j])
-        j += 1
+    return j
+
+
+@njit(nogil=True, cache=True)
+def _rows_normalise_stream(x, co, y):
+    """y = normalise(x) for an (N, w) block, co = (mean_hi, mean_lo, scale, shift) per column;
+    rows four at a time when they share their alignment, scalar head and tail per row.
+
+    Last rows first: the sweep before (statistics, or the gradient sums for dx) ended there, so
+    its last ~2 MiB come from L2; the sweep after starts from the first rows, which this one
+    leaves in L2 (fwd+bwd at (1024, 4096) float32: 1-3 % faster than rows in order).
+    """
+    N, w = x.shape
+    V = _VECTOR_BYTES // y.itemsize
+    shared = y.strides[0] % _VECTOR_BYTES == 0
+    top = N  # rows top.. are done
+    while top > 0:
+        r = 4 if shared and top >= 4 else 1
+        n = top - r
+        h = _aligned_from(y, n)
+        e = h + (w - h) // V * V
+        for q in range(n, n + r):
+            for j in range(h):
+                y[q, j] = ((x[q, j] - co[0, j]) - co[1, j]) * co[2, j] + co[3, j]
+            for j in range(e, w):
+                y[q, j] = ((x[q, j] - co[0, j]) - co[1, j]) * co[2, j] + co[3, j]
+        if r == 4:
+            for j in range(h, e, V):
+                _rows_normalise_4(x, y, co, n, j)
+        else:
+            for j in range(h, e, V):
+                _rows_normalise_1(x, y, co, n, j)
+        top = n
+    _store_fence()
+
+
+@njit(nogil=True, cache=True)
+def _rows_dx_stream(dy, x, co, dx):
+    """dx for an (N, w) block, co = (mean_hi, mean_lo, a_hi, a_lo, k1, k2) per column; rows as in
+    ``_rows_normalise_stream``."""
+    N, w = x.shape
+    V = _VECTOR_BYTES // dx.itemsize
+    shared = dx.strides[0] % _VECTOR_BYTES == 0
+    top = N  # rows top.. are done
+    while top > 0:
+        r = 4 if shared and top >= 4 else 1
+        n = top - r
+        h = _aligned_from(dx, n)
+        e = h + (w - h) // V * V
+        for q in range(n, n + r):
+            for j in range(h):
+                dx[q, j] = (co[4, j] * ((dy[q, j] - co[2, j]) - co[3, j])
+                            - co[5, j] * ((x[q, j] - co[0, j]) - co[1, j]))
+            for j in range(e, w):
+                dx[q, j] = (co[4, j] * ((dy[q, j] - co[2, j]) - co[3, j])
+                            - co[5, j] * ((x[q, j] - co[0, j]) - co[1, j]))
+        if r == 4:
+            for j in range(h, e, V):
+                _rows_dx_4(dy, x, dx, co, n, j)
+        else:
+            for j in range(h, e, V):
+                _rows_dx_1(dy, x, dx, co, n, j)
+        top = n
+    _store_fence()
 
 
 # ---- per-feature float64 accumulation over rows, four rows per sweep of the accumulators --------
 
 @njit(nogil=True, cache=True)
-def _rows_add(x, r0, r1, c0, c1, acc):
+def _rows_shifted_sums(x, r0, r1, c0, c1, k, s1, s2):
+    """s1[j] += x[n, c0 + j] - k[j] and s2[j] += (x[n, c0 + j] - k[j])**2 over rows r0..r1."""
     n = r0
     while n + 4 <= r1:
         x0, x1, x2, x3 = x[n, c0:c1], x[n + 1, c0:c1], x[n + 2, c0:c1], x[n + 3, c0:c1]
-        for j in range(acc.shape[0]):
-            acc[j] += ((np.float64(x0[j]) + np.float64(x1[j]))
-                       + (np.float64(x2[j]) + np.float64(x3[j])))
+        for j in range(s1.shape[0]):
+            d0 = np.float64(x0[j]) - k[j]
+            d1 = np.float64(x1[j]) - k[j]
+            d2 = np.float64(x2[j]) - k[j]
+            d3 = np.float64(x3[j]) - k[j]
+            s1[j] += (d0 + d1) + (d2 + d3)
+            s2[j] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
         n += 4
     while n < r1:
         x0 = x[n, c0:c1]
-        for j in range(acc.shape[0]):
-            acc[j] += np.float64(x0[j])
-        n += 1
-
-
-@njit(nogil=True, cache=True)
-def _rows_sqdev(x, r0, r1, c0, c1, m, acc):
-    n = r0
-    while n + 4 <= r1:
-        x0, x1, x2, x3 = x[n, c0:c1], x[n + 1, c0:c1], x[n + 2, c0:c1], x[n + 3, c0:c1]
-        for j in range(acc.shape[0]):
-            d0 = np.float64(x0[j]) - m[j]
-            d1 = np.float64(x1[j]) - m[j]
-            d2 = np.float64(x2[j]) - m[j]
-            d3 = np.float64(x3[j]) - m[j]
-            acc[j] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
-        n += 4
-    while n < r1:
-        x0 = x[n, c0:c1]
-        for j in range(acc.shape[0]):
-            d0 = np.float64(x0[j]) - m[j]
-            acc[j] += d0 * d0
+        for j in range(s1.shape[0]):
+            d0 = np.float64(x0[j]) - k[j]
+            s1[j] += d0
+            s2[j] += d0 * d0
         n += 1
 
 
@@ -400,7 +512,7 @@ def batchnorm_backward_4d(dy, x, gamma, mean, var, eps, batch_stats, dx, dgamma,
 
 @njit(nogil=True, cache=True, parallel=True)
 def batchnorm_forward_2d(x, gamma, beta, eps, batch_stats, mean, var, y, rows, slices, stream):
-    """``rows`` per statistics chunk (a chunk should fit in L2); ``slices`` column slices;
+    """``rows`` per statistics chunk; ``slices`` column slices;
     ``stream``: write y with non-temporal stores."""
     N, D = x.shape
     T = slices
@@ -413,26 +525,30 @@ def batchnorm_forward_2d(x, gamma, beta, eps, batch_stats, mean, var, y, rows, s
         if batch_stats:
             mb[:] = 0.0
             vb[:] = 0.0  # running sum of squared deviations until the end
-            cm = np.empty(w)
-            cq = np.empty(w)
+            k = np.empty(w)
+            s1 = np.empty(w)
+            s2 = np.empty(w)
             seen = 0
             for r0 in range(0, N, rows):
                 r1 = min(N, r0 + rows)
                 nb = r1 - r0
-                cm[:] = 0.0
-                _rows_add(x, r0, r1, c0, c1, cm)
                 for j in range(w):
-                    cm[j] /= nb
-                cq[:] = 0.0
-                _rows_sqdev(x, r0, r1, c0, c1, cm, cq)
-                # merge (seen, mb, vb) with (nb, cm, cq)
+                    k[j] = x[r0, c0 + j]
+                s1[:] = 0.0
+                s2[:] = 0.0
+                _rows_shifted_sums(x, r0, r1, c0, c1, k, s1, s2)
+                # merge (seen, mb, vb) with the chunk's (nb, mean, sum of squared deviations)
                 tot = seen + nb
                 fb = nb / tot
                 fab = seen * fb
                 for j in range(w):
-                    delta = cm[j] - mb[j]
+                    d = s1[j] / nb
+                    cq = s2[j] - s1[j] * d
+                    if cq < 0.0:  # rounding; a NaN stays NaN for the API's check
+                        cq = 0.0
+                    delta = (k[j] + d) - mb[j]
                     mb[j] += delta * fb
-                    vb[j] += cq[j] + delta * delta * fab
+                    vb[j] += cq + delta * delta * fab
                 seen = tot
             for j in range(w):
                 vb[j] /= N
@@ -443,9 +559,7 @@ def batchnorm_forward_2d(x, gamma, beta, eps, batch_stats, mean, var, y, rows, s
             co[2, j] = gamma[c0 + j] / np.sqrt(vb[j] + eps)
             co[3, j] = beta[c0 + j]
         if stream:
-            for n in range(N):
-                _row_normalise_stream(x[n, c0:c1], co[0], co[1], co[2], co[3], y[n, c0:c1])
-            _store_fence()
+            _rows_normalise_stream(x[:, c0:c1], co, y[:, c0:c1])
         else:
             for n in range(N):
                 _row_normalise(x[n, c0:c1], co[0], co[1], co[2], co[3], y[n, c0:c1])
@@ -485,10 +599,7 @@ def batchnorm_backward_2d(dy, x, gamma, mean, var, eps, batch_stats, dx, dgamma,
             co[4, j] = k1
             co[5, j] = k2
         if stream:
-            for n in range(N):
-                _row_dx_stream(dy[n, c0:c1], x[n, c0:c1], co[0], co[1], co[2], co[3], co[4],
-                               co[5], dx[n, c0:c1])
-            _store_fence()
+            _rows_dx_stream(dy[:, c0:c1], x[:, c0:c1], co, dx[:, c0:c1])
         else:
             for n in range(N):
                 _row_dx(dy[n, c0:c1], x[n, c0:c1], co[0], co[1], co[2], co[3], co[4], co[5],

@@ -22,19 +22,16 @@ from .._backend import get_kernel, kernel_threads
 from .._validate import as_float_array
 from . import _anchors  # noqa: F401  (registers torch as the anchor of these functions)
 
-# Rows per statistics chunk of the (N, D) forward kernel: a chunk is read from memory once and
-# re-read from L2 for its sum of squared deviations, so it should fill about half of a core's L2
-# (64 rows at D = 4096 float32).
-_CACHE_BUDGET = 1 << 20
+# Rows per statistics chunk of the (N, D) forward kernel.  A chunk's sums are taken about one of
+# its own rows (k), in one pass over x: its sum of squared deviations is s2 - s1**2 / nb, which
+# loses at most about nb * eps relative to it, since (k - chunk mean)**2 <= nb * chunk variance
+# for a data point k.  Chunks are then merged by Chan's update.  Larger chunks merge less often:
+# (1024, 4096) float32 statistics 0.67 ms with 64-row chunks, 0.61 with 256, one-thread.
+_STATS_ROWS = 256
 
 
 # Columns below which a slice of an (N, D) batch is not worth a thread of its own.
 _MIN_SLICE = 256
-
-
-def _block(n_rows: int, itemsize: int, d: int) -> int:
-    """Rows per statistics chunk of an (N, d) column slice."""
-    return int(max(1, min(n_rows, _CACHE_BUDGET // max(1, d * itemsize))))
 
 
 def _slices(backend, d: int) -> int:
@@ -202,7 +199,9 @@ def batchnorm_forward(x, gamma=None, beta=None, eps=1e-5, training=True, running
     eps : float
         Added to the variance, as in torch.
     training : bool
-        True: normalise with the batch mean and biased batch variance (two-pass, float64), and
+        True: normalise with the batch mean and biased batch variance (float64, stable: two
+        passes per channel for 4-D x, shifted sums in row chunks merged by Chan's update for
+        2-D x, never E[x**2] - E[x]**2), and
         update ``running_mean``/``running_var`` in place if given (the variance unbiased, with
         factor N/(N-1)).  False: normalise with the running statistics, which are then required.
     running_mean, running_var : ndarray, shape (C,), optional
@@ -275,7 +274,7 @@ def batchnorm_forward(x, gamma=None, beta=None, eps=1e-5, training=True, running
         slices = _slices(backend, C)
         get_kernel("nn", "batchnorm_forward_2d", backend)(
             xv, gamma, beta, eps, training, mean, var, yv,
-            _block(x.shape[0], x.itemsize, -(-C // slices)), slices, _stream_y(x))
+            _STATS_ROWS, slices, _stream_y(x))
     else:
         get_kernel("nn", "batchnorm_forward_4d", backend)(
             xv, gamma, beta, eps, training, mean, var, yv, _stream_y(x))
