@@ -329,3 +329,16 @@ def test_errors():
         batchnorm_backward(np.array([[0, 0, np.nan]] * 4), cache)
     with pytest.raises(TypeError, match="BatchNormCache"):
         batchnorm_backward(np.ones((4, 3)), (1, 2))
+
+
+def test_2d_statistics_stable_across_row_chunks(backend):
+    """float64 data at an offset of 1e8 with unit spread: E[x^2] - E[x]^2 would keep no digit
+    of the variance (eps * 1e16 ~ 1).  The (N, D) forward's shifted sums per row chunk, merged
+    by Chan's update over several chunks (1000 rows), keep it to about 1e-12."""
+    rng = np.random.default_rng(11)
+    x = 1e8 + rng.standard_normal((1000, 8)) * np.linspace(0.5, 3.0, 8)
+    y, cache = batchnorm_forward(x, eps=1e-12, backend=backend)
+    ref = (x - x.mean(axis=0)).var(axis=0)  # two-pass reference
+    np.testing.assert_allclose(cache.var, ref, rtol=1e-12)
+    np.testing.assert_allclose(cache.mean, x.mean(axis=0), rtol=1e-14)  # an ulp or two
+    np.testing.assert_allclose(y.std(axis=0), 1.0, rtol=1e-9)

@@ -538,6 +538,7 @@ def batchnorm_forward_2d(real[:, ::1] x, double[::1] gamma, double[::1] beta, do
     cdef double *mb
     cdef double *vb
     cdef double *kk
+    cdef double *g
     cdef double *s1
     cdef double *s2
     cdef real *co
@@ -553,15 +554,17 @@ def batchnorm_forward_2d(real[:, ::1] x, double[::1] gamma, double[::1] beta, do
             w = c1 - c0
             mb = &mean[c0]
             vb = &var[c0]
-            buf = <double *> malloc(3 * w * sizeof(double))
+            buf = <double *> malloc(4 * w * sizeof(double))
             kk = buf
             s1 = buf + w
             s2 = buf + 2 * w
+            g = buf + 3 * w  # as _numba: the running mean is kept about the first row
             co = <real *> malloc(4 * w * sizeof(real))
             if batch_stats:
                 for j in range(w):
                     mb[j] = 0.0
                     vb[j] = 0.0
+                    g[j] = x[0, c0 + j]
                 seen = 0
                 r0 = 0
                 while r0 < N:
@@ -579,13 +582,14 @@ def batchnorm_forward_2d(real[:, ::1] x, double[::1] gamma, double[::1] beta, do
                         cq = s2[j] - s1[j] * d
                         if cq < 0.0:  # rounding; a NaN stays NaN for the API's check
                             cq = 0.0
-                        delta = (kk[j] + d) - mb[j]
+                        delta = ((kk[j] - g[j]) + d) - mb[j]
                         mb[j] += delta * fb
                         vb[j] += cq + delta * delta * fab
                     seen = seen + nb
                     r0 = r1
                 for j in range(w):
                     vb[j] /= N
+                    mb[j] += g[j]
             for j in range(w):
                 co[j] = <real> mb[j]
                 co[w + j] = <real> (mb[j] - co[j])
