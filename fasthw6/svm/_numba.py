@@ -18,16 +18,154 @@ import numpy as np
 from numba import njit
 
 TAU = 1e-12
-BATCH = 8  # samples added to the working set per round
+BATCH = 16  # samples added to the working set per round
+JUMP = 100  # SMO steps between active-set jumps
 SUBTOL = 0.3  # each round solves W to SUBTOL x the last full gap (tol at the end)
 
 
 @njit(nogil=True, cache=True)
-def _sub_smo(K, yw, aw, gw, m, tol, budget):
+def _solve(A, b, k):
+    """Solve A[:k, :k] x = b[:k] in place (x in b) by Gaussian elimination with partial
+    pivoting; False when a pivot is negligible (a singular system)."""
+    scale = 0.0
+    for r in range(k):
+        for c in range(k):
+            if abs(A[r, c]) > scale:
+                scale = abs(A[r, c])
+    for c in range(k):
+        p = c
+        for r in range(c + 1, k):
+            if abs(A[r, c]) > abs(A[p, c]):
+                p = r
+        if not abs(A[p, c]) > 1e-12 * scale:
+            return False
+        if p != c:
+            for u in range(k):
+                A[c, u], A[p, u] = A[p, u], A[c, u]
+            b[c], b[p] = b[p], b[c]
+        for r in range(c + 1, k):
+            e = A[r, c] / A[c, c]
+            if e != 0.0:
+                for u in range(c, k):
+                    A[r, u] -= e * A[c, u]
+                b[r] -= e * b[c]
+    for c in range(k - 1, -1, -1):
+        acc = b[c]
+        for u in range(c + 1, k):
+            acc -= A[c, u] * b[u]
+        b[c] = acc / A[c, c]
+    return True
+
+
+@njit(nogil=True, cache=True)
+def _jump(K, XW, yw, aw, gw, m, fidx, A, sol):
+    """Active-set steps on the free set F = {a > 0} (the dual restricted to a_t = 0 off F, y'a = 0):
+
+    - |F| <= d + 1: move a toward that restricted problem's minimiser (the support-set equations
+      y_t (w.x_t + b) = 1 on F), as far as a >= 0 allows;
+    - |F| > d + 1: those equations are over-determined and the restricted dual decreases without
+      bound along p = the projection of 1 onto {p : sum_F p_t y_t x_t = 0, y'p = 0}: move along p
+      until a multiplier reaches 0;
+
+    dropping the multiplier that reaches 0, until the minimiser is reached or a system is
+    singular.  The dual decreases along every move, so SMO's convergence is kept.  SMO alone
+    needs tens of thousands of steps to settle the last few multipliers of a hard-margin problem;
+    these steps settle them in a few solves.  Refreshes gw; returns whether a moved."""
+    d = XW.shape[1]
+    moved = False
+    for _ in range(m):
+        nf = 0
+        for t in range(m):
+            if aw[t] > 0:
+                fidx[nf] = t
+                nf += 1
+        if nf < 2:
+            break
+        if nf <= d + 1:
+            for r in range(nf):
+                kr = K[fidx[r]]
+                for c in range(nf):
+                    A[r, c] = kr[fidx[c]]
+                A[r, nf] = 1.0
+                A[nf, r] = 1.0
+                sol[r] = yw[fidx[r]]
+            A[nf, nf] = 0.0
+            sol[nf] = 0.0
+            if not _solve(A, sol, nf + 1):
+                break
+            for r in range(nf):
+                sol[r] = sol[r] * yw[fidx[r]] - aw[fidx[r]]  # the move p
+            full = 1.0
+        else:
+            # M = [y_t x_t ; y_t] (d + 1, nf); p = 1 - M'c with (M M') c = M 1
+            for k in range(d + 1):
+                for u in range(d + 1):
+                    A[k, u] = 0.0
+                sol[k] = 0.0
+            for r in range(nf):
+                t = fidx[r]
+                xt = XW[t]
+                for k in range(d):
+                    for u in range(k + 1):
+                        A[k, u] += xt[k] * xt[u]
+                    A[k, d] += xt[k]
+                    sol[k] += yw[t] * xt[k]
+                sol[d] += yw[t]
+            A[d, d] = nf
+            for k in range(d):
+                for u in range(k):
+                    A[u, k] = A[k, u]
+            for k in range(d):
+                A[d, k] = A[k, d]
+            if not _solve(A, sol, d + 1):
+                break
+            for k in range(d + 1):
+                A[0, k] = sol[k]
+            for r in range(nf):
+                t = fidx[r]
+                acc = A[0, d]
+                for k in range(d):
+                    acc += XW[t, k] * A[0, k]
+                sol[r] = 1.0 - yw[t] * acc
+            full = np.inf
+        step = full
+        drop = -1
+        for r in range(nf):
+            a = aw[fidx[r]]
+            p = sol[r]
+            if p < 0 and a < -p * step:
+                step = a / -p
+                drop = r
+        if drop < 0 and step == np.inf:  # no multiplier bounds the ray: W is not separable
+            break
+        for r in range(nf):
+            aw[fidx[r]] += step * sol[r]
+        moved = True
+        if drop < 0:
+            break
+        aw[fidx[drop]] = 0.0
+    if moved:
+        for t in range(m):
+            if aw[t] < 0:
+                aw[t] = 0.0
+        for t in range(m):
+            acc = 0.0
+            kt = K[t]
+            for u in range(m):
+                if aw[u] > 0:
+                    acc += kt[u] * yw[u] * aw[u]
+            gw[t] = yw[t] * acc - 1.0
+    return moved
+
+
+@njit(nogil=True, cache=True)
+def _sub_smo(K, XW, yw, aw, gw, m, tol, budget, fidx, A, sol):
     """SMO on the first m working-set samples (Gram block K); returns (steps, gap)."""
     gap = np.inf
     it = 0
     while it < budget:
+        if it % JUMP == JUMP - 1:
+            _jump(K, XW, yw, aw, gw, m, fidx, A, sol)
         # i: largest -y G over I_up = {y = +1} U {y = -1, a > 0}
         gmax = -np.inf
         i = -1
@@ -165,6 +303,9 @@ def smo_solve(XT, y, alpha, grad, tol, max_iter, n_cache):
     new_idx = np.empty(max(BATCH, 1), np.int64)
     new_val = np.empty(max(BATCH, 1))
     seed_idx = np.empty(n, np.int64)
+    fidx = np.empty(n, np.int64)
+    A = np.empty((d + 2, d + 2))
+    sol = np.empty(n + 1)
 
     # seed: the current support, or else the samples of each class nearest the other class
     # along the difference of the class means
@@ -229,7 +370,7 @@ def smo_solve(XT, y, alpha, grad, tol, max_iter, n_cache):
         if not fresh:
             for s in range(m):
                 gw[s] = grad[idx[s]]
-            steps, _ = _sub_smo(K, yw, aw, gw, m, max(tol, SUBTOL * gap), max_iter - it)
+            steps, _ = _sub_smo(K, XW, yw, aw, gw, m, max(tol, SUBTOL * gap), max_iter - it, fidx, A, sol)
             it += steps
             if steps == 0 and n_add == 0:  # rounding left nothing to do: report the gap as is
                 break
