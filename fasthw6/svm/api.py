@@ -49,9 +49,10 @@ class HardMarginSVC:
         the functional margin) is below ``tol``; the exact polish then usually makes the answer
         exact to rounding.
     max_iter : int, default 10_000_000
-        SMO steps allowed.
+        SMO steps allowed (the compiled kernels' active-set moves are not counted).
     cache_rows : int, default 256
-        Kernel rows X x_i the compiled kernel keeps.
+        Initial capacity (samples) of the compiled kernel's working set and its Gram block; it
+        grows when needed.
     backend : str, optional
         ``"numba"``, ``"cython"``, ``"numpy"`` or ``"auto"``.
 
@@ -75,7 +76,7 @@ class HardMarginSVC:
     margin_ : float
         2 / ||w||, the width of the margin.
     n_iter_ : int
-        SMO steps taken.
+        SMO steps taken (backends differ: the compiled kernels need far fewer).
 
     Examples
     --------
