@@ -52,9 +52,9 @@ cdef bint _solve(double[:, ::1] A, double[::1] b, Py_ssize_t k) noexcept nogil:
 
 cdef bint _jump(double[:, ::1] K, double[:, ::1] XW, double[::1] yw, double[::1] aw,
                 double[::1] gw, Py_ssize_t m, Py_ssize_t[::1] fidx, double[:, ::1] A,
-                double[::1] sol) noexcept nogil:
+                double[::1] sol, double[:, ::1] G, double[::1] h) noexcept nogil:
     cdef Py_ssize_t d = XW.shape[1], nf, t, r, c, k, u, drop, rep
-    cdef bint moved = False
+    cdef bint moved = False, built = False
     cdef double full, step, a, p, acc
     for rep in range(m):
         nf = 0
@@ -79,24 +79,29 @@ cdef bint _jump(double[:, ::1] K, double[:, ::1] XW, double[::1] yw, double[::1]
                 sol[r] = sol[r] * yw[fidx[r]] - aw[fidx[r]]
             full = 1.0
         else:
-            for k in range(d + 1):
-                for u in range(d + 1):
-                    A[k, u] = 0.0
-                sol[k] = 0.0
-            for r in range(nf):
-                t = fidx[r]
-                for k in range(d):
-                    for u in range(k + 1):
-                        A[k, u] += XW[t, k] * XW[t, u]
-                    A[k, d] += XW[t, k]
-                    sol[k] += yw[t] * XW[t, k]
-                sol[d] += yw[t]
+            if not built:
+                for k in range(d + 1):
+                    for u in range(d + 1):
+                        G[k, u] = 0.0
+                    h[k] = 0.0
+                for r in range(nf):
+                    t = fidx[r]
+                    for k in range(d):
+                        for u in range(k + 1):
+                            G[k, u] += XW[t, k] * XW[t, u]
+                        G[k, d] += XW[t, k]
+                        h[k] += yw[t] * XW[t, k]
+                    h[d] += yw[t]
+                built = True
+            for k in range(d):
+                for u in range(k + 1):
+                    A[k, u] = G[k, u]
+                    A[u, k] = G[k, u]
+                A[k, d] = G[k, d]
+                A[d, k] = G[k, d]
+                sol[k] = h[k]
             A[d, d] = nf
-            for k in range(d):
-                for u in range(k):
-                    A[u, k] = A[k, u]
-            for k in range(d):
-                A[d, k] = A[k, d]
+            sol[d] = h[d]
             if not _solve(A, sol, d + 1):
                 break
             for k in range(d + 1):
@@ -123,16 +128,29 @@ cdef bint _jump(double[:, ::1] K, double[:, ::1] XW, double[::1] yw, double[::1]
         moved = True
         if drop < 0:
             break
-        aw[fidx[drop]] = 0.0
+        t = fidx[drop]
+        aw[t] = 0.0
+        if built:
+            for k in range(d):
+                for u in range(k + 1):
+                    G[k, u] -= XW[t, k] * XW[t, u]
+                G[k, d] -= XW[t, k]
+                h[k] -= yw[t] * XW[t, k]
+            h[d] -= yw[t]
     if moved:
+        for k in range(d):
+            h[k] = 0.0
         for t in range(m):
             if aw[t] < 0:
                 aw[t] = 0.0
+            if aw[t] > 0:
+                a = aw[t] * yw[t]
+                for k in range(d):
+                    h[k] += a * XW[t, k]
         for t in range(m):
             acc = 0.0
-            for u in range(m):
-                if aw[u] > 0:
-                    acc += K[t, u] * yw[u] * aw[u]
+            for k in range(d):
+                acc += XW[t, k] * h[k]
             gw[t] = yw[t] * acc - 1.0
     return moved
 
@@ -140,13 +158,13 @@ cdef bint _jump(double[:, ::1] K, double[:, ::1] XW, double[::1] yw, double[::1]
 cdef Py_ssize_t _sub_smo(double[:, ::1] K, double[:, ::1] XW, double[::1] yw, double[::1] aw,
                          double[::1] gw, Py_ssize_t m, double tol, Py_ssize_t budget,
                          Py_ssize_t[::1] fidx, double[:, ::1] A, double[::1] sol,
-                         double *gap_out) noexcept nogil:
+                         double[:, ::1] G, double[::1] h, double *gap_out) noexcept nogil:
     cdef double gap = INFINITY, gmax, gmin, v, b, a, obj, best, quad, ai, aj, ni, nj, delta
     cdef double diff, s, ci, cj
     cdef Py_ssize_t it = 0, i, j, t
     while it < budget:
         if it % JUMP == JUMP - 1:
-            _jump(K, XW, yw, aw, gw, m, fidx, A, sol)
+            _jump(K, XW, yw, aw, gw, m, fidx, A, sol, G, h)
         gmax = -INFINITY
         i = -1
         for t in range(m):
@@ -259,6 +277,8 @@ def smo_solve(const double[:, ::1] XT, const double[::1] y, double[::1] alpha, d
     cdef Py_ssize_t[::1] fidx = np.empty(n, np.intp)
     cdef double[:, ::1] A = np.empty((d + 2, d + 2))
     cdef double[::1] sol = np.empty(n + 1)
+    cdef double[:, ::1] G = np.empty((d + 1, d + 1))
+    cdef double[::1] h = np.empty(d + 1)
     cdef Py_ssize_t[::1] adding
     cdef Py_ssize_t ns = 0, npos = 0, t, k, r, s, u, c, m = 0, it = 0, n_add, steps
     cdef double sp, sn, wk, acc, coef, gmax, gmin, wmax, wmin, v, mid, subgap
@@ -341,7 +361,7 @@ def smo_solve(const double[:, ::1] XT, const double[::1] y, double[::1] alpha, d
                 for s in range(m):
                     gw[s] = grad[idx[s]]
                 steps = _sub_smo(K, XW, yw, aw, gw, m, max(tol, SUBTOL * gap), max_iter - it,
-                                 fidx, A, sol, &subgap)
+                                 fidx, A, sol, G, h, &subgap)
                 it += steps
                 if steps == 0 and n_add == 0:  # rounding left nothing to do: report the gap as is
                     break

@@ -61,7 +61,7 @@ def _solve(A, b, k):
 
 
 @njit(nogil=True, cache=True)
-def _jump(K, XW, yw, aw, gw, m, fidx, A, sol):
+def _jump(K, XW, yw, aw, gw, m, fidx, A, sol, G, h):
     """Active-set steps on the free set F = {a > 0} (the dual restricted to a_t = 0 off F, y'a = 0):
 
     - |F| <= d + 1: move a toward that restricted problem's minimiser (the support-set equations
@@ -73,9 +73,11 @@ def _jump(K, XW, yw, aw, gw, m, fidx, A, sol):
     dropping the multiplier that reaches 0, until the minimiser is reached or a system is
     singular.  The dual decreases along every move, so SMO's convergence is kept.  SMO alone
     needs tens of thousands of steps to settle the last few multipliers of a hard-margin problem;
-    these steps settle them in a few solves.  Refreshes gw; returns whether a moved."""
+    these steps settle them in a few solves.  Refreshes gw (from w, built in h); returns whether
+    a moved.  G, h: (d + 1, d + 1) and (d + 1,) scratch."""
     d = XW.shape[1]
     moved = False
+    built = False
     for _ in range(m):
         nf = 0
         for t in range(m):
@@ -100,26 +102,32 @@ def _jump(K, XW, yw, aw, gw, m, fidx, A, sol):
                 sol[r] = sol[r] * yw[fidx[r]] - aw[fidx[r]]  # the move p
             full = 1.0
         else:
-            # M = [y_t x_t ; y_t] (d + 1, nf); p = 1 - M'c with (M M') c = M 1
-            for k in range(d + 1):
-                for u in range(d + 1):
-                    A[k, u] = 0.0
-                sol[k] = 0.0
-            for r in range(nf):
-                t = fidx[r]
-                xt = XW[t]
-                for k in range(d):
-                    for u in range(k + 1):
-                        A[k, u] += xt[k] * xt[u]
-                    A[k, d] += xt[k]
-                    sol[k] += yw[t] * xt[k]
-                sol[d] += yw[t]
+            # M = [y_t x_t ; y_t] (d + 1, nf); p = 1 - M'c with (M M') c = M 1.  M M' and M 1
+            # are sums over F, built once and downdated as samples leave F.
+            if not built:
+                for k in range(d + 1):
+                    for u in range(d + 1):
+                        G[k, u] = 0.0
+                    h[k] = 0.0
+                for r in range(nf):
+                    t = fidx[r]
+                    xt = XW[t]
+                    for k in range(d):
+                        for u in range(k + 1):
+                            G[k, u] += xt[k] * xt[u]
+                        G[k, d] += xt[k]
+                        h[k] += yw[t] * xt[k]
+                    h[d] += yw[t]
+                built = True
+            for k in range(d):
+                for u in range(k + 1):
+                    A[k, u] = G[k, u]
+                    A[u, k] = G[k, u]
+                A[k, d] = G[k, d]
+                A[d, k] = G[k, d]
+                sol[k] = h[k]
             A[d, d] = nf
-            for k in range(d):
-                for u in range(k):
-                    A[u, k] = A[k, u]
-            for k in range(d):
-                A[d, k] = A[k, d]
+            sol[d] = h[d]
             if not _solve(A, sol, d + 1):
                 break
             for k in range(d + 1):
@@ -146,29 +154,42 @@ def _jump(K, XW, yw, aw, gw, m, fidx, A, sol):
         moved = True
         if drop < 0:
             break
-        aw[fidx[drop]] = 0.0
+        t = fidx[drop]
+        aw[t] = 0.0
+        if built:
+            xt = XW[t]
+            for k in range(d):
+                for u in range(k + 1):
+                    G[k, u] -= xt[k] * xt[u]
+                G[k, d] -= xt[k]
+                h[k] -= yw[t] * xt[k]
+            h[d] -= yw[t]
     if moved:
+        for k in range(d):
+            h[k] = 0.0
         for t in range(m):
             if aw[t] < 0:
                 aw[t] = 0.0
+            if aw[t] > 0:
+                c = aw[t] * yw[t]
+                for k in range(d):
+                    h[k] += c * XW[t, k]
         for t in range(m):
             acc = 0.0
-            kt = K[t]
-            for u in range(m):
-                if aw[u] > 0:
-                    acc += kt[u] * yw[u] * aw[u]
+            for k in range(d):
+                acc += XW[t, k] * h[k]
             gw[t] = yw[t] * acc - 1.0
     return moved
 
 
 @njit(nogil=True, cache=True)
-def _sub_smo(K, XW, yw, aw, gw, m, tol, budget, fidx, A, sol):
+def _sub_smo(K, XW, yw, aw, gw, m, tol, budget, fidx, A, sol, G, h):
     """SMO on the first m working-set samples (Gram block K); returns (steps, gap)."""
     gap = np.inf
     it = 0
     while it < budget:
         if it % JUMP == JUMP - 1:
-            _jump(K, XW, yw, aw, gw, m, fidx, A, sol)
+            _jump(K, XW, yw, aw, gw, m, fidx, A, sol, G, h)
         # i: largest -y G over I_up = {y = +1} U {y = -1, a > 0}
         gmax = -np.inf
         i = -1
@@ -309,6 +330,8 @@ def smo_solve(XT, y, alpha, grad, tol, max_iter, n_cache):
     fidx = np.empty(n, np.int64)
     A = np.empty((d + 2, d + 2))
     sol = np.empty(n + 1)
+    G = np.empty((d + 1, d + 1))
+    h = np.empty(d + 1)
 
     # seed: the current support, or else the samples of each class nearest the other class
     # along the difference of the class means
@@ -373,7 +396,8 @@ def smo_solve(XT, y, alpha, grad, tol, max_iter, n_cache):
         if not fresh:
             for s in range(m):
                 gw[s] = grad[idx[s]]
-            steps, _ = _sub_smo(K, XW, yw, aw, gw, m, max(tol, SUBTOL * gap), max_iter - it, fidx, A, sol)
+            steps, _ = _sub_smo(K, XW, yw, aw, gw, m, max(tol, SUBTOL * gap), max_iter - it,
+                                fidx, A, sol, G, h)
             it += steps
             if steps == 0 and n_add == 0:  # rounding left nothing to do: report the gap as is
                 break
