@@ -232,7 +232,7 @@ def _polish(X, ys, alpha, grad):
                 and np.abs(A @ sol - rhs).max() <= 1e-9):
             out = np.zeros_like(alpha)
             out[sv] = np.maximum(lam, 0.0)
-            return w, float(b), out
+            return w, float(b) + 0.0, out  # + 0.0: an exact zero intercept prints as 0, not -0
     # degenerate support set (more than d + 1 points on the margin): keep SMO's multipliers
     w = Xs.T @ (ysv * alpha[sv])
     b = float(np.mean(ysv - Xs @ w))
