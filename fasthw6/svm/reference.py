@@ -1,6 +1,8 @@
-"""The hard-margin SVM dual in plain NumPy (backend ``"numpy"``): the same SMO steps as the
-compiled kernels, one vectorised NumPy expression per selection and update, the full Gram
-matrix held in memory.  Slow for large n, obviously right for the tests.
+"""The hard-margin SVM dual in plain NumPy (backend ``"numpy"``): plain SMO over all samples
+with the compiled kernels' second-order working-set rule and stopping test, one vectorised NumPy
+expression per selection and update, the full Gram matrix held in memory.  The compiled kernels
+reach the same optimum faster (a growing working set and active-set moves); this one is slow
+for large n and obviously right for the tests.
 """
 from __future__ import annotations
 
