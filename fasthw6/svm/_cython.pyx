@@ -257,6 +257,19 @@ cdef Py_ssize_t _worst(double[::1] viol, Py_ssize_t[::1] pos, const double[::1] 
     return c
 
 
+cdef inline void _scores(const double[:, ::1] XT, double[::1] w, double[::1] f, Py_ssize_t n,
+                         Py_ssize_t d) noexcept nogil:
+    """As _numba._scores: f = X w from X^T (d, n), one contiguous axpy per feature."""
+    cdef Py_ssize_t k, t
+    cdef double wk
+    for t in range(n):
+        f[t] = 0.0
+    for k in range(d):
+        wk = w[k]
+        for t in range(n):
+            f[t] += wk * XT[k, t]
+
+
 def smo_solve(const double[:, ::1] XT, const double[::1] y, double[::1] alpha, double[::1] grad,
               double tol, Py_ssize_t max_iter, Py_ssize_t n_cache):
     cdef Py_ssize_t d = XT.shape[0], n = XT.shape[1]
@@ -305,12 +318,7 @@ def smo_solve(const double[:, ::1] XT, const double[::1] y, double[::1] alpha, d
                     else:
                         sn += XT[k, t]
                 w[k] = sp / npos - sn / (n - npos)
-            for t in range(n):
-                f[t] = 0.0
-            for k in range(d):
-                wk = w[k]
-                for t in range(n):
-                    f[t] += wk * XT[k, t]
+            _scores(XT, w, f, n, d)
             for t in range(n):
                 viol[t] = 1.0 / (1.0 + exp(y[t] * f[t]))
             c = _worst(viol, pos, y, 1.0, BATCH // 2, new_idx, new_val)
@@ -375,12 +383,7 @@ def smo_solve(const double[:, ::1] XT, const double[::1] y, double[::1] alpha, d
                 if coef != 0.0:
                     for k in range(d):
                         w[k] += coef * XW[s, k]
-            for t in range(n):
-                f[t] = 0.0
-            for k in range(d):
-                wk = w[k]
-                for t in range(n):
-                    f[t] += wk * XT[k, t]
+            _scores(XT, w, f, n, d)
             for s in range(m):
                 alpha[idx[s]] = aw[s]
             # KKT gap over all n, and over W alone: -y G = y - f

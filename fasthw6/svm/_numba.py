@@ -305,6 +305,17 @@ def _grow(idx, XW, K, yw, aw, gw, m, cap):
     return idx2, XW2, K2, yw2, aw2, gw2
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _scores(XT, w, f):
+    """f = X w from X^T (d, n): one contiguous axpy per feature."""
+    f[:] = 0.0
+    for k in range(XT.shape[0]):
+        wk = w[k]
+        xk = XT[k]
+        for t in range(f.shape[0]):
+            f[t] += wk * xk[t]
+
+
 @njit(nogil=True, cache=True)
 def smo_solve(XT, y, alpha, grad, tol, max_iter, n_cache):
     """Run at most ``max_iter`` SMO steps from alpha; return (steps, final KKT gap over all n).
@@ -354,11 +365,7 @@ def smo_solve(XT, y, alpha, grad, tol, max_iter, n_cache):
                 else:
                     sn += XT[k, t]
             w[k] = sp / npos - sn / (n - npos)
-        f[:] = 0.0
-        for k in range(d):
-            wk = w[k]
-            for t in range(n):
-                f[t] += wk * XT[k, t]
+        _scores(XT, w, f)
         for t in range(n):
             viol[t] = 1.0 / (1.0 + np.exp(y[t] * f[t]))  # in (0, 1), largest nearest the other side
         for cls in (1.0, -1.0):
@@ -410,11 +417,7 @@ def smo_solve(XT, y, alpha, grad, tol, max_iter, n_cache):
             if c != 0.0:
                 for k in range(d):
                     w[k] += c * XW[s, k]
-        f[:] = 0.0
-        for k in range(d):
-            wk = w[k]
-            for t in range(n):
-                f[t] += wk * XT[k, t]
+        _scores(XT, w, f)
         for s in range(m):
             alpha[idx[s]] = aw[s]
         # KKT gap over all n, and over W alone: -y G = y - f
