@@ -342,3 +342,24 @@ def test_2d_statistics_stable_across_row_chunks(backend):
     np.testing.assert_allclose(cache.var, ref, rtol=1e-12)
     np.testing.assert_allclose(cache.mean, x.mean(axis=0), rtol=1e-14)  # an ulp or two
     np.testing.assert_allclose(y.std(axis=0), 1.0, rtol=1e-9)
+
+
+def test_cython_sse2_streaming_path(tmp_path):
+    """This machine may have AVX-512, so the Cython streaming stores' SSE2 path would go
+    untested: run the streamed-vs-ordinary equality test on it in a process that forces it."""
+    import os
+    import subprocess
+    import sys
+
+    if "cython" not in fasthw6.available_backends():
+        pytest.skip("cython backend not built")
+    env = dict(os.environ, FASTHW6_NO_AVX512="1")
+    probe = subprocess.run([sys.executable, "-c", "from fasthw6.nn import _cython as c; "
+                            "print(c.wide_streaming_stores())"], env=env, capture_output=True,
+                           text=True, check=True)
+    assert probe.stdout.strip() == "False"
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "-k", "test_streamed_outputs_equal_ordinary and cython", __file__],
+                         env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert " passed" in run.stdout and "failed" not in run.stdout

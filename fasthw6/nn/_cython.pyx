@@ -73,11 +73,16 @@ cdef extern from *:
     #else
     #define FH6_WIDE __attribute__((target("avx512f"), optimize("fp-contract=off")))
     #endif
+    #include <stdlib.h>
     static int fh6_wide_flag = -1;
     static inline int fh6_wide(void) {
         if (fh6_wide_flag < 0) {
+            /* FASTHW6_NO_AVX512=1 takes the SSE2 path on any CPU, so that the tests can run
+               it on a machine that has AVX-512 */
+            const char *off = getenv("FASTHW6_NO_AVX512");
             __builtin_cpu_init();
-            fh6_wide_flag = __builtin_cpu_supports("avx512f") ? 1 : 0;
+            fh6_wide_flag = (off && off[0] && off[0] != '0') ? 0
+                            : (__builtin_cpu_supports("avx512f") ? 1 : 0);
         }
         return fh6_wide_flag;
     }
@@ -176,6 +181,12 @@ ctypedef fused real:
     float
     double
 
+
+
+def wide_streaming_stores():
+    """Whether the streaming stores use 64-byte AVX-512 vectors in this process (else SSE2);
+    ``FASTHW6_NO_AVX512=1`` forces SSE2."""
+    return bool(fh6_wide())
 
 def n_threads():
     """Threads a parallel kernel of this backend runs on now."""
