@@ -11,6 +11,7 @@ from libc.math cimport INFINITY, exp, isfinite
 cdef double TAU = 1e-12
 cdef Py_ssize_t BATCH = 16  # samples added to the working set per round
 cdef Py_ssize_t JUMP = 100  # SMO steps between active-set jumps
+cdef Py_ssize_t JUMP_D2 = 16  # as _numba: max(JUMP, d^2 / JUMP_D2) steps between jumps
 cdef double SUBTOL = 0.3  # each round solves W to SUBTOL x the last full gap (tol at the end)
 
 
@@ -162,8 +163,10 @@ cdef Py_ssize_t _sub_smo(double[:, ::1] K, double[:, ::1] XW, double[::1] yw, do
     cdef double gap = INFINITY, gmax, gmin, v, b, a, obj, best, quad, ai, aj, ni, nj, delta
     cdef double diff, s, ci, cj
     cdef Py_ssize_t it = 0, i, j, t
+    cdef Py_ssize_t d = XW.shape[1]
+    cdef Py_ssize_t J = max(JUMP, d * d // JUMP_D2)
     while it < budget:
-        if it % JUMP == JUMP - 1:
+        if it % J == J - 1:
             _jump(K, XW, yw, aw, gw, m, fidx, A, sol, G, h)
         gmax = -INFINITY
         i = -1

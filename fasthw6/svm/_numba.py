@@ -24,6 +24,8 @@ from numba import njit
 TAU = 1e-12
 BATCH = 16  # samples added to the working set per round
 JUMP = 100  # SMO steps between active-set jumps
+JUMP_D2 = 16  # steps between jumps: max(JUMP, d^2 / JUMP_D2), since a jump's solves cost ~d^3
+# (n=500, d=200: fit 49.9 -> 18.2 ms; n=1000, d=100: 34.1 -> 19.9; d=20 unchanged)
 SUBTOL = 0.3  # each round solves W to SUBTOL x the last full gap (tol at the end)
 
 
@@ -187,8 +189,10 @@ def _sub_smo(K, XW, yw, aw, gw, m, tol, budget, fidx, A, sol, G, h):
     """SMO on the first m working-set samples (Gram block K); returns (steps, gap)."""
     gap = np.inf
     it = 0
+    d = XW.shape[1]
+    J = max(JUMP, d * d // JUMP_D2)
     while it < budget:
-        if it % JUMP == JUMP - 1:
+        if it % J == J - 1:
             _jump(K, XW, yw, aw, gw, m, fidx, A, sol, G, h)
         # i: largest -y G over I_up = {y = +1} U {y = -1, a > 0}
         gmax = -np.inf
