@@ -50,11 +50,23 @@ def n_threads():
     return openmp.omp_get_max_threads()
 
 
+cdef inline (int64_t, int64_t) span_range(const sym_t[::1] X, Py_ssize_t a, Py_ssize_t b,
+                                          int64_t mn, int64_t mx) noexcept nogil:
+    """As _numba._span_range: (min, max) of mn, mx and X[a:b] in one pass."""
+    cdef Py_ssize_t i
+    cdef int64_t v
+    for i in range(a, b):
+        v = X[i]
+        mn = v if v < mn else mn
+        mx = v if v > mx else mx
+    return mn, mx
+
+
 def symbol_range(const sym_t[::1] X, Py_ssize_t n_chunks, int64_t[::1] out):
     """Smallest and largest symbol of X (non-empty) into out[0], out[1]: one pass, chunks in
     parallel (``n_chunks`` <= len(X), so no chunk is empty)."""
-    cdef Py_ssize_t n = X.shape[0], c, i, a, b
-    cdef int64_t mn, mx, v
+    cdef Py_ssize_t n = X.shape[0], c, a, b
+    cdef (int64_t, int64_t) r
     lo = np.empty(n_chunks, np.int64)
     hi = np.empty(n_chunks, np.int64)
     cdef int64_t[::1] lo_v = lo, hi_v = hi
@@ -62,14 +74,9 @@ def symbol_range(const sym_t[::1] X, Py_ssize_t n_chunks, int64_t[::1] out):
         for c in prange(n_chunks, schedule="static"):
             a = c * n // n_chunks
             b = (c + 1) * n // n_chunks
-            mn = X[a]
-            mx = mn
-            for i in range(a, b):
-                v = X[i]
-                mn = v if v < mn else mn
-                mx = v if v > mx else mx
-            lo_v[c] = mn
-            hi_v[c] = mx
+            r = span_range(X, a, b, X[a], X[a])
+            lo_v[c] = r[0]
+            hi_v[c] = r[1]
     out[0] = lo.min()
     out[1] = hi.max()
     return out
@@ -399,17 +406,13 @@ cdef inline int64_t first_bad_symbol(const sym_t[::1] X, const int64_t[::1] offs
     """As _numba._first_bad_symbol: a position in the sequences idx[0:L] whose symbol lies
     outside [0, M), or -1."""
     cdef Py_ssize_t l, p, a, b
-    cdef int64_t mn, mx, v
+    cdef int64_t v
+    cdef (int64_t, int64_t) r
     for l in range(L):
         a = offsets[idx[l]]
         b = offsets[idx[l] + 1]
-        mn = 0
-        mx = 0
-        for p in range(a, b):
-            v = X[p]
-            mn = v if v < mn else mn
-            mx = v if v > mx else mx
-        if mn < 0 or mx >= M:
+        r = span_range(X, a, b, 0, 0)
+        if r[0] < 0 or r[1] >= M:
             for p in range(a, b):
                 v = X[p]
                 if v < 0 or v >= M:

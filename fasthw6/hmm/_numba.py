@@ -73,6 +73,16 @@ def _ll_value(p, e, extra):
     return math.log(p) - e * _LN2_512 + extra
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _span_range(X, a, b, mn, mx):
+    """(min, max) of mn, mx and the symbols X[a:b], as int64, in one pass."""
+    for i in range(a, b):
+        v = np.int64(X[i])
+        mn = min(mn, v)
+        mx = max(mx, v)
+    return mn, mx
+
+
 @njit(nogil=True, cache=True, parallel=True)
 def symbol_range(X, n_chunks, out):
     """Smallest and largest symbol of X (non-empty) into out[0], out[1] (int64): one pass
@@ -83,14 +93,7 @@ def symbol_range(X, n_chunks, out):
     for c in prange(n_chunks):
         a = c * n // n_chunks
         b = (c + 1) * n // n_chunks
-        mn = np.int64(X[a])
-        mx = mn
-        for i in range(a, b):
-            v = np.int64(X[i])
-            mn = min(mn, v)
-            mx = max(mx, v)
-        lo[c] = mn
-        hi[c] = mx
+        lo[c], hi[c] = _span_range(X, a, b, np.int64(X[a]), np.int64(X[a]))
     out[0] = lo.min()
     out[1] = hi.max()
     return out
@@ -359,12 +362,7 @@ def _first_bad_symbol(X, offsets, idx, M):
     launch of the kernel, where a separate check would cost a pass over X of its own."""
     for l in range(idx.shape[0]):
         a, b = offsets[idx[l]], offsets[idx[l] + 1]
-        mn = np.int64(0)
-        mx = np.int64(0)
-        for p in range(a, b):
-            v = np.int64(X[p])
-            mn = min(mn, v)
-            mx = max(mx, v)
+        mn, mx = _span_range(X, a, b, np.int64(0), np.int64(0))
         if mn < 0 or mx >= M:
             for p in range(a, b):
                 if X[p] < 0 or X[p] >= M:
@@ -717,11 +715,14 @@ def _estep_backward_small(N, ab, fb, db, xs, emit_t, a_flat, up, low, ob, gamma,
                           want_stats, want_gamma):
     """``_make_estep_small(N)``'s backward sweep."""
     if N == 2:
-        _estep_backward_2(ab, fb, db, xs, emit_t, a_flat, up, low, ob, gamma, offsets, seqs, want_stats, want_gamma)
+        _estep_backward_2(ab, fb, db, xs, emit_t, a_flat, up, low, ob, gamma, offsets, seqs,
+                          want_stats, want_gamma)
     elif N == 3:
-        _estep_backward_3(ab, fb, db, xs, emit_t, a_flat, up, low, ob, gamma, offsets, seqs, want_stats, want_gamma)
+        _estep_backward_3(ab, fb, db, xs, emit_t, a_flat, up, low, ob, gamma, offsets, seqs,
+                          want_stats, want_gamma)
     else:
-        _estep_backward_4(ab, fb, db, xs, emit_t, a_flat, up, low, ob, gamma, offsets, seqs, want_stats, want_gamma)
+        _estep_backward_4(ab, fb, db, xs, emit_t, a_flat, up, low, ob, gamma, offsets, seqs,
+                          want_stats, want_gamma)
 
 
 @njit(nogil=True, cache=True, inline="always")

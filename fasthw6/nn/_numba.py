@@ -26,10 +26,11 @@ Two layouts:
   of x - k and (x - k)**2 about one of its own rows k give its mean and sum of squared
   deviations (s2 - s1**2 / nb, accurate to about nb * eps since a data point lies within
   sqrt(nb) standard deviations of the chunk mean), and chunks are merged with Chan, Golub and
-  LeVeque's pairwise update, the running mean kept about the slice's first row (kept as an
-  absolute value, a mean at 1e8 loses 1e-8 of every merge's delta: 2e-9 relative variance
-  error at unit spread, against 6e-14 now).  The two-pass version re-read each chunk from L2 in float64, which
-  cost as much as reading x from memory again (1.05 vs 0.61 ms at (1024, 4096) float32).
+  LeVeque's pairwise update.  The running mean is kept about the slice's first row: kept as an
+  absolute value, a mean at 1e8 loses 1e-8 of every merge's delta (2e-9 relative variance
+  error at unit spread, against 6e-14 about the first row).  The two-pass version re-read each
+  chunk from L2 in float64, which cost as much as reading x from memory again (1.05 vs 0.61 ms
+  at (1024, 4096) float32).
 
 Outputs can be written with non-temporal (streaming) stores (``stream``; the API decides):
 - the 4-D backward's dx: a channel's dy and x are re-read from L2 by the dx sweep, and dx lines
