@@ -55,7 +55,8 @@ def test_matches_sklearn_svc(n, d, seed):
     ours = HardMarginSVC().fit(X, y)
     theirs = svm.SVC(kernel="linear", C=1e10, tol=1e-6).fit(X, y)
     np.testing.assert_array_equal(ours.classes_, theirs.classes_)
-    np.testing.assert_allclose(ours.coef_, theirs.coef_, rtol=1e-4, atol=1e-4 * np.abs(theirs.coef_).max())
+    np.testing.assert_allclose(ours.coef_, theirs.coef_, rtol=1e-4,
+                               atol=1e-4 * np.abs(theirs.coef_).max())
     np.testing.assert_allclose(ours.intercept_, theirs.intercept_, rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(ours.support_, np.sort(theirs.support_))
     np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
@@ -141,3 +142,65 @@ def test_working_set_growth_and_wide_data(backend, n, d, cache_rows):
     ref = HardMarginSVC(backend="numpy").fit(X, y)
     np.testing.assert_allclose(clf.coef_, ref.coef_, rtol=1e-7, atol=1e-9)
     np.testing.assert_array_equal(clf.support_, ref.support_)
+
+
+def _badly_scaled(n, d, seed, decades):
+    """Separable data whose feature scales span 2 * decades orders of magnitude."""
+    X, y = _separable(n, d, seed)
+    rng = np.random.default_rng(seed + 100)
+    return X * 10.0 ** rng.uniform(-decades, decades, d), y
+
+
+def _certified_independently(clf, X, y, tol):
+    """The KKT conditions, checked here from the fitted attributes (sufficient for the optimum
+    of this convex QP): feasibility, complementary slackness, dual feasibility, stationarity to a
+    backward error (the sum cancels by many digits when the features are badly scaled)."""
+    ys = np.where(y == clf.classes_[1], 1.0, -1.0)
+    m = ys * clf.decision_function(X)
+    lam = clf.alphas_
+    assert (lam >= 0).all() and lam.sum() > 0
+    assert m.min() >= 1 - tol
+    np.testing.assert_allclose(m[clf.support_], 1.0, atol=tol)
+    assert (np.abs(clf.coef_[0] - (lam * ys) @ X) <= 1e-8 * (lam @ np.abs(X))).all()
+    assert abs(lam @ ys) <= 1e-8 * lam.sum()
+
+
+@pytest.mark.parametrize("decades,seed", [(3, 0), (3, 2), (4, 1)])
+def test_badly_scaled_features_finish_exactly(backend, decades, seed):
+    # Feature scales from 1e-3..1e3 (1e-4..1e4) leave SMO crawling short of tol within its first
+    # budget of steps (before the active-set finish, these fits ran 10^7 steps and raised
+    # RuntimeError); the exact primal active-set method finishes them, certified by the KKT check
+    X, y = _badly_scaled(300, 10, seed, decades)
+    clf = HardMarginSVC(backend=backend).fit(X, y)
+    _certified_independently(clf, X, y, 1e-9)
+    np.testing.assert_array_equal(clf.predict(X), y)
+    ref = HardMarginSVC(backend="numpy").fit(X, y)
+    np.testing.assert_allclose(clf.coef_, ref.coef_, rtol=1e-8)
+    np.testing.assert_array_equal(clf.support_, ref.support_)
+
+
+def test_active_set_finish_is_the_smo_optimum():
+    # well-scaled data, where SMO converges: the active-set method from the feasibility LP's
+    # point reaches the same (w, b) and support set
+    from fasthw6.svm.api import _active_set, _feasible_point  # noqa: PLC0415
+
+    X, y = _separable(500, 8, seed=3)
+    clf = HardMarginSVC().fit(X, y)
+    ys = np.where(y == clf.classes_[1], 1.0, -1.0)
+    z = _feasible_point(X, ys)
+    assert (ys * (X @ z[:-1] + z[-1]) >= 1 - 1e-9).all()
+    w, b, lam = _active_set(X, ys, z, 10_000)
+    np.testing.assert_allclose(w, clf.coef_[0], rtol=1e-9, atol=1e-12)
+    assert b == pytest.approx(clf.intercept_[0], rel=1e-9, abs=1e-12)
+    np.testing.assert_array_equal(np.flatnonzero(lam > 0), clf.support_)
+    np.testing.assert_allclose(lam, clf.alphas_, rtol=1e-8, atol=1e-12)
+    assert _active_set(X, ys, z, 2) is None  # out of steps: says so, no half answer
+
+
+def test_runtime_error_when_neither_finish_certifies(monkeypatch):
+    import fasthw6.svm.api as api  # noqa: PLC0415
+
+    X, y = _badly_scaled(300, 10, 0, 3)
+    monkeypatch.setattr(api, "_active_set", lambda *a: None)
+    with pytest.raises(RuntimeError, match="max_iter=20000 steps"):
+        HardMarginSVC(max_iter=20_000).fit(X, y)

@@ -9,6 +9,13 @@ with the compiled SMO kernel (``get_kernel("svm", "smo_solve")``) until the KKT 
 ``tol``, then solves the document's stationarity conditions exactly on the support set found,
 w = sum lambda_i y_i x_i, sum lambda_i y_i = 0, y_i (w.x_i + b) = 1 for every support vector,
 one small linear system, and keeps that solution when it satisfies every KKT condition.
+
+When SMO has not converged after its first budget of steps (badly scaled features make the Gram
+matrix ill-conditioned, and SMO then crawls or stalls: features spanning 1e-3..1e3 stalled it at
+a KKT gap of 1e-5 to 1e-3 after 10^7 steps), a feasibility LP decides separability and gives a
+feasible point, and the exact primal active-set method (``_active_set``) finishes from there:
+w and b from its primal solve, the multipliers from its KKT system, kept when an independent KKT
+check certifies them.
 """
 from __future__ import annotations
 
@@ -28,15 +35,18 @@ class NotSeparableError(ValueError):
     """
 
 
-def _separable(X, ys) -> bool:
-    """Is there (w, b) with y_i (w.x_i + b) >= 1 for all i?  A feasibility LP (HiGHS)."""
+def _feasible_point(X, ys):
+    """(w, b) with y_i (w.x_i + b) >= 1 for all i, as one vector, from a feasibility LP (HiGHS);
+    None when there is none (the classes are not linearly separable)."""
     from scipy.optimize import linprog  # noqa: PLC0415
 
     n, d = X.shape
     A = -ys[:, None] * np.hstack([X, np.ones((n, 1))])
     res = linprog(np.zeros(d + 1), A_ub=A, b_ub=-np.ones(n), bounds=[(None, None)] * (d + 1),
                   method="highs")
-    return res.status != 2
+    if res.status == 2:
+        return None
+    return res.x if res.status == 0 else np.full(d + 1, np.nan)
 
 
 class HardMarginSVC:
@@ -103,7 +113,8 @@ class HardMarginSVC:
             One class only or more than two, NaN/inf, mismatched lengths, empty input, tol
             outside (0, 0.5).
         RuntimeError
-            ``max_iter`` steps did not reach ``tol`` on separable data.
+            Neither ``max_iter`` SMO steps nor the exact active-set finish reached ``tol`` on
+            separable data.
 
         Examples
         --------
@@ -145,17 +156,27 @@ class HardMarginSVC:
         first = min(max_iter, max(10_000, 50 * n))
         it, gap = kernel(XT, ys, alpha, grad, tol, first, cache_rows)
         if not gap < tol or not np.isfinite(alpha).all():
-            if not np.isfinite(alpha).all() or not _separable(X, ys):
+            start = None if not np.isfinite(alpha).all() else _feasible_point(X, ys)
+            if start is None:
                 raise NotSeparableError(
                     "the two classes are not linearly separable: no hyperplane satisfies "
                     "y_i (w.x_i + b) >= 1 for every sample, so the hard-margin SVM has no "
                     "solution (use a soft-margin SVM, e.g. sklearn.svm.SVC with finite C)")
-            more, gap = kernel(XT, ys, alpha, grad, tol, max_iter - it, cache_rows)
-            it += more
-            if not gap < tol:
-                raise RuntimeError(f"SMO reached max_iter={max_iter} steps with KKT gap {gap:.3g} "
-                                   f"> tol={tol}; raise max_iter")
-        w, b, alpha = _polish(X, ys, alpha, grad)
+            # SMO is slow here: badly scaled features (an ill-conditioned Gram matrix) make it
+            # crawl or stall short of tol.  Finish with the exact primal active-set method from
+            # a feasible point; SMO goes on only where that does not certify an answer.
+            exact = _active_set(X, ys, _start(X, ys, alpha, start), 20 * (n + X.shape[1]))
+            if exact is None or not _certified(X, ys, *exact, tol):
+                more, gap = kernel(XT, ys, alpha, grad, tol, max_iter - it, cache_rows)
+                it += more
+                if not gap < tol:
+                    raise RuntimeError(f"SMO reached max_iter={max_iter} steps with KKT gap "
+                                       f"{gap:.3g} > tol={tol}, and the active-set finish did "
+                                       "not certify an optimum; raise max_iter")
+                exact = None
+        else:
+            exact = None
+        w, b, alpha = _polish(X, ys, alpha, grad) if exact is None else exact
 
         self.classes_ = classes
         self.coef_ = w[None, :]
@@ -237,3 +258,91 @@ def _polish(X, ys, alpha, grad):
     w = Xs.T @ (ysv * alpha[sv])
     b = float(np.mean(ysv - Xs @ w))
     return w, b, alpha
+
+
+def _certified(X, ys, w, b, alpha, tol) -> bool:
+    """Do (w, b) and the multipliers alpha satisfy the KKT conditions?  Margins >= 1 - tol,
+    support vectors' margins within tol of 1, and stationarity (w = sum alpha_i y_i x_i,
+    sum alpha_i y_i = 0) to a backward error of 1e-9: on badly scaled features the sums cancel
+    by many digits, so they are compared with the sizes of their terms."""
+    m = ys * (X @ w + b)
+    sv = alpha > 0
+    size = np.abs(X).T @ alpha
+    return bool(sv.any() and (alpha >= 0).all() and m.min() >= 1 - tol
+                and np.abs(m[sv] - 1).max() <= tol
+                and (np.abs(w - X.T @ (ys * alpha)) <= 1e-9 * size + 1e-300).all()
+                and abs(alpha @ ys) <= 1e-9 * alpha.sum())
+
+
+def _start(X, ys, alpha, z_lp):
+    """A feasible (w, b) for the active-set finish: SMO's, scaled up until every margin is >= 1,
+    when it separates the classes and is the shorter; the feasibility LP's otherwise."""
+    if (alpha > 0).any():
+        sv = alpha > 0
+        w = X.T @ (ys * alpha)
+        z = np.append(w, np.mean(ys[sv] - X[sv] @ w))
+        m = ys * (X @ w + z[-1])
+        if m.min() > 0 and np.linalg.norm(w) / m.min() < np.linalg.norm(z_lp[:-1]):
+            return z / m.min()
+    return z_lp
+
+
+def _active_set(X, ys, z, max_steps):
+    """The primal active-set method (Nocedal & Wright, Algorithm 16.3) on
+    min 1/2 ||w||^2 subject to a_i.z >= 1, a_i = y_i (x_i, 1), z = (w, b), from a feasible z.
+
+    Each step minimises the objective on the working set W of active constraints (one KKT
+    system of size d + 1 + |W|), moves as far toward that minimum as feasibility allows and adds
+    the constraint that blocks it; at a minimum it drops the constraint with the most negative
+    multiplier, or stops when none is negative.  Exact to rounding in finitely many steps, and
+    w, b come from the primal solve, so badly scaled features do not cost them digits (w from
+    the multipliers would: the sum cancels).  Returns (w, b, the multiplier of every sample), or
+    None after ``max_steps`` steps.
+    """
+    n, d = X.shape
+    A = ys[:, None] * np.hstack([X, np.ones((n, 1))])
+    z = z / (A @ z).min()  # on the boundary: the closest sample at margin exactly 1
+    W = []
+    in_w = np.zeros(n, dtype=bool)
+    at_min = False  # z minimises the objective on W (the last step was a full one)
+    for _ in range(max_steps):
+        k = len(W)
+        g = np.append(z[:d], 0.0)  # gradient of 1/2 ||w||^2 in z
+        if k == 0:
+            p, lam = -g, np.zeros(0)
+        else:
+            K = np.zeros((d + 1 + k, d + 1 + k))
+            K[np.arange(d), np.arange(d)] = 1.0
+            K[:d + 1, d + 1:] = -A[W].T
+            K[d + 1:, :d + 1] = A[W]
+            rhs = np.concatenate([-g, np.zeros(k)])
+            try:
+                sol = np.linalg.solve(K, rhs)
+                sol += np.linalg.solve(K, rhs - K @ sol)  # one step of iterative refinement
+            except np.linalg.LinAlgError:
+                sol = np.linalg.lstsq(K, rhs, rcond=None)[0]
+            p, lam = sol[:d + 1], sol[d + 1:]
+        if at_min or np.abs(p).max() <= 1e-13 * max(1.0, np.abs(z).max()):
+            at_min = False
+            j = int(np.argmin(lam)) if k else -1
+            if k == 0 or lam[j] >= -1e-12 * max(1.0, np.abs(lam).max()):
+                alpha = np.zeros(n)
+                alpha[W] = np.maximum(lam, 0.0)
+                return z[:d].copy(), float(z[d]) + 0.0, alpha
+            in_w[W[j]] = False
+            del W[j]
+            continue
+        ap = A @ p
+        cand = np.flatnonzero(~in_w & (ap < 0))
+        step, block = 1.0, -1
+        if cand.size:
+            r = np.maximum(A[cand] @ z - 1.0, 0.0) / -ap[cand]
+            t = int(np.argmin(r))
+            if r[t] < 1.0:
+                step, block = float(r[t]), int(cand[t])
+        z = z + step * p
+        at_min = block < 0
+        if block >= 0:
+            W.append(block)
+            in_w[block] = True
+    return None
