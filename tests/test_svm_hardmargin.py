@@ -165,11 +165,14 @@ def _certified_independently(clf, X, y, tol):
     assert abs(lam @ ys) <= 1e-8 * lam.sum()
 
 
-@pytest.mark.parametrize("decades,seed", [(3, 0), (3, 2), (4, 1)])
+@pytest.mark.parametrize("decades,seed", [(3, 0), (3, 2), (4, 1), (2, 0), (3, 1)])
 def test_badly_scaled_features_finish_exactly(backend, decades, seed):
     # Feature scales from 1e-3..1e3 (1e-4..1e4) leave SMO crawling short of tol within its first
-    # budget of steps (before the active-set finish, these fits ran 10^7 steps and raised
-    # RuntimeError); the exact primal active-set method finishes them, certified by the KKT check
+    # budget of steps (before the active-set finish, the first three fits ran 10^7 steps and
+    # raised RuntimeError); the exact primal active-set method finishes them, certified by the
+    # KKT check.  In the last two SMO converges but the exact solve on its support set is too
+    # ill-conditioned to pass its checks: SMO's own multipliers (numba, Cython) failed this test,
+    # the active set started from SMO's answer is exact to rounding
     X, y = _badly_scaled(300, 10, seed, decades)
     clf = HardMarginSVC(backend=backend).fit(X, y)
     _certified_independently(clf, X, y, 1e-9)

@@ -176,7 +176,7 @@ class HardMarginSVC:
                 exact = None
         else:
             exact = None
-        w, b, alpha = _polish(X, ys, alpha, grad) if exact is None else exact
+        w, b, alpha = _polish(X, ys, alpha, grad, tol) if exact is None else exact
 
         self.classes_ = classes
         self.coef_ = w[None, :]
@@ -224,8 +224,27 @@ class HardMarginSVC:
         return self.classes_[(f > 0).astype(int)]
 
 
-def _polish(X, ys, alpha, grad):
-    """Exact KKT solve on the support set {alpha > 0}; falls back to the SMO answer."""
+def _polish(X, ys, alpha, grad, tol=1e-6):
+    """The exact answer near SMO's: the KKT solve on its support set, else the active-set method
+    from its (scaled) w and b, else SMO's own multipliers (w, b, alpha in every case)."""
+    exact = _solve_on_support(X, ys, alpha)
+    if exact is not None:
+        return exact
+    # an ill-conditioned or degenerate support set (more than d + 1 samples on the margin):
+    # the active-set method picks independent constraints; kept when certified to tol
+    n, d = X.shape
+    found = _active_set(X, ys, _start(X, ys, alpha, None), 20 * (n + d))
+    if found is not None and _certified(X, ys, *found, tol):
+        return found
+    w = X.T @ (ys * alpha)
+    sv = alpha > 0
+    b = float(np.mean(ys[sv] - X[sv] @ w))
+    return w, b, alpha
+
+
+def _solve_on_support(X, ys, alpha):
+    """Exact KKT solve on the support set {alpha > 0}: (w, b, alpha), or None when its answer
+    misses the checks."""
     sv = np.flatnonzero(alpha > 0)
     Xs, ysv = X[sv], ys[sv]
     k = sv.shape[0]
@@ -254,10 +273,7 @@ def _polish(X, ys, alpha, grad):
             out = np.zeros_like(alpha)
             out[sv] = np.maximum(lam, 0.0)
             return w, float(b) + 0.0, out  # + 0.0: an exact zero intercept prints as 0, not -0
-    # degenerate support set (more than d + 1 points on the margin): keep SMO's multipliers
-    w = Xs.T @ (ysv * alpha[sv])
-    b = float(np.mean(ysv - Xs @ w))
-    return w, b, alpha
+    return None
 
 
 def _certified(X, ys, w, b, alpha, tol) -> bool:
@@ -276,13 +292,15 @@ def _certified(X, ys, w, b, alpha, tol) -> bool:
 
 def _start(X, ys, alpha, z_lp):
     """A feasible (w, b) for the active-set finish: SMO's, scaled up until every margin is >= 1,
-    when it separates the classes and is the shorter; the feasibility LP's otherwise."""
+    when it separates the classes and is the shorter (or there is no LP point z_lp); the
+    feasibility LP's otherwise."""
     if (alpha > 0).any():
         sv = alpha > 0
         w = X.T @ (ys * alpha)
         z = np.append(w, np.mean(ys[sv] - X[sv] @ w))
         m = ys * (X @ w + z[-1])
-        if m.min() > 0 and np.linalg.norm(w) / m.min() < np.linalg.norm(z_lp[:-1]):
+        if m.min() > 0 and (z_lp is None
+                            or np.linalg.norm(w) / m.min() < np.linalg.norm(z_lp[:-1])):
             return z / m.min()
     return z_lp
 
