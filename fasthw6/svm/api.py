@@ -233,7 +233,10 @@ def _polish(X, ys, alpha, grad, tol=1e-6):
     # an ill-conditioned or degenerate support set (more than d + 1 samples on the margin):
     # the active-set method picks independent constraints; kept when certified to tol
     n, d = X.shape
-    found = _active_set(X, ys, _start(X, ys, alpha, None), 20 * (n + d))
+    # from SMO's answer it needs about one step per support vector; a step costs a solve of
+    # size d + 1 + |W|, so the budget is kept near that
+    found = _active_set(X, ys, _start(X, ys, alpha, None),
+                        4 * (int(np.count_nonzero(alpha)) + d + 1))
     if found is not None and _certified(X, ys, *found, tol):
         return found
     w = X.T @ (ys * alpha)
