@@ -144,10 +144,50 @@ class HardMarginSVC:
         max_iter = as_int(self.max_iter, "max_iter", 1)
         cache_rows = as_int(self.cache_rows, "cache_rows", 2)
         ys = np.where(yi == 1, 1.0, -1.0)
-        n = X.shape[0]
 
+        # Solved for X / 2**e, 2**e the geometric mean of the features' largest |x|: the
+        # max-margin solution scales exactly with X (w -> w / s, b -> b, lambda -> lambda / s**2),
+        # a power of two scales without rounding, and the absolute thresholds of SMO and of the
+        # LP then see values of order 1 (unscaled, separable data near 1e14 stalled SMO and near
+        # 1e16 misled the LP).  Not max |x|: features spread over many decades keep their
+        # geometric centre near 1, where the active-set finish is accurate.
+        XT = np.ascontiguousarray(X.T)  # the kernels' layout: a feature per row
+        top = np.maximum(XT.max(axis=1), -XT.min(axis=1))
+        top = top[top > 0]
+        e = int(np.round(np.mean(np.log2(top)))) if top.size else 0
+        if abs(e) <= 8:  # near enough to 1 for every threshold: no pass to scale
+            e = 0
+        else:
+            XT *= 2.0 ** -e
+        w, b, alpha, it = self._solve(XT, ys, tol, max_iter, cache_rows)
+        sv = alpha > 0
+        if e:
+            with np.errstate(over="ignore", under="ignore"):  # checked just below
+                w = np.ldexp(w, -e)
+                alpha = np.ldexp(alpha, -2 * e)
+            if not (np.isfinite(w).all() and np.isfinite(alpha).all() and (alpha[sv] > 0).all()):
+                raise ValueError(f"X's scale (max |x| = {np.abs(X).max():.3g}) puts w or the "
+                                 "dual multipliers (of order 1 / max|x|^2) outside float64's "
+                                 "range; rescale X")
+
+        self.classes_ = classes
+        self.coef_ = w[None, :]
+        self.intercept_ = np.array([b])
+        self.alphas_ = alpha
+        self.support_ = np.flatnonzero(sv)
+        self.support_vectors_ = X[self.support_]
+        self.dual_coef_ = (ys * alpha)[self.support_][None, :]
+        self.n_support_ = np.array([np.sum(ys[self.support_] < 0), np.sum(ys[self.support_] > 0)])
+        self.margin_ = 2.0 / float(np.linalg.norm(w))
+        self.n_iter_ = int(it)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def _solve(self, XT, ys, tol, max_iter, cache_rows):
+        """(w, b, alpha, SMO steps) of the hard-margin problem on X = XT.T (scaled by ``fit``)."""
+        X = XT.T
+        n = X.shape[0]
         kernel = get_kernel("svm", "smo_solve", self.backend)
-        XT = np.ascontiguousarray(X.T)
         alpha = np.zeros(n)
         grad = -np.ones(n)
         # A converged run certifies separability (every y_i f(x_i) >= 1 - tol); on data that is
@@ -170,26 +210,15 @@ class HardMarginSVC:
                 more, gap = kernel(XT, ys, alpha, grad, tol, max_iter - it, cache_rows)
                 it += more
                 if not gap < tol:
-                    raise RuntimeError(f"SMO reached max_iter={max_iter} steps with KKT gap "
-                                       f"{gap:.3g} > tol={tol}, and the active-set finish did "
-                                       "not certify an optimum; raise max_iter")
+                    why = "reached max_iter" if it >= max_iter else "stalled (rounding)"
+                    raise RuntimeError(f"SMO {why} after {it} steps with KKT gap {gap:.3g} > "
+                                       f"tol={tol}, and the active-set finish did not certify "
+                                       "an optimum")
                 exact = None
         else:
             exact = None
         w, b, alpha = _polish(X, ys, alpha, grad, tol) if exact is None else exact
-
-        self.classes_ = classes
-        self.coef_ = w[None, :]
-        self.intercept_ = np.array([b])
-        self.alphas_ = alpha
-        self.support_ = np.flatnonzero(alpha > 0)
-        self.support_vectors_ = X[self.support_]
-        self.dual_coef_ = (ys * alpha)[self.support_][None, :]
-        self.n_support_ = np.array([np.sum(ys[self.support_] < 0), np.sum(ys[self.support_] > 0)])
-        self.margin_ = 2.0 / float(np.linalg.norm(w))
-        self.n_iter_ = int(it)
-        self.n_features_in_ = X.shape[1]
-        return self
+        return w, b, alpha, it
 
     # ------------------------------------------------------------------ predict
     def _check_fitted_X(self, X):
