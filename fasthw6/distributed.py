@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .hmm.api import check_lengths
+
 
 def _score_partition(model, X, lengths):
     """Per-sequence log-likelihoods of one ``(X, lengths)`` partition (runs on a worker)."""
@@ -38,11 +40,9 @@ def split_partitions(X, lengths, n_partitions: int) -> list[tuple[np.ndarray, np
     [[1], [2, 3]]
     """
     X = np.asarray(X)
-    lengths = np.asarray(lengths, dtype=np.int64)
     if not isinstance(n_partitions, (int, np.integer)) or n_partitions < 1:
         raise ValueError(f"n_partitions must be a positive int, got {n_partitions!r}")
-    if lengths.ndim != 1 or (lengths < 0).any() or int(lengths.sum()) != X.shape[0]:
-        raise ValueError(f"lengths must be non-negative and sum to len(X) = {X.shape[0]}")
+    lengths = check_lengths(lengths, X.shape[0])
     ends = np.concatenate([[0], np.cumsum(lengths)])
     cuts = np.unique(np.linspace(0, lengths.shape[0], n_partitions + 1).astype(np.int64))
     return [(X[ends[a]:ends[b]], lengths[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
@@ -73,9 +73,7 @@ def _partitions(sequences) -> list[tuple[np.ndarray, np.ndarray]]:
             raise ValueError(f"sequences[{i}]: X must be 1-D or (n, 1), got shape {X.shape}")
         if lengths.ndim != 1 or (lengths.size and not np.issubdtype(lengths.dtype, np.integer)):
             raise ValueError(f"sequences[{i}]: lengths must be a 1-D integer array")
-        if int(lengths.sum()) != X.shape[0]:
-            raise ValueError(f"sequences[{i}]: lengths sum to {int(lengths.sum())} but X has "
-                             f"{X.shape[0]} symbols")
+        lengths = check_lengths(lengths, X.shape[0], name=f"sequences[{i}]: lengths")
         parts.append((X, lengths))
     return parts
 

@@ -315,3 +315,15 @@ def test_fit_empty_input(tmp_path):
     seqs = _write(tmp_path, "empty.txt", "\n\n")
     assert_error(fasthw6("fit", "-n", 2, seqs, "-o", tmp_path / "m.json"), r"empty.txt: no sequences")
     assert not (tmp_path / "m.json").exists()
+
+
+# --------------------------------------------------------------------------- review 9
+def test_npz_lengths_whose_int64_sum_wraps(tmp_path):
+    # each length fits int64, the int64 sum wraps to len(X): used to segfault score (exit 139)
+    p = tmp_path / "wrap.npz"
+    np.savez(p, X=np.array([0, 1, 2]), lengths=np.array([2**62, 2**62, 2**62, 2**62 + 3]))
+    msg = r"wrap.npz: lengths sum to 18446744073709551619 but X holds 3 symbols"
+    assert_error(fasthw6("score", "-m", MODEL, p), msg)
+    assert_error(fasthw6("decode", "-m", MODEL, p), msg)
+    assert_error(fasthw6("fit", "-n", 2, p, "-o", tmp_path / "m.json"), msg)
+    assert not (tmp_path / "m.json").exists()

@@ -118,7 +118,7 @@ def test_bad_symbol_names_line():
     (lambda p: (np.savez(p / "b.npz", X=[0.5], lengths=[1]), str(p / "b.npz"))[1], "integer symbols"),
     (lambda p: (np.savez(p / "c.npz", X=[0, 1], lengths=[3]), str(p / "c.npz"))[1], "sum to 3"),
     (lambda p: (np.savez(p / "d.npz", X=[0, 4], lengths=[2]), str(p / "d.npz"))[1], r"X\[1\] = 4"),
-    (lambda p: (np.savez(p / "e.npz", X=[0], lengths=[-1, 2]), str(p / "e.npz"))[1], r"lengths\[0\] is -1"),
+    (lambda p: (np.savez(p / "e.npz", X=[0], lengths=[-1, 2]), str(p / "e.npz"))[1], r"e.npz: lengths must be non-negative, got lengths\[0\] = -1"),
     (lambda p: ((p / "f.npz").write_bytes(b"not a zip"), str(p / "f.npz"))[1], "not a readable .npz"),
 ])
 def test_unreadable_inputs(tmp_path, make, match):

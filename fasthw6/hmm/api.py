@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import numbers
 import sys
 from collections import deque
@@ -89,27 +90,66 @@ def _as_symbols(X, n_features=None, name="X", backend=None, defer_range=False):
     return arr.view(_CANON[arr.dtype]), hi
 
 
-def _offsets(lengths, n):
-    """Sequence start offsets (S+1,) int64 from ``lengths`` (None: one sequence of length n)."""
-    if lengths is None:
-        return np.array([0, n], dtype=np.int64)
+def check_lengths(lengths, n, name="lengths"):
+    """``lengths`` as int64 (S,), proven to be non-negative whole numbers summing to ``n``.
+
+    Every check is made on the values as given (no cast first), so the message names the value
+    the caller passed; the sum is taken without wrap-around (an int64 sum of huge lengths can wrap
+    to ``n`` and send the kernels, which check nothing, outside X).
+
+    Raises
+    ------
+    ValueError
+        Not 1-D, not whole numbers (fractional, NaN, inf, bool, non-numeric), negative, or not
+        summing to ``n``; the message names the argument and the offending entry.
+    """
     lens = np.asarray(lengths)
     if lens.ndim == 0:
         lens = lens.reshape(1)
     if lens.ndim != 1:
-        raise ValueError(f"lengths must be 1-D, got shape {lens.shape}")
-    if lens.size and (lens.dtype == np.bool_ or not np.issubdtype(lens.dtype, np.integer)):
-        if np.issubdtype(lens.dtype, np.floating) and np.all(lens == np.round(lens)):
-            lens = lens.astype(np.int64)
+        raise ValueError(f"{name} must be 1-D, got shape {lens.shape}")
+    if lens.size == 0:
+        if n != 0:
+            raise ValueError(f"{name} sum to 0 but X holds {n} symbols")
+        return np.zeros(0, np.int64)
+    if lens.dtype == np.bool_ or not np.issubdtype(lens.dtype, np.number) \
+            or np.issubdtype(lens.dtype, np.complexfloating):
+        raise ValueError(f"{name} must hold integers, got {lens.dtype}")
+    if not np.issubdtype(lens.dtype, np.integer):
+        bad = ~np.isfinite(lens)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"{name} must hold finite whole numbers, got {name}[{i}] = {lens[i]}")
+        frac = lens != np.floor(lens)
+        if frac.any():
+            i = int(np.argmax(frac))
+            raise ValueError(f"{name} must hold integers, got {lens.dtype} with "
+                             f"{name}[{i}] = {lens[i]}")
+    neg = lens < 0
+    if neg.any():
+        i = int(np.argmax(neg))
+        raise ValueError(f"{name} must be non-negative, got {name}[{i}] = {lens[i]}")
+    # each length is now in [0, inf); one above n (or an int64 running sum that wraps) means the
+    # true sum is not n: report it exactly, in Python ints
+    if (lens > n).any():
+        if np.issubdtype(lens.dtype, np.integer):
+            total = sum(lens.tolist())
         else:
-            raise ValueError(f"lengths must hold integers, got {lens.dtype}")
-    lens = lens.astype(np.int64, copy=False)
-    if lens.size and lens.min() < 0:
-        i = int(np.argmax(lens < 0))
-        raise ValueError(f"lengths must be non-negative, got lengths[{i}] = {lens[i]}")
-    total = int(lens.sum())
-    if total != n:
-        raise ValueError(f"lengths sum to {total} but X holds {n} symbols")
+            total = f"{math.fsum(lens.tolist()):g}"
+        raise ValueError(f"{name} sum to {total} but X holds {n} symbols")
+    lens = lens.astype(np.int64)
+    off = np.cumsum(lens)
+    if off[-1] != n or (lens.size > 1 and (off[1:] < off[:-1]).any()):
+        total = sum(lens.tolist())
+        raise ValueError(f"{name} sum to {total} but X holds {n} symbols")
+    return lens
+
+
+def _offsets(lengths, n):
+    """Sequence start offsets (S+1,) int64 from ``lengths`` (None: one sequence of length n)."""
+    if lengths is None:
+        return np.array([0, n], dtype=np.int64)
+    lens = check_lengths(lengths, n)
     off = np.zeros(lens.size + 1, dtype=np.int64)
     np.cumsum(lens, out=off[1:])
     return off

@@ -27,6 +27,7 @@ from typing import BinaryIO, Callable, Iterator, Sequence
 import numpy as np
 
 from .._backend import resolve_backend
+from ..hmm.api import check_lengths
 
 DEFAULT_CHUNK_BYTES = 16 << 20
 _DIGITS = re.compile(rb"[0-9]+\Z")
@@ -276,12 +277,10 @@ def iter_npz_chunks(path, n_symbols=None, chunk_bytes=DEFAULT_CHUNK_BYTES) -> It
     if lengths.ndim != 1 or not np.issubdtype(lengths.dtype, np.integer):
         raise SeqsError(path, None, f"lengths must be a 1-D integer array, got {lengths.dtype} "
                         f"shape {lengths.shape}")
-    lengths = lengths.astype(np.int64)
-    if (lengths < 0).any():
-        i = int(np.flatnonzero(lengths < 0)[0])
-        raise SeqsError(path, None, f"lengths[{i}] is {lengths[i]}, expected >= 0")
-    if int(lengths.sum()) != X.shape[0]:
-        raise SeqsError(path, None, f"lengths sum to {int(lengths.sum())} but X has {X.shape[0]} symbols")
+    try:
+        lengths = check_lengths(lengths, X.shape[0])
+    except ValueError as exc:
+        raise SeqsError(path, None, str(exc)) from None
     limit = _NO_LIMIT if n_symbols is None else int(n_symbols)
     if X.size:
         bad = (X < 0) | (X >= limit)

@@ -1,0 +1,81 @@
+"""Boundary checks of the HMM entry points that guard the kernels (which check nothing): lengths
+whose int64 sum wraps, lengths given in odd types, symbols in non-native byte order."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fasthw6 import distributed as D
+from fasthw6.hmm import CategoricalHMM, em_statistics, posteriors, score_sequences, viterbi
+from fasthw6.seqio import read_sequences
+
+BACKENDS = ["numba", "cython", "numpy"]
+SP, TM = [0.6, 0.4], [[0.7, 0.3], [0.2, 0.8]]
+EM = [[0.5, 0.4, 0.1], [0.1, 0.3, 0.6]]
+X3 = np.array([0, 1, 2])
+# each length fits int64, their int64 sum wraps to 3 == len(X3): offsets far outside X
+WRAP = np.array([2**62, 2**62, 2**62, 2**62 + 3], np.int64)
+WRAP_SUM = r"lengths sum to 18446744073709551619 but X holds 3 symbols"
+FUNCS = [score_sequences, posteriors, em_statistics, viterbi]
+
+
+def model():
+    m = CategoricalHMM(2, init_params="")
+    m.startprob_, m.transmat_, m.emissionprob_ = np.array(SP), np.array(TM), np.array(EM)
+    return m
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("func", FUNCS, ids=lambda f: f.__name__)
+def test_wrapping_lengths_are_refused(func, backend):
+    kw = {} if func is viterbi else {"dtype": np.float64}
+    with pytest.raises(ValueError, match=WRAP_SUM):
+        func(X3, WRAP, SP, TM, EM, backend=backend, **kw)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("method", ["score", "score_sequences", "score_samples", "predict_proba",
+                                    "decode", "predict", "fit"])
+def test_wrapping_lengths_are_refused_by_the_estimator(method, backend):
+    m = model()
+    m.backend = backend
+    with pytest.raises(ValueError, match=WRAP_SUM):
+        getattr(m, method)(X3, WRAP)
+
+
+def test_wrapping_lengths_are_refused_by_distributed():
+    with pytest.raises(ValueError, match=WRAP_SUM):
+        D.split_partitions(X3, WRAP, 2)
+    with pytest.raises(ValueError, match=r"sequences\[0\]: lengths sum to 18446744073709551619"):
+        D._partitions([(X3, WRAP)])
+
+
+def test_wrapping_lengths_are_refused_by_the_npz_reader(tmp_path):
+    p = tmp_path / "wrap.npz"
+    np.savez(p, X=X3, lengths=WRAP)
+    with pytest.raises(ValueError, match=WRAP_SUM):
+        read_sequences(str(p))
+
+
+@pytest.mark.parametrize("lengths, pattern", [
+    (np.array([2**64 - 1, 4], np.uint64), r"lengths sum to 18446744073709551619 but X holds 3"),
+    ([np.inf], r"lengths must hold finite whole numbers, got lengths\[0\] = inf"),
+    ([1.0, np.nan], r"lengths must hold finite whole numbers, got lengths\[1\] = nan"),
+    ([1e300], r"lengths sum to 1e\+300 but X holds 3 symbols"),
+    ([1.5, 1.5], r"lengths must hold integers, got float64 with lengths\[0\] = 1.5"),
+    ([-1.0, 4.0], r"lengths must be non-negative, got lengths\[0\] = -1.0"),
+    ([True, True, True], r"lengths must hold integers, got bool"),
+    (["1", "2"], r"lengths must hold integers"),
+])
+def test_lengths_messages_name_the_value_given(lengths, pattern):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "invalid value encountered in cast"
+        with pytest.raises(ValueError, match=pattern):
+            score_sequences(X3, lengths, SP, TM, EM)
+
+
+def test_whole_float_lengths_still_accepted():
+    np.testing.assert_array_equal(score_sequences(X3, [1.0, 2.0], SP, TM, EM),
+                                  score_sequences(X3, [1, 2], SP, TM, EM))
