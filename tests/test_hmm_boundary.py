@@ -79,3 +79,30 @@ def test_lengths_messages_name_the_value_given(lengths, pattern):
 def test_whole_float_lengths_still_accepted():
     np.testing.assert_array_equal(score_sequences(X3, [1.0, 2.0], SP, TM, EM),
                                   score_sequences(X3, [1, 2], SP, TM, EM))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dt", [">i2", ">i4", ">i8", ">u2", ">u4", ">u8"])
+def test_symbols_in_non_native_byte_order(dt, backend):
+    X = np.array([0, 1, 2, 2, 0], dtype=dt)
+    native = X.astype(np.dtype(dt).newbyteorder("="))
+    kw = dict(backend=backend)
+    np.testing.assert_array_equal(score_sequences(X, [2, 3], SP, TM, EM, **kw),
+                                  score_sequences(native, [2, 3], SP, TM, EM, **kw))
+    for f in (posteriors, viterbi):
+        for a, b in zip(f(X, [2, 3], SP, TM, EM, **kw), f(native, [2, 3], SP, TM, EM, **kw)):
+            np.testing.assert_array_equal(a, b)
+    st, st0 = em_statistics(X, None, SP, TM, EM, **kw), em_statistics(native, None, SP, TM, EM, **kw)
+    for k in st0:
+        np.testing.assert_array_equal(st[k], st0[k])
+    m = model()
+    m.backend = backend
+    np.testing.assert_array_equal(m.decode(X)[1], m.decode(native)[1])
+    fits = [CategoricalHMM(2, random_state=0, n_iter=3) for _ in range(2)]
+    for f, x in zip(fits, (X, native)):
+        f.backend = backend
+        f.fit(np.tile(x, 10))
+    np.testing.assert_array_equal(fits[0].emissionprob_, fits[1].emissionprob_)
+    bad = np.array([0, 3], dtype=dt)
+    with pytest.raises(ValueError, match="X holds symbol 3"):
+        score_sequences(bad, None, SP, TM, EM, **kw)

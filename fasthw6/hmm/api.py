@@ -70,6 +70,8 @@ def _as_symbols(X, n_features=None, name="X", backend=None, defer_range=False):
         arr = arr[:, 0]
     elif arr.ndim != 1:
         raise ValueError(f"{name} must have shape (n_samples,) or (n_samples, 1), got {arr.shape}")
+    if not arr.dtype.isnative:  # e.g. '>i4' read from a file: the kernels take native order
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     arr = np.ascontiguousarray(arr)
     if arr.size == 0:
         return arr.astype(np.int64), -1
