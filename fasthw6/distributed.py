@@ -78,6 +78,33 @@ def _partitions(sequences) -> list[tuple[np.ndarray, np.ndarray]]:
     return parts
 
 
+def _first_kernel_call(run, items):
+    """Run ``items`` in this thread up to the first that scores something (its kernel call picks
+    numba's threading layer); returns (results so far, number of items run)."""
+    res = []
+    for k, item in enumerate(items):
+        r = np.asarray(run(item), dtype=np.float64)
+        res.append(r)
+        if r.shape[0]:
+            return res, k + 1
+    return res, len(items)
+
+
+def _threads_safe() -> bool:
+    """Whether the kernels may be called from several threads at once.  Numba's workqueue
+    layer (its fallback where neither OpenMP nor TBB is installed) aborts the whole process on
+    concurrent use; under it the local partitions run one after the other, each still parallel
+    inside the kernel."""
+    try:
+        import numba
+    except ImportError:
+        return True
+    try:
+        return numba.threading_layer() != "workqueue"
+    except ValueError:  # no parallel numba kernel has run: the model's backend is not numba
+        return True
+
+
 def score_sequences(model, sequences, client=None, *, retries: int = 2) -> np.ndarray:
     """Per-sequence log-likelihoods of many sequences, computed on Dask, in input order.
 
@@ -90,7 +117,8 @@ def score_sequences(model, sequences, client=None, *, retries: int = 2) -> np.nd
         list of partitions in hmmlearn's convention (concatenated symbols and their lengths).
     client : distributed.Client or str, optional
         The cluster (a Client or a scheduler address).  Without one the partitions run on local
-        threads: the kernels release the GIL.
+        threads (the kernels release the GIL), or one after the other under numba's workqueue
+        threading layer, which is not thread safe.
     retries : int
         Extra attempts for a task that raises (a lost worker is handled by the scheduler anyway).
 
@@ -130,14 +158,22 @@ def score_sequences(model, sequences, client=None, *, retries: int = 2) -> np.nd
 
             import os
 
-            with ThreadPoolExecutor(max_workers=min(len(parts), os.cpu_count() or 1)) as ex:
-                res = list(ex.map(lambda p: _score_partition(model, *p), parts))
+            res, k = _first_kernel_call(lambda p: _score_partition(model, *p), parts)
+            rest = parts[k:]
+            if rest and _threads_safe():
+                with ThreadPoolExecutor(max_workers=min(len(rest), os.cpu_count() or 1)) as ex:
+                    res += list(ex.map(lambda p: _score_partition(model, *p), rest))
+            else:
+                res += [_score_partition(model, *p) for p in rest]
             return np.concatenate(res)
         tasks = [dask.delayed(_score_partition, pure=False)(model, X, L) for X, L in parts]
     if not tasks:
         return np.empty(0, dtype=np.float64)
     if client is None:
-        res = dask.compute(*tasks, scheduler="threads")
+        res, k = _first_kernel_call(lambda t: dask.compute(t, scheduler="synchronous")[0], tasks)
+        rest = tasks[k:]
+        if rest:
+            res += dask.compute(*rest, scheduler="threads" if _threads_safe() else "synchronous")
     else:
         if isinstance(client, str):
             from distributed import Client
