@@ -62,7 +62,7 @@ def _setup(args) -> None:
 
 def load_model(path: str):
     """A CategoricalHMM from a MODEL.json, or a one-line CLIError naming the file and line."""
-    text, obj = read_model_json(path)
+    text, _ = read_model_json(path)
     from .hmm import CategoricalHMM
 
     try:
@@ -71,21 +71,11 @@ def load_model(path: str):
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         line = locate_error(text, msg)
         raise CLIError(f"{path}:{line or 1}: invalid model: {msg}") from None
-    symbols = obj.get("symbols")
-    if symbols is not None:
-        if not isinstance(symbols, list) or len(symbols) != _n_features(model):
-            raise CLIError(f"{path}:{locate_error(text, 'symbols') or 1}: invalid model: symbols must "
-                           f"be a list of {_n_features(model)} names, one per emission column")
-        if len({str(x) for x in symbols}) != len(symbols):
-            raise CLIError(f"{path}:{locate_error(text, 'symbols') or 1}: invalid model: symbols must "
-                           f"be distinct")
-    model._fasthw6_cli_symbols = symbols
     return model
 
 
 def _symbols(model):
-    s = getattr(model, "_fasthw6_cli_symbols", None)
-    return None if s is None else [str(x) for x in s]
+    return getattr(model, "symbols_", None)
 
 
 def _n_features(model) -> int:
@@ -200,10 +190,16 @@ def cmd_decode(args) -> int:
 # --------------------------------------------------------------------------- fit
 def _read_for_fit(args):
     """(X, lengths, symbols): integer tokens as they are, or any tokens as a sorted alphabet."""
+    from .hmm.api import check_symbols
     from .seqio import SeqsError, read_sequences
     from .seqio.api import is_npz
 
     symbols = args.symbols.split(",") if args.symbols else None
+    if symbols is not None:
+        try:
+            check_symbols(symbols, args.n_features, name="--symbols")
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
     if is_npz(args.seqs) or symbols is not None:
         X, lengths = read_sequences(args.seqs, n_symbols=len(symbols) if symbols else args.n_features,
                                     symbols=symbols)

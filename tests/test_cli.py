@@ -327,3 +327,26 @@ def test_npz_lengths_whose_int64_sum_wraps(tmp_path):
     assert_error(fasthw6("decode", "-m", MODEL, p), msg)
     assert_error(fasthw6("fit", "-n", 2, p, "-o", tmp_path / "m.json"), msg)
     assert not (tmp_path / "m.json").exists()
+
+
+@pytest.mark.parametrize("symbols, pattern", [
+    (["", "c"], r"m.json:\d+: invalid model: symbols\[0\] is empty"),
+    (["a b", "c"], r"m.json:\d+: invalid model: symbols\[0\] = 'a b' contains whitespace"),
+    (["a", "a"], r"m.json:\d+: invalid model: symbols must be distinct"),
+])
+def test_model_symbols_that_would_not_round_trip(tmp_path, symbols, pattern):
+    one = dict(startprob=[1.0], transmat=[[1.0]], emissionprob=[[0.5, 0.5]], symbols=symbols)
+    model = _write(tmp_path, "m.json", json.dumps(one, indent=1))
+    assert_error(fasthw6("sample", "-m", model, "-n", 2, "-l", 3, "-o", tmp_path / "s.txt"), pattern)
+    assert not (tmp_path / "s.txt").exists()
+
+
+@pytest.mark.parametrize("symbols, pattern", [
+    ("a b,c,d", r"--symbols\[0\] = 'a b' contains whitespace"),
+    ("x,,y", r"--symbols\[1\] is empty"),
+    ("a,b,a", r"--symbols must be distinct"),
+])
+def test_fit_symbols_option_validated(tmp_path, symbols, pattern):
+    out = tmp_path / "m.json"
+    assert_error(fasthw6("fit", "-n", 2, SEQS, "-o", out, "--symbols", symbols), pattern)
+    assert not out.exists()

@@ -106,3 +106,43 @@ def test_symbols_in_non_native_byte_order(dt, backend):
     bad = np.array([0, 3], dtype=dt)
     with pytest.raises(ValueError, match="X holds symbol 3"):
         score_sequences(bad, None, SP, TM, EM, **kw)
+
+
+ONE = dict(startprob=[1.0], transmat=[[1.0]], emissionprob=[[0.5, 0.5]])
+
+
+@pytest.mark.parametrize("symbols, pattern", [
+    ("ab", r"symbols must be a list of strings, got str"),
+    (5, r"symbols must be a list of strings, got int"),
+    (["a"], r"symbols must name the 2 emission columns, got 1 names"),
+    (["a", "a"], r"symbols must be distinct, 'a' appears twice"),
+    (["", "c"], r"symbols\[0\] is empty"),
+    (["a b", "c"], r"symbols\[0\] = 'a b' contains whitespace"),
+    (["a", "c\n"], r"symbols\[1\] = 'c\\n' contains whitespace"),
+    ([0, 1], r"symbols\[0\] must be a string, got 0"),
+])
+def test_load_validates_symbols(tmp_path, symbols, pattern):
+    import json
+
+    p = tmp_path / "m.json"
+    p.write_text(json.dumps(dict(ONE, symbols=symbols)))
+    with pytest.raises(ValueError, match=pattern):
+        CategoricalHMM.load(p)
+
+
+@pytest.mark.parametrize("symbols, pattern", [
+    (["", "c"], r"symbols\[0\] is empty"),
+    (["a b", "c"], r"symbols\[0\] = 'a b' contains whitespace"),
+    (["a", "a"], r"symbols must be distinct"),
+    (["a"], r"symbols must name the 2 emission columns, got 1 names"),
+])
+def test_save_validates_symbols(tmp_path, symbols, pattern):
+    import json
+
+    p = tmp_path / "good.json"
+    p.write_text(json.dumps(dict(ONE, symbols=["x", "y"])))
+    m = CategoricalHMM.load(p)
+    assert m.symbols_ == ["x", "y"]
+    with pytest.raises(ValueError, match=pattern):
+        m.save(tmp_path / "o.json", symbols=symbols)
+    assert not (tmp_path / "o.json").exists()

@@ -157,6 +157,38 @@ def _offsets(lengths, n):
     return off
 
 
+def check_symbols(symbols, n_features=None, name="symbols"):
+    """``symbols`` as a list of str, proven to be distinct names that survive a SEQS text round
+    trip (non-empty, no whitespace, which separates tokens), one per emission column when
+    ``n_features`` is given.
+
+    Raises
+    ------
+    ValueError
+        Not a list of strings, a wrong count, an empty name, a name with whitespace, a duplicate.
+    """
+    if not isinstance(symbols, (list, tuple)):
+        raise ValueError(f"{name} must be a list of strings, got {type(symbols).__name__}")
+    for i, s in enumerate(symbols):
+        if not isinstance(s, str):
+            raise ValueError(f"{name}[{i}] must be a string, got {s!r}")
+        if not s:
+            raise ValueError(f"{name}[{i}] is empty; a symbol name must be a non-empty string "
+                             f"without whitespace")
+        if len(s.split()) != 1 or s.split()[0] != s:
+            raise ValueError(f"{name}[{i}] = {s!r} contains whitespace, which separates the "
+                             f"tokens of a SEQS line")
+    if n_features is not None and len(symbols) != n_features:
+        raise ValueError(f"{name} must name the {n_features} emission columns, got "
+                         f"{len(symbols)} names")
+    seen = set()
+    for s in symbols:
+        if s in seen:
+            raise ValueError(f"{name} must be distinct, {s!r} appears twice")
+        seen.add(s)
+    return list(symbols)
+
+
 def _prob(a, name, shape, what):
     try:
         arr = np.array(a, dtype=np.float64)
@@ -832,11 +864,7 @@ class CategoricalHMM:
         sp, tm, em = self._check()
         obj = dict(startprob=sp.tolist(), transmat=tm.tolist(), emissionprob=em.tolist())
         if symbols is not None:
-            symbols = [str(s) for s in symbols]
-            if len(symbols) != em.shape[1]:
-                raise ValueError(f"symbols must name the {em.shape[1]} emission columns, got "
-                                 f"{len(symbols)} names")
-            obj["symbols"] = symbols
+            obj["symbols"] = check_symbols([str(s) for s in symbols], em.shape[1])
         with open(path, "w", encoding="utf-8") as f:
             json.dump(obj, f, indent=1)
             f.write("\n")
@@ -849,7 +877,8 @@ class CategoricalHMM:
         Raises
         ------
         ValueError
-            Missing keys or invalid probabilities (the message names the array and the row).
+            Missing keys or invalid probabilities (the message names the array and the row);
+            ``symbols`` not one distinct, non-empty, whitespace-free name per emission column.
 
         Examples
         --------
@@ -872,5 +901,5 @@ class CategoricalHMM:
         model = cls(n_components=sp.shape[0], n_features=em.shape[1], init_params="", **kwargs)
         model.startprob_, model.transmat_, model.emissionprob_ = sp, tm, em
         if obj.get("symbols") is not None:
-            model.symbols_ = list(obj["symbols"])
+            model.symbols_ = check_symbols(obj["symbols"], em.shape[1])
         return model
