@@ -350,3 +350,38 @@ def test_fit_symbols_option_validated(tmp_path, symbols, pattern):
     out = tmp_path / "m.json"
     assert_error(fasthw6("fit", "-n", 2, SEQS, "-o", out, "--symbols", symbols), pattern)
     assert not out.exists()
+
+
+def test_outputs_get_open_modes_and_write_through_symlinks(tmp_path):
+    import stat
+
+    def mode(p):
+        return stat.S_IMODE(os.stat(p).st_mode)
+
+    old = os.umask(0o027)  # the command inherits it
+    try:
+        new = {"score": tmp_path / "new.csv", "fit": tmp_path / "new.json", "sample": tmp_path / "new.txt"}
+        assert fasthw6("score", "-m", MODEL, SEQS, "-o", new["score"]).returncode == 0
+        assert fasthw6("fit", "-n", 2, SEQS, "-o", new["fit"], "--n-iter", 2).returncode == 0
+        assert fasthw6("sample", "-m", MODEL, "-n", 2, "-l", 3, "-o", new["sample"]).returncode == 0
+        for p in new.values():
+            assert mode(p) == 0o640, (p, oct(mode(p)))  # 0o666 & ~umask, as open() gives
+        kept = tmp_path / "kept.csv"
+        kept.write_text("old\n")
+        os.chmod(kept, 0o664)
+        assert fasthw6("score", "-m", MODEL, SEQS, "-o", kept).returncode == 0
+        assert mode(kept) == 0o664 and kept.read_text().startswith("index,")
+        target, link = tmp_path / "target.json", tmp_path / "link.json"
+        target.write_text("old\n")
+        os.chmod(target, 0o644)
+        link.symlink_to(target.name)
+        assert fasthw6("fit", "-n", 2, SEQS, "-o", link, "--n-iter", 2).returncode == 0
+        assert link.is_symlink() and os.readlink(link) == target.name
+        assert "emissionprob" in json.loads(target.read_text()) and mode(target) == 0o644
+        link2 = tmp_path / "link.csv"
+        link2.symlink_to(kept)
+        assert fasthw6("score", "-m", MODEL, SEQS, "-o", link2).returncode == 0
+        assert link2.is_symlink() and mode(kept) == 0o664
+    finally:
+        os.umask(old)
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".part")]
