@@ -146,3 +146,50 @@ def test_save_validates_symbols(tmp_path, symbols, pattern):
     with pytest.raises(ValueError, match=pattern):
         m.save(tmp_path / "o.json", symbols=symbols)
     assert not (tmp_path / "o.json").exists()
+
+
+X6 = np.array([0, 1, 2, 2, 0, 1])
+
+
+@pytest.mark.parametrize("kwargs, X, lengths, pattern", [
+    ({}, np.array([], int), None, r"X must not be empty"),
+    ({}, np.array([], int), [0, 0], r"X must not be empty"),
+    (dict(transmat_prior=np.ones(3)), X6, None,
+     r"transmat_prior must be a scalar or an array broadcastable to \(2, 2\), got shape \(3,\)"),
+    (dict(transmat_prior=float("nan")), X6, None, r"transmat_prior must be finite, got nan"),
+    (dict(startprob_prior=[1.0, np.inf]), X6, None, r"startprob_prior must be finite, found inf"),
+    (dict(emissionprob_prior=np.ones((2, 4))), X6, None,
+     r"emissionprob_prior must be a scalar or an array broadcastable to \(2, 3\)"),
+    (dict(startprob_prior="a"), X6, None, r"startprob_prior must be a number or an array"),
+    (dict(n_features=-1), X6, None, r"n_features must be a positive int or None, got -1"),
+    (dict(n_features="3"), X6, None, r"n_features must be a positive int or None, got '3'"),
+    (dict(n_features=3.0), X6, None, r"n_features must be a positive int or None, got 3.0"),
+    (dict(n_iter=2.5), X6, None, r"n_iter must be a positive int, got 2.5"),
+    (dict(n_iter=0), X6, None, r"n_iter must be a positive int, got 0"),
+    (dict(tol=float("nan")), X6, None, r"tol must be a real number, got nan"),
+])
+def test_constructor_values_are_checked_by_fit(kwargs, X, lengths, pattern):
+    m = CategoricalHMM(2, random_state=0, **kwargs)
+    with pytest.raises(ValueError, match=pattern):
+        m.fit(X, lengths)
+
+
+def test_n_features_checked_when_scoring():
+    m = model()
+    m.n_features = -1
+    with pytest.raises(ValueError, match=r"n_features must be a positive int or None, got -1"):
+        m.score(X3)
+
+
+@pytest.mark.parametrize("currstate", [0.7, "a", 2, -1, True])
+def test_sample_currstate_checked(currstate):
+    with pytest.raises(ValueError, match=r"currstate must lie in \[0, 2\) \(an int, a state index\)"):
+        model().sample(3, currstate=currstate)
+
+
+def test_priors_broadcast_and_sample_currstate_numpy_int_still_work():
+    m = CategoricalHMM(2, random_state=0, n_iter=2, transmat_prior=np.full((2, 2), 2.0),
+                       startprob_prior=[1, 2], emissionprob_prior=np.ones((1, 3)))
+    m.fit(np.tile(X6, 5))
+    assert np.allclose(m.transmat_.sum(axis=1), 1)
+    assert model().sample(3, currstate=np.int64(1), random_state=0)[1][0] == 1

@@ -478,6 +478,36 @@ class ConvergenceMonitor:
                 (len(self.history) >= 2 and self.history[-1] - self.history[-2] < self.tol))
 
 
+def _positive_int(value, name, allow_none=False, minimum=1):
+    if allow_none and value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) \
+            or value < minimum:
+        kind = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise ValueError(f"{name} must be {kind}{' or None' if allow_none else ''}, "
+                         f"got {value!r}")
+    return int(value)
+
+
+def _check_prior(prior, name, shape):
+    """A Dirichlet prior as a float64 array broadcastable to ``shape``, finite."""
+    try:
+        arr = np.asarray(prior, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number or an array of numbers, got {prior!r}") from None
+    try:
+        ok = np.broadcast_shapes(arr.shape, shape) == shape
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be a scalar or an array broadcastable to {shape}, got "
+                         f"shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} must be finite, got {prior!r}" if arr.ndim == 0 else
+                         f"{name} must be finite, found {arr[~np.isfinite(arr)][0]}")
+    return arr
+
+
 _PARAM_NAMES = ("n_components", "startprob_prior", "transmat_prior", "emissionprob_prior",
                 "n_features", "algorithm", "random_state", "n_iter", "tol", "verbose", "params",
                 "init_params", "implementation", "dtype")
@@ -603,6 +633,7 @@ class CategoricalHMM:
         sp = np.asarray(self.startprob_, dtype=np.float64)
         if sp.shape != (n,):
             raise ValueError(f"startprob_ must have shape ({n},) (n_components), got {sp.shape}")
+        _positive_int(self.n_features, "n_features", allow_none=True)
         em = np.atleast_2d(np.asarray(self.emissionprob_, dtype=np.float64))
         if self.n_features is None:
             self.n_features = int(em.shape[1])
@@ -746,8 +777,10 @@ class CategoricalHMM:
             u = rs.rand(2 * n)
             start_cdf = np.cumsum(sp)
         else:
-            if not 0 <= int(currstate) < sp.shape[0]:
-                raise ValueError(f"currstate must lie in [0, {sp.shape[0]}), got {currstate}")
+            if isinstance(currstate, (bool, np.bool_)) or not isinstance(currstate, numbers.Integral) \
+                    or not 0 <= currstate < sp.shape[0]:
+                raise ValueError(f"currstate must lie in [0, {sp.shape[0]}) (an int, a state "
+                                 f"index), got {currstate!r}")
             u = np.concatenate([[0.5], rs.rand(2 * n - 1)])
             start_cdf = (np.arange(sp.shape[0]) >= int(currstate)).astype(np.float64)
         states = np.empty(n, np.int64)
@@ -770,6 +803,7 @@ class CategoricalHMM:
         n = self.n_components
         if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
             raise ValueError(f"n_components must be a positive int, got {n!r}")
+        _positive_int(self.n_features, "n_features", allow_none=True)
         if self.n_features is None:
             self.n_features = hi + 1
         elif hi >= self.n_features:
@@ -812,23 +846,33 @@ class CategoricalHMM:
         >>> bool(np.all(np.diff(m.monitor_.history) > -1e-9))
         True
         """
+        n_iter = _positive_int(self.n_iter, "n_iter")
+        if isinstance(self.tol, (bool, np.bool_)) or not isinstance(self.tol, numbers.Real) \
+                or np.isnan(self.tol):
+            raise ValueError(f"tol must be a real number, got {self.tol!r}")
         x, hi = _as_symbols(X, backend=self._backend())
+        if x.size == 0:
+            raise ValueError("X must not be empty: there is nothing to fit")
         off = _offsets(lengths, x.shape[0])
         self._init(x, hi)
         sp, tm, em = self._check()
+        n, m = em.shape
+        priors = (_check_prior(self.startprob_prior, "startprob_prior", (n,)),
+                        _check_prior(self.transmat_prior, "transmat_prior", (n, n)),
+                        _check_prior(self.emissionprob_prior, "emissionprob_prior", (n, m)))
         dt = self._dtype()
         self.monitor_._reset()
-        for _ in range(self.n_iter):
+        for _ in range(n_iter):
             stats = _estep(x, off, sp, tm, em, dt, self._backend())
             ll = float(np.sum(stats["loglik"]))
-            sp, tm, em = self._mstep(stats, sp, tm, em)
+            sp, tm, em = self._mstep(stats, sp, tm, em, priors)
             self.startprob_, self.transmat_, self.emissionprob_ = sp, tm, em
             self.monitor_.report(ll)
             if self.monitor_.converged:
                 break
         return self
 
-    def _mstep(self, stats, sp, tm, em):
+    def _mstep(self, stats, sp, tm, em, priors):
         """hmmlearn's M-step, except that a zero row of expected counts keeps its old row."""
 
         def update(old, counts, prior, keep_zeros):
@@ -839,12 +883,13 @@ class CategoricalHMM:
             ok = total > 0
             return np.where(ok, new / np.where(ok, total, 1.0), old)
 
+        sprior, tprior, eprior = priors
         if "s" in self.params:
-            sp = update(sp, stats["start"], self.startprob_prior, True)
+            sp = update(sp, stats["start"], sprior, True)
         if "t" in self.params:
-            tm = update(tm, stats["trans"], self.transmat_prior, True)
+            tm = update(tm, stats["trans"], tprior, True)
         if "e" in self.params:
-            em = update(em, stats["obs"], self.emissionprob_prior, False)
+            em = update(em, stats["obs"], eprior, False)
         return sp, tm, em
 
     # ----------------------------------------------------------------- persistence
