@@ -385,3 +385,55 @@ def test_outputs_get_open_modes_and_write_through_symlinks(tmp_path):
     finally:
         os.umask(old)
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".part")]
+
+
+@pytest.mark.parametrize("args, pattern", [
+    (["score", "-m", MODEL, SEQS, "--chunk-size", "100G"], r"argument --chunk-size: expected at most 1G, got '100G'"),
+    (["score", "-m", MODEL, SEQS, "--chunk-size", "99999999999999999999999"], r"--chunk-size: expected at most 1G"),
+    (["sample", "-m", MODEL, "-n", "100000000000", "-l", "100000000000"],
+     r"argument -l/--length: expected at most 2147483647 symbols per sequence"),
+    (["sample", "-m", MODEL, "-n", "2", "-l", "99999999999999999999"], r"-l/--length: expected at most"),
+    (["sample", "-m", MODEL, "-n", "2", "-l", "3", "--seed", "-1"],
+     r"argument --seed: expected an integer in \[0, 2\*\*32 - 1\], got -1"),
+    (["fit", "-n", "2", SEQS, "-o", "m.json", "--seed", "-1"], r"argument --seed: expected an integer"),
+    (["fit", "-n", "2", SEQS, "-o", "m.json", "--seed", str(2**32)], r"argument --seed: expected an integer"),
+])
+def test_argument_bounds(tmp_path, args, pattern):
+    r = fasthw6(*args, cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert re.search(pattern, r.stderr.splitlines()[-1]), r.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_chunk_size_up_to_1g_reads_a_small_file(tmp_path):
+    r = fasthw6("score", "-m", MODEL, SEQS, "--chunk-size", "1G")
+    assert r.returncode == 0 and r.stdout.startswith("index,length,log_likelihood\n0,3,")
+
+
+def test_fit_empty_sequences_npz(tmp_path):
+    p = tmp_path / "zeros.npz"
+    np.savez(p, X=np.array([], int), lengths=np.array([0, 0]))
+    assert_error(fasthw6("fit", "-n", 2, p, "-o", tmp_path / "m.json"),
+                 r"zeros.npz: no symbols to train on \(all 2 sequences are empty\)")
+
+
+def test_fit_n_features_names_the_bad_token(tmp_path):
+    seqs = _write(tmp_path, "negfit.txt", "0 1 2\n-1 0\n")
+    assert_error(fasthw6("fit", "-n", 2, seqs, "-o", tmp_path / "m.json", "--n-features", 3),
+                 r"negfit.txt:2: token '-1' is not an integer in \[0, 3\)")
+    # names whose sorted alphabet has n_features entries still train
+    names = _write(tmp_path, "names.txt", "a b c\nc a\n")
+    r = fasthw6("fit", "-n", 2, names, "-o", tmp_path / "m.json", "--n-features", 3, "--n-iter", 2)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "m.json").read_text())["symbols"] == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("text, pattern", [
+    ("[1, 2]", r"b.json: not pytest-benchmark JSON: expected an object whose 'benchmarks' is a list"),
+    ('{"benchmarks": [1]}', r"b.json: not pytest-benchmark JSON"),
+    ('{"benchmarks": 3}', r"b.json: not pytest-benchmark JSON"),
+    ('{"benchmarks": [{"extra_info": {"impl": "x"}}]}', r"not pytest-benchmark JSON with fasthw6's extra_info"),
+])
+def test_bench_json_structurally_wrong(tmp_path, text, pattern):
+    p = _write(tmp_path, "b.json", text)
+    assert_error(fasthw6("bench", "--json", p, "--bench-dir", os.path.join(REPO, "bench")), pattern)

@@ -184,3 +184,23 @@ def test_format_sequences_round_trips():
     assert text == "z\n\nx y y\n"
     Y, L = read_sequences(io.BytesIO(text.encode()), symbols=["x", "y", "z"], n_symbols=3)
     assert Y.tolist() == [2, 0, 1, 1] and L.tolist() == [1, 3]
+
+
+def test_source_kinds_that_are_not_inputs(tmp_path):
+    p = tmp_path / "s.txt"
+    p.write_text("0 1\n")
+    with open(p) as f, pytest.raises(TypeError, match=r"source must be a binary stream, got a text stream"):
+        read_sequences(f)
+    with pytest.raises(TypeError, match=r"got bytes \(for a path, pass source.decode\(\)"):
+        read_sequences(str(p).encode())
+    with pytest.raises(TypeError, match=r"source must be a path .* got int"):
+        read_sequences(5)
+    with open(p, "rb") as f:
+        assert read_sequences(f)[0].tolist() == [0, 1]
+
+
+def test_huge_chunk_bytes_on_a_small_file(tmp_path):
+    p = tmp_path / "s.txt"
+    p.write_text("0 1\n2\n")
+    chunks = list(iter_chunks(str(p), chunk_bytes=1 << 40))  # used to pre-allocate 1 TiB
+    assert [c.lengths.tolist() for c in chunks] == [[2, 1]]

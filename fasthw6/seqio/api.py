@@ -207,6 +207,15 @@ def _open_text(source) -> tuple[BinaryIO, bool, int | None]:
         except PermissionError:
             raise SeqsError(path, None, "permission denied") from None
         return f, True, (None if path.endswith(".gz") else size)
+    if isinstance(source, (bytes, bytearray)):
+        raise TypeError("source must be a path (str or os.PathLike), '-' or a binary stream, got "
+                        "bytes (for a path, pass source.decode(); for data, io.BytesIO(source))")
+    if isinstance(source, io.TextIOBase):
+        raise TypeError("source must be a binary stream, got a text stream (open the file "
+                        "with 'rb', or pass its path)")
+    if not callable(getattr(source, "read", None)):
+        raise TypeError(f"source must be a path (str or os.PathLike), '-' or a binary stream, "
+                        f"got {type(source).__name__}")
     return source, False, None
 
 
@@ -221,7 +230,9 @@ def iter_text_chunks(source, n_symbols=None, symbols=None, chunk_bytes=DEFAULT_C
     """Stream a text SEQS input as :class:`Chunk` objects of about ``chunk_bytes`` each."""
     name = _source_name(source)
     parser = _BlockParser(name, n_symbols, symbols, backend)
-    f, own, _ = _open_text(source)
+    f, own, size = _open_text(source)
+    if size is not None:  # a small file with a huge chunk size: read no more than it holds
+        chunk_bytes = max(1, min(chunk_bytes, size + 1))
     try:
         pending = b""
         line = 1
