@@ -193,3 +193,24 @@ def test_priors_broadcast_and_sample_currstate_numpy_int_still_work():
     m.fit(np.tile(X6, 5))
     assert np.allclose(m.transmat_.sum(axis=1), 1)
     assert model().sample(3, currstate=np.int64(1), random_state=0)[1][0] == 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_float32_probability_underflow_is_refused(backend):
+    em = np.array([[1 - 1e-50, 1e-50, 0.0], [1 - 1e-50, 1e-50, 0.0]])
+    m = CategoricalHMM(2, init_params="", dtype=np.float32)
+    m.backend = backend
+    m.startprob_, m.transmat_, m.emissionprob_ = np.array(SP), np.array(TM), em
+    pattern = r"emissionprob\[0, 1\] = 1e-50 underflows to 0 in float32, .* use dtype=np.float64"
+    with pytest.raises(ValueError, match=pattern):
+        m.score([0, 1, 0])
+    for f in (score_sequences, posteriors, em_statistics):
+        with pytest.raises(ValueError, match=pattern):
+            f([0, 1, 0], None, SP, TM, em, dtype=np.float32, backend=backend)
+    with pytest.raises(ValueError, match=r"transmat\[0, 1\] = 1e-60 underflows"):
+        score_sequences([0], None, SP, [[1 - 1e-60, 1e-60], [0.2, 0.8]], EM, dtype=np.float32)
+    # float64 keeps it finite; float32 subnormals that survive the cast are accepted
+    m.dtype = np.float64
+    assert np.isfinite(m.score([0, 1, 0]))
+    ok = np.array([[1 - 1e-40, 1e-40, 0.0], [0.5, 0.5, 0.0]])
+    assert np.isfinite(score_sequences([0, 1], None, SP, TM, ok, dtype=np.float32, backend=backend))

@@ -242,8 +242,22 @@ def _model(startprob, transmat, emissionprob, dtype):
 
 
 def _kernel_operands(sp, tm, em, dtype):
-    return (np.ascontiguousarray(sp, dtype), np.ascontiguousarray(tm, dtype),
-            np.ascontiguousarray(em.T, dtype))
+    ops = (np.ascontiguousarray(sp, dtype), np.ascontiguousarray(tm, dtype),
+           np.ascontiguousarray(em.T, dtype))
+    if dtype != np.float64:
+        # a possible event rounded to probability 0 would score -inf where float64 is finite
+        for name, a, a32 in (("startprob", sp, ops[0]), ("transmat", tm, ops[1]),
+                             ("emissionprob", em, ops[2].T)):
+            if np.count_nonzero(a32) == np.count_nonzero(a):  # the usual case, at little cost
+                continue
+            lost = (a32 == 0) & (a != 0)
+            if lost.any():
+                idx = tuple(int(i) for i in np.argwhere(lost)[0])
+                at = ", ".join(map(str, idx))
+                raise ValueError(f"{name}[{at}] = {a[idx]:.3g} underflows to 0 in {np.dtype(dtype)}, "
+                                 f"which would make possible sequences impossible; use "
+                                 f"dtype=np.float64")
+    return ops
 
 
 def _batch(X, lengths, n_features, backend=None, defer_range=False):
