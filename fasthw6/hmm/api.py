@@ -127,23 +127,23 @@ def check_lengths(lengths, n, name="lengths"):
             i = int(np.argmax(frac))
             raise ValueError(f"{name} must hold integers, got {lens.dtype} with "
                              f"{name}[{i}] = {lens[i]}")
-    neg = lens < 0
-    if neg.any():
-        i = int(np.argmax(neg))
+    if lens.min() < 0:
+        i = int(np.argmax(lens < 0))
         raise ValueError(f"{name} must be non-negative, got {name}[{i}] = {lens[i]}")
     # each length is now in [0, inf); one above n (or an int64 running sum that wraps) means the
     # true sum is not n: report it exactly, in Python ints
-    if (lens > n).any():
+    if lens.max() > n:
         if np.issubdtype(lens.dtype, np.integer):
             total = sum(lens.tolist())
         else:
             total = f"{math.fsum(lens.tolist()):g}"
         raise ValueError(f"{name} sum to {total} but X holds {n} symbols")
-    lens = lens.astype(np.int64)
-    off = np.cumsum(lens)
-    if off[-1] != n or (lens.size > 1 and (off[1:] < off[:-1]).any()):
+    lens = lens.astype(np.int64, copy=False)
+    total = int(lens.sum())
+    if total != n or lens.size * n >= 1 << 63:  # below that bound the int64 sum cannot wrap
         total = sum(lens.tolist())
-        raise ValueError(f"{name} sum to {total} but X holds {n} symbols")
+        if total != n:
+            raise ValueError(f"{name} sum to {total} but X holds {n} symbols")
     return lens
 
 
