@@ -23,6 +23,31 @@ class CLIError(Exception):
 
 
 # --------------------------------------------------------------------------- outputs
+def _destination(path: str) -> str:
+    """The file the output replaces: a symlink's target (renaming onto the link itself would
+    replace the link by a regular file and leave the target as it was)."""
+    return os.path.realpath(os.path.abspath(path))
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _temp_beside(target: str) -> tuple[int, str, int]:
+    """(fd, path) of a temporary file in ``target``'s directory (so that the rename is atomic),
+    and the mode the output should end with: the existing file's, or what ``open()`` gives a new
+    file (mkstemp makes it 0600 whatever the umask)."""
+    try:
+        mode = os.stat(target).st_mode & 0o7777
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=f".{os.path.basename(target)}.",
+                               suffix=".part")
+    return fd, tmp, mode
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | None, mode: str = "w", stdout: IO | None = None) -> Iterator[IO]:
     """Write to a temporary file and rename it onto ``path`` only when the block succeeds.
@@ -42,7 +67,7 @@ def atomic_output(path: str | None, mode: str = "w", stdout: IO | None = None) -
             shutil.copyfileobj(f, out, 1 << 20)
             out.flush()
         return
-    target = os.path.abspath(path)
+    target = _destination(path)
     directory = os.path.dirname(target)
     if not os.path.isdir(directory):
         raise CLIError(f"{path}: cannot write output: directory {directory} does not exist")
@@ -54,12 +79,13 @@ def atomic_output(path: str | None, mode: str = "w", stdout: IO | None = None) -
     if os.path.isdir(target):
         raise CLIError(f"{path}: cannot write output: it is a directory")
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".part")
+        fd, tmp, perm = _temp_beside(target)
     except PermissionError:
         raise CLIError(f"{path}: cannot write output: permission denied") from None
     try:
         with os.fdopen(fd, mode, **({} if binary else {"encoding": "utf-8", "newline": "\n"})) as f:
             yield f
+        os.chmod(tmp, perm)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -69,11 +95,14 @@ def atomic_output(path: str | None, mode: str = "w", stdout: IO | None = None) -
 
 def save_model_atomic(model, path: str, symbols=None) -> None:
     """``model.save`` into a temporary file beside ``path`` (adding ``symbols``), then rename."""
-    target = os.path.abspath(path)
+    target = _destination(path)
     directory = os.path.dirname(target)
     if not os.path.isdir(directory):
         raise CLIError(f"{path}: cannot write output: directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".part")
+    try:
+        fd, tmp, perm = _temp_beside(target)
+    except PermissionError:
+        raise CLIError(f"{path}: cannot write output: permission denied") from None
     os.close(fd)
     try:
         model.save(tmp)
@@ -83,6 +112,7 @@ def save_model_atomic(model, path: str, symbols=None) -> None:
             obj["symbols"] = [str(x) for x in symbols]
             with open(tmp, "w", encoding="utf-8") as f:
                 json.dump(obj, f, indent=1)
+        os.chmod(tmp, perm)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -62,7 +62,7 @@ def _setup(args) -> None:
 
 def load_model(path: str):
     """A CategoricalHMM from a MODEL.json, or a one-line CLIError naming the file and line."""
-    text, obj = read_model_json(path)
+    text, _ = read_model_json(path)
     from .hmm import CategoricalHMM
 
     try:
@@ -71,21 +71,11 @@ def load_model(path: str):
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         line = locate_error(text, msg)
         raise CLIError(f"{path}:{line or 1}: invalid model: {msg}") from None
-    symbols = obj.get("symbols")
-    if symbols is not None:
-        if not isinstance(symbols, list) or len(symbols) != _n_features(model):
-            raise CLIError(f"{path}:{locate_error(text, 'symbols') or 1}: invalid model: symbols must "
-                           f"be a list of {_n_features(model)} names, one per emission column")
-        if len({str(x) for x in symbols}) != len(symbols):
-            raise CLIError(f"{path}:{locate_error(text, 'symbols') or 1}: invalid model: symbols must "
-                           f"be distinct")
-    model._fasthw6_cli_symbols = symbols
     return model
 
 
 def _symbols(model):
-    s = getattr(model, "_fasthw6_cli_symbols", None)
-    return None if s is None else [str(x) for x in s]
+    return getattr(model, "symbols_", None)
 
 
 def _n_features(model) -> int:
@@ -200,10 +190,16 @@ def cmd_decode(args) -> int:
 # --------------------------------------------------------------------------- fit
 def _read_for_fit(args):
     """(X, lengths, symbols): integer tokens as they are, or any tokens as a sorted alphabet."""
+    from .hmm.api import check_symbols
     from .seqio import SeqsError, read_sequences
     from .seqio.api import is_npz
 
     symbols = args.symbols.split(",") if args.symbols else None
+    if symbols is not None:
+        try:
+            check_symbols(symbols, args.n_features, name="--symbols")
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
     if is_npz(args.seqs) or symbols is not None:
         X, lengths = read_sequences(args.seqs, n_symbols=len(symbols) if symbols else args.n_features,
                                     symbols=symbols)
@@ -227,10 +223,12 @@ def _read_for_fit(args):
         X, lengths = read_sequences(stream, n_symbols=args.n_features)
         return X, lengths, None
     except SeqsError as exc:
-        if args.n_features is not None and "[0," in exc.message and exc.message.split("'")[1].isdigit():
+        if args.n_features is not None and exc.message.split("'")[1].isdigit():
             raise
         # non-integer tokens: the alphabet is the sorted set of tokens seen
         symbols = sorted({t.decode("utf-8", "replace") for t in data.split()})
+        if args.n_features is not None and len(symbols) != args.n_features:
+            raise exc from None  # not a name alphabet of that size: the token is the typo
         stream.seek(0)
         X, lengths = read_sequences(stream, n_symbols=len(symbols), symbols=symbols)
         return X, lengths, symbols
@@ -244,6 +242,8 @@ def cmd_fit(args) -> int:
     parse_s = time.perf_counter() - t0
     if len(lengths) == 0:
         raise CLIError(f"{args.seqs}: no sequences to train on")
+    if X.shape[0] == 0:
+        raise CLIError(f"{args.seqs}: no symbols to train on (all {len(lengths)} sequences are empty)")
     n_features = args.n_features or (len(symbols) if symbols else int(X.max()) + 1)
     _log(args, f"{len(lengths)} sequences, {X.shape[0]} symbols, alphabet {n_features}; "
                f"read in {parse_s:.3f} s")
@@ -380,13 +380,22 @@ def cmd_bench(args) -> int:
         try:
             with open(p, encoding="utf-8") as f:
                 d = json.load(f)
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise CLIError(f"{p}: cannot read benchmark JSON ({exc})") from None
-        merged["benchmarks"].extend(d.get("benchmarks", []))
+        benches = d.get("benchmarks", []) if isinstance(d, dict) else None
+        if not isinstance(benches, list) or not all(isinstance(b, dict) for b in benches):
+            raise CLIError(f"{p}: not pytest-benchmark JSON: expected an object whose "
+                           f"'benchmarks' is a list of objects")
+        merged["benchmarks"].extend(benches)
         merged.setdefault("machine_info", d.get("machine_info", {}))
     if not merged["benchmarks"]:
         raise CLIError("no benchmark results (every case skipped or deselected)")
-    print(report.render(merged))
+    try:
+        text = report.render(merged)
+    except (KeyError, TypeError, AttributeError, ValueError, ZeroDivisionError) as exc:
+        raise CLIError(f"not pytest-benchmark JSON with fasthw6's extra_info: "
+                       f"{type(exc).__name__}: {exc}") from None
+    print(text)
     if args.save_json:
         with atomic_output(args.save_json) as out:
             json.dump(merged, out, indent=1)
@@ -431,11 +440,35 @@ def plot_throughput(rows, path) -> None:
 
 
 # --------------------------------------------------------------------------- parser
+MAX_CHUNK = 1 << 30  # a chunk is read into memory whole, with its int32 symbols beside it
+MAX_LENGTH = (1 << 31) - 1  # one sampled sequence is drawn in memory at once
+
+
 def _size(text):
     try:
-        return parse_size(text)
+        n = parse_size(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    if n > MAX_CHUNK:
+        raise argparse.ArgumentTypeError(f"expected at most 1G, got {text!r}")
+    return n
+
+
+def _seed(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32 - 1], got {text!r}") from None
+    if not 0 <= v < 1 << 32:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32 - 1], got {v}")
+    return v
+
+
+def _length(text):
+    v = _positive(text)
+    if v > MAX_LENGTH:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_LENGTH} symbols per sequence, got {v}")
+    return v
 
 
 def _positive(text):
@@ -501,7 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("-o", "--output", required=True, metavar="MODEL.json")
     f.add_argument("--n-iter", type=_positive, default=100, help="maximum EM iterations (default 100)")
     f.add_argument("--tol", type=float, default=1e-2, help="stop when the gain is below (default 1e-2)")
-    f.add_argument("--seed", type=int, default=0, help="random initialisation seed (default 0)")
+    f.add_argument("--seed", type=_seed, default=0, help="random initialisation seed (default 0)")
     f.add_argument("--n-features", type=_positive, help="alphabet size (default: max symbol + 1)")
     f.add_argument("--symbols", help="comma-separated symbol names (default: integers, or the "
                                      "sorted tokens when they are not integers)")
@@ -511,9 +544,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write N sequences of length L, one per line (a SEQS file).")
     m.add_argument("-m", "--model", required=True, metavar="MODEL.json")
     m.add_argument("-n", "--n-sequences", type=_nonneg, required=True, metavar="N")
-    m.add_argument("-l", "--length", type=_positive, required=True, metavar="LENGTH")
+    m.add_argument("-l", "--length", type=_length, required=True, metavar="LENGTH")
     m.add_argument("-o", "--output", metavar="OUT", help="output file (default: stdout)")
-    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--seed", type=_seed, default=0)
     m.add_argument("--integers", action="store_true", help="write symbol indices even if the model names symbols")
     m.set_defaults(func=cmd_sample)
 
@@ -556,6 +589,8 @@ def main(argv=None) -> int:
         msg = str(exc)
     except (ValueError, TypeError) as exc:  # the library's boundary checks on user input
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except MemoryError:
+        msg = "not enough memory for this input or these arguments (try a smaller -n, -l or --chunk-size)"
     except BrokenPipeError:  # e.g. piped into head: the reader has what it wanted
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .hmm.api import check_lengths
+
 
 def _score_partition(model, X, lengths):
     """Per-sequence log-likelihoods of one ``(X, lengths)`` partition (runs on a worker)."""
@@ -38,11 +40,9 @@ def split_partitions(X, lengths, n_partitions: int) -> list[tuple[np.ndarray, np
     [[1], [2, 3]]
     """
     X = np.asarray(X)
-    lengths = np.asarray(lengths, dtype=np.int64)
     if not isinstance(n_partitions, (int, np.integer)) or n_partitions < 1:
         raise ValueError(f"n_partitions must be a positive int, got {n_partitions!r}")
-    if lengths.ndim != 1 or (lengths < 0).any() or int(lengths.sum()) != X.shape[0]:
-        raise ValueError(f"lengths must be non-negative and sum to len(X) = {X.shape[0]}")
+    lengths = check_lengths(lengths, X.shape[0])
     ends = np.concatenate([[0], np.cumsum(lengths)])
     cuts = np.unique(np.linspace(0, lengths.shape[0], n_partitions + 1).astype(np.int64))
     return [(X[ends[a]:ends[b]], lengths[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
@@ -73,11 +73,36 @@ def _partitions(sequences) -> list[tuple[np.ndarray, np.ndarray]]:
             raise ValueError(f"sequences[{i}]: X must be 1-D or (n, 1), got shape {X.shape}")
         if lengths.ndim != 1 or (lengths.size and not np.issubdtype(lengths.dtype, np.integer)):
             raise ValueError(f"sequences[{i}]: lengths must be a 1-D integer array")
-        if int(lengths.sum()) != X.shape[0]:
-            raise ValueError(f"sequences[{i}]: lengths sum to {int(lengths.sum())} but X has "
-                             f"{X.shape[0]} symbols")
+        lengths = check_lengths(lengths, X.shape[0], name=f"sequences[{i}]: lengths")
         parts.append((X, lengths))
     return parts
+
+
+def _first_kernel_call(run, items):
+    """Run ``items`` in this thread up to the first that scores something (its kernel call picks
+    numba's threading layer); returns (results so far, number of items run)."""
+    res = []
+    for k, item in enumerate(items):
+        r = np.asarray(run(item), dtype=np.float64)
+        res.append(r)
+        if r.shape[0]:
+            return res, k + 1
+    return res, len(items)
+
+
+def _threads_safe() -> bool:
+    """Whether the kernels may be called from several threads at once.  Numba's workqueue
+    layer (its fallback where neither OpenMP nor TBB is installed) aborts the whole process on
+    concurrent use; under it the local partitions run one after the other, each still parallel
+    inside the kernel."""
+    try:
+        import numba
+    except ImportError:
+        return True
+    try:
+        return numba.threading_layer() != "workqueue"
+    except ValueError:  # no parallel numba kernel has run: the model's backend is not numba
+        return True
 
 
 def score_sequences(model, sequences, client=None, *, retries: int = 2) -> np.ndarray:
@@ -92,7 +117,8 @@ def score_sequences(model, sequences, client=None, *, retries: int = 2) -> np.nd
         list of partitions in hmmlearn's convention (concatenated symbols and their lengths).
     client : distributed.Client or str, optional
         The cluster (a Client or a scheduler address).  Without one the partitions run on local
-        threads: the kernels release the GIL.
+        threads (the kernels release the GIL), or one after the other under numba's workqueue
+        threading layer, which is not thread safe.
     retries : int
         Extra attempts for a task that raises (a lost worker is handled by the scheduler anyway).
 
@@ -132,14 +158,22 @@ def score_sequences(model, sequences, client=None, *, retries: int = 2) -> np.nd
 
             import os
 
-            with ThreadPoolExecutor(max_workers=min(len(parts), os.cpu_count() or 1)) as ex:
-                res = list(ex.map(lambda p: _score_partition(model, *p), parts))
+            res, k = _first_kernel_call(lambda p: _score_partition(model, *p), parts)
+            rest = parts[k:]
+            if rest and _threads_safe():
+                with ThreadPoolExecutor(max_workers=min(len(rest), os.cpu_count() or 1)) as ex:
+                    res += list(ex.map(lambda p: _score_partition(model, *p), rest))
+            else:
+                res += [_score_partition(model, *p) for p in rest]
             return np.concatenate(res)
         tasks = [dask.delayed(_score_partition, pure=False)(model, X, L) for X, L in parts]
     if not tasks:
         return np.empty(0, dtype=np.float64)
     if client is None:
-        res = dask.compute(*tasks, scheduler="threads")
+        res, k = _first_kernel_call(lambda t: dask.compute(t, scheduler="synchronous")[0], tasks)
+        rest = tasks[k:]
+        if rest:
+            res += dask.compute(*rest, scheduler="threads" if _threads_safe() else "synchronous")
     else:
         if isinstance(client, str):
             from distributed import Client

@@ -315,3 +315,125 @@ def test_fit_empty_input(tmp_path):
     seqs = _write(tmp_path, "empty.txt", "\n\n")
     assert_error(fasthw6("fit", "-n", 2, seqs, "-o", tmp_path / "m.json"), r"empty.txt: no sequences")
     assert not (tmp_path / "m.json").exists()
+
+
+# --------------------------------------------------------------------------- review 9
+def test_npz_lengths_whose_int64_sum_wraps(tmp_path):
+    # each length fits int64, the int64 sum wraps to len(X): used to segfault score (exit 139)
+    p = tmp_path / "wrap.npz"
+    np.savez(p, X=np.array([0, 1, 2]), lengths=np.array([2**62, 2**62, 2**62, 2**62 + 3]))
+    msg = r"wrap.npz: lengths sum to 18446744073709551619 but X holds 3 symbols"
+    assert_error(fasthw6("score", "-m", MODEL, p), msg)
+    assert_error(fasthw6("decode", "-m", MODEL, p), msg)
+    assert_error(fasthw6("fit", "-n", 2, p, "-o", tmp_path / "m.json"), msg)
+    assert not (tmp_path / "m.json").exists()
+
+
+@pytest.mark.parametrize("symbols, pattern", [
+    (["", "c"], r"m.json:\d+: invalid model: symbols\[0\] is empty"),
+    (["a b", "c"], r"m.json:\d+: invalid model: symbols\[0\] = 'a b' contains whitespace"),
+    (["a", "a"], r"m.json:\d+: invalid model: symbols must be distinct"),
+])
+def test_model_symbols_that_would_not_round_trip(tmp_path, symbols, pattern):
+    one = dict(startprob=[1.0], transmat=[[1.0]], emissionprob=[[0.5, 0.5]], symbols=symbols)
+    model = _write(tmp_path, "m.json", json.dumps(one, indent=1))
+    assert_error(fasthw6("sample", "-m", model, "-n", 2, "-l", 3, "-o", tmp_path / "s.txt"), pattern)
+    assert not (tmp_path / "s.txt").exists()
+
+
+@pytest.mark.parametrize("symbols, pattern", [
+    ("a b,c,d", r"--symbols\[0\] = 'a b' contains whitespace"),
+    ("x,,y", r"--symbols\[1\] is empty"),
+    ("a,b,a", r"--symbols must be distinct"),
+])
+def test_fit_symbols_option_validated(tmp_path, symbols, pattern):
+    out = tmp_path / "m.json"
+    assert_error(fasthw6("fit", "-n", 2, SEQS, "-o", out, "--symbols", symbols), pattern)
+    assert not out.exists()
+
+
+def test_outputs_get_open_modes_and_write_through_symlinks(tmp_path):
+    import stat
+
+    def mode(p):
+        return stat.S_IMODE(os.stat(p).st_mode)
+
+    old = os.umask(0o027)  # the command inherits it
+    try:
+        new = {"score": tmp_path / "new.csv", "fit": tmp_path / "new.json", "sample": tmp_path / "new.txt"}
+        assert fasthw6("score", "-m", MODEL, SEQS, "-o", new["score"]).returncode == 0
+        assert fasthw6("fit", "-n", 2, SEQS, "-o", new["fit"], "--n-iter", 2).returncode == 0
+        assert fasthw6("sample", "-m", MODEL, "-n", 2, "-l", 3, "-o", new["sample"]).returncode == 0
+        for p in new.values():
+            assert mode(p) == 0o640, (p, oct(mode(p)))  # 0o666 & ~umask, as open() gives
+        kept = tmp_path / "kept.csv"
+        kept.write_text("old\n")
+        os.chmod(kept, 0o664)
+        assert fasthw6("score", "-m", MODEL, SEQS, "-o", kept).returncode == 0
+        assert mode(kept) == 0o664 and kept.read_text().startswith("index,")
+        target, link = tmp_path / "target.json", tmp_path / "link.json"
+        target.write_text("old\n")
+        os.chmod(target, 0o644)
+        link.symlink_to(target.name)
+        assert fasthw6("fit", "-n", 2, SEQS, "-o", link, "--n-iter", 2).returncode == 0
+        assert link.is_symlink() and os.readlink(link) == target.name
+        assert "emissionprob" in json.loads(target.read_text()) and mode(target) == 0o644
+        link2 = tmp_path / "link.csv"
+        link2.symlink_to(kept)
+        assert fasthw6("score", "-m", MODEL, SEQS, "-o", link2).returncode == 0
+        assert link2.is_symlink() and mode(kept) == 0o664
+    finally:
+        os.umask(old)
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".part")]
+
+
+@pytest.mark.parametrize("args, pattern", [
+    (["score", "-m", MODEL, SEQS, "--chunk-size", "100G"], r"argument --chunk-size: expected at most 1G, got '100G'"),
+    (["score", "-m", MODEL, SEQS, "--chunk-size", "99999999999999999999999"], r"--chunk-size: expected at most 1G"),
+    (["sample", "-m", MODEL, "-n", "100000000000", "-l", "100000000000"],
+     r"argument -l/--length: expected at most 2147483647 symbols per sequence"),
+    (["sample", "-m", MODEL, "-n", "2", "-l", "99999999999999999999"], r"-l/--length: expected at most"),
+    (["sample", "-m", MODEL, "-n", "2", "-l", "3", "--seed", "-1"],
+     r"argument --seed: expected an integer in \[0, 2\*\*32 - 1\], got -1"),
+    (["fit", "-n", "2", SEQS, "-o", "m.json", "--seed", "-1"], r"argument --seed: expected an integer"),
+    (["fit", "-n", "2", SEQS, "-o", "m.json", "--seed", str(2**32)], r"argument --seed: expected an integer"),
+])
+def test_argument_bounds(tmp_path, args, pattern):
+    r = fasthw6(*args, cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert re.search(pattern, r.stderr.splitlines()[-1]), r.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_chunk_size_up_to_1g_reads_a_small_file(tmp_path):
+    r = fasthw6("score", "-m", MODEL, SEQS, "--chunk-size", "1G")
+    assert r.returncode == 0 and r.stdout.startswith("index,length,log_likelihood\n0,3,")
+
+
+def test_fit_empty_sequences_npz(tmp_path):
+    p = tmp_path / "zeros.npz"
+    np.savez(p, X=np.array([], int), lengths=np.array([0, 0]))
+    assert_error(fasthw6("fit", "-n", 2, p, "-o", tmp_path / "m.json"),
+                 r"zeros.npz: no symbols to train on \(all 2 sequences are empty\)")
+
+
+def test_fit_n_features_names_the_bad_token(tmp_path):
+    seqs = _write(tmp_path, "negfit.txt", "0 1 2\n-1 0\n")
+    assert_error(fasthw6("fit", "-n", 2, seqs, "-o", tmp_path / "m.json", "--n-features", 3),
+                 r"negfit.txt:2: token '-1' is not an integer in \[0, 3\)")
+    # names whose sorted alphabet has n_features entries still train
+    names = _write(tmp_path, "names.txt", "a b c\nc a\n")
+    r = fasthw6("fit", "-n", 2, names, "-o", tmp_path / "m.json", "--n-features", 3, "--n-iter", 2)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "m.json").read_text())["symbols"] == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("text, pattern", [
+    ("[1, 2]", r"b.json: not pytest-benchmark JSON: expected an object whose 'benchmarks' is a list"),
+    ('{"benchmarks": [1]}', r"b.json: not pytest-benchmark JSON"),
+    ('{"benchmarks": 3}', r"b.json: not pytest-benchmark JSON"),
+    ('{"benchmarks": [{"extra_info": {"impl": "x"}}]}', r"not pytest-benchmark JSON with fasthw6's extra_info"),
+])
+def test_bench_json_structurally_wrong(tmp_path, text, pattern):
+    p = _write(tmp_path, "b.json", text)
+    assert_error(fasthw6("bench", "--json", p, "--bench-dir", os.path.join(REPO, "bench")), pattern)

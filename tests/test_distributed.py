@@ -111,7 +111,7 @@ def test_bad_arguments():
     model = random_model()
     with pytest.raises(TypeError, match="sequences must be a dask.bag.Bag .* or a list of"):
         score_sequences(model, np.zeros(3))
-    with pytest.raises(ValueError, match=r"sequences\[0\]: lengths sum to 5 but X has 3"):
+    with pytest.raises(ValueError, match=r"sequences\[0\]: lengths sum to 5 but X holds 3 symbols"):
         score_sequences(model, [(np.zeros(3, int), [5])])
     with pytest.raises(TypeError, match="score_sequences"):
         score_sequences(object(), [])

@@ -118,7 +118,7 @@ def test_bad_symbol_names_line():
     (lambda p: (np.savez(p / "b.npz", X=[0.5], lengths=[1]), str(p / "b.npz"))[1], "integer symbols"),
     (lambda p: (np.savez(p / "c.npz", X=[0, 1], lengths=[3]), str(p / "c.npz"))[1], "sum to 3"),
     (lambda p: (np.savez(p / "d.npz", X=[0, 4], lengths=[2]), str(p / "d.npz"))[1], r"X\[1\] = 4"),
-    (lambda p: (np.savez(p / "e.npz", X=[0], lengths=[-1, 2]), str(p / "e.npz"))[1], r"lengths\[0\] is -1"),
+    (lambda p: (np.savez(p / "e.npz", X=[0], lengths=[-1, 2]), str(p / "e.npz"))[1], r"e.npz: lengths must be non-negative, got lengths\[0\] = -1"),
     (lambda p: ((p / "f.npz").write_bytes(b"not a zip"), str(p / "f.npz"))[1], "not a readable .npz"),
 ])
 def test_unreadable_inputs(tmp_path, make, match):
@@ -137,3 +137,70 @@ def test_format_round_trip():
     assert text == "c\na b b\n"
     X2, L2 = read_sequences(io.BytesIO(text.encode()), n_symbols=3, symbols=["a", "b", "c"])
     assert X2.tolist() == X.tolist() and L2.tolist() == [1, 3]
+
+
+# --------------------------------------------------------------------------- review 9
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_symbols_beyond_int32_are_refused_not_wrapped(backend, tmp_path):
+    # X is int32: 2**33 used to be stored as 0 when the caller's n_symbols allowed it
+    with pytest.raises(ValueError, match=r"n_symbols must lie in \[1, 2\*\*31\] .*got 1099511627776"):
+        read_sequences(io.BytesIO(b"0 8589934592 1\n"), n_symbols=2**40, backend=backend)
+    with pytest.raises(SeqsError, match=r"token '8589934592' is not a non-negative integer below 2\*\*31"):
+        read_sequences(io.BytesIO(b"0 8589934592 1\n"), backend=backend)
+    with pytest.raises(SeqsError, match=r"token '2147483648' is not a non-negative integer below 2\*\*31"):
+        read_sequences(io.BytesIO(b"2147483648\n"), n_symbols=2**31, backend=backend)
+    # the largest int32 is a symbol like any other
+    X, L = read_sequences(io.BytesIO(b"2147483647 0\n"), backend=backend)
+    assert X.tolist() == [2**31 - 1, 0] and X.dtype == np.int32 and L.tolist() == [2]
+    p = tmp_path / "big.npz"
+    np.savez(p, X=np.array([0, 2**33, 1]), lengths=np.array([3]))
+    with pytest.raises(ValueError, match=r"n_symbols must lie in \[1, 2\*\*31\]"):
+        read_sequences(str(p), n_symbols=2**40)
+    with pytest.raises(SeqsError, match=r"X\[1\] = 8589934592 \(sequence 0\) is not a non-negative integer below"):
+        read_sequences(str(p))
+    for bad, err in ((0, ValueError), (2.0, TypeError), (True, TypeError)):
+        with pytest.raises(err, match="n_symbols must"):
+            read_sequences(io.BytesIO(b"0\n"), n_symbols=bad)
+
+
+@pytest.mark.parametrize("X, lengths, symbols, err, pattern", [
+    ([0, -1], [2], ["a", "b"], ValueError, r"X\[1\] = -1 is negative"),
+    ([0, -1], [2], None, ValueError, r"X\[1\] = -1 is negative"),
+    ([0, 1, 1], [1], ["a", "b"], ValueError, r"lengths sum to 1 but X holds 3 symbols"),
+    ([0, 1, 1], [-1, 4], None, ValueError, r"lengths must be non-negative, got lengths\[0\] = -1"),
+    ([0, 2], [2], ["a", "b"], ValueError, r"X\[1\] = 2 has no name in symbols \(2 names\)"),
+    ([0.5, 1.7], [2], None, TypeError, r"X must hold integer symbols, got float64"),
+    ([[0, 1]], [2], None, ValueError, r"X must have shape \(n,\) or \(n, 1\)"),
+    ([0, 1], [2], ["a", "a b"], ValueError, r"symbols\[1\] = 'a b' contains whitespace"),
+])
+def test_format_sequences_validates(X, lengths, symbols, err, pattern):
+    with pytest.raises(err, match=pattern):
+        format_sequences(np.array(X), lengths, symbols)
+
+
+def test_format_sequences_round_trips():
+    X = np.array([[2], [0], [1], [1]], np.uint8)
+    text = format_sequences(X, [1, 0, 3], ["x", "y", "z"])
+    assert text == "z\n\nx y y\n"
+    Y, L = read_sequences(io.BytesIO(text.encode()), symbols=["x", "y", "z"], n_symbols=3)
+    assert Y.tolist() == [2, 0, 1, 1] and L.tolist() == [1, 3]
+
+
+def test_source_kinds_that_are_not_inputs(tmp_path):
+    p = tmp_path / "s.txt"
+    p.write_text("0 1\n")
+    with open(p) as f, pytest.raises(TypeError, match=r"source must be a binary stream, got a text stream"):
+        read_sequences(f)
+    with pytest.raises(TypeError, match=r"got bytes \(for a path, pass source.decode\(\)"):
+        read_sequences(str(p).encode())
+    with pytest.raises(TypeError, match=r"source must be a path .* got int"):
+        read_sequences(5)
+    with open(p, "rb") as f:
+        assert read_sequences(f)[0].tolist() == [0, 1]
+
+
+def test_huge_chunk_bytes_on_a_small_file(tmp_path):
+    p = tmp_path / "s.txt"
+    p.write_text("0 1\n2\n")
+    chunks = list(iter_chunks(str(p), chunk_bytes=1 << 40))  # used to pre-allocate 1 TiB
+    assert [c.lengths.tolist() for c in chunks] == [[2, 1]]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import numbers
 import sys
 from collections import deque
@@ -69,6 +70,8 @@ def _as_symbols(X, n_features=None, name="X", backend=None, defer_range=False):
         arr = arr[:, 0]
     elif arr.ndim != 1:
         raise ValueError(f"{name} must have shape (n_samples,) or (n_samples, 1), got {arr.shape}")
+    if not arr.dtype.isnative:  # e.g. '>i4' read from a file: the kernels take native order
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     arr = np.ascontiguousarray(arr)
     if arr.size == 0:
         return arr.astype(np.int64), -1
@@ -89,30 +92,101 @@ def _as_symbols(X, n_features=None, name="X", backend=None, defer_range=False):
     return arr.view(_CANON[arr.dtype]), hi
 
 
-def _offsets(lengths, n):
-    """Sequence start offsets (S+1,) int64 from ``lengths`` (None: one sequence of length n)."""
-    if lengths is None:
-        return np.array([0, n], dtype=np.int64)
+def check_lengths(lengths, n, name="lengths"):
+    """``lengths`` as int64 (S,), proven to be non-negative whole numbers summing to ``n``.
+
+    Every check is made on the values as given (no cast first), so the message names the value
+    the caller passed; the sum is taken without wrap-around (an int64 sum of huge lengths can wrap
+    to ``n`` and send the kernels, which check nothing, outside X).
+
+    Raises
+    ------
+    ValueError
+        Not 1-D, not whole numbers (fractional, NaN, inf, bool, non-numeric), negative, or not
+        summing to ``n``; the message names the argument and the offending entry.
+    """
     lens = np.asarray(lengths)
     if lens.ndim == 0:
         lens = lens.reshape(1)
     if lens.ndim != 1:
-        raise ValueError(f"lengths must be 1-D, got shape {lens.shape}")
-    if lens.size and (lens.dtype == np.bool_ or not np.issubdtype(lens.dtype, np.integer)):
-        if np.issubdtype(lens.dtype, np.floating) and np.all(lens == np.round(lens)):
-            lens = lens.astype(np.int64)
-        else:
-            raise ValueError(f"lengths must hold integers, got {lens.dtype}")
-    lens = lens.astype(np.int64, copy=False)
-    if lens.size and lens.min() < 0:
+        raise ValueError(f"{name} must be 1-D, got shape {lens.shape}")
+    if lens.size == 0:
+        if n != 0:
+            raise ValueError(f"{name} sum to 0 but X holds {n} symbols")
+        return np.zeros(0, np.int64)
+    if lens.dtype == np.bool_ or not np.issubdtype(lens.dtype, np.number) \
+            or np.issubdtype(lens.dtype, np.complexfloating):
+        raise ValueError(f"{name} must hold integers, got {lens.dtype}")
+    if not np.issubdtype(lens.dtype, np.integer):
+        bad = ~np.isfinite(lens)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"{name} must hold finite whole numbers, got {name}[{i}] = {lens[i]}")
+        frac = lens != np.floor(lens)
+        if frac.any():
+            i = int(np.argmax(frac))
+            raise ValueError(f"{name} must hold integers, got {lens.dtype} with "
+                             f"{name}[{i}] = {lens[i]}")
+    if lens.min() < 0:
         i = int(np.argmax(lens < 0))
-        raise ValueError(f"lengths must be non-negative, got lengths[{i}] = {lens[i]}")
+        raise ValueError(f"{name} must be non-negative, got {name}[{i}] = {lens[i]}")
+    # each length is now in [0, inf); one above n (or an int64 running sum that wraps) means the
+    # true sum is not n: report it exactly, in Python ints
+    if lens.max() > n:
+        if np.issubdtype(lens.dtype, np.integer):
+            total = sum(lens.tolist())
+        else:
+            total = f"{math.fsum(lens.tolist()):g}"
+        raise ValueError(f"{name} sum to {total} but X holds {n} symbols")
+    lens = lens.astype(np.int64, copy=False)
     total = int(lens.sum())
-    if total != n:
-        raise ValueError(f"lengths sum to {total} but X holds {n} symbols")
+    if total != n or lens.size * n >= 1 << 63:  # below that bound the int64 sum cannot wrap
+        total = sum(lens.tolist())
+        if total != n:
+            raise ValueError(f"{name} sum to {total} but X holds {n} symbols")
+    return lens
+
+
+def _offsets(lengths, n):
+    """Sequence start offsets (S+1,) int64 from ``lengths`` (None: one sequence of length n)."""
+    if lengths is None:
+        return np.array([0, n], dtype=np.int64)
+    lens = check_lengths(lengths, n)
     off = np.zeros(lens.size + 1, dtype=np.int64)
     np.cumsum(lens, out=off[1:])
     return off
+
+
+def check_symbols(symbols, n_features=None, name="symbols"):
+    """``symbols`` as a list of str, proven to be distinct names that survive a SEQS text round
+    trip (non-empty, no whitespace, which separates tokens), one per emission column when
+    ``n_features`` is given.
+
+    Raises
+    ------
+    ValueError
+        Not a list of strings, a wrong count, an empty name, a name with whitespace, a duplicate.
+    """
+    if not isinstance(symbols, (list, tuple)):
+        raise ValueError(f"{name} must be a list of strings, got {type(symbols).__name__}")
+    for i, s in enumerate(symbols):
+        if not isinstance(s, str):
+            raise ValueError(f"{name}[{i}] must be a string, got {s!r}")
+        if not s:
+            raise ValueError(f"{name}[{i}] is empty; a symbol name must be a non-empty string "
+                             f"without whitespace")
+        if len(s.split()) != 1 or s.split()[0] != s:
+            raise ValueError(f"{name}[{i}] = {s!r} contains whitespace, which separates the "
+                             f"tokens of a SEQS line")
+    if n_features is not None and len(symbols) != n_features:
+        raise ValueError(f"{name} must name the {n_features} emission columns, got "
+                         f"{len(symbols)} names")
+    seen = set()
+    for s in symbols:
+        if s in seen:
+            raise ValueError(f"{name} must be distinct, {s!r} appears twice")
+        seen.add(s)
+    return list(symbols)
 
 
 def _prob(a, name, shape, what):
@@ -168,8 +242,22 @@ def _model(startprob, transmat, emissionprob, dtype):
 
 
 def _kernel_operands(sp, tm, em, dtype):
-    return (np.ascontiguousarray(sp, dtype), np.ascontiguousarray(tm, dtype),
-            np.ascontiguousarray(em.T, dtype))
+    ops = (np.ascontiguousarray(sp, dtype), np.ascontiguousarray(tm, dtype),
+           np.ascontiguousarray(em.T, dtype))
+    if dtype != np.float64:
+        # a possible event rounded to probability 0 would score -inf where float64 is finite
+        for name, a, a32 in (("startprob", sp, ops[0]), ("transmat", tm, ops[1]),
+                             ("emissionprob", em, ops[2].T)):
+            if np.count_nonzero(a32) == np.count_nonzero(a):  # the usual case, at little cost
+                continue
+            lost = (a32 == 0) & (a != 0)
+            if lost.any():
+                idx = tuple(int(i) for i in np.argwhere(lost)[0])
+                at = ", ".join(map(str, idx))
+                raise ValueError(f"{name}[{at}] = {a[idx]:.3g} underflows to 0 in {np.dtype(dtype)}, "
+                                 f"which would make possible sequences impossible; use "
+                                 f"dtype=np.float64")
+    return ops
 
 
 def _batch(X, lengths, n_features, backend=None, defer_range=False):
@@ -404,6 +492,36 @@ class ConvergenceMonitor:
                 (len(self.history) >= 2 and self.history[-1] - self.history[-2] < self.tol))
 
 
+def _positive_int(value, name, allow_none=False, minimum=1):
+    if allow_none and value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) \
+            or value < minimum:
+        kind = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise ValueError(f"{name} must be {kind}{' or None' if allow_none else ''}, "
+                         f"got {value!r}")
+    return int(value)
+
+
+def _check_prior(prior, name, shape):
+    """A Dirichlet prior as a float64 array broadcastable to ``shape``, finite."""
+    try:
+        arr = np.asarray(prior, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number or an array of numbers, got {prior!r}") from None
+    try:
+        ok = np.broadcast_shapes(arr.shape, shape) == shape
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be a scalar or an array broadcastable to {shape}, got "
+                         f"shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} must be finite, got {prior!r}" if arr.ndim == 0 else
+                         f"{name} must be finite, found {arr[~np.isfinite(arr)][0]}")
+    return arr
+
+
 _PARAM_NAMES = ("n_components", "startprob_prior", "transmat_prior", "emissionprob_prior",
                 "n_features", "algorithm", "random_state", "n_iter", "tol", "verbose", "params",
                 "init_params", "implementation", "dtype")
@@ -529,6 +647,7 @@ class CategoricalHMM:
         sp = np.asarray(self.startprob_, dtype=np.float64)
         if sp.shape != (n,):
             raise ValueError(f"startprob_ must have shape ({n},) (n_components), got {sp.shape}")
+        _positive_int(self.n_features, "n_features", allow_none=True)
         em = np.atleast_2d(np.asarray(self.emissionprob_, dtype=np.float64))
         if self.n_features is None:
             self.n_features = int(em.shape[1])
@@ -672,8 +791,10 @@ class CategoricalHMM:
             u = rs.rand(2 * n)
             start_cdf = np.cumsum(sp)
         else:
-            if not 0 <= int(currstate) < sp.shape[0]:
-                raise ValueError(f"currstate must lie in [0, {sp.shape[0]}), got {currstate}")
+            if isinstance(currstate, (bool, np.bool_)) or not isinstance(currstate, numbers.Integral) \
+                    or not 0 <= currstate < sp.shape[0]:
+                raise ValueError(f"currstate must lie in [0, {sp.shape[0]}) (an int, a state "
+                                 f"index), got {currstate!r}")
             u = np.concatenate([[0.5], rs.rand(2 * n - 1)])
             start_cdf = (np.arange(sp.shape[0]) >= int(currstate)).astype(np.float64)
         states = np.empty(n, np.int64)
@@ -696,6 +817,7 @@ class CategoricalHMM:
         n = self.n_components
         if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
             raise ValueError(f"n_components must be a positive int, got {n!r}")
+        _positive_int(self.n_features, "n_features", allow_none=True)
         if self.n_features is None:
             self.n_features = hi + 1
         elif hi >= self.n_features:
@@ -738,23 +860,33 @@ class CategoricalHMM:
         >>> bool(np.all(np.diff(m.monitor_.history) > -1e-9))
         True
         """
+        n_iter = _positive_int(self.n_iter, "n_iter")
+        if isinstance(self.tol, (bool, np.bool_)) or not isinstance(self.tol, numbers.Real) \
+                or np.isnan(self.tol):
+            raise ValueError(f"tol must be a real number, got {self.tol!r}")
         x, hi = _as_symbols(X, backend=self._backend())
+        if x.size == 0:
+            raise ValueError("X must not be empty: there is nothing to fit")
         off = _offsets(lengths, x.shape[0])
         self._init(x, hi)
         sp, tm, em = self._check()
+        n, m = em.shape
+        priors = (_check_prior(self.startprob_prior, "startprob_prior", (n,)),
+                        _check_prior(self.transmat_prior, "transmat_prior", (n, n)),
+                        _check_prior(self.emissionprob_prior, "emissionprob_prior", (n, m)))
         dt = self._dtype()
         self.monitor_._reset()
-        for _ in range(self.n_iter):
+        for _ in range(n_iter):
             stats = _estep(x, off, sp, tm, em, dt, self._backend())
             ll = float(np.sum(stats["loglik"]))
-            sp, tm, em = self._mstep(stats, sp, tm, em)
+            sp, tm, em = self._mstep(stats, sp, tm, em, priors)
             self.startprob_, self.transmat_, self.emissionprob_ = sp, tm, em
             self.monitor_.report(ll)
             if self.monitor_.converged:
                 break
         return self
 
-    def _mstep(self, stats, sp, tm, em):
+    def _mstep(self, stats, sp, tm, em, priors):
         """hmmlearn's M-step, except that a zero row of expected counts keeps its old row."""
 
         def update(old, counts, prior, keep_zeros):
@@ -765,12 +897,13 @@ class CategoricalHMM:
             ok = total > 0
             return np.where(ok, new / np.where(ok, total, 1.0), old)
 
+        sprior, tprior, eprior = priors
         if "s" in self.params:
-            sp = update(sp, stats["start"], self.startprob_prior, True)
+            sp = update(sp, stats["start"], sprior, True)
         if "t" in self.params:
-            tm = update(tm, stats["trans"], self.transmat_prior, True)
+            tm = update(tm, stats["trans"], tprior, True)
         if "e" in self.params:
-            em = update(em, stats["obs"], self.emissionprob_prior, False)
+            em = update(em, stats["obs"], eprior, False)
         return sp, tm, em
 
     # ----------------------------------------------------------------- persistence
@@ -790,11 +923,7 @@ class CategoricalHMM:
         sp, tm, em = self._check()
         obj = dict(startprob=sp.tolist(), transmat=tm.tolist(), emissionprob=em.tolist())
         if symbols is not None:
-            symbols = [str(s) for s in symbols]
-            if len(symbols) != em.shape[1]:
-                raise ValueError(f"symbols must name the {em.shape[1]} emission columns, got "
-                                 f"{len(symbols)} names")
-            obj["symbols"] = symbols
+            obj["symbols"] = check_symbols([str(s) for s in symbols], em.shape[1])
         with open(path, "w", encoding="utf-8") as f:
             json.dump(obj, f, indent=1)
             f.write("\n")
@@ -807,7 +936,8 @@ class CategoricalHMM:
         Raises
         ------
         ValueError
-            Missing keys or invalid probabilities (the message names the array and the row).
+            Missing keys or invalid probabilities (the message names the array and the row);
+            ``symbols`` not one distinct, non-empty, whitespace-free name per emission column.
 
         Examples
         --------
@@ -830,5 +960,5 @@ class CategoricalHMM:
         model = cls(n_components=sp.shape[0], n_features=em.shape[1], init_params="", **kwargs)
         model.startprob_, model.transmat_, model.emissionprob_ = sp, tm, em
         if obj.get("symbols") is not None:
-            model.symbols_ = list(obj["symbols"])
+            model.symbols_ = check_symbols(obj["symbols"], em.shape[1])
         return model

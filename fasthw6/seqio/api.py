@@ -27,10 +27,11 @@ from typing import BinaryIO, Callable, Iterator, Sequence
 import numpy as np
 
 from .._backend import resolve_backend
+from ..hmm.api import check_lengths, check_symbols
 
 DEFAULT_CHUNK_BYTES = 16 << 20
 _DIGITS = re.compile(rb"[0-9]+\Z")
-_NO_LIMIT = np.iinfo(np.int32).max
+_NO_LIMIT = 1 << 31  # symbols are stored as int32: every one lies in [0, 2**31)
 
 
 class SeqsError(ValueError):
@@ -113,9 +114,21 @@ def _token_at(block: bytes, pos: int) -> str:
     return tok if len(tok) <= 40 else tok[:37] + "..."
 
 
+def _limit(n_symbols) -> int:
+    """The alphabet size checked: ``n_symbols``, or every int32 symbol when None."""
+    if n_symbols is None:
+        return _NO_LIMIT
+    if isinstance(n_symbols, (bool, np.bool_)) or not isinstance(n_symbols, (int, np.integer)):
+        raise TypeError(f"n_symbols must be an int, got {type(n_symbols).__name__}")
+    if not 1 <= n_symbols <= _NO_LIMIT:
+        raise ValueError(f"n_symbols must lie in [1, 2**31] (symbols are stored as int32), "
+                         f"got {n_symbols}")
+    return int(n_symbols)
+
+
 def _alphabet(n_symbols, symbols) -> str:
     if n_symbols >= _NO_LIMIT:
-        return "a non-negative integer"
+        return "a non-negative integer below 2**31 (symbols are stored as int32)"
     if symbols is not None:
         shown = ", ".join(map(str, symbols[:8])) + (", ..." if len(symbols) > 8 else "")
         return f"a symbol of the model ({shown}) or an integer in [0, {n_symbols})"
@@ -125,7 +138,7 @@ def _alphabet(n_symbols, symbols) -> str:
 class _BlockParser:
     def __init__(self, name, n_symbols, symbols, backend):
         self.name = name
-        self.n_symbols = int(n_symbols) if n_symbols is not None else _NO_LIMIT
+        self.n_symbols = _limit(n_symbols)
         self.symbols = list(symbols) if symbols is not None else None
         self.lut, self.numeric_ok = _symbol_table(self.symbols, self.n_symbols)
         if self.lut is not None:
@@ -194,6 +207,15 @@ def _open_text(source) -> tuple[BinaryIO, bool, int | None]:
         except PermissionError:
             raise SeqsError(path, None, "permission denied") from None
         return f, True, (None if path.endswith(".gz") else size)
+    if isinstance(source, (bytes, bytearray)):
+        raise TypeError("source must be a path (str or os.PathLike), '-' or a binary stream, got "
+                        "bytes (for a path, pass source.decode(); for data, io.BytesIO(source))")
+    if isinstance(source, io.TextIOBase):
+        raise TypeError("source must be a binary stream, got a text stream (open the file "
+                        "with 'rb', or pass its path)")
+    if not callable(getattr(source, "read", None)):
+        raise TypeError(f"source must be a path (str or os.PathLike), '-' or a binary stream, "
+                        f"got {type(source).__name__}")
     return source, False, None
 
 
@@ -208,7 +230,9 @@ def iter_text_chunks(source, n_symbols=None, symbols=None, chunk_bytes=DEFAULT_C
     """Stream a text SEQS input as :class:`Chunk` objects of about ``chunk_bytes`` each."""
     name = _source_name(source)
     parser = _BlockParser(name, n_symbols, symbols, backend)
-    f, own, _ = _open_text(source)
+    f, own, size = _open_text(source)
+    if size is not None:  # a small file with a huge chunk size: read no more than it holds
+        chunk_bytes = max(1, min(chunk_bytes, size + 1))
     try:
         pending = b""
         line = 1
@@ -263,6 +287,7 @@ def _npz_arrays(path):
 
 def iter_npz_chunks(path, n_symbols=None, chunk_bytes=DEFAULT_CHUNK_BYTES) -> Iterator[Chunk]:
     """Stream an ``.npz`` SEQS file (arrays ``X``, ``lengths``) as chunks of whole sequences."""
+    limit = _limit(n_symbols)
     t0 = time.perf_counter()
     X, lengths = _npz_arrays(path)
     X = np.asarray(X)
@@ -276,13 +301,10 @@ def iter_npz_chunks(path, n_symbols=None, chunk_bytes=DEFAULT_CHUNK_BYTES) -> It
     if lengths.ndim != 1 or not np.issubdtype(lengths.dtype, np.integer):
         raise SeqsError(path, None, f"lengths must be a 1-D integer array, got {lengths.dtype} "
                         f"shape {lengths.shape}")
-    lengths = lengths.astype(np.int64)
-    if (lengths < 0).any():
-        i = int(np.flatnonzero(lengths < 0)[0])
-        raise SeqsError(path, None, f"lengths[{i}] is {lengths[i]}, expected >= 0")
-    if int(lengths.sum()) != X.shape[0]:
-        raise SeqsError(path, None, f"lengths sum to {int(lengths.sum())} but X has {X.shape[0]} symbols")
-    limit = _NO_LIMIT if n_symbols is None else int(n_symbols)
+    try:
+        lengths = check_lengths(lengths, X.shape[0])
+    except ValueError as exc:
+        raise SeqsError(path, None, str(exc)) from None
     if X.size:
         bad = (X < 0) | (X >= limit)
         if bad.any():
@@ -348,6 +370,7 @@ def iter_chunks(source, n_symbols=None, symbols=None, chunk_bytes=DEFAULT_CHUNK_
     """
     if not isinstance(chunk_bytes, (int, np.integer)) or chunk_bytes < 1:
         raise ValueError(f"chunk_bytes must be a positive int, got {chunk_bytes!r}")
+    _limit(n_symbols)  # raises here, not at the first next()
     if is_npz(source):
         if symbols is not None:
             pass  # X already holds indices
@@ -377,16 +400,42 @@ def read_sequences(source, n_symbols=None, symbols=None, backend=None) -> tuple[
 def format_sequences(X: np.ndarray, lengths: Sequence[int], symbols=None) -> str:
     """The text SEQS form of ``(X, lengths)``: one line per sequence (symbol names if given).
 
+    Raises
+    ------
+    TypeError
+        X does not hold integers.
+    ValueError
+        A negative symbol, a symbol without a name in ``symbols``, lengths negative or not
+        summing to ``len(X)``, or names that would not read back (see ``check_symbols``).
+
     Examples
     --------
     >>> format_sequences(np.array([0, 1, 1]), [1, 2], symbols=["a", "b"])
     'a\\nb b\\n'
     """
     X = np.asarray(X)
-    names = np.asarray([str(s) for s in symbols], dtype=object) if symbols is not None else None
+    if X.ndim == 2 and X.shape[1] == 1:
+        X = X[:, 0]
+    if X.ndim != 1:
+        raise ValueError(f"X must have shape (n,) or (n, 1), got {X.shape}")
+    if X.size and (X.dtype == np.bool_ or not np.issubdtype(X.dtype, np.integer)):
+        hint = " (use X.astype(int))" if np.issubdtype(X.dtype, np.number) else ""
+        raise TypeError(f"X must hold integer symbols, got {X.dtype}{hint}")
+    lengths = check_lengths(lengths, X.shape[0])
+    names = None
+    if symbols is not None:
+        names = np.asarray(check_symbols([str(s) for s in symbols]), dtype=object)
+    if X.size:
+        lo, hi = int(X.min()), int(X.max())
+        if lo < 0:
+            k = int(np.argmax(X < 0))
+            raise ValueError(f"X[{k}] = {X[k]} is negative; symbols are non-negative integers")
+        if names is not None and hi >= len(names):
+            k = int(np.argmax(X >= len(names)))
+            raise ValueError(f"X[{k}] = {X[k]} has no name in symbols ({len(names)} names)")
     out = []
     pos = 0
-    for n in np.asarray(lengths, dtype=np.int64).tolist():
+    for n in lengths.tolist():
         seg = X[pos:pos + n]
         pos += n
         toks = names[seg] if names is not None else seg.tolist()
