@@ -214,3 +214,22 @@ def test_float32_probability_underflow_is_refused(backend):
     assert np.isfinite(m.score([0, 1, 0]))
     ok = np.array([[1 - 1e-40, 1e-40, 0.0], [0.5, 0.5, 0.0]])
     assert np.isfinite(score_sequences([0, 1], None, SP, TM, ok, dtype=np.float32, backend=backend))
+
+
+def test_float32_fit_stores_probabilities_that_leave_float32_as_zero():
+    # state 0 only ever emits symbol 0: its tiny start value for symbol 1 (a float32 subnormal)
+    # shrinks below float32's range in the first M-step; stored as is, the next E-step's operand
+    # check refused the model the fit itself had made
+    rng = np.random.default_rng(0)
+    st = np.zeros(2000, int)
+    for t in range(1, st.size):
+        st[t] = st[t - 1] if rng.random() < 0.95 else 1 - st[t - 1]
+    X = np.where(st == 0, 0, rng.choice([1, 2], st.size))
+    m = CategoricalHMM(2, init_params="", dtype=np.float32, n_iter=5, tol=-np.inf)
+    m.startprob_, m.transmat_ = np.array([0.5, 0.5]), np.array([[0.9, 0.1], [0.1, 0.9]])
+    m.emissionprob_ = np.array([[1 - 2e-45, 2e-45, 0.0], [0.05, 0.45, 0.5]])
+    m.fit(X)
+    for a in (m.startprob_, m.transmat_, m.emissionprob_):
+        assert ((a == 0) | (a.astype(np.float32) != 0)).all()
+    assert m.emissionprob_[0, 1] == 0.0
+    assert np.isfinite(m.score(X))

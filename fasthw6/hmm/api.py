@@ -880,6 +880,11 @@ class CategoricalHMM:
             stats = _estep(x, off, sp, tm, em, dt, self._backend())
             ll = float(np.sum(stats["loglik"]))
             sp, tm, em = self._mstep(stats, sp, tm, em, priors)
+            if dt != np.float64:
+                # EM drives unused probabilities down geometrically; below the dtype's range they
+                # are 0 in its arithmetic already: stored as 0, they pass the operand check
+                # (which refuses non-zero probabilities that a cast would turn into 0)
+                sp, tm, em = (np.where(a.astype(dt) == 0, 0.0, a) for a in (sp, tm, em))
             self.startprob_, self.transmat_, self.emissionprob_ = sp, tm, em
             self.monitor_.report(ll)
             if self.monitor_.converged:
