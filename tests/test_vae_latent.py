@@ -127,3 +127,29 @@ def test_scalar_dkl_broadcasts_over_samples(backend):
     np.testing.assert_allclose(dlv, 0.5 * dz * eps * std + 0.125 * (std ** 2 - 1), rtol=1e-12, atol=1e-15)
     dmu, _ = kl_divergence_grad(mu, lv, dkl=np.float64(2.0), backend=backend)
     np.testing.assert_allclose(dmu, 2.0 * mu)
+
+
+def test_overflowing_outputs_raise_on_every_backend(backend):
+    # float32 results are rounded from float64 locals; the check must see the stored value
+    mu = np.zeros((2, 2), np.float32)
+    lv = np.array([[0, 0], [0, 180]], np.float32)
+    one = np.ones((2, 2), np.float32)
+    with pytest.raises(ValueError, match="z = mu \\+ exp\\(logvar / 2\\) \\* eps overflows float32 in row 1"):
+        latent_forward(mu, lv, one, backend=backend)
+    with pytest.raises(ValueError, match="overflows float32 in row 1"):
+        reparameterize(mu, lv, one, backend=backend)
+    with pytest.raises(ValueError, match="overflows float64 in row 0"):
+        reparameterize(np.zeros(2), np.full(2, 600.0), np.full(2, 1e200), backend=backend)
+    with pytest.raises(ValueError, match="overflows float64 in row 0"):
+        reparameterize(np.zeros(2), sigma=np.full(2, 1e150), eps=np.full(2, 1e200), backend=backend)
+    with pytest.raises(ValueError, match="gradient of row 1 is not finite in float32"):
+        kl_divergence_grad(mu, lv, backend=backend)
+    with pytest.raises(ValueError, match="gradient of row 1 is not finite in float32"):
+        latent_backward(one, 1.0, mu, lv, one, backend=backend)
+    with pytest.raises(ValueError, match="gradient of row 1 is not finite in float32"):
+        reparameterize_backward(one * 1e30, mu, lv, one, backend=backend)
+    with pytest.raises(ValueError, match="gradient of row 0 is not finite in float64"):
+        reparameterize_backward([1e300], [0.0], sigma=[1e10], eps=[1e10], backend=backend)
+    # the KL alone is float64 and finite here, and kl_divergence returns no z to overflow
+    kl = kl_divergence(mu, lv, backend=backend)
+    assert np.isfinite(kl).all() and kl[1] > 1e77

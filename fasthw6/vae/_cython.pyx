@@ -51,23 +51,26 @@ cdef inline void _sigma_row(const real *v, bint sig, bint lowp, double *s,
 
 
 def latent_forward(real[:, ::1] mu, real[:, ::1] v, real[:, ::1] eps, bint sig, bint lowp,
-                   real[:, ::1] z, double[::1] kl):
+                   real[:, ::1] z, double[::1] kl, double[::1] chk):
     cdef Py_ssize_t N = mu.shape[0], D = mu.shape[1], i, j
-    cdef double acc, mj
+    cdef double acc, zacc, mj
     cdef double *s
     with nogil:
         for i in prange(N, schedule="static"):
             s = <double *> malloc(D * sizeof(double))
             _sigma_row(&v[i, 0], sig, lowp, s, D)
             acc = 0.0
+            zacc = 0.0
             for j in range(D):
                 z[i, j] = <real> (mu[i, j] + s[j] * eps[i, j])
+                zacc = zacc + 0.0 * z[i, j]
                 mj = mu[i, j]
                 if sig:
                     acc = acc + (mj * mj + s[j] * s[j] - 2.0 * log(s[j]) - 1.0 + 0.0 * eps[i, j])
                 else:
                     acc = acc + (mj * mj + s[j] * s[j] - <double> v[i, j] - 1.0 + 0.0 * eps[i, j])
             kl[i] = 0.5 * acc
+            chk[i] = zacc
             free(s)
     return kl
 
@@ -92,7 +95,7 @@ def latent_backward(real[:, ::1] dz, double[::1] gkl, real[:, ::1] mu, real[:, :
                     b = 0.5 * (dz[i, j] * eps[i, j] * s[j] + g * (s[j] * s[j] - 1.0))
                 dmu[i, j] = <real> a
                 dv[i, j] = <real> b
-                acc = acc + 0.0 * (a + b)
+                acc = acc + 0.0 * (<double> dmu[i, j] + <double> dv[i, j])
             chk[i] = acc
             free(s)
     return dmu
