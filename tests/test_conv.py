@@ -217,3 +217,38 @@ def test_relu():
     np.testing.assert_array_equal(y, [0, 0, 3])
     with pytest.raises(ValueError, match="finite"):
         fasthw6.relu([np.nan])
+
+
+def _readonly(a):
+    a = np.array(a)
+    a.setflags(write=False)
+    return a
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_read_only_inputs_match_numba_on_every_kernel(dt):
+    # e.g. np.load(..., mmap_mode="r"): the Cython memoryviews of inputs are const
+    if "cython" not in fasthw6.available_backends():
+        pytest.skip("cython backend not built")
+    rng = np.random.default_rng(5)
+    x2, k2 = rng.standard_normal((6, 7)).astype(dt), rng.standard_normal((2, 3)).astype(dt)
+    x4 = rng.standard_normal((2, 3, 5, 6)).astype(dt)
+    w4 = rng.standard_normal((4, 3, 2, 2)).astype(dt)
+    wt = rng.standard_normal((3, 4, 3, 3)).astype(dt)
+    xg = rng.standard_normal((2, 8, 5, 6)).astype(dt)  # 8 * 8 channel pairs: the GEMM path
+    wg = rng.standard_normal((8, 8, 3, 3)).astype(dt)
+    assert 8 * 8 >= api.GEMM_MIN_CHANNEL_PAIRS > 3 * 4
+    b4, bt = rng.standard_normal(4).astype(dt), rng.standard_normal(8).astype(dt)
+    calls = [
+        (fasthw6.conv2d, (x2, k2), {}),
+        (fasthw6.conv2d, (x4, w4, b4), dict(stride=2, padding=1, activation="relu")),
+        (fasthw6.conv_transpose2d, (x2, k2), dict(stride=2)),
+        (fasthw6.conv_transpose2d, (x4, wt), dict(stride=2, padding=1)),
+        (fasthw6.conv_transpose2d, (xg, wg, bt), dict(stride=2, activation="relu")),
+        (fasthw6.subpixel_conv2d, (x2, k2), dict(stride=2)),
+    ]
+    for f, args, kw in calls:
+        want = f(*args, **kw, backend="numba")
+        got = f(*(_readonly(a) for a in args), **kw, backend="cython")
+        assert got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=1e-5 if dt == np.float32 else 1e-12, atol=1e-5)

@@ -363,3 +363,32 @@ def test_cython_sse2_streaming_path(tmp_path):
                          env=env, capture_output=True, text=True, cwd=tmp_path)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert " passed" in run.stdout and "failed" not in run.stdout
+
+
+def _readonly(a):
+    a = np.array(a)
+    a.setflags(write=False)
+    return a
+
+
+@pytest.mark.parametrize("shape", [(8, 5), (4, 3, 2, 5)])
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_read_only_inputs_match_numba(shape, dt):
+    # e.g. np.load(..., mmap_mode="r"): the Cython memoryviews of inputs are const
+    if "cython" not in fasthw6.available_backends():
+        pytest.skip("cython backend not built")
+    rng = np.random.default_rng(9)
+    x, dy = rng.standard_normal(shape).astype(dt), rng.standard_normal(shape).astype(dt)
+    C = shape[1]
+    g, b = rng.uniform(0.5, 2, C), rng.standard_normal(C)
+    tol = dict(rtol=1e-5, atol=1e-5) if dt == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    for training in (True, False):
+        rm, rv = np.zeros(C), np.ones(C)
+        y0, c0 = batchnorm_forward(x, g, b, training=training, running_mean=rm.copy(),
+                                   running_var=rv.copy(), backend="numba")
+        y1, c1 = batchnorm_forward(_readonly(x), _readonly(g), _readonly(b), training=training,
+                                   running_mean=rm.copy(), running_var=rv.copy(), backend="cython")
+        assert y1.dtype == y0.dtype
+        np.testing.assert_allclose(y1, y0, **tol)
+        for a, c in zip(batchnorm_backward(dy, c0), batchnorm_backward(_readonly(dy), c1)):
+            np.testing.assert_allclose(c, a, **tol)

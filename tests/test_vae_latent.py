@@ -153,3 +153,28 @@ def test_overflowing_outputs_raise_on_every_backend(backend):
     # the KL alone is float64 and finite here, and kl_divergence returns no z to overflow
     kl = kl_divergence(mu, lv, backend=backend)
     assert np.isfinite(kl).all() and kl[1] > 1e77
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_read_only_inputs_match_numba(dt):
+    # e.g. np.load(..., mmap_mode="r"): the Cython memoryviews of inputs are const
+    if "cython" not in fasthw6.available_backends():
+        pytest.skip("cython backend not built")
+
+    def ro(a):
+        a = np.array(a)
+        a.setflags(write=False)
+        return a
+
+    mu, lv, eps, dz = _data((4, 3), dt, seed=4)
+    s = np.exp(0.5 * lv)
+    calls = [(kl_divergence, (mu, lv), {}), (kl_divergence, (mu,), dict(sigma=s)),
+             (kl_divergence_grad, (mu, lv), dict(dkl=np.full(4, 0.5))),
+             (latent_forward, (mu, lv, eps), {}), (reparameterize, (mu, lv, eps), {}),
+             (latent_backward, (dz, np.full(4, 0.5), mu, lv, eps), {}),
+             (reparameterize_backward, (dz, mu, lv, eps), {})]
+    for f, args, kw in calls:
+        want = f(*args, **kw, backend="numba")
+        got = f(*(ro(a) for a in args), **{k: ro(v) for k, v in kw.items()}, backend="cython")
+        for w, g in zip(want if isinstance(want, tuple) else (want,), got if isinstance(got, tuple) else (got,)):
+            np.testing.assert_allclose(g, w, rtol=1e-5 if dt == np.float32 else 1e-12)

@@ -50,7 +50,7 @@ cdef inline void _sigma_row(const real *v, bint sig, bint lowp, double *s,
         _exp_row(v, 0.5, lowp, s, n)
 
 
-def latent_forward(real[:, ::1] mu, real[:, ::1] v, real[:, ::1] eps, bint sig, bint lowp,
+def latent_forward(const real[:, ::1] mu, const real[:, ::1] v, const real[:, ::1] eps, bint sig, bint lowp,
                    real[:, ::1] z, double[::1] kl, double[::1] chk):
     cdef Py_ssize_t N = mu.shape[0], D = mu.shape[1], i, j
     cdef double acc, zacc, mj
@@ -75,8 +75,8 @@ def latent_forward(real[:, ::1] mu, real[:, ::1] v, real[:, ::1] eps, bint sig, 
     return kl
 
 
-def latent_backward(real[:, ::1] dz, double[::1] gkl, real[:, ::1] mu, real[:, ::1] v,
-                    real[:, ::1] eps, bint sig, bint lowp, real[:, ::1] dmu, real[:, ::1] dv,
+def latent_backward(const real[:, ::1] dz, const double[::1] gkl, const real[:, ::1] mu,
+                    const real[:, ::1] v, const real[:, ::1] eps, bint sig, bint lowp, real[:, ::1] dmu, real[:, ::1] dv,
                     double[::1] chk):
     cdef Py_ssize_t N = mu.shape[0], D = mu.shape[1], i, j
     cdef double g, a, b, acc
