@@ -13,9 +13,18 @@ import numpy as np
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+def native(dt) -> np.dtype:
+    """``dt`` in the machine's byte order: '>f4' read from a file is float32 like '<f4'."""
+    dt = np.dtype(dt)
+    return dt if dt.isnative else dt.newbyteorder("=")
+
+
 def result_dtype(*arrays) -> np.dtype:
-    """float32 when every floating input is float32, else float64 (integers promote to float64)."""
-    dts = [np.asarray(a).dtype for a in arrays if a is not None]
+    """float32 when every floating input is float32, else float64 (integers promote to float64).
+
+    Byte order does not count: a big-endian float32 input is float32.
+    """
+    dts = [native(np.asarray(a).dtype) for a in arrays if a is not None]
     if dts and all(dt == np.float32 for dt in dts):
         return np.dtype(np.float32)
     return np.dtype(np.float64)
@@ -46,7 +55,8 @@ def as_float_array(x, name: str, dtype=None, ndim=None, finite: bool = True) -> 
     if np.issubdtype(arr.dtype, np.complexfloating):
         raise TypeError(f"{name} must be real, got dtype {arr.dtype}")
     if dtype is None:
-        dtype = arr.dtype if arr.dtype in FLOAT_DTYPES else np.float64
+        # non-native byte order is converted, never promoted
+        dtype = native(arr.dtype) if native(arr.dtype) in FLOAT_DTYPES else np.float64
     # ascontiguousarray would turn a 0-d array into 1-d; a 0-d array is contiguous already
     arr = np.asarray(arr, dtype=dtype) if arr.ndim == 0 else np.ascontiguousarray(arr, dtype=dtype)
     if ndim is not None:

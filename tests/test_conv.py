@@ -252,3 +252,12 @@ def test_read_only_inputs_match_numba_on_every_kernel(dt):
         got = f(*(_readonly(a) for a in args), **kw, backend="cython")
         assert got.dtype == want.dtype
         np.testing.assert_allclose(got, want, rtol=1e-5 if dt == np.float32 else 1e-12, atol=1e-5)
+
+
+def test_big_endian_float32_stays_float32():
+    rng = np.random.default_rng(3)
+    x, k = rng.standard_normal((5, 6)).astype(np.float32), rng.standard_normal((2, 2)).astype(np.float32)
+    for f in (fasthw6.conv2d, fasthw6.conv_transpose2d):
+        got = f(x.astype(">f4"), k.astype(">f4"))
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, f(x, k))

@@ -392,3 +392,11 @@ def test_read_only_inputs_match_numba(shape, dt):
         np.testing.assert_allclose(y1, y0, **tol)
         for a, c in zip(batchnorm_backward(dy, c0), batchnorm_backward(_readonly(dy), c1)):
             np.testing.assert_allclose(c, a, **tol)
+
+
+@pytest.mark.parametrize("shape", [(6, 3), (2, 3, 2, 2)])
+def test_big_endian_float32_stays_float32(shape):
+    x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
+    y, _ = batchnorm_forward(x.astype(">f4"), np.ones(3, ">f8"))
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y, batchnorm_forward(x)[0])

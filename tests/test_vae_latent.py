@@ -178,3 +178,10 @@ def test_read_only_inputs_match_numba(dt):
         got = f(*(ro(a) for a in args), **{k: ro(v) for k, v in kw.items()}, backend="cython")
         for w, g in zip(want if isinstance(want, tuple) else (want,), got if isinstance(got, tuple) else (got,)):
             np.testing.assert_allclose(g, w, rtol=1e-5 if dt == np.float32 else 1e-12)
+
+
+def test_big_endian_float32_stays_float32():
+    mu, lv, eps, _ = _data((3, 2), np.float32, seed=7)
+    z, kl = latent_forward(mu.astype(">f4"), lv.astype(">f4"), eps.astype(">f4"))
+    assert z.dtype == np.float32
+    np.testing.assert_array_equal(z, latent_forward(mu, lv, eps)[0])
