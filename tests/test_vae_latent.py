@@ -185,3 +185,21 @@ def test_big_endian_float32_stays_float32():
     z, kl = latent_forward(mu.astype(">f4"), lv.astype(">f4"), eps.astype(">f4"))
     assert z.dtype == np.float32
     np.testing.assert_array_equal(z, latent_forward(mu, lv, eps)[0])
+
+
+@pytest.mark.parametrize("bad", [-1.0, 0.0, np.nan])
+def test_gradients_reject_sigma_not_positive_like_the_forward(backend, bad):
+    sigma = np.array([[1.0, 2.0], [0.5, bad]])
+    mu = np.zeros((2, 2))
+    one = np.ones((2, 2))
+    with pytest.raises(ValueError, match="sigma"):
+        kl_divergence(mu, sigma=sigma, backend=backend)
+    msg = "sigma must be finite and > 0, as in the forward pass: row 1"
+    with pytest.raises(ValueError, match=msg):
+        kl_divergence_grad(mu, sigma=sigma, backend=backend)
+    with pytest.raises(ValueError, match=msg):
+        reparameterize_backward(one, mu, sigma=sigma, eps=one, backend=backend)
+    with pytest.raises(ValueError, match=msg):
+        latent_backward(one, 1.0, mu, sigma=sigma, eps=one, backend=backend)
+    with pytest.raises(ValueError, match=msg):
+        latent_backward(one[:, :1], 0.0, mu[:, :1], sigma=sigma[:, 1:], eps=one[:, :1], backend=backend)

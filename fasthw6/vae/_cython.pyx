@@ -3,7 +3,7 @@
 and signatures, including the range-reduced polynomial exp and 2^k built in the exponent bits.
 """
 from cython.parallel cimport prange
-from libc.math cimport floor, log
+from libc.math cimport NAN, floor, log
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
@@ -96,6 +96,8 @@ def latent_backward(const real[:, ::1] dz, const double[::1] gkl, const real[:, 
                 dmu[i, j] = <real> a
                 dv[i, j] = <real> b
                 acc = acc + 0.0 * (<double> dmu[i, j] + <double> dv[i, j])
+                if sig and not s[j] > 0.0:
+                    acc = acc + NAN
             chk[i] = acc
             free(s)
     return dmu

@@ -120,7 +120,8 @@ def latent_backward(dz, gkl, mu, v, eps, sig, lowp, dmu, dv, chk):
                     b = d[j] * e[j] + g * (s[j] - 1.0 / s[j])
                     om[j] = a
                     ov[j] = b
-                    acc += 0.0 * (om[j] + ov[j])
+                    # the forward's log(sigma) rejects sigma <= 0; here nothing else would
+                    acc += 0.0 * (om[j] + ov[j]) + (0.0 if s[j] > 0.0 else np.nan)
             else:
                 for j in range(D):
                     a = d[j] + g * m[j]

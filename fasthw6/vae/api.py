@@ -79,7 +79,12 @@ def _backward(dz, gkl, mu, v, eps, sig, backend):
                                                   mu.dtype == np.float32, dmu, dv, chk)
     bad = ~np.isfinite(chk)
     if bad.any():
-        raise ValueError(f"gradient of row {int(np.argmax(bad))} is not finite in {mu.dtype}: dz, "
+        i = int(np.argmax(bad))
+        if sig and not (v[i] > 0).all():
+            j = int(np.argmin(v[i] > 0))
+            raise ValueError(f"sigma must be finite and > 0, as in the forward pass: row {i} "
+                             f"holds sigma = {v[i, j]}")
+        raise ValueError(f"gradient of row {i} is not finite in {mu.dtype}: dz, "
                          f"dkl, mu, {'sigma' if sig else 'logvar'} and eps must be finite and the "
                          f"gradient must not overflow")
     return dmu, dv
