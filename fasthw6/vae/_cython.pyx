@@ -91,13 +91,13 @@ def latent_backward(const real[:, ::1] dz, const double[::1] gkl, const real[:, 
                 a = dz[i, j] + g * mu[i, j]
                 if sig:
                     b = dz[i, j] * eps[i, j] + g * (s[j] - 1.0 / s[j])
+                    if not s[j] > 0.0:  # the forward's log(sigma) rejects it; nothing else here would
+                        acc = acc + NAN
                 else:
                     b = 0.5 * (dz[i, j] * eps[i, j] * s[j] + g * (s[j] * s[j] - 1.0))
                 dmu[i, j] = <real> a
                 dv[i, j] = <real> b
                 acc = acc + 0.0 * (<double> dmu[i, j] + <double> dv[i, j])
-                if sig and not s[j] > 0.0:
-                    acc = acc + NAN
             chk[i] = acc
             free(s)
     return dmu
