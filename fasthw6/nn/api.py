@@ -191,8 +191,9 @@ def batchnorm_forward(x, gamma=None, beta=None, eps=1e-5, training=True, running
 
     Parameters
     ----------
-    x : array_like, shape (N, D) or (N, C, H, W)
-        Normalised per feature (2-D) or per channel over N, H, W (4-D; any (N, C, ...) works).
+    x : array_like, shape (N, D) or (N, C, ...), e.g. (N, C, L), (N, C, H, W), (N, C, D, H, W)
+        Normalised per feature (2-D) or per channel over N and the trailing axes, as torch's
+        ``batch_norm`` for BatchNorm1d/2d/3d input.
         float32 stays float32 (statistics accumulate in float64); integers give float64.
     gamma, beta : array_like, shape (C,), optional
         Learned scale and shift; default ones and zeros.
@@ -237,8 +238,9 @@ def batchnorm_forward(x, gamma=None, beta=None, eps=1e-5, training=True, running
     # non-finite, so the C statistics are checked after the kernel instead of x before it:
     # one pass over x saved (a third of the forward's reads).
     x = as_float_array(x, "x", finite=not training)
-    if x.ndim not in (2, 4):
-        raise ValueError(f"x must be 2-D (N, D) or 4-D (N, C, H, W), got {x.ndim}-D with shape {x.shape}")
+    if x.ndim < 2:
+        raise ValueError(f"x must be 2-D (N, D) or (N, C, ...) such as 4-D (N, C, H, W), got "
+                         f"{x.ndim}-D with shape {x.shape}")
     if 0 in x.shape:
         raise ValueError(f"x must not be empty, got shape {x.shape}")
     C = x.shape[1]
@@ -250,6 +252,14 @@ def batchnorm_forward(x, gamma=None, beta=None, eps=1e-5, training=True, running
     momentum = _float(momentum, "momentum", 0.0, 1.0)
     running_mean = _running(running_mean, "running_mean", C)
     running_var = _running(running_var, "running_var", C)
+    # C values: checked in both modes, so a NaN cannot enter the running statistics silently
+    for r, name in ((running_mean, "running_mean"), (running_var, "running_var")):
+        if r is not None and not np.isfinite(r).all():
+            raise ValueError(f"{name} must be finite, found NaN or inf at index "
+                             f"{int(np.argmin(np.isfinite(r)))}")
+    if running_var is not None and (running_var < 0).any():
+        raise ValueError(f"running_var must be >= 0, got {running_var[np.argmax(running_var < 0)]} "
+                         f"at index {int(np.argmax(running_var < 0))}")
     m = x.size // C
     xv = _view(x)
     y = _outputs.empty(x.shape, x.dtype)
@@ -268,8 +278,6 @@ def batchnorm_forward(x, gamma=None, beta=None, eps=1e-5, training=True, running
                              "running_mean and running_var")
         mean = running_mean.astype(np.float64)
         var = running_var.astype(np.float64)
-        if not (np.isfinite(mean).all() and np.isfinite(var).all()) or (var < 0).any():
-            raise ValueError("running_mean/running_var must be finite and running_var >= 0")
     if x.ndim == 2:
         slices = _slices(backend, C)
         get_kernel("nn", "batchnorm_forward_2d", backend)(
@@ -281,7 +289,13 @@ def batchnorm_forward(x, gamma=None, beta=None, eps=1e-5, training=True, running
     if training:
         bad = ~(np.isfinite(mean) & np.isfinite(var))
         if bad.any():
-            raise ValueError(f"x must be finite, found NaN or inf in channel {int(np.argmax(bad))}")
+            c = int(np.argmax(bad))
+            if np.isfinite(xv[:, c]).all():  # error path only: one channel read
+                raise ValueError(
+                    f"x is finite but channel {c}'s {'variance' if np.isfinite(mean[c]) else 'mean'}"
+                    f" overflows float64: values out of range (max |x| there "
+                    f"{float(np.abs(xv[:, c]).max()):.3g}); rescale x")
+            raise ValueError(f"x must be finite, found NaN or inf in channel {c}")
         if running_mean is not None:
             running_mean *= 1.0 - momentum
             running_mean += momentum * mean
