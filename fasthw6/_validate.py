@@ -69,21 +69,26 @@ def as_float_array(x, name: str, dtype=None, ndim=None, finite: bool = True) -> 
     return arr
 
 
-def as_int(v, name: str, minimum: int | None = None) -> int:
-    """An integer scalar (bool refused), optionally at least ``minimum``."""
+def as_int(v, name: str, minimum: int | None = None, maximum: int | None = None) -> int:
+    """An integer scalar (a 0-d integer array too; bool refused), optionally within
+    [``minimum``, ``maximum``]."""
+    if isinstance(v, np.ndarray) and v.ndim == 0:
+        v = v[()]
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Integral, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(v).__name__} {v!r}")
     v = operator.index(v)
     if minimum is not None and v < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {v}")
+    if maximum is not None and v > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {v}")
     return v
 
 
-def as_pair(v, name: str, minimum: int = 0) -> tuple[int, int]:
-    """An int or a pair of ints, each at least ``minimum``, as a 2-tuple."""
-    if isinstance(v, (tuple, list, np.ndarray)):
+def as_pair(v, name: str, minimum: int = 0, maximum: int | None = None) -> tuple[int, int]:
+    """An int or a pair of ints, each in [``minimum``, ``maximum``], as a 2-tuple."""
+    if isinstance(v, (tuple, list)) or (isinstance(v, np.ndarray) and v.ndim > 0):
         if len(v) != 2:
             raise ValueError(f"{name} must be an int or a pair of ints, got {len(v)} values")
-        return as_int(v[0], name, minimum), as_int(v[1], name, minimum)
-    a = as_int(v, name, minimum)
+        return as_int(v[0], name, minimum, maximum), as_int(v[1], name, minimum, maximum)
+    a = as_int(v, name, minimum, maximum)
     return a, a

@@ -261,3 +261,35 @@ def test_big_endian_float32_stays_float32():
         got = f(x.astype(">f4"), k.astype(">f4"))
         assert got.dtype == np.float32
         np.testing.assert_array_equal(got, f(x, k))
+
+
+def test_stride_padding_activation_and_bias_arguments():
+    x, k = np.ones((3, 3)), np.ones((2, 2))
+    # a 0-d integer array is an int
+    np.testing.assert_array_equal(fasthw6.conv_transpose2d(x, k, stride=np.array(2)),
+                                  fasthw6.conv_transpose2d(x, k, stride=2))
+    np.testing.assert_array_equal(fasthw6.conv2d(x, k, padding=np.int64(1)), fasthw6.conv2d(x, k, padding=1))
+    for kw in (dict(stride=2**40), dict(stride=2**62), dict(stride=(1, 2**62))):
+        with pytest.raises(ValueError, match="stride must be <= 2147483647"):
+            fasthw6.conv_transpose2d(x, k, **kw)
+    with pytest.raises(ValueError, match="padding must be <= 2147483647"):
+        fasthw6.conv2d(x, k, padding=2**62)
+    with pytest.raises(ValueError, match=r"padding \(1073741824, 1073741824\) and stride \(1, 1\) give an "
+                                         r"output of shape \(1, 1, 2147483650, 2147483650\), too large"):
+        fasthw6.conv2d(x, k, padding=2**30)
+    with pytest.raises(ValueError, match="stride .* and output_padding .* too large"):
+        fasthw6.conv_transpose2d(x, k, stride=2**31 - 1)
+    with pytest.raises(ValueError, match="x's shape .* and stride .* too large"):
+        fasthw6.zero_interpolate(x, 2**31 - 1)
+    with pytest.raises(TypeError, match="activation must be None or 'relu', got ndarray"):
+        fasthw6.conv2d(x, k, activation=np.array(["relu", "x"]))
+    with pytest.raises(ValueError, match="activation must be None or 'relu', got 'tanh'"):
+        fasthw6.conv2d(x, k, activation="tanh")
+    # the bias follows x and weight's dtype, as batch norm's gamma/beta do
+    x32 = np.ones((1, 1, 3, 3), np.float32)
+    k32 = np.ones((2, 1, 2, 2), np.float32)  # conv2d (O, C, ...) with O = 2
+    for f, w in ((fasthw6.conv2d, k32), (fasthw6.conv_transpose2d, k32.transpose(1, 0, 2, 3))):
+        for bias in ([0.5, 1.0], np.array([0.5, 1.0])):
+            out = f(x32, w, bias=bias)
+            assert out.dtype == np.float32
+            np.testing.assert_array_equal(out[0, 1] - out[0, 0], 0.5)
