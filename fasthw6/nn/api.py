@@ -132,6 +132,12 @@ class BatchNormCache:
 
     ``x`` is the (contiguous) input, ``mean``/``var`` the float64 statistics that normalised it
     (batch ones in training mode, running ones otherwise), ``eps`` and ``training`` as given.
+
+    ``x`` is the caller's array itself when it was already C-contiguous and of the working
+    dtype: it is not copied (a copy, or a checksum to detect changes, would cost a pass over x,
+    a third of the forward's reads).  Do not modify x in place between the forward and the
+    backward pass: the gradients would silently be those of the modified x (torch raises on
+    this; here it is the caller's contract).
     """
 
     x: np.ndarray
@@ -215,7 +221,8 @@ def batchnorm_forward(x, gamma=None, beta=None, eps=1e-5, training=True, running
     -------
     y : ndarray, same shape and dtype as x
     cache : BatchNormCache
-        Pass it to :func:`batchnorm_backward`.
+        Pass it to :func:`batchnorm_backward`.  It holds x without a copy: do not modify x in
+        place before the backward pass (see :class:`BatchNormCache`).
 
     Raises
     ------
