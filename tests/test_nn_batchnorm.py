@@ -426,3 +426,13 @@ def test_non_finite_running_statistics_rejected_in_both_modes(training, bad):
     with pytest.raises(ValueError, match="running_var must be >= 0, got -1.0 at index 2"):
         batchnorm_forward(x, training=training, running_mean=rm, running_var=rv)
     np.testing.assert_array_equal(rm, [0, 0, 0])  # nothing updated on error
+
+
+def test_read_only_running_statistics_in_eval_mode(backend):
+    # eval mode only reads them (np.load(..., mmap_mode="r") of a saved model); training writes
+    x = np.random.default_rng(1).normal(size=(4, 3))
+    rm, rv = _readonly(np.array([0.5, -1.0, 2.0])), _readonly(np.array([1.0, 4.0, 0.25]))
+    y, _ = batchnorm_forward(x, training=False, running_mean=rm, running_var=rv, backend=backend)
+    np.testing.assert_allclose(y, (x - rm) / np.sqrt(rv + 1e-5), rtol=1e-12)
+    with pytest.raises(ValueError, match="running_mean must be writeable \\(training mode updates it"):
+        batchnorm_forward(x, running_mean=rm, backend=backend)

@@ -176,7 +176,7 @@ def _param(p, name, C, default):
     return p
 
 
-def _running(r, name, C):
+def _running(r, name, C, training):
     if r is None:
         return None
     if not isinstance(r, np.ndarray) or r.dtype not in (np.float32, np.float64):
@@ -186,8 +186,8 @@ def _running(r, name, C):
         )
     if r.shape != (C,):
         raise ValueError(f"{name} must have shape ({C},), got {r.shape}")
-    if not r.flags.writeable:
-        raise ValueError(f"{name} must be writeable (it is updated in place)")
+    if training and not r.flags.writeable:
+        raise ValueError(f"{name} must be writeable (training mode updates it in place)")
     return r
 
 
@@ -257,8 +257,8 @@ def batchnorm_forward(x, gamma=None, beta=None, eps=1e-5, training=True, running
     if eps == 0.0:
         raise ValueError("eps must be > 0 (a constant channel would divide by zero), got 0.0")
     momentum = _float(momentum, "momentum", 0.0, 1.0)
-    running_mean = _running(running_mean, "running_mean", C)
-    running_var = _running(running_var, "running_var", C)
+    running_mean = _running(running_mean, "running_mean", C, training)
+    running_var = _running(running_var, "running_var", C, training)
     # C values: checked in both modes, so a NaN cannot enter the running statistics silently
     for r, name in ((running_mean, "running_mean"), (running_var, "running_var")):
         if r is not None and not np.isfinite(r).all():
