@@ -203,3 +203,11 @@ def test_gradients_reject_sigma_not_positive_like_the_forward(backend, bad):
         latent_backward(one, 1.0, mu, sigma=sigma, eps=one, backend=backend)
     with pytest.raises(ValueError, match=msg):
         latent_backward(one[:, :1], 0.0, mu[:, :1], sigma=sigma[:, 1:], eps=one[:, :1], backend=backend)
+
+
+def test_large_finite_float32_gradients_are_not_reported(backend):
+    # dmu = dv = 3e38: finite in float32, though their float32 sum is not
+    dz = np.full((1, 1), 3e38, np.float32)
+    lv = np.full((1, 1), 2 * np.log(2), np.float32)
+    dmu, dlv = latent_backward(dz, 0.0, np.zeros_like(dz), lv, np.ones_like(dz), backend=backend)
+    np.testing.assert_allclose([dmu[0, 0], dlv[0, 0]], [3e38, 3e38], rtol=1e-6)

@@ -121,13 +121,15 @@ def latent_backward(dz, gkl, mu, v, eps, sig, lowp, dmu, dv, chk):
                     om[j] = a
                     ov[j] = b
                     # the forward's log(sigma) rejects sigma <= 0; here nothing else would
-                    acc += 0.0 * (om[j] + ov[j]) + (0.0 if s[j] > 0.0 else np.nan)
+                    acc += 0.0 * om[j] + 0.0 * ov[j] + (0.0 if s[j] > 0.0 else np.nan)
             else:
                 for j in range(D):
                     a = d[j] + g * m[j]
                     b = 0.5 * (d[j] * e[j] * s[j] + g * (s[j] * s[j] - 1.0))
                     om[j] = a
                     ov[j] = b
-                    acc += 0.0 * (om[j] + ov[j])
-            chk[i] = acc  # 0 unless a gradient, as stored in dmu/dv's dtype, is NaN/inf
+                    acc += 0.0 * om[j] + 0.0 * ov[j]
+            # 0 unless a gradient, as stored in dmu/dv's dtype, is NaN/inf (each term on its own:
+            # float32 om[j] + ov[j] could overflow for two finite gradients)
+            chk[i] = acc
     return dmu
