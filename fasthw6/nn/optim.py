@@ -77,7 +77,9 @@ class Optimizer:
         """
         for i, (_, g) in enumerate(self.pairs):
             gf = g.reshape(-1)
-            if not np.isfinite(np.dot(gf, gf)) and not np.isfinite(g).all():
+            with np.errstate(over="ignore", invalid="ignore"):  # the overflow is what is tested
+                gg = np.dot(gf, gf)
+            if not np.isfinite(gg) and not np.isfinite(g).all():
                 j = int(np.argmin(np.isfinite(gf)))
                 raise ValueError(f"grad {i} holds {gf[j]} at flat index {j}: the step would make "
                                  f"param {i} non-finite (no parameter was updated)")
