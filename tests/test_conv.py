@@ -217,3 +217,79 @@ def test_relu():
     np.testing.assert_array_equal(y, [0, 0, 3])
     with pytest.raises(ValueError, match="finite"):
         fasthw6.relu([np.nan])
+
+
+def _readonly(a):
+    a = np.array(a)
+    a.setflags(write=False)
+    return a
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_read_only_inputs_match_numba_on_every_kernel(dt):
+    # e.g. np.load(..., mmap_mode="r"): the Cython memoryviews of inputs are const
+    if "cython" not in fasthw6.available_backends():
+        pytest.skip("cython backend not built")
+    rng = np.random.default_rng(5)
+    x2, k2 = rng.standard_normal((6, 7)).astype(dt), rng.standard_normal((2, 3)).astype(dt)
+    x4 = rng.standard_normal((2, 3, 5, 6)).astype(dt)
+    w4 = rng.standard_normal((4, 3, 2, 2)).astype(dt)
+    wt = rng.standard_normal((3, 4, 3, 3)).astype(dt)
+    xg = rng.standard_normal((2, 8, 5, 6)).astype(dt)  # 8 * 8 channel pairs: the GEMM path
+    wg = rng.standard_normal((8, 8, 3, 3)).astype(dt)
+    assert 8 * 8 >= api.GEMM_MIN_CHANNEL_PAIRS > 3 * 4
+    b4, bt = rng.standard_normal(4).astype(dt), rng.standard_normal(8).astype(dt)
+    calls = [
+        (fasthw6.conv2d, (x2, k2), {}),
+        (fasthw6.conv2d, (x4, w4, b4), dict(stride=2, padding=1, activation="relu")),
+        (fasthw6.conv_transpose2d, (x2, k2), dict(stride=2)),
+        (fasthw6.conv_transpose2d, (x4, wt), dict(stride=2, padding=1)),
+        (fasthw6.conv_transpose2d, (xg, wg, bt), dict(stride=2, activation="relu")),
+        (fasthw6.subpixel_conv2d, (x2, k2), dict(stride=2)),
+    ]
+    for f, args, kw in calls:
+        want = f(*args, **kw, backend="numba")
+        got = f(*(_readonly(a) for a in args), **kw, backend="cython")
+        assert got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=1e-5 if dt == np.float32 else 1e-12, atol=1e-5)
+
+
+def test_big_endian_float32_stays_float32():
+    rng = np.random.default_rng(3)
+    x, k = rng.standard_normal((5, 6)).astype(np.float32), rng.standard_normal((2, 2)).astype(np.float32)
+    for f in (fasthw6.conv2d, fasthw6.conv_transpose2d):
+        got = f(x.astype(">f4"), k.astype(">f4"))
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, f(x, k))
+
+
+def test_stride_padding_activation_and_bias_arguments():
+    x, k = np.ones((3, 3)), np.ones((2, 2))
+    # a 0-d integer array is an int
+    np.testing.assert_array_equal(fasthw6.conv_transpose2d(x, k, stride=np.array(2)),
+                                  fasthw6.conv_transpose2d(x, k, stride=2))
+    np.testing.assert_array_equal(fasthw6.conv2d(x, k, padding=np.int64(1)), fasthw6.conv2d(x, k, padding=1))
+    for kw in (dict(stride=2**40), dict(stride=2**62), dict(stride=(1, 2**62))):
+        with pytest.raises(ValueError, match="stride must be <= 2147483647"):
+            fasthw6.conv_transpose2d(x, k, **kw)
+    with pytest.raises(ValueError, match="padding must be <= 2147483647"):
+        fasthw6.conv2d(x, k, padding=2**62)
+    with pytest.raises(ValueError, match=r"padding \(1073741824, 1073741824\) and stride \(1, 1\) give an "
+                                         r"output of shape \(1, 1, 2147483650, 2147483650\), too large"):
+        fasthw6.conv2d(x, k, padding=2**30)
+    with pytest.raises(ValueError, match="stride .* and output_padding .* too large"):
+        fasthw6.conv_transpose2d(x, k, stride=2**31 - 1)
+    with pytest.raises(ValueError, match="x's shape .* and stride .* too large"):
+        fasthw6.zero_interpolate(x, 2**31 - 1)
+    with pytest.raises(TypeError, match="activation must be None or 'relu', got ndarray"):
+        fasthw6.conv2d(x, k, activation=np.array(["relu", "x"]))
+    with pytest.raises(ValueError, match="activation must be None or 'relu', got 'tanh'"):
+        fasthw6.conv2d(x, k, activation="tanh")
+    # the bias follows x and weight's dtype, as batch norm's gamma/beta do
+    x32 = np.ones((1, 1, 3, 3), np.float32)
+    k32 = np.ones((2, 1, 2, 2), np.float32)  # conv2d (O, C, ...) with O = 2
+    for f, w in ((fasthw6.conv2d, k32), (fasthw6.conv_transpose2d, k32.transpose(1, 0, 2, 3))):
+        for bias in ([0.5, 1.0], np.array([0.5, 1.0])):
+            out = f(x32, w, bias=bias)
+            assert out.dtype == np.float32
+            np.testing.assert_array_equal(out[0, 1] - out[0, 0], 0.5)

@@ -31,7 +31,8 @@ def test_backends_match_reference(backend, dtype, tol, shape):
         np.testing.assert_allclose(o, r, rtol=tol["rtol"] * 10, atol=tol["atol"] * 10 * max(1, np.abs(r).max()))
 
 
-@pytest.mark.parametrize("shape", SHAPES)
+# BatchNorm1d's (N, C, L) and BatchNorm3d's (N, C, D, H, W) go through the (N, C, L) kernels
+@pytest.mark.parametrize("shape", SHAPES + [(4, 3, 7), (2, 3, 2, 3, 4)])
 def test_matches_torch_autograd_and_running_stats(backend, dtype, shape):
     torch = pytest.importorskip("torch")
     x, g, b, dy = _data(shape, dtype, seed=1)
@@ -297,8 +298,8 @@ def test_top_level_exports():
 
 def test_errors():
     x = np.ones((4, 3))
-    with pytest.raises(ValueError, match="2-D .* or 4-D"):
-        batchnorm_forward(np.ones((2, 3, 4)))
+    with pytest.raises(ValueError, match=r"2-D \(N, D\) or \(N, C, ...\).*got 1-D"):
+        batchnorm_forward(np.ones(3))
     with pytest.raises(ValueError, match="more than 1 value per channel"):
         batchnorm_forward(np.ones((1, 3)))
     with pytest.raises(ValueError, match="gamma must have 3 entries"):
@@ -363,3 +364,75 @@ def test_cython_sse2_streaming_path(tmp_path):
                          env=env, capture_output=True, text=True, cwd=tmp_path)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert " passed" in run.stdout and "failed" not in run.stdout
+
+
+def _readonly(a):
+    a = np.array(a)
+    a.setflags(write=False)
+    return a
+
+
+@pytest.mark.parametrize("shape", [(8, 5), (4, 3, 2, 5)])
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_read_only_inputs_match_numba(shape, dt):
+    # e.g. np.load(..., mmap_mode="r"): the Cython memoryviews of inputs are const
+    if "cython" not in fasthw6.available_backends():
+        pytest.skip("cython backend not built")
+    rng = np.random.default_rng(9)
+    x, dy = rng.standard_normal(shape).astype(dt), rng.standard_normal(shape).astype(dt)
+    C = shape[1]
+    g, b = rng.uniform(0.5, 2, C), rng.standard_normal(C)
+    tol = dict(rtol=1e-5, atol=1e-5) if dt == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    for training in (True, False):
+        rm, rv = np.zeros(C), np.ones(C)
+        y0, c0 = batchnorm_forward(x, g, b, training=training, running_mean=rm.copy(),
+                                   running_var=rv.copy(), backend="numba")
+        y1, c1 = batchnorm_forward(_readonly(x), _readonly(g), _readonly(b), training=training,
+                                   running_mean=rm.copy(), running_var=rv.copy(), backend="cython")
+        assert y1.dtype == y0.dtype
+        np.testing.assert_allclose(y1, y0, **tol)
+        for a, c in zip(batchnorm_backward(dy, c0), batchnorm_backward(_readonly(dy), c1)):
+            np.testing.assert_allclose(c, a, **tol)
+
+
+@pytest.mark.parametrize("shape", [(6, 3), (2, 3, 2, 2)])
+def test_big_endian_float32_stays_float32(shape):
+    x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
+    y, _ = batchnorm_forward(x.astype(">f4"), np.ones(3, ">f8"))
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y, batchnorm_forward(x)[0])
+
+
+def test_finite_x_whose_variance_overflows_is_not_called_non_finite(backend):
+    with pytest.raises(ValueError, match="x is finite but channel 1's variance overflows float64"):
+        batchnorm_forward(np.array([[0.0, 1e200], [1.0, -1e200]]), backend=backend)
+    with pytest.raises(ValueError, match="x must be finite, found NaN or inf in channel 0"):
+        batchnorm_forward(np.array([[np.inf], [1.0]]), backend=backend)
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_running_statistics_rejected_in_both_modes(training, bad):
+    x = np.random.default_rng(0).normal(size=(4, 3))
+    rm, rv = np.zeros(3), np.ones(3)
+    rm[1] = bad
+    with pytest.raises(ValueError, match="running_mean must be finite, found NaN or inf at index 1"):
+        batchnorm_forward(x, training=training, running_mean=rm, running_var=rv)
+    rm[1] = 0.0
+    rv[2] = bad
+    with pytest.raises(ValueError, match="running_var must be finite, found NaN or inf at index 2"):
+        batchnorm_forward(x, training=training, running_mean=rm, running_var=rv)
+    rv[2] = -1.0
+    with pytest.raises(ValueError, match="running_var must be >= 0, got -1.0 at index 2"):
+        batchnorm_forward(x, training=training, running_mean=rm, running_var=rv)
+    np.testing.assert_array_equal(rm, [0, 0, 0])  # nothing updated on error
+
+
+def test_read_only_running_statistics_in_eval_mode(backend):
+    # eval mode only reads them (np.load(..., mmap_mode="r") of a saved model); training writes
+    x = np.random.default_rng(1).normal(size=(4, 3))
+    rm, rv = _readonly(np.array([0.5, -1.0, 2.0])), _readonly(np.array([1.0, 4.0, 0.25]))
+    y, _ = batchnorm_forward(x, training=False, running_mean=rm, running_var=rv, backend=backend)
+    np.testing.assert_allclose(y, (x - rm) / np.sqrt(rv + 1e-5), rtol=1e-12)
+    with pytest.raises(ValueError, match="running_mean must be writeable \\(training mode updates it"):
+        batchnorm_forward(x, running_mean=rm, backend=backend)

@@ -614,3 +614,24 @@ def test_property_random_mlps_match_torch(sizes, n, batchnorm, activation, f32, 
     for g, tg in zip(net.grads(), tgrads):
         assert g.dtype == dtype and g.shape == tg.shape
         np.testing.assert_allclose(g, tg, **t)
+
+
+@pytest.mark.parametrize("opt", ["sgd", "sgd_momentum", "adam"])
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_optimizers_refuse_non_finite_gradients_before_updating(opt, dt):
+    from fasthw6.nn import SGD, Adam
+    make = {"sgd": lambda pr: SGD(pr, lr=0.1), "sgd_momentum": lambda pr: SGD(pr, lr=0.1, momentum=0.9),
+            "adam": lambda pr: Adam(pr, lr=0.1)}[opt]
+    p0, p1 = np.ones(3, dt), np.ones((2, 2), dt)
+    g0, g1 = np.full(3, 0.5, dt), np.full((2, 2), 0.5, dt)
+    o = make([(p0, g0), (p1, g1)])
+    for bad in (np.nan, np.inf, -np.inf):
+        g1[1, 0] = bad
+        with pytest.raises(ValueError, match=r"grad 1 holds .* at flat index 2: .*no parameter was updated"):
+            o.step()
+        np.testing.assert_array_equal(p0, 1.0)
+        np.testing.assert_array_equal(p1, 1.0)
+    # huge but finite gradients (g . g overflows) are applied, not refused
+    g1[...] = 1e30 if dt == np.float32 else 1e300
+    o.step()
+    assert o.steps == 1 and np.isfinite(p1).all() and (p0 < 1).all()

@@ -127,3 +127,87 @@ def test_scalar_dkl_broadcasts_over_samples(backend):
     np.testing.assert_allclose(dlv, 0.5 * dz * eps * std + 0.125 * (std ** 2 - 1), rtol=1e-12, atol=1e-15)
     dmu, _ = kl_divergence_grad(mu, lv, dkl=np.float64(2.0), backend=backend)
     np.testing.assert_allclose(dmu, 2.0 * mu)
+
+
+def test_overflowing_outputs_raise_on_every_backend(backend):
+    # float32 results are rounded from float64 locals; the check must see the stored value
+    mu = np.zeros((2, 2), np.float32)
+    lv = np.array([[0, 0], [0, 180]], np.float32)
+    one = np.ones((2, 2), np.float32)
+    with pytest.raises(ValueError, match="z = mu \\+ exp\\(logvar / 2\\) \\* eps overflows float32 in row 1"):
+        latent_forward(mu, lv, one, backend=backend)
+    with pytest.raises(ValueError, match="overflows float32 in row 1"):
+        reparameterize(mu, lv, one, backend=backend)
+    with pytest.raises(ValueError, match="overflows float64 in row 0"):
+        reparameterize(np.zeros(2), np.full(2, 600.0), np.full(2, 1e200), backend=backend)
+    with pytest.raises(ValueError, match="overflows float64 in row 0"):
+        reparameterize(np.zeros(2), sigma=np.full(2, 1e150), eps=np.full(2, 1e200), backend=backend)
+    with pytest.raises(ValueError, match="gradient of row 1 is not finite in float32"):
+        kl_divergence_grad(mu, lv, backend=backend)
+    with pytest.raises(ValueError, match="gradient of row 1 is not finite in float32"):
+        latent_backward(one, 1.0, mu, lv, one, backend=backend)
+    with pytest.raises(ValueError, match="gradient of row 1 is not finite in float32"):
+        reparameterize_backward(one * 1e30, mu, lv, one, backend=backend)
+    with pytest.raises(ValueError, match="gradient of row 0 is not finite in float64"):
+        reparameterize_backward([1e300], [0.0], sigma=[1e10], eps=[1e10], backend=backend)
+    # the KL alone is float64 and finite here, and kl_divergence returns no z to overflow
+    kl = kl_divergence(mu, lv, backend=backend)
+    assert np.isfinite(kl).all() and kl[1] > 1e77
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_read_only_inputs_match_numba(dt):
+    # e.g. np.load(..., mmap_mode="r"): the Cython memoryviews of inputs are const
+    if "cython" not in fasthw6.available_backends():
+        pytest.skip("cython backend not built")
+
+    def ro(a):
+        a = np.array(a)
+        a.setflags(write=False)
+        return a
+
+    mu, lv, eps, dz = _data((4, 3), dt, seed=4)
+    s = np.exp(0.5 * lv)
+    calls = [(kl_divergence, (mu, lv), {}), (kl_divergence, (mu,), dict(sigma=s)),
+             (kl_divergence_grad, (mu, lv), dict(dkl=np.full(4, 0.5))),
+             (latent_forward, (mu, lv, eps), {}), (reparameterize, (mu, lv, eps), {}),
+             (latent_backward, (dz, np.full(4, 0.5), mu, lv, eps), {}),
+             (reparameterize_backward, (dz, mu, lv, eps), {})]
+    for f, args, kw in calls:
+        want = f(*args, **kw, backend="numba")
+        got = f(*(ro(a) for a in args), **{k: ro(v) for k, v in kw.items()}, backend="cython")
+        for w, g in zip(want if isinstance(want, tuple) else (want,), got if isinstance(got, tuple) else (got,)):
+            np.testing.assert_allclose(g, w, rtol=1e-5 if dt == np.float32 else 1e-12)
+
+
+def test_big_endian_float32_stays_float32():
+    mu, lv, eps, _ = _data((3, 2), np.float32, seed=7)
+    z, kl = latent_forward(mu.astype(">f4"), lv.astype(">f4"), eps.astype(">f4"))
+    assert z.dtype == np.float32
+    np.testing.assert_array_equal(z, latent_forward(mu, lv, eps)[0])
+
+
+@pytest.mark.parametrize("bad", [-1.0, 0.0, np.nan])
+def test_gradients_reject_sigma_not_positive_like_the_forward(backend, bad):
+    sigma = np.array([[1.0, 2.0], [0.5, bad]])
+    mu = np.zeros((2, 2))
+    one = np.ones((2, 2))
+    with pytest.raises(ValueError, match="sigma"):
+        kl_divergence(mu, sigma=sigma, backend=backend)
+    msg = "sigma must be finite and > 0, as in the forward pass: row 1"
+    with pytest.raises(ValueError, match=msg):
+        kl_divergence_grad(mu, sigma=sigma, backend=backend)
+    with pytest.raises(ValueError, match=msg):
+        reparameterize_backward(one, mu, sigma=sigma, eps=one, backend=backend)
+    with pytest.raises(ValueError, match=msg):
+        latent_backward(one, 1.0, mu, sigma=sigma, eps=one, backend=backend)
+    with pytest.raises(ValueError, match=msg):
+        latent_backward(one[:, :1], 0.0, mu[:, :1], sigma=sigma[:, 1:], eps=one[:, :1], backend=backend)
+
+
+def test_large_finite_float32_gradients_are_not_reported(backend):
+    # dmu = dv = 3e38: finite in float32, though their float32 sum is not
+    dz = np.full((1, 1), 3e38, np.float32)
+    lv = np.full((1, 1), 2 * np.log(2), np.float32)
+    dmu, dlv = latent_backward(dz, 0.0, np.zeros_like(dz), lv, np.ones_like(dz), backend=backend)
+    np.testing.assert_allclose([dmu[0, 0], dlv[0, 0]], [3e38, 3e38], rtol=1e-6)

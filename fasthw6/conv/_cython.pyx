@@ -101,7 +101,7 @@ cdef inline Py_ssize_t _ntaps(Py_ssize_t first, Py_ssize_t k, Py_ssize_t step) n
 
 
 
-def conv2d(real[:, :, :, ::1] x, real[:, :, :, ::1] w, real[::1] bias,
+def conv2d(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const real[::1] bias,
            Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, bint relu,
            real[:, :, :, ::1] out):
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
@@ -135,7 +135,7 @@ def conv2d(real[:, :, :, ::1] x, real[:, :, :, ::1] w, real[::1] bias,
     return out
 
 
-def conv_transpose2d(real[:, :, :, ::1] x, real[:, :, :, ::1] w, real[::1] bias,
+def conv_transpose2d(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const real[::1] bias,
                      Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, bint relu,
                      real[:, :, :, ::1] out):
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
@@ -223,7 +223,7 @@ cdef inline void _gemm(int m, int n, int k, const real *a, const real *b, real *
         dgemm(&no, &no, &n, &m, &k, &one_d, <double *> b, &n, <double *> a, &k, &zero_d, c, &n)
 
 
-def conv_transpose2d_gemm(real[:, :, :, ::1] x, real[:, ::1] wmat, real[::1] bias,
+def conv_transpose2d_gemm(const real[:, :, :, ::1] x, const real[:, ::1] wmat, const real[::1] bias,
                           Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
                           Py_ssize_t ph, Py_ssize_t pw, bint relu, real[:, :, :, ::1] out):
     """Per image: one BLAS GEMM cols = wmat @ x[n], then col2im while cols is still in cache."""

@@ -12,14 +12,33 @@ from .._backend import get_kernel, resolve_backend
 from .._validate import as_float_array, as_pair, result_dtype
 from . import _anchors  # noqa: F401  (registers torch as the anchor of these functions)
 
+# Bound on stride, padding and output_padding: far above any real layer, and low enough that the
+# kernels' int64 index arithmetic ((H - 1) * stride + k, H + 2 * padding) cannot overflow.
+MAX_STEP = 2**31 - 1
+
+
+def _empty(shape, dtype, why, alloc=np.empty):
+    """The output array, or a ValueError naming the arguments when it cannot exist."""
+    size = 1
+    for s in shape:  # Python ints: no wrap-around
+        size *= int(s)
+    if size * np.dtype(dtype).itemsize >= 2**62:
+        raise ValueError(f"{why} give an output of shape {tuple(shape)}, too large to allocate")
+    return alloc(shape, dtype=dtype)
+
+
 # From this many channel pairs on, a transposed convolution is a BLAS GEMM per image (no zeros
 # multiplied) followed by a compiled col2im scatter; below it the direct phase kernel wins.
 GEMM_MIN_CHANNEL_PAIRS = 64
 
 
 def _operands(x, weight, bias, transposed):
-    """Coerce x/weight/bias to one float dtype and 4-D layout; report whether x was 2-D."""
-    dt = result_dtype(x, weight, bias)
+    """Coerce x/weight/bias to one float dtype and 4-D layout; report whether x was 2-D.
+
+    x and weight decide the dtype; bias follows it (as batch norm's gamma/beta do), so a list
+    bias does not turn a float32 convolution into a float64 one.
+    """
+    dt = result_dtype(x, weight)
     x = as_float_array(x, "x", dtype=dt, ndim=(2, 4))
     weight = as_float_array(weight, "weight", dtype=dt, ndim=(2, 4))
     plain = x.ndim == 2
@@ -58,7 +77,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, *, activation=None, backen
     Parameters
     ----------
     x : array_like, shape (N, C, H, W) or (H, W)
-        Input.  float32 stays float32; float64 and integers give float64.
+        Input.  float32 x and weight give float32 (bias follows them); float64 or integers
+        give float64.
     weight : array_like, shape (O, C, kh, kw) or (kh, kw) when ``x`` is 2-D
     bias : array_like, shape (O,), optional
     stride, padding : int or (int, int)
@@ -87,8 +107,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, *, activation=None, backen
            [20., 24.]])
     """
     x, weight, bias, plain = _operands(x, weight, bias, transposed=False)
-    sh, sw = as_pair(stride, "stride", 1)
-    ph, pw = as_pair(padding, "padding", 0)
+    sh, sw = as_pair(stride, "stride", 1, MAX_STEP)
+    ph, pw = as_pair(padding, "padding", 0, MAX_STEP)
     relu = _activation(activation)
     N, _, H, W = x.shape
     O, _, kh, kw = weight.shape
@@ -96,7 +116,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, *, activation=None, backen
         raise ValueError(
             f"kernel ({kh}, {kw}) is larger than the padded input ({H + 2 * ph}, {W + 2 * pw})"
         )
-    out = np.empty((N, O, (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1), dtype=x.dtype)
+    out = _empty((N, O, (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1), x.dtype,
+                 f"padding ({ph}, {pw}) and stride ({sh}, {sw})")
     get_kernel("conv", "conv2d", backend)(x, weight, bias, sh, sw, ph, pw, relu, out)
     return _finish(out, plain)
 
@@ -138,9 +159,9 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     array([[1., 1., 2., 2.]])
     """
     x, weight, bias, plain = _operands(x, weight, bias, transposed=True)
-    sh, sw = as_pair(stride, "stride", 1)
-    ph, pw = as_pair(padding, "padding", 0)
-    oph, opw = as_pair(output_padding, "output_padding", 0)
+    sh, sw = as_pair(stride, "stride", 1, MAX_STEP)
+    ph, pw = as_pair(padding, "padding", 0, MAX_STEP)
+    oph, opw = as_pair(output_padding, "output_padding", 0, MAX_STEP)
     if oph >= sh or opw >= sw:
         raise ValueError(
             f"output_padding ({oph}, {opw}) must be smaller than stride ({sh}, {sw})"
@@ -152,7 +173,7 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     Wo = (W - 1) * sw - 2 * pw + kw + opw
     if Ho <= 0 or Wo <= 0:
         raise ValueError(f"padding ({ph}, {pw}) leaves an empty output ({Ho}, {Wo})")
-    out = np.empty((N, Cout, Ho, Wo), dtype=x.dtype)
+    out = _empty((N, Cout, Ho, Wo), x.dtype, f"stride ({sh}, {sw}) and output_padding ({oph}, {opw})")
     b = resolve_backend(backend)
     if b != "numpy" and Cin * Cout >= GEMM_MIN_CHANNEL_PAIRS:
         # cols[(o, ky, kx), (iy, ix)] = sum_c wmat[(o, ky, kx), c] * x[n, c, iy, ix]
@@ -188,11 +209,12 @@ def zero_interpolate(x, stride=2):
     if arr.ndim < 2:
         raise ValueError(f"x must be at least 2-D (..., H, W), got {arr.ndim}-D")
     arr = as_float_array(arr, "x")
-    sh, sw = as_pair(stride, "stride", 1)
+    sh, sw = as_pair(stride, "stride", 1, MAX_STEP)
     H, W = arr.shape[-2:]
     if H == 0 or W == 0:
         raise ValueError(f"x must have non-empty spatial axes, got shape {arr.shape}")
-    out = np.zeros(arr.shape[:-2] + ((H - 1) * sh + 1, (W - 1) * sw + 1), dtype=arr.dtype)
+    out = _empty(arr.shape[:-2] + ((H - 1) * sh + 1, (W - 1) * sw + 1), arr.dtype,
+                 f"x's shape {arr.shape} and stride ({sh}, {sw})", np.zeros)
     out[..., ::sh, ::sw] = arr
     return out
 
@@ -242,6 +264,9 @@ def relu(x):
 def _activation(activation) -> bool:
     if activation is None:
         return False
-    if activation == "relu":
+    if isinstance(activation, str) and activation == "relu":
         return True
+    if not isinstance(activation, str):
+        raise TypeError(f"activation must be None or 'relu', got {type(activation).__name__} "
+                        f"{activation!r}")
     raise ValueError(f"activation must be None or 'relu', got {activation!r}")

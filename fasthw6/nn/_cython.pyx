@@ -239,7 +239,8 @@ cdef inline void _dysums(const real *gs, const real *xs, double m, Py_ssize_t L,
     sdyx[0] += (t0 + t1) + (t2 + t3)
 
 
-def batchnorm_forward_4d(real[:, :, ::1] x, double[::1] gamma, double[::1] beta, double eps,
+def batchnorm_forward_4d(const real[:, :, ::1] x, const double[::1] gamma, const double[::1] beta,
+                         double eps,
                          bint batch_stats, double[::1] mean, double[::1] var, real[:, :, ::1] y,
                          bint stream):
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2]
@@ -416,8 +417,8 @@ cdef inline void _dx_stream(const real *gs, const real *xs, real mh, real ml, re
         j += 1
 
 
-def batchnorm_backward_4d(real[:, :, ::1] dy, real[:, :, ::1] x, double[::1] gamma,
-                          double[::1] mean, double[::1] var, double eps, bint batch_stats,
+def batchnorm_backward_4d(const real[:, :, ::1] dy, const real[:, :, ::1] x, const double[::1] gamma,
+                          const double[::1] mean, const double[::1] var, double eps, bint batch_stats,
                           real[:, :, ::1] dx, double[::1] dgamma, double[::1] dbeta,
                           bint stream):
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], L = x.shape[2]
@@ -538,7 +539,8 @@ cdef inline void _rows_grad_sums(const real *dy, const real *x, Py_ssize_t D, Py
         n += 1
 
 
-def batchnorm_forward_2d(real[:, ::1] x, double[::1] gamma, double[::1] beta, double eps,
+def batchnorm_forward_2d(const real[:, ::1] x, const double[::1] gamma, const double[::1] beta,
+                         double eps,
                          bint batch_stats, double[::1] mean, double[::1] var, real[:, ::1] y,
                          Py_ssize_t rows, Py_ssize_t slices, bint stream):
     """Chunks of ``rows`` rows: one pass of sums about a row of the chunk, merged by Chan's
@@ -623,8 +625,8 @@ def batchnorm_forward_2d(real[:, ::1] x, double[::1] gamma, double[::1] beta, do
     return y
 
 
-def batchnorm_backward_2d(real[:, ::1] dy, real[:, ::1] x, double[::1] gamma, double[::1] mean,
-                          double[::1] var, double eps, bint batch_stats, real[:, ::1] dx,
+def batchnorm_backward_2d(const real[:, ::1] dy, const real[:, ::1] x, const double[::1] gamma,
+                          const double[::1] mean, const double[::1] var, double eps, bint batch_stats, real[:, ::1] dx,
                           double[::1] dgamma, double[::1] dbeta, Py_ssize_t slices,
                           bint stream):
     cdef Py_ssize_t N = x.shape[0], D = x.shape[1]
@@ -633,7 +635,7 @@ def batchnorm_backward_2d(real[:, ::1] dy, real[:, ::1] x, double[::1] gamma, do
     cdef double *sdy
     cdef double *sdyx
     cdef real *co
-    cdef double *mb
+    cdef const double *mb
     cdef double istd, k1, k2, a
     cdef const real *xs
     cdef const real *gs

@@ -132,6 +132,12 @@ class BatchNormCache:
 
     ``x`` is the (contiguous) input, ``mean``/``var`` the float64 statistics that normalised it
     (batch ones in training mode, running ones otherwise), ``eps`` and ``training`` as given.
+
+    ``x`` is the caller's array itself when it was already C-contiguous and of the working
+    dtype: it is not copied (a copy, or a checksum to detect changes, would cost a pass over x,
+    a third of the forward's reads).  Do not modify x in place between the forward and the
+    backward pass: the gradients would silently be those of the modified x (torch raises on
+    this; here it is the caller's contract).
     """
 
     x: np.ndarray
@@ -170,7 +176,7 @@ def _param(p, name, C, default):
     return p
 
 
-def _running(r, name, C):
+def _running(r, name, C, training):
     if r is None:
         return None
     if not isinstance(r, np.ndarray) or r.dtype not in (np.float32, np.float64):
@@ -180,8 +186,8 @@ def _running(r, name, C):
         )
     if r.shape != (C,):
         raise ValueError(f"{name} must have shape ({C},), got {r.shape}")
-    if not r.flags.writeable:
-        raise ValueError(f"{name} must be writeable (it is updated in place)")
+    if training and not r.flags.writeable:
+        raise ValueError(f"{name} must be writeable (training mode updates it in place)")
     return r
 
 
@@ -191,8 +197,9 @@ def batchnorm_forward(x, gamma=None, beta=None, eps=1e-5, training=True, running
 
     Parameters
     ----------
-    x : array_like, shape (N, D) or (N, C, H, W)
-        Normalised per feature (2-D) or per channel over N, H, W (4-D; any (N, C, ...) works).
+    x : array_like, shape (N, D) or (N, C, ...), e.g. (N, C, L), (N, C, H, W), (N, C, D, H, W)
+        Normalised per feature (2-D) or per channel over N and the trailing axes, as torch's
+        ``batch_norm`` for BatchNorm1d/2d/3d input.
         float32 stays float32 (statistics accumulate in float64); integers give float64.
     gamma, beta : array_like, shape (C,), optional
         Learned scale and shift; default ones and zeros.
@@ -214,7 +221,8 @@ def batchnorm_forward(x, gamma=None, beta=None, eps=1e-5, training=True, running
     -------
     y : ndarray, same shape and dtype as x
     cache : BatchNormCache
-        Pass it to :func:`batchnorm_backward`.
+        Pass it to :func:`batchnorm_backward`.  It holds x without a copy: do not modify x in
+        place before the backward pass (see :class:`BatchNormCache`).
 
     Raises
     ------
@@ -237,8 +245,9 @@ def batchnorm_forward(x, gamma=None, beta=None, eps=1e-5, training=True, running
     # non-finite, so the C statistics are checked after the kernel instead of x before it:
     # one pass over x saved (a third of the forward's reads).
     x = as_float_array(x, "x", finite=not training)
-    if x.ndim not in (2, 4):
-        raise ValueError(f"x must be 2-D (N, D) or 4-D (N, C, H, W), got {x.ndim}-D with shape {x.shape}")
+    if x.ndim < 2:
+        raise ValueError(f"x must be 2-D (N, D) or (N, C, ...) such as 4-D (N, C, H, W), got "
+                         f"{x.ndim}-D with shape {x.shape}")
     if 0 in x.shape:
         raise ValueError(f"x must not be empty, got shape {x.shape}")
     C = x.shape[1]
@@ -248,8 +257,16 @@ def batchnorm_forward(x, gamma=None, beta=None, eps=1e-5, training=True, running
     if eps == 0.0:
         raise ValueError("eps must be > 0 (a constant channel would divide by zero), got 0.0")
     momentum = _float(momentum, "momentum", 0.0, 1.0)
-    running_mean = _running(running_mean, "running_mean", C)
-    running_var = _running(running_var, "running_var", C)
+    running_mean = _running(running_mean, "running_mean", C, training)
+    running_var = _running(running_var, "running_var", C, training)
+    # C values: checked in both modes, so a NaN cannot enter the running statistics silently
+    for r, name in ((running_mean, "running_mean"), (running_var, "running_var")):
+        if r is not None and not np.isfinite(r).all():
+            raise ValueError(f"{name} must be finite, found NaN or inf at index "
+                             f"{int(np.argmin(np.isfinite(r)))}")
+    if running_var is not None and (running_var < 0).any():
+        raise ValueError(f"running_var must be >= 0, got {running_var[np.argmax(running_var < 0)]} "
+                         f"at index {int(np.argmax(running_var < 0))}")
     m = x.size // C
     xv = _view(x)
     y = _outputs.empty(x.shape, x.dtype)
@@ -268,8 +285,6 @@ def batchnorm_forward(x, gamma=None, beta=None, eps=1e-5, training=True, running
                              "running_mean and running_var")
         mean = running_mean.astype(np.float64)
         var = running_var.astype(np.float64)
-        if not (np.isfinite(mean).all() and np.isfinite(var).all()) or (var < 0).any():
-            raise ValueError("running_mean/running_var must be finite and running_var >= 0")
     if x.ndim == 2:
         slices = _slices(backend, C)
         get_kernel("nn", "batchnorm_forward_2d", backend)(
@@ -281,7 +296,13 @@ def batchnorm_forward(x, gamma=None, beta=None, eps=1e-5, training=True, running
     if training:
         bad = ~(np.isfinite(mean) & np.isfinite(var))
         if bad.any():
-            raise ValueError(f"x must be finite, found NaN or inf in channel {int(np.argmax(bad))}")
+            c = int(np.argmax(bad))
+            if np.isfinite(xv[:, c]).all():  # error path only: one channel read
+                raise ValueError(
+                    f"x is finite but channel {c}'s {'variance' if np.isfinite(mean[c]) else 'mean'}"
+                    f" overflows float64: values out of range (max |x| there "
+                    f"{float(np.abs(xv[:, c]).max()):.3g}); rescale x")
+            raise ValueError(f"x must be finite, found NaN or inf in channel {c}")
         if running_mean is not None:
             running_mean *= 1.0 - momentum
             running_mean += momentum * mean

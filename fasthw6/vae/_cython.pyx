@@ -3,7 +3,7 @@
 and signatures, including the range-reduced polynomial exp and 2^k built in the exponent bits.
 """
 from cython.parallel cimport prange
-from libc.math cimport floor, log
+from libc.math cimport NAN, floor, log
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
@@ -50,33 +50,38 @@ cdef inline void _sigma_row(const real *v, bint sig, bint lowp, double *s,
         _exp_row(v, 0.5, lowp, s, n)
 
 
-def latent_forward(real[:, ::1] mu, real[:, ::1] v, real[:, ::1] eps, bint sig, bint lowp,
-                   real[:, ::1] z, double[::1] kl):
+def latent_forward(const real[:, ::1] mu, const real[:, ::1] v, const real[:, ::1] eps, bint sig, bint lowp,
+                   real[:, ::1] z, double[::1] kl, double[::1] chk):
     cdef Py_ssize_t N = mu.shape[0], D = mu.shape[1], i, j
     cdef double acc, mj
+    cdef real zacc
     cdef double *s
     with nogil:
         for i in prange(N, schedule="static"):
             s = <double *> malloc(D * sizeof(double))
             _sigma_row(&v[i, 0], sig, lowp, s, D)
             acc = 0.0
+            zacc = 0
             for j in range(D):
                 z[i, j] = <real> (mu[i, j] + s[j] * eps[i, j])
+                zacc = zacc + (z[i, j] - z[i, j])  # 0 unless z as stored is inf/NaN
                 mj = mu[i, j]
                 if sig:
                     acc = acc + (mj * mj + s[j] * s[j] - 2.0 * log(s[j]) - 1.0 + 0.0 * eps[i, j])
                 else:
                     acc = acc + (mj * mj + s[j] * s[j] - <double> v[i, j] - 1.0 + 0.0 * eps[i, j])
             kl[i] = 0.5 * acc
+            chk[i] = zacc
             free(s)
     return kl
 
 
-def latent_backward(real[:, ::1] dz, double[::1] gkl, real[:, ::1] mu, real[:, ::1] v,
-                    real[:, ::1] eps, bint sig, bint lowp, real[:, ::1] dmu, real[:, ::1] dv,
+def latent_backward(const real[:, ::1] dz, const double[::1] gkl, const real[:, ::1] mu,
+                    const real[:, ::1] v, const real[:, ::1] eps, bint sig, bint lowp, real[:, ::1] dmu, real[:, ::1] dv,
                     double[::1] chk):
     cdef Py_ssize_t N = mu.shape[0], D = mu.shape[1], i, j
     cdef double g, a, b, acc
+    cdef real racc
     cdef double *s
     with nogil:
         for i in prange(N, schedule="static"):
@@ -84,15 +89,20 @@ def latent_backward(real[:, ::1] dz, double[::1] gkl, real[:, ::1] mu, real[:, :
             _sigma_row(&v[i, 0], sig, lowp, s, D)
             g = gkl[i]
             acc = 0.0
+            racc = 0
             for j in range(D):
                 a = dz[i, j] + g * mu[i, j]
                 if sig:
                     b = dz[i, j] * eps[i, j] + g * (s[j] - 1.0 / s[j])
+                    if not s[j] > 0.0:  # the forward's log(sigma) rejects it; nothing else here would
+                        acc = acc + NAN
                 else:
                     b = 0.5 * (dz[i, j] * eps[i, j] * s[j] + g * (s[j] * s[j] - 1.0))
                 dmu[i, j] = <real> a
                 dv[i, j] = <real> b
-                acc = acc + 0.0 * (a + b)
-            chk[i] = acc
+                # x - x is 0 for a finite x, NaN for inf/NaN: the check in the output's own
+                # precision (no conversion back to double per element), on the stored value
+                racc = racc + ((dmu[i, j] - dmu[i, j]) + (dv[i, j] - dv[i, j]))
+            chk[i] = acc + racc
             free(s)
     return dmu

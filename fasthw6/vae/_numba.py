@@ -71,8 +71,12 @@ def _kl_row(m, v, s, sig, e):
 
 
 @njit(nogil=True, cache=True, parallel=True, fastmath=FASTMATH)
-def latent_forward(mu, v, eps, sig, lowp, z, kl):
-    """z = mu + sigma * eps and the per-row KL, one pass; eps may be mu (then z is unused)."""
+def latent_forward(mu, v, eps, sig, lowp, z, kl, chk):
+    """z = mu + sigma * eps and the per-row KL, one pass; eps may be mu (then z is unused).
+
+    chk[i] is 0 unless row i of z, as stored in z's dtype, holds an inf or NaN: the sum of
+    0 * z[i, j] read back after the rounding, so a float32 overflow is seen.
+    """
     N, D = mu.shape
     for blk in prange((N + ROWS - 1) // ROWS):
         s = np.empty(D)
@@ -82,8 +86,11 @@ def latent_forward(mu, v, eps, sig, lowp, z, kl):
             m = mu[i]
             e = eps[i]
             zi = z[i]
+            acc = 0.0
             for j in range(D):
                 zi[j] = m[j] + s[j] * e[j]
+                acc += 0.0 * zi[j]
+            chk[i] = acc
             kl[i] = _kl_row(m, v[i], s, sig, e)
     return kl
 
@@ -113,13 +120,16 @@ def latent_backward(dz, gkl, mu, v, eps, sig, lowp, dmu, dv, chk):
                     b = d[j] * e[j] + g * (s[j] - 1.0 / s[j])
                     om[j] = a
                     ov[j] = b
-                    acc += 0.0 * (a + b)
+                    # the forward's log(sigma) rejects sigma <= 0; here nothing else would
+                    acc += 0.0 * om[j] + 0.0 * ov[j] + (0.0 if s[j] > 0.0 else np.nan)
             else:
                 for j in range(D):
                     a = d[j] + g * m[j]
                     b = 0.5 * (d[j] * e[j] * s[j] + g * (s[j] * s[j] - 1.0))
                     om[j] = a
                     ov[j] = b
-                    acc += 0.0 * (a + b)
-            chk[i] = acc  # 0 unless a gradient is NaN/inf
+                    acc += 0.0 * om[j] + 0.0 * ov[j]
+            # 0 unless a gradient, as stored in dmu/dv's dtype, is NaN/inf (each term on its own:
+            # float32 om[j] + ov[j] could overflow for two finite gradients)
+            chk[i] = acc
     return dmu

@@ -8,7 +8,9 @@ a value that can underflow to 0, and exp(lv / 2) cannot produce a negative or ze
 
 Every array is checked through the kernels' own per-row sums: a NaN/inf in mu, logvar, sigma or
 eps (or a variance that overflows) makes that row's KL non-finite, which is reported naming the
-inputs; no separate pass over the data.
+inputs; no separate pass over the data.  Outputs are checked the same way, on the value as stored
+in the output dtype: a z or a gradient that overflows (float32 always rounds from float64 locals)
+raises ValueError on every backend, never a silent inf.
 """
 from __future__ import annotations
 
@@ -48,16 +50,24 @@ def _arrays(mu, second, sig, eps=None, dz=None):
     return out, one, dt
 
 
-def _forward(mu, v, eps, sig, backend):
+def _forward(mu, v, eps, sig, backend, want_z=True):
     z = np.empty_like(mu)
     kl = np.empty(mu.shape[0])
-    get_kernel("vae", "latent_forward", backend)(mu, v, eps, sig, mu.dtype == np.float32, z, kl)
+    chk = np.empty(mu.shape[0])
+    get_kernel("vae", "latent_forward", backend)(mu, v, eps, sig, mu.dtype == np.float32, z, kl, chk)
     bad = ~np.isfinite(kl)
     if bad.any():
         i = int(np.argmax(bad))
         what = ("mu, sigma or eps must be finite and sigma > 0" if sig else
                 "mu, logvar and eps must be finite and exp(logvar) must not overflow")
         raise ValueError(f"{what}: row {i} gives a KL of {kl[i]}")
+    if want_z:
+        bad = ~np.isfinite(chk)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"z = mu + {'sigma' if sig else 'exp(logvar / 2)'} * eps overflows "
+                             f"{mu.dtype} in row {i} (mu, {'sigma' if sig else 'logvar'} and eps "
+                             f"are finite, but their z is not representable)")
     return z, kl
 
 
@@ -69,8 +79,14 @@ def _backward(dz, gkl, mu, v, eps, sig, backend):
                                                   mu.dtype == np.float32, dmu, dv, chk)
     bad = ~np.isfinite(chk)
     if bad.any():
-        raise ValueError(f"gradient of row {int(np.argmax(bad))} is not finite: dz, dkl, mu, "
-                         f"{'sigma' if sig else 'logvar'} and eps must be finite")
+        i = int(np.argmax(bad))
+        if sig and not (v[i] > 0).all():
+            j = int(np.argmin(v[i] > 0))
+            raise ValueError(f"sigma must be finite and > 0, as in the forward pass: row {i} "
+                             f"holds sigma = {v[i, j]}")
+        raise ValueError(f"gradient of row {i} is not finite in {mu.dtype}: dz, "
+                         f"dkl, mu, {'sigma' if sig else 'logvar'} and eps must be finite and the "
+                         f"gradient must not overflow")
     return dmu, dv
 
 
@@ -175,7 +191,7 @@ def kl_divergence(mu, logvar=None, *, sigma=None, backend=None):
     """
     v, sig = _second(logvar, sigma)
     (mu, v, _, _), one, _ = _arrays(mu, v, sig)
-    _, kl = _forward(mu, v, mu, sig, backend)
+    _, kl = _forward(mu, v, mu, sig, backend, want_z=False)
     return float(kl[0]) if one else kl
 
 

@@ -13,11 +13,14 @@ def _sigma(v, sig):
     return v if sig else np.exp(0.5 * v)
 
 
-def latent_forward(mu, v, eps, sig, lowp, z, kl):
+def latent_forward(mu, v, eps, sig, lowp, z, kl, chk):
     s = _sigma(v, sig)
     m = mu.astype(np.float64)
-    z[...] = m + s * eps
-    logvar = 2.0 * np.log(s) if sig else v.astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):  # reported through chk, as the kernels do
+        z[...] = m + s * eps
+        chk[:] = np.sum(0.0 * z.astype(np.float64), axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):  # sigma <= 0: a non-finite KL, reported
+        logvar = 2.0 * np.log(s) if sig else v.astype(np.float64)
     kl[:] = 0.5 * np.sum(m ** 2 + s ** 2 - logvar - 1.0 + 0.0 * eps, axis=1)
     return kl
 
@@ -25,10 +28,13 @@ def latent_forward(mu, v, eps, sig, lowp, z, kl):
 def latent_backward(dz, gkl, mu, v, eps, sig, lowp, dmu, dv, chk):
     s = _sigma(v, sig)
     g = gkl[:, None]
-    dmu[...] = dz + g * mu
-    if sig:
-        dv[...] = dz * eps + g * (s - 1.0 / s)
-    else:
-        dv[...] = 0.5 * (dz * eps * s + g * (s ** 2 - 1.0))
-    chk[:] = np.sum(0.0 * (dmu.astype(np.float64) + dv), axis=1)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # reported through chk
+        dmu[...] = dz + g * mu
+        if sig:
+            dv[...] = dz * eps + g * (s - 1.0 / s)
+        else:
+            dv[...] = 0.5 * (dz * eps * s + g * (s ** 2 - 1.0))
+        chk[:] = np.sum(0.0 * (dmu.astype(np.float64) + dv), axis=1)
+        if sig:
+            chk[~(s > 0).all(axis=1)] = np.nan
     return dmu
