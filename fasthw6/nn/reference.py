@@ -12,12 +12,14 @@ import numpy as np
 
 def _forward(x, axes, gamma, beta, eps, batch_stats, mean, var, y, shape):
     xf = x.astype(np.float64)
-    if batch_stats:
-        mu = xf.mean(axis=axes)
-        mean[:] = mu
-        var[:] = ((xf - mu.reshape(shape)) ** 2).mean(axis=axes)
-    xhat = (xf - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + eps)
-    y[...] = gamma.reshape(shape) * xhat + beta.reshape(shape)
+    # an overflowing statistic is not warned about here: the API checks them and says why
+    with np.errstate(over="ignore", invalid="ignore"):
+        if batch_stats:
+            mu = xf.mean(axis=axes)
+            mean[:] = mu
+            var[:] = ((xf - mu.reshape(shape)) ** 2).mean(axis=axes)
+        xhat = (xf - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + eps)
+        y[...] = gamma.reshape(shape) * xhat + beta.reshape(shape)
     return y
 
 
