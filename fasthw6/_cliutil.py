@@ -94,7 +94,7 @@ def atomic_output(path: str | None, mode: str = "w", stdout: IO | None = None) -
 
 
 def save_model_atomic(model, path: str, symbols=None) -> None:
-    """``model.save`` into a temporary file beside ``path`` (adding ``symbols``), then rename."""
+    """``model.save`` (with ``symbols``) into a temporary file beside ``path``, then rename."""
     target = _destination(path)
     directory = os.path.dirname(target)
     if not os.path.isdir(directory):
@@ -105,13 +105,7 @@ def save_model_atomic(model, path: str, symbols=None) -> None:
         raise CLIError(f"{path}: cannot write output: permission denied") from None
     os.close(fd)
     try:
-        model.save(tmp)
-        if symbols is not None:
-            with open(tmp, encoding="utf-8") as f:
-                obj = json.load(f)
-            obj["symbols"] = [str(x) for x in symbols]
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(obj, f, indent=1)
+        model.save(tmp, symbols=symbols)
         os.chmod(tmp, perm)
         os.replace(tmp, target)
     except BaseException:

@@ -454,40 +454,29 @@ def _size(text):
     return n
 
 
-def _seed(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32 - 1], got {text!r}") from None
-    if not 0 <= v < 1 << 32:
-        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32 - 1], got {v}")
-    return v
+def _int_parser(lo, hi, expected):
+    """An argparse type: an integer in [lo, hi] (hi None: no upper bound), else a message
+    saying it expected ``expected``."""
+    def parse(text):
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if v < lo or (hi is not None and v > hi):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {v}")
+        return v
+    return parse
+
+
+_seed = _int_parser(0, (1 << 32) - 1, "an integer in [0, 2**32 - 1]")
+_positive = _int_parser(1, None, "a positive integer")
+_nonneg = _int_parser(0, None, "an integer >= 0")
 
 
 def _length(text):
     v = _positive(text)
     if v > MAX_LENGTH:
         raise argparse.ArgumentTypeError(f"expected at most {MAX_LENGTH} symbols per sequence, got {v}")
-    return v
-
-
-def _positive(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
-
-
-def _nonneg(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
     return v
 
 

@@ -175,7 +175,7 @@ def check_symbols(symbols, n_features=None, name="symbols"):
         if not s:
             raise ValueError(f"{name}[{i}] is empty; a symbol name must be a non-empty string "
                              f"without whitespace")
-        if len(s.split()) != 1 or s.split()[0] != s:
+        if s.split() != [s]:
             raise ValueError(f"{name}[{i}] = {s!r} contains whitespace, which separates the "
                              f"tokens of a SEQS line")
     if n_features is not None and len(symbols) != n_features:
@@ -791,8 +791,9 @@ class CategoricalHMM:
             u = rs.rand(2 * n)
             start_cdf = np.cumsum(sp)
         else:
-            if isinstance(currstate, (bool, np.bool_)) or not isinstance(currstate, numbers.Integral) \
-                    or not 0 <= currstate < sp.shape[0]:
+            if (isinstance(currstate, (bool, np.bool_))
+                    or not isinstance(currstate, numbers.Integral)
+                    or not 0 <= currstate < sp.shape[0]):
                 raise ValueError(f"currstate must lie in [0, {sp.shape[0]}) (an int, a state "
                                  f"index), got {currstate!r}")
             u = np.concatenate([[0.5], rs.rand(2 * n - 1)])
@@ -872,8 +873,8 @@ class CategoricalHMM:
         sp, tm, em = self._check()
         n, m = em.shape
         priors = (_check_prior(self.startprob_prior, "startprob_prior", (n,)),
-                        _check_prior(self.transmat_prior, "transmat_prior", (n, n)),
-                        _check_prior(self.emissionprob_prior, "emissionprob_prior", (n, m)))
+                  _check_prior(self.transmat_prior, "transmat_prior", (n, n)),
+                  _check_prior(self.emissionprob_prior, "emissionprob_prior", (n, m)))
         dt = self._dtype()
         self.monitor_._reset()
         for _ in range(n_iter):

@@ -35,15 +35,26 @@ class NotSeparableError(ValueError):
     """
 
 
+def _constraint_rows(X, ys):
+    """The rows a_i = y_i (x_i, 1) of the constraints a_i.(w, b) >= 1."""
+    return ys[:, None] * np.hstack([X, np.ones((X.shape[0], 1))])
+
+
+def _smo_answer(X, ys, alpha):
+    """w = sum alpha_i y_i x_i and b averaged over the support vectors: SMO's own (w, b)."""
+    sv = alpha > 0
+    w = X.T @ (ys * alpha)
+    return w, float(np.mean(ys[sv] - X[sv] @ w))
+
+
 def _feasible_point(X, ys):
     """(w, b) with y_i (w.x_i + b) >= 1 for all i, as one vector, from a feasibility LP (HiGHS);
     None when there is none (the classes are not linearly separable)."""
     from scipy.optimize import linprog  # noqa: PLC0415
 
     n, d = X.shape
-    A = -ys[:, None] * np.hstack([X, np.ones((n, 1))])
-    res = linprog(np.zeros(d + 1), A_ub=A, b_ub=-np.ones(n), bounds=[(None, None)] * (d + 1),
-                  method="highs")
+    res = linprog(np.zeros(d + 1), A_ub=-_constraint_rows(X, ys), b_ub=-np.ones(n),
+                  bounds=[(None, None)] * (d + 1), method="highs")
     if res.status == 2:
         return None
     return res.x if res.status == 0 else np.full(d + 1, np.nan)
@@ -268,10 +279,7 @@ def _polish(X, ys, alpha, grad, tol=1e-6):
                         4 * (int(np.count_nonzero(alpha)) + d + 1))
     if found is not None and _certified(X, ys, *found, tol):
         return found
-    w = X.T @ (ys * alpha)
-    sv = alpha > 0
-    b = float(np.mean(ys[sv] - X[sv] @ w))
-    return w, b, alpha
+    return (*_smo_answer(X, ys, alpha), alpha)
 
 
 def _solve_on_support(X, ys, alpha):
@@ -327,10 +335,9 @@ def _start(X, ys, alpha, z_lp):
     when it separates the classes and is the shorter (or there is no LP point z_lp); the
     feasibility LP's otherwise."""
     if (alpha > 0).any():
-        sv = alpha > 0
-        w = X.T @ (ys * alpha)
-        z = np.append(w, np.mean(ys[sv] - X[sv] @ w))
-        m = ys * (X @ w + z[-1])
+        w, b = _smo_answer(X, ys, alpha)
+        z = np.append(w, b)
+        m = ys * (X @ w + b)
         if m.min() > 0 and (z_lp is None
                             or np.linalg.norm(w) / m.min() < np.linalg.norm(z_lp[:-1])):
             return z / m.min()
@@ -350,7 +357,7 @@ def _active_set(X, ys, z, max_steps):
     None after ``max_steps`` steps.
     """
     n, d = X.shape
-    A = ys[:, None] * np.hstack([X, np.ones((n, 1))])
+    A = _constraint_rows(X, ys)
     z = z / (A @ z).min()  # on the boundary: the closest sample at margin exactly 1
     W = []
     in_w = np.zeros(n, dtype=bool)
