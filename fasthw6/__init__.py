@@ -6,6 +6,7 @@ Each system lives in its own subpackage (``fasthw6.conv``, ``fasthw6.hmm``, ``fa
 dispatch point (:mod:`fasthw6._backend`).
 """
 from ._backend import available_backends, get_backend, set_backend, single_threaded, use_backend
+from ._jit import cache_dir, jit_status
 from .conv import conv2d, conv_transpose2d, relu, subpixel_conv2d, zero_interpolate
 from .hmm import CategoricalHMM
 from .nn import (MLP, SGD, Adam, BatchNorm, Linear, ReLU, Sequential, Sigmoid, batchnorm_backward,
@@ -22,6 +23,8 @@ __all__ = [
     "set_backend",
     "use_backend",
     "single_threaded",
+    "cache_dir",
+    "jit_status",
     "conv2d",
     "conv_transpose2d",
     "relu",

@@ -9,8 +9,14 @@ with the same function names and signatures:
 
 ``get_kernel(system, name, backend)`` is the only place that chooses among them.  The choice is,
 in order of precedence: the ``backend=`` argument of a call, the innermost ``use_backend()``
-block, ``set_backend()``, the ``FASTHW6_BACKEND`` environment variable, then ``"auto"`` (numba if
-it imports, else cython if built, else numpy).
+block, ``set_backend()``, the ``FASTHW6_BACKEND`` environment variable, then ``"auto"``.
+
+``"auto"`` runs numba's kernel (else Cython's if numba is not installed, else NumPy's), with one
+refinement for the systems in ``STANDIN``, whose stand-in kernels give bit for bit the same
+results as numba's: while numba's compiled code for a call's argument types is neither in
+memory nor in the on-disk cache, the stand-in answers at once and numba's code is compiled in
+the background (:mod:`fasthw6._jit`).  So a fresh installation answers in milliseconds, not
+after a minute of compilation, and every answer is the same whichever kernel gave it.
 
 The same registry drives the equivalence tests and the benchmarks: ``comparisons(op)`` returns
 every available backend of a public function plus every installed anchor library registered
@@ -22,10 +28,14 @@ import contextlib
 import contextvars
 import functools
 import importlib
+import importlib.util
 import os
 from typing import Callable, Iterator
 
 BACKENDS = ("numba", "cython", "numpy")
+# system -> backend whose kernels are bit-identical to numba's and need no compiling
+# (tests/test_hmm_bitidentity.py and tests/test_seqio.py hold them to it)
+STANDIN = {"hmm": "cython", "seqio": "cython"}
 _MODULE = {"numba": "_numba", "cython": "_cython", "numpy": "reference"}
 _ENV = "FASTHW6_BACKEND"
 
@@ -39,12 +49,8 @@ _context_choice: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 def _backend_importable(backend: str) -> bool:
     if backend == "numpy":
         return True
-    if backend == "numba":
-        try:
-            import numba  # noqa: F401
-        except ImportError:
-            return False
-        return True
+    if backend == "numba":  # found, not imported: numba is imported by the first call that runs it
+        return importlib.util.find_spec("numba") is not None
     # cython: the extensions are built together, so one probe stands for all of them
     try:
         importlib.import_module("fasthw6.conv._cython")
@@ -82,25 +88,28 @@ def _check_name(name: str, what: str = "backend") -> str:
     return name
 
 
-def _auto() -> str:
-    return available_backends()[0]
-
-
 def resolve_backend(backend: str | None = None) -> str:
-    """The concrete backend a call would use, given its ``backend=`` argument."""
+    """The backend a call with this ``backend=`` argument uses: ``"auto"``, ``"numba"``,
+    ``"cython"`` or ``"numpy"`` (after the precedence rules of the module docstring)."""
     for choice in (backend, _context_choice.get(), _global_choice):
         if choice is not None:
-            choice = _check_name(choice)
-            return _auto() if choice == "auto" else choice
+            return _check_name(choice)
     env = os.environ.get(_ENV)
     if env:
-        choice = _check_name(env, f"{_ENV} environment variable")
-        return _auto() if choice == "auto" else choice
-    return _auto()
+        return _check_name(env, f"{_ENV} environment variable")
+    return "auto"
 
 
 def get_backend() -> str:
-    """The backend calls without ``backend=`` use now (``"auto"`` already resolved)."""
+    """The backend calls without ``backend=`` use now: ``"auto"`` (see the module docstring;
+    :func:`fasthw6.jit_status` tells which kernel ``auto`` ran), ``"numba"``, ``"cython"`` or
+    ``"numpy"``.
+
+    Examples
+    --------
+    >>> get_backend() in ("auto", "numba", "cython", "numpy")
+    True
+    """
     return resolve_backend(None)
 
 
@@ -185,15 +194,80 @@ def _module(system: str, backend: str):
         ) from exc
 
 
+def _auto_backend(system: str) -> str:
+    """The backend ``auto`` falls back to in ``system`` when the other is missing: numba, else
+    Cython, else NumPy."""
+    for b in BACKENDS:
+        if _has_module(system, b):
+            return b
+    return "numpy"
+
+
+@functools.lru_cache(maxsize=None)
+def _has_module(system: str, backend: str) -> bool:
+    if not _backend_importable(backend):
+        return False
+    try:
+        _module(system, backend)
+    except ValueError:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=None)
+def _auto_kernel(system: str, name: str) -> Callable:
+    """``auto``'s kernel ``name`` of ``system``: small calls on Cython, large ones on numba, with
+    the ``STANDIN`` rule for the latter (``fasthw6._jit.AutoKernel``).  numba is imported only
+    when a large call comes."""
+    if not _backend_importable("cython") or not _has_module(system, "cython"):
+        return getattr(_module(system, _auto_backend(system)), name)
+    small = getattr(_module(system, "cython"), name)
+    if not _backend_importable("numba"):
+        return small
+    from ._jit import AutoKernel
+
+    standin = STANDIN.get(system)
+    fast = _LazyKernel(system, name)
+    return AutoKernel(f"{system}.{name}", fast, small,
+                      getattr(_module(system, standin), name) if standin else None,
+                      names=("numba", "cython", standin))
+
+
+class _LazyKernel:
+    """numba's kernel, its module imported at the first call."""
+
+    def __init__(self, system, name):
+        self.system, self.name, self._fn = system, name, None
+
+    def __call__(self, *args):
+        if self._fn is None:
+            self._fn = getattr(_module(self.system, "numba"), self.name)
+        return self._fn(*args)
+
+    @property
+    def dispatcher(self):
+        if self._fn is None:
+            self._fn = getattr(_module(self.system, "numba"), self.name)
+        return self._fn
+
+
 def get_kernel(system: str, name: str, backend: str | None = None) -> Callable:
     """Return kernel ``name`` of ``fasthw6.<system>`` for the resolved backend."""
-    return getattr(_module(system, resolve_backend(backend)), name)
+    b = resolve_backend(backend)
+    if b == "auto":
+        return _auto_kernel(system, name)
+    return getattr(_module(system, b), name)
 
 
 def kernel_threads(system: str, backend: str | None = None) -> int:
     """Threads the parallel kernels of ``fasthw6.<system>`` run on under ``backend`` now (1 for
-    a backend module without an ``n_threads`` function: it does not run in parallel)."""
-    fn = getattr(_module(system, resolve_backend(backend)), "n_threads", None)
+    a backend module without an ``n_threads`` function: it does not run in parallel).  Under
+    ``auto`` that of the backend ``auto`` runs, so the work is cut into the same chunks
+    whether numba or Cython takes the call (numba is not imported for it)."""
+    b = resolve_backend(backend)
+    if b == "auto":
+        b = "cython" if _has_module(system, "cython") else _auto_backend(system)
+    fn = getattr(_module(system, b), "n_threads", None)
     return max(1, int(fn())) if fn is not None else 1
 
 

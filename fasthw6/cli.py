@@ -6,6 +6,7 @@
     fasthw6 fit    -n N_STATES SEQS -o MODEL.json   Baum-Welch training
     fasthw6 sample -m MODEL.json -n N -l LENGTH     random sequences, one per line
     fasthw6 bench  [--quick] [--plot PATH]          benchmark suites and the README's table
+    fasthw6 compile [SYSTEM ...]                    build numba's kernels into the cache now
 
 SEQS is a text file with one sequence per line (whitespace-separated integers in [0, M) or the
 model's symbols), ``-`` for standard input, or an ``.npz`` file with arrays ``X`` and ``lengths``.
@@ -310,6 +311,39 @@ def cmd_demo(args) -> int:
     return 0 if ok else 1
 
 
+# --------------------------------------------------------------------------- compile
+def cmd_compile(args) -> int:
+    from . import _jit
+
+    systems = args.systems or list(_jit.SYSTEMS)
+    unknown = sorted(set(systems) - set(_jit.SYSTEMS))
+    if unknown:
+        raise CLIError(f"unknown system {unknown[0]!r}; expected some of {', '.join(_jit.SYSTEMS)}")
+    floats, symbols = args.floats.split(","), args.symbols.split(",")
+    for name, vals, allowed in (("--floats", floats, _jit.FLOATS),
+                                ("--symbols", symbols, ("int64", "int32", "uint16", "uint8"))):
+        bad = [v for v in vals if v not in allowed]
+        if bad:
+            raise CLIError(f"{name}: unknown dtype {bad[0]!r}; expected some of {', '.join(allowed)}")
+    tasks = _jit._tasks(systems, floats, symbols)
+    print(f"fasthw6 compile: {len(tasks)} kernel sets into {_jit.cache_dir()}", file=sys.stderr,
+          flush=True)
+    t0 = time.perf_counter()
+    bar = _bar(args, total=len(tasks), desc="compile", unit="set")
+
+    def done(label, seconds):
+        bar.update(1)
+        if args.verbose or not _progress_enabled(args):
+            print(f"  {label}: {seconds:.1f} s", file=sys.stderr, flush=True)
+
+    try:
+        _jit.compile_all(systems, floats, symbols, jobs=args.jobs, progress=done)
+    finally:
+        bar.close()
+    print(f"fasthw6 compile: done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    return 0
+
+
 # --------------------------------------------------------------------------- bench
 def find_bench_dir(explicit: str | None) -> str:
     """The repository's bench/ folder: --bench-dir, $FASTHW6_BENCH_DIR, the source tree, ./bench."""
@@ -542,6 +576,19 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("demo", parents=[common], help="the document's five questions, end to end")
     e.add_argument("questions", nargs="*", metavar="Q", help="only these questions (1-5 or Q1-Q5)")
     e.set_defaults(func=cmd_demo)
+
+    c = sub.add_parser("compile", parents=[common], help="build numba's kernels into the cache now",
+                       description="Compile numba's kernels ahead of time into the cache "
+                                   "($NUMBA_CACHE_DIR, $FASTHW6_CACHE_DIR or ~/.cache/fasthw6), for "
+                                   "container images, Dask workers and CI. Until a kernel is "
+                                   "compiled, the default backend answers with the Cython build.")
+    c.add_argument("systems", nargs="*", metavar="SYSTEM",
+                   help="hmm, seqio, conv, nn, vae, svm (default: all)")
+    c.add_argument("--floats", default="float64,float32", help="float dtypes (default float64,float32)")
+    c.add_argument("--symbols", default="int64,uint8",
+                   help="HMM symbol dtypes (default int64,uint8; also int32, uint16)")
+    c.add_argument("-j", "--jobs", type=_positive, help="parallel processes (default: all CPUs)")
+    c.set_defaults(func=cmd_compile)
 
     b = sub.add_parser("bench", parents=[common], help="run the benchmarks, print the table, plot",
                        description="Run bench/bench_*.py (pytest-benchmark), print bench/report.py's "

@@ -12,8 +12,12 @@ import pathlib
 import numpy as np
 import pytest
 
-import fasthw6
-from fasthw6._backend import BACKENDS
+# The suite compiles what it tests in the foreground; no background compiler processes (which the
+# CLI tests' subprocesses inherit this from).  tests/test_jit.py turns it on where it is tested.
+os.environ.setdefault("FASTHW6_BACKGROUND_COMPILE", "0")
+
+import fasthw6  # noqa: E402
+from fasthw6._backend import BACKENDS  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

@@ -31,7 +31,7 @@ def test_numba_tokenizer_matches_reference(parts, n_symbols):
     assert _run(_numba.tokenize, data, n_symbols) == _run(reference.tokenize, data, n_symbols)
 
 
-@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("backend", ["numba", "cython", "numpy"])
 def test_blank_lines_crlf_tabs_and_no_final_newline(backend):
     X, L = read_sequences(io.BytesIO(b"\n 0 1\t2 \r\n\n\n3\r\n4 4"), n_symbols=5, backend=backend)
     assert X.tolist() == [0, 1, 2, 3, 4, 4] and L.tolist() == [3, 1, 2]
@@ -89,7 +89,7 @@ def test_npz_chunks_are_whole_sequences(tmp_path):
     assert np.concatenate([c.X for c in chunks]).tolist() == X.tolist()
 
 
-@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("backend", ["numba", "cython", "numpy"])
 @pytest.mark.parametrize("data, line, token", [
     (b"0 1\n1 5\n", 2, "'5'"),
     (b"0 1\n\n\n1 x 0\n", 4, "'x'"),
@@ -140,7 +140,7 @@ def test_format_round_trip():
 
 
 # --------------------------------------------------------------------------- review 9
-@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("backend", ["numba", "cython", "numpy"])
 def test_symbols_beyond_int32_are_refused_not_wrapped(backend, tmp_path):
     # X is int32: 2**33 used to be stored as 0 when the caller's n_symbols allowed it
     with pytest.raises(ValueError, match=r"n_symbols must lie in \[1, 2\*\*31\] .*got 1099511627776"):
@@ -204,3 +204,27 @@ def test_huge_chunk_bytes_on_a_small_file(tmp_path):
     p.write_text("0 1\n2\n")
     chunks = list(iter_chunks(str(p), chunk_bytes=1 << 40))  # used to pre-allocate 1 TiB
     assert [c.lengths.tolist() for c in chunks] == [[2, 1]]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cython_tokenizer_is_numbas_bit_for_bit(seed):
+    """``auto`` runs the Cython tokeniser until numba's is compiled (fasthw6._backend.STANDIN):
+    every output, error position and error kind must be the same, on valid and broken input."""
+    pytest.importorskip("fasthw6.seqio._cython")
+    from fasthw6.seqio import _cython, _numba
+
+    rng = np.random.default_rng(seed)
+    alphabet = np.frombuffer(b"0123456789   \t\n\n\r" + (b"x" if seed % 2 else b""), np.uint8)
+    buf = rng.choice(alphabet, 4000)
+    n_symbols = [1, 10, 1000, 2**31][seed % 4]
+    outs = []
+    for mod in (_numba, _cython):
+        X = np.full(buf.size // 2 + 1, -1, np.int32)
+        lengths = np.full(buf.size + 1, -1, np.int64)
+        lines = np.full(buf.size + 1, -1, np.int64)
+        res = mod.tokenize(buf, n_symbols, X, lengths, lines)
+        outs.append((tuple(int(v) for v in res), X, lengths, lines))
+    (r1, *a1), (r2, *a2) = outs
+    assert r1 == r2
+    for u, v in zip(a1, a2):
+        assert np.array_equal(u, v)

@@ -20,6 +20,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .._jit import install_cache_locator
+
+install_cache_locator()  # before the first @njit: kernels are cached under fasthw6._jit.cache_dir()
+
 
 # Row slices rather than computed indices: numba then knows no index is negative, drops the
 # wraparound selects and vectorises the inner loops (2.8x on the 512x512 benchmark).

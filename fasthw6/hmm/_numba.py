@@ -39,6 +39,10 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from .._jit import install_cache_locator
+
+install_cache_locator()  # before the first @njit: kernels are cached under fasthw6._jit.cache_dir()
+
 _TWO_M512 = 2.0 ** -512
 _TWO_P512 = 2.0 ** 512
 _SMALL = 2.0 ** -400

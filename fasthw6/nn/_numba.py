@@ -57,6 +57,10 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .._jit import install_cache_locator
+
+install_cache_locator()  # before the first @njit: kernels are cached under fasthw6._jit.cache_dir()
+
 FASTMATH = {"reassoc"}
 
 # Bytes per streamed vector: a whole cache line per store.  Measured on this machine (Sapphire

@@ -15,11 +15,11 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from scipy.special import expit
 
 from .._backend import resolve_backend
 from .._validate import as_float_array, as_int, check_dtype_arg
 from .api import batchnorm_backward, batchnorm_forward
+from .losses import expit
 
 __all__ = ["Layer", "Linear", "BatchNorm", "ReLU", "Sigmoid", "Sequential", "MLP"]
 

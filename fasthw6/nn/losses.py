@@ -9,9 +9,16 @@ features and averaged over samples, as in the VAE objective) and ``"none"``.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit
 
 from .._validate import as_float_array
+
+
+def expit(x):
+    """scipy.special.expit (1 / (1 + exp(-x)) without overflow), imported at the first call:
+    scipy.special takes longer to import than the rest of fasthw6."""
+    from scipy.special import expit as f
+
+    return f(x)
 
 __all__ = ["softmax_cross_entropy", "mse_loss", "binary_cross_entropy",
            "binary_cross_entropy_with_logits"]

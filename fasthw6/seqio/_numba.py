@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from numba import njit
 
+from .._jit import install_cache_locator
+
+install_cache_locator()  # before the first @njit: kernels are cached under fasthw6._jit.cache_dir()
+
 
 @njit(nogil=True, cache=True)
 def tokenize(buf, n_symbols, X, lengths, lines):

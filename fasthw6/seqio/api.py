@@ -26,7 +26,7 @@ from typing import BinaryIO, Callable, Iterator, Sequence
 
 import numpy as np
 
-from .._backend import resolve_backend
+from .._backend import get_kernel
 from ..hmm.api import check_lengths, check_symbols
 
 DEFAULT_CHUNK_BYTES = 16 << 20
@@ -69,16 +69,7 @@ class Chunk:
 
 
 def _tokenizer(backend):
-    b = resolve_backend(backend)
-    if b == "numpy":
-        from . import reference
-
-        return reference.tokenize
-    try:
-        from . import _numba
-    except ImportError:  # numba missing: the reference still reads every input, slowly
-        from . import reference as _numba
-    return _numba.tokenize
+    return get_kernel("seqio", "tokenize", backend)
 
 
 def _source_name(source) -> str:

@@ -21,6 +21,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .._jit import install_cache_locator
+
+install_cache_locator()  # before the first @njit: kernels are cached under fasthw6._jit.cache_dir()
+
 TAU = 1e-12
 BATCH = 16  # samples added to the working set per round
 JUMP = 100  # SMO steps between active-set jumps

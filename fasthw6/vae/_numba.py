@@ -16,6 +16,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .._jit import install_cache_locator
+
+install_cache_locator()  # before the first @njit: kernels are cached under fasthw6._jit.cache_dir()
+
 LOG2E = 1.4426950408889634
 LN2_HI = 0.6931471803691238
 LN2_LO = 1.9082149292705877e-10

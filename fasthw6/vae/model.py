@@ -13,11 +13,10 @@ dimensions.  The reconstruction term is computed from the logits
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit
 
 from .._validate import as_float_array, as_int, check_dtype_arg
 from ..nn.layers import MLP, _real
-from ..nn.losses import binary_cross_entropy_with_logits
+from ..nn.losses import binary_cross_entropy_with_logits, expit
 from ..nn.optim import Adam
 from .api import latent_backward, latent_forward
 

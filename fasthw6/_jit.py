@@ -1,0 +1,407 @@
+"""Compiled code: where numba keeps it, when a kernel is ready, and compiling it ahead of time.
+
+numba compiles a kernel the first time it meets a new signature (argument types), which for the
+HMM kernels takes tens of seconds.  Three things keep that off the user's clock:
+
+- **The cache.**  Every ``@njit(cache=True)`` kernel of fasthw6 is stored on disk under
+  :func:`cache_dir` -- ``$NUMBA_CACHE_DIR`` if set (numba's own variable wins), else
+  ``$FASTHW6_CACHE_DIR``, else ``$XDG_CACHE_HOME/fasthw6`` (``~/.cache/fasthw6``) -- never inside
+  the installed package, so a read-only site-packages or container image works and an uninstall
+  leaves nothing behind in it.  Entries are keyed by the source's hash, the argument types and
+  the CPU (model and features): a cache built on another machine is ignored, not misused.
+- **The stand-in.**  For systems whose ``cython`` (or ``numpy``) kernels give results bit for bit
+  equal to numba's (``STANDIN``; ``tests/test_hmm_bitidentity.py`` holds them to it), the
+  ``auto`` backend runs numba's kernel when its compiled code for the call's argument types is
+  in memory or in the cache, and the stand-in otherwise.  The answer is the same either way, so
+  results do not depend on what happens to be compiled; only the time does.
+- **Background compilation.**  When ``auto`` takes the stand-in, it asks a separate low-priority
+  process to compile numba's kernel for those argument types into the cache (one at a time,
+  serialised across processes by a lock file in the cache).  Later calls -- in this process once
+  the cache has it, and in every later process -- run numba.  ``FASTHW6_BACKGROUND_COMPILE=0``
+  turns this off; ``fasthw6 compile`` (:func:`compile_all`) builds the cache ahead of time, for
+  container images and Dask workers.
+
+``jit_status()`` tells, per kernel, which argument types are ready and which backend ``auto``
+last ran.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+_PKG_DIR = os.path.dirname(os.path.abspath(__file__))
+_ENV_DIR = "FASTHW6_CACHE_DIR"
+_ENV_BG = "FASTHW6_BACKGROUND_COMPILE"
+RECHECK_S = 1.0  # how often a call on the stand-in looks for the background compiler's result
+
+
+def cache_dir() -> str:
+    """The folder numba's compiled fasthw6 kernels are stored in (see the module docstring).
+
+    Examples
+    --------
+    >>> isinstance(cache_dir(), str)
+    True
+    """
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return os.path.abspath(os.environ["NUMBA_CACHE_DIR"])
+    if os.environ.get(_ENV_DIR):
+        return os.path.abspath(os.environ[_ENV_DIR])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "fasthw6")
+
+
+def install_cache_locator() -> None:
+    """Make numba store fasthw6's kernels under :func:`cache_dir` (called by every ``_numba``
+    module before its first ``@njit``).  Functions outside this package are not affected: the
+    locator declines them and numba's own locators follow.  If numba's internals have moved, its
+    default (``__pycache__`` beside the source) stays in force."""
+    try:
+        from numba.core import caching
+    except ImportError:
+        return
+    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)
+    mixin = getattr(caching, "_SourceFileBackedLocatorMixin", None)
+    base = getattr(caching, "_CacheLocator", None)
+    if impl is None or mixin is None or base is None:
+        return
+    if any(getattr(c, "_fasthw6", False) for c in impl._locator_classes):
+        return
+
+    class FastHW6CacheLocator(mixin, base):
+        _fasthw6 = True
+
+        def __init__(self, py_func, py_file):
+            self._py_file = py_file
+            self._lineno = py_func.__code__.co_firstlineno
+            self._cache_path = os.path.join(cache_dir(), self.get_suitable_cache_subpath(py_file))
+
+        def get_cache_path(self):
+            return self._cache_path
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            if os.path.commonpath([_PKG_DIR, os.path.abspath(py_file)]) != _PKG_DIR:
+                return None
+            if os.environ.get("NUMBA_CACHE_DIR"):
+                return None  # numba's UserProvidedCacheLocator (first in the list) takes it
+            return super().from_function(py_func, py_file)
+
+    # after numba's UserProvidedCacheLocator (NUMBA_CACHE_DIR), before its in-tree __pycache__
+    impl._locator_classes = [impl._locator_classes[0], FastHW6CacheLocator,
+                             *impl._locator_classes[1:]]
+
+
+# --------------------------------------------------------------------------- the stand-in
+def _typekey(a):
+    """A cheap stand-in for numba.typeof(a): equal keys give equal numba types."""
+    fl = getattr(a, "flags", None)
+    if fl is not None and hasattr(a, "dtype"):
+        return (a.dtype.str, a.ndim, fl.c_contiguous, fl.f_contiguous, fl.writeable, fl.aligned)
+    return type(a)
+
+
+def _load_cached(disp, sig) -> bool:
+    """Whether ``disp`` has compiled code for ``sig`` now: in memory, or loaded from the cache
+    (as numba's ``Dispatcher.compile`` does before compiling).  Never compiles."""
+    try:
+        from numba.core.compiler_lock import global_compiler_lock
+
+        with global_compiler_lock:
+            if tuple(sig) in disp.overloads:
+                return True
+            cres = disp._cache.load_overload(sig, disp.targetctx)
+            if cres is None:
+                return False
+            if not cres.objectmode:
+                disp.targetctx.insert_user_function(cres.entry_point, cres.fndesc, [cres.library])
+            disp.add_overload(cres)
+            return True
+    except Exception:  # numba internals moved: treat as not ready (the stand-in answers)
+        return False
+
+
+_status: dict[str, dict] = {}
+_lock = threading.Lock()
+SMALL_CALL_BYTES = 1 << 18  # array bytes below which ``auto`` runs the Cython kernel
+
+
+def _nbytes(args) -> int:
+    return sum(getattr(a, "nbytes", 0) for a in args)
+
+
+class AutoKernel:
+    """The ``auto`` backend for one kernel (see :mod:`fasthw6._backend`).
+
+    - A call whose array arguments hold fewer than ``SMALL_CALL_BYTES`` runs ``small`` (the
+      Cython kernel, built at install time): its work is too small to pay for numba's first
+      call in a process, which imports numba and loads or compiles the kernel (a second or
+      more).  The rule depends on the input alone, so it is reproducible.
+    - A larger call runs ``fast`` (numba).  If ``standin`` is given -- a kernel bit-identical to
+      numba's -- and numba's code for the call's argument types is neither in memory nor in the
+      cache, ``standin`` answers and a background process compiles numba's code.
+    """
+
+    def __init__(self, label, fast, small=None, standin=None, names=("numba", "cython", "cython")):
+        self.label = label
+        self.fast = fast
+        self.small = small
+        self.standin = standin
+        self.names = names  # of fast, small, standin
+        self._ready: dict[tuple, object] = {}  # key -> True, or when numba was last looked for
+        self._info = _status.setdefault(label, dict(ready=[], last=None, requested=[]))
+
+    def __call__(self, *args):
+        if self.small is not None and _nbytes(args) < SMALL_CALL_BYTES:
+            self._info["last"] = self.names[1]
+            return self.small(*args)
+        if self.standin is not None:
+            key = tuple(map(_typekey, args))
+            st = self._ready.get(key)
+            if st is not True and (st is None or time.monotonic() - st >= RECHECK_S):
+                st = self._probe(key, args)
+            if st is not True:
+                self._info["last"] = self.names[2]
+                return self.standin(*args)
+        self._info["last"] = self.names[0]
+        return self.fast(*args)
+
+    def _probe(self, key, args):
+        import numba
+
+        disp = getattr(self.fast, "dispatcher", self.fast)
+        sig = tuple(numba.typeof(a) for a in args)
+        if _load_cached(disp, sig):
+            self._ready[key] = True
+            self._info["ready"].append(str(sig))
+            return True
+        first = key not in self._ready
+        self._ready[key] = time.monotonic()
+        if first:
+            _request(disp, sig, self.label)
+        return self._ready[key]
+
+
+# --------------------------------------------------------------------------- background compiler
+_children: list[subprocess.Popen] = []
+
+
+def background_enabled() -> bool:
+    """Whether ``auto`` may start background compilations (``FASTHW6_BACKGROUND_COMPILE``)."""
+    return os.environ.get(_ENV_BG, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _request(disp, sig, label) -> None:
+    """Start a low-priority process compiling ``disp`` for ``sig`` into the cache.  It runs in
+    its own session, so it finishes and stores its work even if this process exits first;
+    concurrent ones queue on a lock file (``_compile_jobs``)."""
+    if not background_enabled():
+        return
+    with _lock:
+        _status[label]["requested"].append(str(sig))
+        fd, path = tempfile.mkstemp(prefix="fasthw6-jit-", suffix=".pkl")
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump([(disp.py_func.__module__, disp.py_func.__name__, sig)], f)
+        try:
+            os.makedirs(cache_dir(), exist_ok=True)
+            with open(os.path.join(cache_dir(), "background-compile.log"), "ab") as log:
+                _children.append(subprocess.Popen(
+                    [sys.executable, "-m", "fasthw6._jit", path], stdin=subprocess.DEVNULL,
+                    stdout=log, stderr=log, start_new_session=True))
+        except OSError:  # no cache folder or no process to spare: stay on the stand-in
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
+def wait_background(timeout: float | None = None) -> bool:
+    """Wait until the background compilations this process started have finished; True if
+    they have (for scripts and tests that want numba's code in the cache before going on)."""
+    t_end = None if timeout is None else time.monotonic() + timeout
+    for p in list(_children):
+        try:
+            p.wait(None if t_end is None else max(0.0, t_end - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            return False
+    return True
+
+
+def _compile_jobs(path: str) -> None:
+    """Body of the background process: compile each (module, function, signature) into the
+    cache, one machine-wide at a time (a second process finds the first one's result there)."""
+    with contextlib.suppress(OSError):
+        os.nice(19)
+    try:
+        with open(path, "rb") as f:
+            jobs = pickle.load(f)
+    finally:
+        os.unlink(path)
+    import fcntl
+    import importlib
+
+    os.makedirs(cache_dir(), exist_ok=True)
+    with open(os.path.join(cache_dir(), "compile.lock"), "w") as lockf:
+        fcntl.flock(lockf, fcntl.LOCK_EX)
+        for mod, name, sig in jobs:
+            t0 = time.perf_counter()
+            getattr(importlib.import_module(mod), name).compile(sig)
+            print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} compiled {mod}.{name}{sig} in "
+                  f"{time.perf_counter() - t0:.1f} s", flush=True)
+
+
+def jit_status() -> dict[str, dict]:
+    """Per kernel run through the ``auto`` stand-in so far: the argument types numba's code is
+    ready for, those sent to the background compiler, and the backend of the last call.
+
+    Examples
+    --------
+    >>> isinstance(jit_status(), dict)
+    True
+    """
+    return {k: dict(v, ready=list(v["ready"]), requested=list(v["requested"]))
+            for k, v in _status.items()}
+
+
+if __name__ == "__main__":
+    _compile_jobs(sys.argv[1])
+
+
+# --------------------------------------------------------------------------- ahead of time
+SYSTEMS = ("hmm", "seqio", "conv", "nn", "vae", "svm")
+FLOATS = ("float64", "float32")
+SYMBOLS = ("int64", "uint8")  # numpy's default integer, and the compact one large corpora use
+
+
+def _warm_hmm(floating, symbols):
+    import numpy as np
+
+    from .hmm import api
+
+    sp = np.array([0.6, 0.4])
+    tm = np.array([[0.7, 0.3], [0.4, 0.6]])
+    em = np.array([[0.5, 0.4, 0.1], [0.1, 0.3, 0.6]])
+    X = (np.arange(1 << 16) % 3).astype(symbols)  # large enough for the range kernel
+    L = [1 << 15, 1 << 15]
+    kw = dict(dtype=np.dtype(floating), backend="numba")
+    api.score_sequences(X, L, sp, tm, em, **kw)
+    api.posteriors(X[:9], [4, 5], sp, tm, em, **kw)
+    api.em_statistics(X[:9], [4, 5], sp, tm, em, **kw)
+    if floating == "float64":
+        api.viterbi(X[:9], [4, 5], sp, tm, em, backend="numba")
+        m = api.CategoricalHMM(2, random_state=0)
+        m.backend = "numba"
+        m.startprob_, m.transmat_, m.emissionprob_ = sp, tm, em
+        m.sample(5, random_state=0)
+
+
+def _warm_seqio(floating, symbols):
+    from .seqio import read_sequences
+
+    import io
+
+    read_sequences(io.BytesIO(b"0 1 2\n2 1\n"), n_symbols=3, backend="numba")
+
+
+def _warm_conv(floating, symbols):
+    import numpy as np
+
+    from . import conv
+
+    x = np.ones((1, 8, 4, 4), floating)
+    conv.conv2d(x, np.ones((2, 8, 3, 3), floating), backend="numba", activation="relu")
+    conv.conv_transpose2d(x, np.ones((8, 2, 3, 3), floating), stride=2, backend="numba")
+    conv.conv_transpose2d(x, np.ones((8, 8, 3, 3), floating), stride=2, backend="numba")  # GEMM
+
+
+def _warm_nn(floating, symbols):
+    import numpy as np
+
+    from .nn import api
+
+    for shape in ((8, 4), (4, 3, 2, 2)):
+        x = np.arange(np.prod(shape), dtype=floating).reshape(shape) % 5
+        api.batchnorm_forward_backward(x, None, None, np.ones_like(x), backend="numba")
+        api.batchnorm_forward(x, training=False, running_mean=np.zeros(shape[1], floating),
+                              running_var=np.ones(shape[1], floating), backend="numba")
+
+
+def _warm_vae(floating, symbols):
+    import numpy as np
+
+    from .vae import api
+
+    m = np.ones((4, 3), floating)
+    api.latent_forward(m, m, m, backend="numba")
+    api.latent_backward(m, 1.0, m, m, m, backend="numba")
+
+
+def _warm_svm(floating, symbols):
+    import numpy as np
+
+    from .svm import HardMarginSVC
+
+    if floating == "float64":
+        HardMarginSVC(backend="numba").fit(np.array([[1.0, 2.0], [2.0, 3.0], [-1.0, -1.0]]), [1, 1, 0])
+
+
+def _tasks(systems, floats, symbols):
+    """(label, system, float dtype, symbol dtype) of each compile task."""
+    out = []
+    for s in systems:
+        if s == "seqio":  # bytes in, int32 out: one signature
+            out.append(("seqio", s, None, None))
+        elif s == "svm":  # float64 only
+            out += [("svm float64", s, "float64", None)] if "float64" in floats else []
+        elif s == "hmm":
+            out += [(f"hmm {f} {x} symbols", s, f, x) for f in floats for x in symbols]
+        else:
+            out += [(f"{s} {f}", s, f, None) for f in floats]
+    return out
+
+
+def _run_task(system, floating, symbols):
+    install_cache_locator()
+    t0 = time.perf_counter()
+    globals()[f"_warm_{system}"](floating, symbols)
+    return time.perf_counter() - t0
+
+
+def compile_all(systems=SYSTEMS, floats=FLOATS, symbols=SYMBOLS, jobs=None, progress=None):
+    """Compile numba's kernels into the cache ahead of time (``fasthw6 compile``): for container
+    images, Dask workers and CI, so that no later process compiles.
+
+    Parameters
+    ----------
+    systems : iterable of str
+        Among ``SYSTEMS``.
+    floats, symbols : iterable of str
+        Float dtypes (all systems) and HMM symbol dtypes to compile for.
+    jobs : int, optional
+        Processes compiling in parallel (default: the CPUs available).
+    progress : callable, optional
+        Called as ``progress(label, seconds)`` after each task.
+
+    Returns
+    -------
+    dict
+        label -> seconds it took (a few hundredths when the cache had it already).
+    """
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    import multiprocessing
+
+    tasks = _tasks(systems, floats, symbols)
+    jobs = max(1, min(len(tasks) or 1, jobs or len(os.sched_getaffinity(0))))
+    done = {}
+    # processes started fresh (not forked from a process that may hold numba's threads or locks)
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futs = {pool.submit(_run_task, s, f, x): label for label, s, f, x in tasks}
+        for fut in as_completed(futs):
+            done[futs[fut]] = fut.result()
+            if progress is not None:
+                progress(futs[fut], done[futs[fut]])
+    return done

@@ -1,0 +1,167 @@
+"""The ``auto`` backend's compile-free path: small calls on Cython without importing numba, the
+stand-in while numba's code is not compiled, background compilation into the cache, where the
+cache lives, and ``fasthw6 compile``.  Each case runs in a fresh interpreter with its own empty
+cache folder, as a new user's process would."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import fasthw6
+from fasthw6 import _backend, _jit
+
+pytestmark = pytest.mark.skipif(
+    not {"numba", "cython"} <= set(fasthw6.available_backends()),
+    reason="the auto policy chooses between numba and cython")
+
+
+def run_py(code, cache, background=False, timeout=300):
+    """Run ``code`` (dedented; SEQS may be prepended) in a fresh interpreter; its last stdout
+    line, as JSON."""
+    code = "\n".join(textwrap.dedent(part) for part in code.split("\n#--\n"))
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "FASTHW6_BACKEND")}
+    env.update(FASTHW6_CACHE_DIR=str(cache), FASTHW6_BACKGROUND_COMPILE="1" if background else "0")
+    out = subprocess.run([sys.executable, "-c", code], env=env, timeout=timeout,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+SEQS = """
+import io, json, sys, time
+import numpy as np
+import fasthw6
+from fasthw6 import _jit
+from fasthw6.seqio import read_sequences
+
+big = b"".join(b"%d %d %d\\n" % (i % 7, (i * 3) % 7, (i * 5) % 7) for i in range(60000))
+#--
+"""
+
+
+def test_small_call_runs_cython_without_importing_numba(tmp_path):
+    res = run_py("""
+        import json, sys
+        import numpy as np, fasthw6
+        m = fasthw6.CategoricalHMM(3, n_iter=2, random_state=0)
+        X = np.arange(40) % 4
+        m.fit(X, [15, 25])
+        ll = m.score_sequences(X, [15, 25])
+        lp, _ = m.decode(X, [15, 25])
+        st = fasthw6.jit_status()
+        print(json.dumps(dict(numba="numba" in sys.modules, backend=fasthw6.get_backend(),
+                              last={k: v["last"] for k, v in st.items()}, ll=ll.tolist())))
+    """, tmp_path)
+    assert res["numba"] is False and res["backend"] == "auto"
+    assert res["last"] == {"hmm.estep": "cython", "hmm.forward_loglik": "cython",
+                           "hmm.viterbi": "cython"}
+    assert np.isfinite(res["ll"]).all()
+    assert not any(tmp_path.iterdir())  # nothing compiled, nothing cached
+
+
+def test_large_call_uses_standin_then_background_compiled_numba(tmp_path):
+    """A large call before numba's tokeniser is compiled runs the Cython stand-in and starts a
+    compiler process; once it is done the same call runs numba, with the same result, in this
+    process and from the cache in the next."""
+    first = run_py(SEQS + """
+        r1 = read_sequences(io.BytesIO(big), n_symbols=7)
+        last1 = fasthw6.jit_status()["seqio.tokenize"]["last"]
+        assert _jit.wait_background(240)
+        time.sleep(_jit.RECHECK_S)
+        r2 = read_sequences(io.BytesIO(big), n_symbols=7)
+        st = fasthw6.jit_status()["seqio.tokenize"]
+        same = all(np.array_equal(a, b) for a, b in zip(r1, r2))
+        print(json.dumps(dict(last1=last1, last2=st["last"], requested=len(st["requested"]),
+                              same=same, n=int(r1[0].size))))
+    """, tmp_path, background=True)
+    assert first == dict(last1="cython", last2="numba", requested=1, same=True, n=180000)
+    log = (tmp_path / "background-compile.log").read_text()
+    assert "compiled fasthw6.seqio._numba.tokenize" in log
+    second = run_py(SEQS + """
+        read_sequences(io.BytesIO(big), n_symbols=7)
+        st = fasthw6.jit_status()["seqio.tokenize"]
+        print(json.dumps(dict(last=st["last"], requested=len(st["requested"]))))
+    """, tmp_path, background=True)
+    assert second == dict(last="numba", requested=0)
+
+
+def test_large_call_without_background_stays_on_standin(tmp_path):
+    res = run_py(SEQS + """
+        read_sequences(io.BytesIO(big), n_symbols=7)
+        st = fasthw6.jit_status()["seqio.tokenize"]
+        print(json.dumps(dict(last=st["last"], requested=len(st["requested"]),
+                              numba="numba" in sys.modules)))
+    """, tmp_path, background=False)
+    # numba is imported to look for the compiled kernel in the cache, but nothing is compiled
+    assert res == dict(last="cython", requested=0, numba=True)
+    assert not list(tmp_path.rglob("*.nbc"))
+
+
+def test_kernels_are_cached_under_cache_dir_not_in_the_package(tmp_path):
+    res = run_py("""
+        import json, os
+        import numpy as np
+        from fasthw6 import _jit
+        from fasthw6.seqio import _numba
+        _numba.tokenize(np.frombuffer(b"1 2\\n", np.uint8), 3, np.empty(4, np.int32),
+                        np.empty(2, np.int64), np.empty(2, np.int64))
+        print(json.dumps(dict(path=_numba.tokenize._cache.cache_path, dir=_jit.cache_dir())))
+    """, tmp_path)
+    assert res["dir"] == str(tmp_path)
+    assert pathlib.Path(res["path"]).parent == tmp_path
+    assert list(tmp_path.rglob("*.tokenize-*.nbc"))
+
+
+def test_locator_leaves_other_numba_functions_alone(tmp_path):
+    """A user's own cached njit function, outside fasthw6, is stored where numba stores it."""
+    mod = tmp_path / "usermod.py"
+    mod.write_text("from numba import njit\n@njit(cache=True)\ndef f(x):\n    return x + 1\n")
+    res = run_py(f"""
+        import json, sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        import fasthw6.hmm._numba  # installs fasthw6's locator
+        import usermod
+        usermod.f(1)
+        print(json.dumps(dict(path=usermod.f._cache.cache_path)))
+    """, tmp_path / "cache")
+    assert res["path"] == str(tmp_path / "__pycache__")
+
+
+def test_auto_rules_are_reproducible_for_nonidentical_systems(monkeypatch):
+    """Outside STANDIN the choice depends on the input's size only: small on Cython, large on
+    numba, whatever is compiled."""
+    k = _backend.get_kernel("vae", "latent_forward")
+    assert isinstance(k, _jit.AutoKernel) and k.standin is None
+    calls = []
+    monkeypatch.setattr(k, "small", lambda *a: calls.append("cython"))
+    monkeypatch.setattr(k, "fast", lambda *a: calls.append("numba"))
+    small = np.ones((4, 4))
+    large = np.ones((_jit.SMALL_CALL_BYTES // 8, 1))
+    k(small, small)
+    k(large, small)
+    assert calls == ["cython", "numba"]
+
+
+def test_explicit_backends_bypass_the_auto_policy():
+    for b in ("numba", "cython", "numpy"):
+        assert not isinstance(_backend.get_kernel("hmm", "viterbi", b), _jit.AutoKernel)
+
+
+def test_cli_compile_fills_the_cache(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["FASTHW6_CACHE_DIR"] = str(tmp_path)
+    out = subprocess.run([sys.executable, "-m", "fasthw6", "compile", "seqio", "-j", "1", "-v"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert f"1 kernel sets into {tmp_path}" in out.stderr and "seqio:" in out.stderr
+    assert list(tmp_path.rglob("*.tokenize-*.nbc"))
+    bad = subprocess.run([sys.executable, "-m", "fasthw6", "compile", "gpu"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "unknown system 'gpu'" in bad.stderr
