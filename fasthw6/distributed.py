@@ -7,6 +7,8 @@ dies the scheduler recomputes its tasks elsewhere and every sequence still gets 
 """
 from __future__ import annotations
 
+import importlib
+
 
 import numpy as np
 
@@ -101,8 +103,18 @@ def _threads_safe() -> bool:
         return True
     try:
         return numba.threading_layer() != "workqueue"
-    except ValueError:  # no parallel numba kernel has run: the model's backend is not numba
-        return True
+    except ValueError:
+        # no parallel numba kernel has run yet (auto ran Cython so far, or another backend was
+        # chosen): safe if the layer numba would start is not workqueue
+        if numba.config.THREADING_LAYER == "workqueue":
+            return False
+        for pool in ("numba.np.ufunc.omppool", "numba.np.ufunc.tbbpool"):
+            try:
+                importlib.import_module(pool)
+                return True
+            except ImportError:
+                pass
+        return False
 
 
 def score_sequences(model, sequences, client=None, *, retries: int = 2) -> np.ndarray:

@@ -29,6 +29,27 @@ def pytest_sessionstart(session):
     missing = [b for b in REQUIRED if b not in fasthw6.available_backends()]
     if missing:
         raise pytest.UsageError(f"required backends not available: {missing}")
+    _precompile(session)
+
+
+def _precompile(session):
+    """Compile the numba kernels most tests share into the cache first, on every CPU at once
+    (``fasthw6 compile``'s machinery): numba compiles on one thread, so a suite that compiles as
+    it goes leaves the other cores idle for most of its first run.  A warm cache makes this a few
+    seconds of loading.  ``FASTHW6_TEST_PRECOMPILE=0`` skips it."""
+    if os.environ.get("FASTHW6_TEST_PRECOMPILE", "1") == "0" \
+            or "numba" not in fasthw6.available_backends():
+        return
+    import time
+
+    from fasthw6 import _jit
+
+    t0 = time.perf_counter()
+    done = _jit.compile_all(floats=("float64", "float32"), symbols=("int64",))
+    rep = session.config.pluginmanager.get_plugin("terminalreporter")
+    if rep is not None:
+        rep.write_line(f"precompiled {len(done)} kernel sets into {_jit.cache_dir()} in "
+                       f"{time.perf_counter() - t0:.1f} s")
 
 
 @pytest.fixture(params=BACKENDS)

@@ -14,6 +14,7 @@ pytest.importorskip("numba")
 SCRIPT = textwrap.dedent("""
     import numpy as np, numba, fasthw6 as F
     from fasthw6 import distributed as D
+    F.set_backend("numba")  # the layer under test is numba's (auto would take Cython at this size)
     m = F.CategoricalHMM(2, init_params="")
     m.startprob_ = np.array([0.6, 0.4]); m.transmat_ = np.array([[0.7, 0.3], [0.2, 0.8]])
     m.emissionprob_ = np.array([[0.5, 0.4, 0.1], [0.1, 0.3, 0.6]])
