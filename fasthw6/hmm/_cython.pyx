@@ -125,10 +125,15 @@ cdef double forward_seq(const sym_t[::1] X, Py_ssize_t a, Py_ssize_t b,
                         const real[::1] startprob, const real[:, ::1] transmat,
                         const real[:, ::1] emit_t, real* alpha, Py_ssize_t stride,
                         real* tmp) noexcept nogil:
-    """Scaled forward over X[a:b]; α̂_t at alpha + t*stride (stride 0: keep only the current)."""
+    """Scaled forward over X[a:b]; α̂_t at alpha + t*stride (stride 0: keep only the current).
+
+    As ``_numba._forward_one``, operation for operation and type for type, so that the backends
+    agree bit for bit: the sum ``s`` and its reciprocal ``r`` are double (numba's ``s = 0.0``
+    makes them float64), the products and α̂ are ``real``."""
     cdef Py_ssize_t N = startprob.shape[0], t, i, j
     cdef LL acc
-    cdef real s, v, r, ai
+    cdef double s, r
+    cdef real v, ai
     cdef real* prev
     cdef real* cur
     cdef const real* row
@@ -145,9 +150,9 @@ cdef double forward_seq(const sym_t[::1] X, Py_ssize_t a, Py_ssize_t b,
     ll_push(&acc, s)
     if s == 0:
         return -INFINITY
-    r = 1 / s
+    r = 1.0 / s
     for j in range(N):
-        alpha[j] = alpha[j] * r
+        alpha[j] = <real>(alpha[j] * r)
     for t in range(1, b - a):
         prev = alpha + (t - 1) * stride
         cur = alpha + t * stride
@@ -168,9 +173,9 @@ cdef double forward_seq(const sym_t[::1] X, Py_ssize_t a, Py_ssize_t b,
         ll_push(&acc, s)
         if s == 0:
             return -INFINITY
-        r = 1 / s
+        r = 1.0 / s
         for j in range(N):
-            cur[j] = cur[j] * r
+            cur[j] = <real>(cur[j] * r)
     return ll_value(&acc)
 
 
@@ -179,9 +184,14 @@ cdef void backward_seq(const sym_t[::1] X, Py_ssize_t a, Py_ssize_t b,
                        real* beta, real* u, real* v, double* start_acc, double* trans_raw,
                        double* obs_acc, bint want_stats) noexcept nogil:
     """Backward pass over X[a:b] given α̂ rows at ``alpha`` (T×N), overwriting them with γ and,
-    if ``want_stats``, adding the E-step sums (trans_raw without the factor A)."""
+    if ``want_stats``, adding the E-step sums (trans_raw without the factor A).
+
+    As ``_numba._backward_one``, type for type (the backends must agree bit for bit): the
+    products A(e∘β) in ``real``, as the lockstep's; the sums z, Σv, their reciprocals and the
+    ξ weight ``w`` in double."""
     cdef Py_ssize_t N = transmat.shape[0], T = b - a, t, i, j
-    cdef real z, sv, iz, isv, acc, w
+    cdef double z, sv, iz, isv, w
+    cdef real acc
     cdef real* at
     cdef const real* row
     cdef const real* em
@@ -199,18 +209,18 @@ cdef void backward_seq(const sym_t[::1] X, Py_ssize_t a, Py_ssize_t b,
         for j in range(N):
             u[j] = em[j] * beta[j]
         at = alpha + t * N
-        z = 0
-        sv = 0
+        z = 0.0
+        sv = 0.0
         for i in range(N):
             row = &transmat[i, 0]
-            acc = 0
-            for j in range(N):
+            acc = row[0] * u[0]
+            for j in range(1, N):
                 acc = acc + row[j] * u[j]
             v[i] = acc
-            z = z + at[i] * acc
+            z = z + <real>(at[i] * acc)
             sv = sv + acc
-        iz = 1 / z if z > 0 else 0
-        isv = 1 / sv if sv > 0 else 0
+        iz = 1.0 / z if z > 0.0 else 0.0
+        isv = 1.0 / sv if sv > 0.0 else 0.0
         if want_stats:
             for i in range(N):
                 w = at[i] * iz
@@ -219,8 +229,8 @@ cdef void backward_seq(const sym_t[::1] X, Py_ssize_t a, Py_ssize_t b,
                     for j in range(N):
                         tr[j] += w * u[j]
         for i in range(N):
-            beta[i] = v[i] * isv
-            at[i] = at[i] * v[i] * iz
+            beta[i] = <real>(v[i] * isv)
+            at[i] = <real>(<real>(at[i] * v[i]) * iz)
         if want_stats:
             ob = obs_acc + X[a + t] * N
             for i in range(N):
@@ -670,15 +680,21 @@ cdef inline Py_ssize_t xi_steps(Py_ssize_t N, Py_ssize_t L) noexcept nogil:
     return max(1, min(<Py_ssize_t>ESTEP_XI_COLS, ESTEP_GEMM_MAX_MADDS // (N * N)) // L)
 
 
-cdef inline void xi_flush(const double* pbuf, const double* ubuf, Py_ssize_t k, Py_ssize_t L,
-                          Py_ssize_t ld, double* tr, Py_ssize_t N) noexcept nogil:
-    """Σξ raw (N, N) += P Uᵀ over the first k·L columns of P, U (N, ld) (``_numba._xi_flush``;
-    BLAS is told the k·L columns in use, so the unused ones need no zeroing)."""
+cdef inline void xi_flush(const double* pbuf, const double* ubuf, Py_ssize_t cols, double* tnn,
+                          double* tr, Py_ssize_t N) noexcept nogil:
+    """Σξ raw (N, N) += P Uᵀ over P, U (N, cols), row-major: one GEMM into ``tnn``, then added.
+    The very BLAS call numba's ``np.dot(pbuf, ubuf.T, tnn)`` makes in ``_numba._xi_flush``
+    (same k, leading dimensions, alpha, beta), so that both round alike: OpenBLAS rounds a
+    product padded with zero columns differently (odd N), and a BLAS may add C into the sums
+    (beta = 1) between blocks of k."""
     cdef char tn = b'T', no = b'N'
-    cdef int n = <int>N, kc = <int>(k * L), ldi = <int>ld
-    cdef double one = 1
-    # column-major: trᵀ += U Pᵀ
-    dgemm(&tn, &no, &n, &n, &kc, &one, <double*>ubuf, &ldi, <double*>pbuf, &ldi, &one, tr, &n)
+    cdef int n = <int>N, kc = <int>cols
+    cdef double one = 1, zero = 0
+    cdef Py_ssize_t i
+    # column-major: tnnᵀ = U Pᵀ
+    dgemm(&tn, &no, &n, &n, &kc, &one, <double*>ubuf, &kc, <double*>pbuf, &kc, &zero, tnn, &n)
+    for i in range(N * N):
+        tr[i] += tnn[i]
 
 
 cdef void lockstep_block(const sym_t[::1] X, const int64_t[::1] offsets, const int64_t* seqs,
@@ -692,7 +708,7 @@ cdef void lockstep_block(const sym_t[::1] X, const int64_t[::1] offsets, const i
     lane goes forward alone from its α̂ at T0-1 and backward alone (``backward_seq``) down to
     T0-1, handing its β to the lockstep backward.  Σξ per lane below ESTEP_GEMM_MIN_N states,
     from it on gathered as columns into one GEMM per K steps."""
-    cdef Py_ssize_t N = transmat.shape[0], T0, NL, K, t, i, j, l, k, R, a, b, s, kcol, c0
+    cdef Py_ssize_t N = transmat.shape[0], T0, NL, K, kg, t, i, j, l, k, R, a, b, s, kcol, c0
     cdef bint gemm = N >= ESTEP_GEMM_MIN_N
     cdef const real* A = &transmat[0, 0]
     cdef const real* E = &emit_t[0, 0]
@@ -728,6 +744,7 @@ cdef void lockstep_block(const sym_t[::1] X, const int64_t[::1] offsets, const i
     cdef double* pbuf
     cdef double* ubuf
     cdef double* xacc
+    cdef double* tnn
     cdef double* orow
     cdef double K2, up, low, ssum, rs, sk, rk, w, zl, sl, ll, acc
     cdef real ai, wr
@@ -752,10 +769,14 @@ cdef void lockstep_block(const sym_t[::1] X, const int64_t[::1] offsets, const i
     z = p + 4 * L
     sv = p + 5 * L
     start_discard = p + 6 * L
+    # Σξ columns: the T0-1 lockstep backward steps go in groups of K (the last one shorter), P
+    # and U of a group (N, kg·L) row-major: exactly the columns its GEMM reads (as numba)
     K = xi_steps(N, L) if gemm else 1
+    kg = min(K, T0 - 1)
     pbuf = start_discard + N
     ubuf = pbuf + N * K * L
     xacc = ubuf + N * K * L
+    tnn = xacc  # (N, N): with a GEMM, xacc (N, N, L) is unused
     if want_stats and not gemm:
         for k in range(N * N * L):
             xacc[k] = 0.0
@@ -866,11 +887,12 @@ cdef void lockstep_block(const sym_t[::1] X, const int64_t[::1] offsets, const i
                 c0 = kcol * L
                 for i in range(N):
                     for l in range(L):
-                        pbuf[i * K * L + c0 + l] = at[i * L + l] * z[l]
-                        ubuf[i * K * L + c0 + l] = u[i * L + l]
+                        pbuf[i * kg * L + c0 + l] = at[i * L + l] * z[l]
+                        ubuf[i * kg * L + c0 + l] = u[i * L + l]
                 kcol += 1
-                if kcol == K:
-                    xi_flush(pbuf, ubuf, kcol, L, K * L, tr, N)
+                if kcol == kg:
+                    xi_flush(pbuf, ubuf, kg * L, tnn, tr, N)
+                    kg = min(K, t)  # steps left: t-1 .. 0
                     kcol = 0
             else:
                 for i in range(N):
@@ -903,10 +925,7 @@ cdef void lockstep_block(const sym_t[::1] X, const int64_t[::1] offsets, const i
                 for i in range(N):
                     grow[i] = <real>g[i * L + l]
     if want_stats:
-        if gemm:
-            if kcol > 0:
-                xi_flush(pbuf, ubuf, kcol, L, K * L, tr, N)
-        else:
+        if not gemm:  # (with a GEMM, the last group was flushed in the loop)
             for i in range(N):
                 for j in range(N):
                     acc = 0.0

@@ -438,10 +438,10 @@ def _backward_one(X, a, b, transmat, emit_t, alpha, gamma, beta, u, v, start_acc
         at = alpha[t]
         z = 0.0
         sv = 0.0
-        for i in range(N):  # dot form: row i of A times u
-            row = transmat[i]
-            acc = 0.0
-            for j in range(N):
+        for i in range(N):  # dot form: row i of A times u, in the arithmetic dtype (as the
+            row = transmat[i]  # lockstep's A(e∘β)); z, Σv and the weights below are float64
+            acc = row[0] * u[0]
+            for j in range(1, N):
                 acc += row[j] * u[j]
             v[i] = acc
             z += at[i] * acc
@@ -812,14 +812,12 @@ def _xi_steps(N, L):
 
 
 @njit(nogil=True, cache=True)
-def _xi_flush(pbuf, ubuf, k, L, tnn, tr):
-    """Σξ raw += P Uᵀ over the first ``k`` steps gathered (one GEMM; the unused columns of both
-    are zeroed: scratch may hold inf or NaN, and 0 x NaN is NaN)."""
+def _xi_flush(pbuf, ubuf, tnn, tr):
+    """Σξ raw += P Uᵀ over the steps gathered in P, U (N, k·L): one GEMM into ``tnn``, then
+    added.  The Cython mirror makes the same BLAS call (same k, same leading dimensions): the
+    bits of a GEMM depend on its shape, and BLAS rounds a product padded with zero columns
+    differently from the unpadded one (odd N: 1-ulp differences)."""
     N = pbuf.shape[0]
-    for i in range(N):
-        for c in range(k * L, pbuf.shape[1]):
-            pbuf[i, c] = 0.0
-            ubuf[i, c] = 0.0
     np.dot(pbuf, ubuf.T, tnn)
     for i in range(N):
         for j in range(N):
@@ -839,8 +837,11 @@ def _lockstep_block(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, a
     weight 0 in the backward: it contributes nothing and its γ rows are 0.
 
     Σξ: below ESTEP_GEMM_MIN_N states each lane accumulates its own outer products (vectorised
-    over lanes); from it on, α̂_t/Z_t and u_{t+1} of several steps are gathered as columns and
-    Σ_t (α̂_t/Z_t) u_{t+1}ᵀ is one (N, K·L) x (K·L, N) GEMM.
+    over lanes); from it on, α̂_t/Z_t and u_{t+1} of up to K steps are gathered as columns and
+    Σ_t (α̂_t/Z_t) u_{t+1}ᵀ is one (N, k·L) x (k·L, N) GEMM per group of k steps.
+
+    float32 and float64 alike, every operation, its operand types and every BLAS call's shape
+    are the Cython mirror's: the two backends return the same bits.
     """
     N = startprob.shape[0]
     L = seqs.shape[0]
@@ -867,10 +868,15 @@ def _lockstep_block(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, a
     o += N * N * R
     tnn = dbuf[o:o + N * N].reshape((N, N))
     o += N * N
+    # Σξ columns: the T0-1 lockstep backward steps go in groups of K (the last one shorter),
+    # a group's P and U row-major (N, kg·L) at the start of pflat, uflat: exactly the columns
+    # its GEMM reads
     K = _xi_steps(N, L) if gemm else 1
-    pbuf = dbuf[o:o + N * K * L].reshape((N, K * L))
+    left = T0 - 1
+    kg = min(K, left)
+    pflat = dbuf[o:o + N * K * L]
     o += N * K * L
-    ubuf = dbuf[o:o + N * K * L].reshape((N, K * L))
+    uflat = dbuf[o:o + N * K * L]
     if want_stats and not gemm:
         xacc[:] = 0.0
 
@@ -977,18 +983,22 @@ def _lockstep_block(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, a
             # this step's columns of the Σξ GEMM, in the same pass as γ and β (E-step at
             # N=16 85 -> 75-77 ms; the Cython kernel keeps two passes: fused, gcc's code was
             # 6-8% slower)
+            cw = kg * L
             c0 = kcol * L
             for i in range(N):
-                pi = pbuf[i, c0:c0 + L]
-                ui = ubuf[i, c0:c0 + L]
+                pi = pflat[i * cw + c0:i * cw + c0 + L]
+                ui = uflat[i * cw + c0:i * cw + c0 + L]
                 for l in range(L):
                     pi[l] = at[i, l] * z[l]
                     ui[l] = u[i, l]
                     g[i, l] = at[i, l] * v[i, l] * z[l]
                     beta[i, l] = v[i, l] * sv[l]
             kcol += 1
-            if kcol == K:
-                _xi_flush(pbuf, ubuf, kcol, L, tnn, tr)
+            if kcol == kg:
+                _xi_flush(pflat[:N * cw].reshape((N, cw)), uflat[:N * cw].reshape((N, cw)),
+                          tnn, tr)
+                left -= kg
+                kg = min(K, left)
                 kcol = 0
         else:
             if want_stats:
@@ -1014,10 +1024,7 @@ def _lockstep_block(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, a
                 for i in range(N):
                     grow[i] = g[i, l]
     if want_stats:
-        if gemm:
-            if kcol > 0:
-                _xi_flush(pbuf, ubuf, kcol, L, tnn, tr)
-        else:
+        if not gemm:  # (with a GEMM, the last group was flushed in the loop)
             for i in range(N):
                 for j in range(N):
                     acc = 0.0
