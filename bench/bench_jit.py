@@ -125,6 +125,19 @@ print(json.dumps(dict(setup_s=t1 - t0, first_s=t2 - t1, again_s=t3 - t2,
 """
 
 
+def _cpu() -> str:
+    """The CPU model, recorded with every first-call figure (the README may mix machines)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or "unknown CPU"
+
+
 def _run(setup, cache):
     env = dict(os.environ, NUMBA_CACHE_DIR=cache, FASTHW6_BACKGROUND_COMPILE="0")
     env.pop("FASTHW6_BACKEND", None)
@@ -171,7 +184,7 @@ def test_first_call(benchmark, case):
         np.testing.assert_allclose(got, np.ravel(want), rtol=1e-9)
     benchmark.extra_info.update(
         first_call=dict(op=op, impl=impl, cold_s=cold["first_s"], warm_s=warm["first_s"],
-                        again_s=cold["again_s"], import_s=cold["setup_s"]))
+                        again_s=cold["again_s"], import_s=cold["setup_s"], cpu=_cpu()))
 
 
 def test_import_and_demo(benchmark):
@@ -192,5 +205,5 @@ def test_import_and_demo(benchmark):
             assert demo.returncode == 0 and "all checks hold" in demo.stdout, demo.stdout
         benchmark.pedantic(both, rounds=1, iterations=1, warmup_rounds=0)
     benchmark.extra_info.update(first_call=dict(op="import fasthw6", impl="fasthw6",
-                                                cold_s=res["import"], warm_s=None))
+                                                cold_s=res["import"], warm_s=None, cpu=_cpu()))
     benchmark.extra_info["demo_s"] = res["demo"]

@@ -84,18 +84,21 @@ def first_call_table(data: dict) -> str:
     cells: "OrderedDict[str, dict]" = OrderedDict()
     impls: "OrderedDict[str, None]" = OrderedDict()
     demo = None
+    cpus = set()
     for b in data["benchmarks"]:
         fc = b.get("extra_info", {}).get("first_call")
         if fc is None:
             continue
+        cpus.add(fc.get("cpu") or b["extra_info"].get("cpu", "unknown CPU"))
         demo = b["extra_info"].get("demo_s", demo)
         impls[fc["impl"]] = None
         warm = "" if fc.get("warm_s") is None else f" / {_time(fc['warm_s'])}"
         cells.setdefault(fc["op"], {})[fc["impl"]] = _time(fc["cold_s"]) + warm
     if not cells:
         return ""
-    lines = ["First call in a fresh process, empty cache / warm cache (bench/bench_jit.py; "
-             "`fasthw6` is the default backend, `fasthw6 numba` the compilation it avoids):", "",
+    lines = ["First call in a fresh process, empty cache / warm cache (bench/bench_jit.py, on "
+             f"{', '.join(sorted(cpus))}; `fasthw6` is the default backend, `fasthw6 numba` the "
+             "compilation it avoids):", "",
              "| operation | " + " | ".join(impls) + " |", "|---|" + "---:|" * len(impls)]
     for op, row in cells.items():
         lines.append(f"| {op} | " + " | ".join(row.get(i, "-") for i in impls) + " |")
@@ -186,6 +189,10 @@ def main(argv=None) -> int:
     for p in args.json:
         with open(p, encoding="utf-8") as f:
             d = json.load(f)
+        brand = d.get("machine_info", {}).get("cpu", {}).get("brand_raw")
+        for b in d["benchmarks"]:  # each file's CPU stays with its rows when files are merged
+            if brand:
+                b.setdefault("extra_info", {}).setdefault("cpu", brand)
         merged["benchmarks"].extend(d["benchmarks"])
         merged.setdefault("machine_info", d.get("machine_info", {}))
     text = render(merged)
