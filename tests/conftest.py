@@ -29,7 +29,14 @@ def pytest_sessionstart(session):
     missing = [b for b in REQUIRED if b not in fasthw6.available_backends()]
     if missing:
         raise pytest.UsageError(f"required backends not available: {missing}")
-    _precompile(session)
+
+
+def pytest_collection_finish(session):
+    if len(session.items) >= PRECOMPILE_MIN_TESTS:
+        _precompile(session)
+
+
+PRECOMPILE_MIN_TESTS = 300  # a run of a few files compiles only what it uses, as it goes
 
 
 def _precompile(session):
