@@ -10,6 +10,7 @@ import os
 import queue
 import re
 import shutil
+import stat
 import sys
 import tempfile
 import threading
@@ -23,6 +24,41 @@ class CLIError(Exception):
 
 
 # --------------------------------------------------------------------------- outputs
+def _stat(path: str | None) -> os.stat_result | None:
+    """``os.stat`` of a named file (symlinks followed); None for stdin/stdout (``-``, None) and
+    for a path that does not exist or cannot be reached (the command reports that itself)."""
+    if path is None or path == "-":
+        return None
+    try:
+        return os.stat(path)
+    except (OSError, ValueError):  # ValueError: an embedded NUL byte
+        return None
+
+
+def refuse_overwrite(outputs: Iterable[tuple[str, str | None]],
+                     inputs: Iterable[tuple[str, str | None]]) -> None:
+    """Raise CLIError if an output is the same file as an input, before anything is read.
+
+    ``outputs`` and ``inputs`` are ``(argument, path)`` pairs, e.g. ``("-o/--output", "x.csv")`` and
+    ``("SEQS", "seqs.txt")``; a path None or ``-`` (standard input/output) is skipped.  Files are
+    compared by device and inode, as ``os.path.samefile`` does, so ``./x`` and ``x``, a symlink
+    and its target, and two hard links of one file all match.  An output that does not exist yet
+    cannot be an input.  An output that exists but is neither a regular file nor a directory (a
+    device such as /dev/null, a FIFO) is written through, not replaced, so it is allowed even
+    when an input names it too.
+    """
+    ins = [(arg, path, st) for arg, path in inputs if (st := _stat(path)) is not None]
+    for out_arg, out_path in outputs:
+        st = _stat(out_path)
+        if st is None or not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+            continue
+        for in_arg, in_path, in_st in ins:
+            if os.path.samestat(st, in_st):
+                kind = "directory" if stat.S_ISDIR(st.st_mode) else "file"
+                raise CLIError(f"output {out_path!r} ({out_arg}) is the same {kind} as input "
+                               f"{in_path!r} ({in_arg}); choose another output path")
+
+
 def _destination(path: str) -> str:
     """The file the output replaces: a symlink's target (renaming onto the link itself would
     replace the link by a regular file and leave the target as it was)."""

@@ -12,7 +12,9 @@ SEQS is a text file with one sequence per line (whitespace-separated integers in
 model's symbols), ``-`` for standard input, or an ``.npz`` file with arrays ``X`` and ``lengths``.
 Inputs are streamed in chunks of ``--chunk-size`` bytes.  Bad input gets one line on standard
 error naming the file and line, exit status 2, and no output file (outputs are written to a
-temporary file and renamed into place only on success).
+temporary file and renamed into place only on success).  An output that is the same file as an
+input (compared by device and inode, so a symlink or hard link counts) is refused the same way,
+before anything is read.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ import time
 import numpy as np
 
 from ._cliutil import (CLIError, atomic_output, locate_error, parse_size, prefetch, read_model_json,
-                       save_model_atomic)
+                       refuse_overwrite, save_model_atomic)
 
 DEFAULT_CHUNK = "4M"
 
@@ -59,6 +61,9 @@ def _setup(args) -> None:
         import numba
 
         numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+
+
+_OUT, _MODEL, _SEQS = "-o/--output", "-m/--model", "SEQS"  # argument names in error messages
 
 
 def load_model(path: str):
@@ -122,6 +127,7 @@ def _report(args, verb: str, unit_work: str = "symbols") -> None:
 
 # --------------------------------------------------------------------------- score
 def cmd_score(args) -> int:
+    refuse_overwrite([(_OUT, args.output)], [(_SEQS, args.seqs), (_MODEL, args.model)])
     model = load_model(args.model)
     client = None
     if args.scheduler:
@@ -168,6 +174,7 @@ def _decode_chunk(model, X, lengths):
 
 
 def cmd_decode(args) -> int:
+    refuse_overwrite([(_OUT, args.output)], [(_SEQS, args.seqs), (_MODEL, args.model)])
     model = load_model(args.model)
     with atomic_output(args.output) as out:
         out.write("index,length,log_probability,states\n")
@@ -236,6 +243,7 @@ def _read_for_fit(args):
 
 
 def cmd_fit(args) -> int:
+    refuse_overwrite([(_OUT, args.output)], [(_SEQS, args.seqs)])
     from .hmm import CategoricalHMM
 
     t0 = time.perf_counter()
@@ -281,6 +289,7 @@ def cmd_fit(args) -> int:
 
 # --------------------------------------------------------------------------- sample
 def cmd_sample(args) -> int:
+    refuse_overwrite([(_OUT, args.output)], [(_MODEL, args.model)])
     model = load_model(args.model)
     rng = np.random.default_rng(args.seed)
     from .seqio import format_sequences
@@ -372,6 +381,8 @@ def _report_module(bench_dir):
 
 
 def cmd_bench(args) -> int:
+    refuse_overwrite([("--save-json", args.save_json), ("--plot", args.plot)],
+                     [("--json", p) for p in args.json_in or ()])
     bench_dir = find_bench_dir(args.bench_dir)
     report = _report_module(bench_dir)
     if args.json_in:

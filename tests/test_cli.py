@@ -437,3 +437,96 @@ def test_fit_n_features_names_the_bad_token(tmp_path):
 def test_bench_json_structurally_wrong(tmp_path, text, pattern):
     p = _write(tmp_path, "b.json", text)
     assert_error(fasthw6("bench", "--json", p, "--bench-dir", os.path.join(REPO, "bench")), pattern)
+
+
+# --------------------------------------------------------------------------- issue 17
+def _sha256(path):
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+# (command, output option, input the output names): every writing subcommand, every input kind
+SAME_FILE_CASES = [
+    ("score", "-o", "seqs"), ("score", "-o", "model"),
+    ("decode", "-o", "seqs"), ("decode", "-o", "model"),
+    ("fit", "-o", "seqs"),
+    ("sample", "-o", "model"),
+    ("bench", "--plot", "json"), ("bench", "--save-json", "json"),
+]
+ARG_NAMES = {"-o": "-o/--output", "seqs": "SEQS", "model": "-m/--model", "json": "--json",
+             "--plot": "--plot", "--save-json": "--save-json"}
+
+
+def _command(cmd, seqs, model, bench_json):
+    """Arguments of ``cmd`` reading the given inputs (relative or absolute paths), no output."""
+    return {"score": ["score", "-m", model, seqs],
+            "decode": ["decode", "-m", model, seqs],
+            "fit": ["fit", "-n", 2, seqs, "--n-iter", 2],
+            "sample": ["sample", "-m", model, "-n", 2, "-l", 3],
+            "bench": ["bench", "--json", bench_json, "--bench-dir", os.path.join(REPO, "bench")]}[cmd]
+
+
+@pytest.mark.parametrize("how", ["same path", "./path", "symlink", "hard link"])
+@pytest.mark.parametrize("cmd, opt, victim", SAME_FILE_CASES)
+def test_output_that_is_an_input_is_refused(tmp_path, cmd, opt, victim, how):
+    import shutil
+
+    files = {"seqs": "seqs.txt", "model": "model.json", "json": "bench.json"}
+    shutil.copy(SEQS, tmp_path / files["seqs"])
+    shutil.copy(MODEL, tmp_path / files["model"])
+    shutil.copy(os.path.join(REPO, "bench", "results", "conv.json"), tmp_path / files["json"])
+    before = {name: _sha256(tmp_path / name) for name in files.values()}
+    target = files[victim]
+    if how == "same path":
+        out = str(tmp_path / target)
+    elif how == "./path":  # inputs named relative to the working directory, output as ./name
+        out = "./" + target
+    elif how == "symlink":
+        out = str(tmp_path / "link")
+        os.symlink(target, out)
+    else:
+        out = str(tmp_path / "link")
+        os.link(tmp_path / target, out)
+    names = {k: (v if how == "./path" else str(tmp_path / v)) for k, v in files.items()}
+    listing = sorted(os.listdir(tmp_path))
+
+    r = fasthw6(*_command(cmd, names["seqs"], names["model"], names["json"]), opt, out, cwd=tmp_path)
+    assert_error(r, rf"^fasthw6 {cmd}: error: output '{re.escape(out)}' \({re.escape(ARG_NAMES[opt])}\) "
+                    rf"is the same file as input '{re.escape(names[victim])}' "
+                    rf"\({re.escape(ARG_NAMES[victim])}\); choose another output path$")
+    assert {name: _sha256(tmp_path / name) for name in files.values()} == before
+    assert sorted(os.listdir(tmp_path)) == listing  # no temporary left behind
+    if how == "symlink":
+        assert os.path.islink(out) and os.readlink(out) == target
+
+
+def test_output_that_is_the_input_directory_is_refused(tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    assert_error(fasthw6("score", "-m", MODEL, d, "-o", f"{d}/"),
+                 rf"output '{re.escape(str(d))}/' \(-o/--output\) is the same directory as input "
+                 rf"'{re.escape(str(d))}' \(SEQS\)")
+    assert os.listdir(d) == []
+
+
+@pytest.mark.parametrize("args, stdin, out", [
+    (["score", "-m", MODEL, "-", "-o", "-"], True, None),
+    (["decode", "-m", MODEL, "-", "-o", "fresh.csv"], True, "fresh.csv"),
+    (["fit", "-n", 2, "-", "-o", "fresh.json", "--n-iter", 2], True, "fresh.json"),
+    (["sample", "-m", MODEL, "-n", 2, "-l", 3, "-o", "-"], False, None),
+    (["score", "-m", MODEL, SEQS, "-o", "fresh.csv"], False, "fresh.csv"),
+    (["score", "-m", MODEL, "/dev/null", "-o", "/dev/null"], False, None),  # a device: written through
+])
+def test_stdio_and_fresh_outputs_still_work(tmp_path, args, stdin, out):
+    with open(SEQS) as f:
+        text = f.read()
+    before = (_sha256(SEQS), _sha256(MODEL))
+    r = fasthw6(*args, input=text if stdin else None, cwd=tmp_path)
+    assert r.returncode == 0 and "error" not in r.stderr, r.stderr
+    if out is not None:
+        assert (tmp_path / out).stat().st_size > 0 and r.stdout == ""
+    elif "/dev/null" not in args:
+        assert r.stdout
+    assert (_sha256(SEQS), _sha256(MODEL)) == before
