@@ -10,7 +10,7 @@ HMM kernels takes tens of seconds.  Three things keep that off the user's clock:
   leaves nothing behind in it.  Entries are keyed by the source's hash, the argument types and
   the CPU (model and features): a cache built on another machine is ignored, not misused.
 - **The stand-in.**  For systems whose ``cython`` (or ``numpy``) kernels give results bit for bit
-  equal to numba's (``STANDIN``; ``tests/test_hmm_bitidentity.py`` holds them to it), the
+  equal to numba's (``STANDIN``; ``tests/test_*bitidentity.py`` hold them to it), the
   ``auto`` backend runs numba's kernel when its compiled code for the call's argument types is
   in memory or in the cache, and the stand-in otherwise.  The answer is the same either way, so
   results do not depend on what happens to be compiled; only the time does.

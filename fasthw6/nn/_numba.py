@@ -7,10 +7,9 @@ Two layouts:
 - ``*_4d`` take x viewed as (N, C, L) (L = H*W) and reduce over N and L for each channel.  One
   channel's N planes (N*L values, a few hundred KiB) stay in L2 while the later passes re-read
   them, so memory sees x once and y once forward, dy and x once and dx once backward.  The
-  reductions are float64 sums over a contiguous plane, which LLVM vectorises only when allowed to
-  reassociate the additions: they live in small helpers compiled with ``FASTMATH`` (that flag
-  alone, no NaN/inf assumptions).  The elementwise passes are compiled without it: with it LLVM
-  rewrites ``(x - m) * k + b`` into a form that runs 2x slower.
+  reductions are float64 sums over a contiguous plane in explicit lanes (j mod 8), which LLVM
+  vectorises without fastmath and which fix the order of every addition, so the Cython kernels
+  give the same bits (``fasthw6._backend.STANDIN``).
 - ``*_2d`` take x of shape (N, D) and reduce over rows.  Rows are read whole and in order (the
   hardware prefetcher's best case).  Column strips, which would let the second sweeps hit L2,
   measured slower: a strip of a (1024, 4096) float32 matrix is 1024 short segments 16 KiB apart,
@@ -61,7 +60,6 @@ from .._jit import install_cache_locator
 
 install_cache_locator()  # before the first @njit: kernels are cached under fasthw6._jit.cache_dir()
 
-FASTMATH = {"reassoc"}
 
 # Bytes per streamed vector: a whole cache line per store.  Measured on this machine (Sapphire
 # Rapids, one thread, 16 MiB written): 64-byte non-temporal stores 0.64 ms, 32-byte ones (two per
@@ -75,34 +73,102 @@ def n_threads():
     return numba.get_num_threads()
 
 
-# ---- reductions (reassociation allowed: vectorised float64 sums) ----------------------------
+# ---- reductions (explicit lanes: vectorised, and the same bits as the Cython kernels) -------
+# A float64 sum over a plane runs in lanes: lane k adds the values j = k (mod W) in order, the
+# values past the last whole group of W are added to lane 0, and the lanes are combined
+# pairwise, ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)).  The order of every addition is
+# written here, not left to the compiler, so the Cython kernels (which do the same) give bit for
+# bit the same statistics on any CPU (``fasthw6._backend.STANDIN``).  LLVM does not vectorise
+# such lanes written as scalars when x is float32 (it keeps one vcvtss2sd + vaddsd per value,
+# 2x slower than a vector sum), so the lanes are one LLVM vector, built below: W = 8 for the
+# sums of x and of (x - m)^2, W = 4 for the gradient's two sums.
 
-@njit(nogil=True, cache=True, fastmath=FASTMATH)
-def _sum(xs):
-    s = 0.0
-    for j in range(xs.shape[0]):
-        s += np.float64(xs[j])
-    return s
+def _lane_loop(kind, width):
+    """An intrinsic ``f(xs[, gs], m)`` -> float64 lane sum(s) over contiguous 1-D arrays."""
+
+    def body(builder, vals, m):
+        """The per-lane terms of one group (vectors of float64)."""
+        if kind == "sum":
+            return [vals[0]]
+        d = builder.fsub(vals[0], m)
+        if kind == "sqdev":
+            return [builder.fmul(d, d)]
+        return [vals[1], builder.fmul(vals[1], d)]  # grad: (g, g * (x - m))
+
+    def codegen(context, builder, sig, args):
+        dbl = ir.DoubleType()
+        arrays = [context.make_array(t)(context, builder, v)
+                  for t, v in zip(sig.args, args) if isinstance(t, types.Array)]
+        m = args[-1] if kind != "sum" else None
+        n = builder.extract_value(arrays[0].shape, 0)
+        datas = [a.data for a in arrays]
+        vty = ir.VectorType(dbl, width)
+
+        def load(i, j, vector):
+            elt = datas[i].type.pointee
+            ptr = builder.gep(datas[i], [j])
+            if vector:
+                ptr = builder.bitcast(ptr, ir.VectorType(elt, width).as_pointer())
+            v = builder.load(ptr, align=elt.get_abi_size(context.target_data))
+            if elt != dbl:
+                v = builder.fpext(v, vty if vector else dbl)
+            return v
+
+        nterms = 1 if kind != "grad" else 2
+        accs = [cgutils.alloca_once_value(builder, ir.Constant(vty, [0.0] * width))
+                for _ in range(nterms)]
+        mv = _splat(builder, vty, m) if m is not None else None
+        groups = builder.udiv(n, ir.Constant(n.type, width))
+        with cgutils.for_range(builder, groups) as loop:
+            j = builder.mul(loop.index, ir.Constant(n.type, width))
+            terms = body(builder, [load(i, j, True) for i in range(len(datas))], mv)
+            for acc, t in zip(accs, terms):
+                builder.store(builder.fadd(builder.load(acc), t), acc)
+        lanes = [[builder.extract_element(builder.load(acc), ir.Constant(ir.IntType(32), k))
+                  for k in range(width)] for acc in accs]
+        lane0 = [cgutils.alloca_once_value(builder, ls[0]) for ls in lanes]
+        start = builder.mul(groups, ir.Constant(n.type, width))
+        with cgutils.for_range_slice(builder, start, n, ir.Constant(n.type, 1)) as (j, _):
+            terms = body(builder, [load(i, j, False) for i in range(len(datas))], m)
+            for acc, t in zip(lane0, terms):
+                builder.store(builder.fadd(builder.load(acc), t), acc)
+        out = []
+        for ls, a0 in zip(lanes, lane0):
+            vals = [builder.load(a0)] + ls[1:]
+            while len(vals) > 1:  # pairwise: (l0 + l1), (l2 + l3), ... then their pairs
+                vals = [builder.fadd(vals[i], vals[i + 1]) for i in range(0, len(vals), 2)]
+            out.append(vals[0])
+        if len(out) == 1:
+            return out[0]
+        return context.make_tuple(builder, sig.return_type, out)
+
+    return codegen
 
 
-@njit(nogil=True, cache=True, fastmath=FASTMATH)
-def _sqdev(xs, m):
-    s = 0.0
-    for j in range(xs.shape[0]):
-        d = np.float64(xs[j]) - m
-        s += d * d
-    return s
+def _contiguous(*arrays):
+    return all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" and
+               isinstance(a.dtype, types.Float) for a in arrays)
 
 
-@njit(nogil=True, cache=True, fastmath=FASTMATH)
-def _grad_sums(gs, xs, m):
-    sdy = 0.0
-    sdyx = 0.0
-    for j in range(xs.shape[0]):
-        g = np.float64(gs[j])
-        sdy += g
-        sdyx += g * (np.float64(xs[j]) - m)
-    return sdy, sdyx
+@intrinsic
+def _sum(typingctx, xs):
+    """sum(xs) in float64, lanes j mod 8."""
+    if _contiguous(xs):
+        return types.float64(xs), _lane_loop("sum", 8)
+
+
+@intrinsic
+def _sqdev(typingctx, xs, m):
+    """sum((xs - m)^2) in float64, lanes j mod 8."""
+    if _contiguous(xs) and isinstance(m, types.Float):
+        return types.float64(xs, types.float64), _lane_loop("sqdev", 8)
+
+
+@intrinsic
+def _grad_sums(typingctx, xs, gs, m):
+    """(sum(gs), sum(gs * (xs - m))) in float64, lanes j mod 4."""
+    if _contiguous(xs, gs) and isinstance(m, types.Float):
+        return types.UniTuple(types.float64, 2)(xs, gs, types.float64), _lane_loop("grad", 4)
 
 
 # ---- elementwise (x's dtype, IEEE order) ---------------------------------------------------
@@ -489,7 +555,7 @@ def batchnorm_backward_4d(dy, x, gamma, mean, var, eps, batch_stats, dx, dgamma,
         sdy = 0.0
         sdyx = 0.0
         for n in range(N):
-            s, t = _grad_sums(dy[n, c], x[n, c], m)
+            s, t = _grad_sums(x[n, c], dy[n, c], m)
             sdy += s
             sdyx += t
         dbeta[c] = sdy
