@@ -8,7 +8,7 @@ import pytest
 from conftest import random_hmm
 
 import fasthw6
-from fasthw6.hmm import em_statistics, posteriors
+from fasthw6.hmm import api, em_statistics, posteriors
 
 nb = pytest.importorskip("fasthw6.hmm._numba")
 
@@ -132,15 +132,20 @@ def test_every_sequence_impossible(be):
 
 
 @pytest.mark.parametrize("n", [2, GEMM_N])
-def test_long_sequence_runs_alone(n, be):
+def test_long_sequence_runs_alone(n, be, monkeypatch):
     """A sequence too long for the block budget is a block of its own (forward and backward one
-    sequence at a time), beside short ones in lockstep."""
+    sequence at a time), beside short ones in lockstep.  (With a budget of 2**14 α̂ values: the
+    real one, 2**20, would need a sequence of 2**19 steps, which the NumPy reference takes
+    minutes to check.)"""
+    budget = 1 << 14
+    monkeypatch.setattr(api, "ESTEP_BLOCK_ELEMS", budget)
     sp, tm, em = random_hmm(n, 4, seed=5)
-    T = nb.ESTEP_BLOCK_ELEMS // n + 7
+    T = budget // n + 7
     rng = np.random.default_rng(1)
     lengths = np.array([20] * 10 + [T])
     X = rng.integers(0, 4, lengths.sum())
-    _, bstart, _, sizes = be[1]._lockstep_plan(np.concatenate([[0], np.cumsum(lengths)]), n, 1)
+    _, bstart, _, sizes = be[1]._lockstep_plan(np.concatenate([[0], np.cumsum(lengths)]), n, 1,
+                                               budget)
     assert np.diff(bstart).tolist()[-1] == 1 and sizes[0, 2] >= T
     check_against_reference(X, lengths, sp, tm, em, backend=be[0])
 
@@ -157,7 +162,7 @@ def test_chunks_sum_to_the_one_chunk_result(n, be):
     res = []
     for chunks in (1, 3, 7):
         acc = (np.zeros(n), np.zeros((n, n)), np.zeros((6, n)), np.empty(400))
-        be[1].estep(X, off, sp, tm, emt, chunks, *acc)
+        be[1].estep(X, off, sp, tm, emt, chunks, api.ESTEP_BLOCK_ELEMS, *acc)
         res.append(acc)
     for r in res[1:]:
         for a, b in zip(r, res[0]):
@@ -170,7 +175,8 @@ def test_plan_covers_every_nonempty_sequence_once(n, be):
     lengths = np.concatenate([rng.integers(0, 300, 500), [0, 0, 5000, 1, 1]])
     off = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     for chunks in (1, 2, 5):
-        order, bstart, cbound, sizes = be[1]._lockstep_plan(off, n, chunks)
+        order, bstart, cbound, sizes = be[1]._lockstep_plan(off, n, chunks,
+                                                              api.ESTEP_BLOCK_ELEMS)
         assert sorted(order.tolist()) == np.flatnonzero(lengths).tolist()
         assert bstart[0] == 0 and bstart[-1] == len(order) and (np.diff(bstart) > 0).all()
         assert cbound[0] == 0 and cbound[-1] == len(bstart) - 1 and (np.diff(cbound) >= 0).all()
@@ -180,7 +186,7 @@ def test_plan_covers_every_nonempty_sequence_once(n, be):
             assert (np.diff(lens) >= 0).all()  # shortest first
             assert len(lens) <= nb.ESTEP_LANES
             if len(lens) > 1:
-                assert lens[0] * n * len(lens) <= nb.ESTEP_BLOCK_ELEMS
+                assert lens[0] * n * len(lens) <= api.ESTEP_BLOCK_ELEMS
                 assert lens[-1] <= lens[0] + lens[0] // 8 + 2
             c = np.searchsorted(cbound, k, side="right") - 1
             if len(lens) > 1:

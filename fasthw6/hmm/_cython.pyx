@@ -483,13 +483,13 @@ def forward_loglik(const sym_t[::1] X, const int64_t[::1] offsets, const real[::
 cdef enum:
     ESTEP_LANES = 64  # as _numba.ESTEP_LANES: most sequences one E-step block advances in lockstep
     ESTEP_GEMM_MIN_N = 12  # as _numba: from this many states on, a block's steps are BLAS GEMMs
-    ESTEP_BLOCK_ELEMS = 1 << 20  # as _numba: α̂ values one block stores
     ESTEP_XI_COLS = 256  # as _numba: most (step, lane) columns gathered per Σξ GEMM
     ESTEP_XS_STEPS = 16  # as _numba: steps per tile of the symbol transposition
     ESTEP_GEMM_MAX_MADDS = 1 << 18  # as _numba: OpenBLAS threads GEMMs above this size
 
 
-def _lockstep_plan(const int64_t[::1] offsets, Py_ssize_t N, Py_ssize_t n_chunks):
+def _lockstep_plan(const int64_t[::1] offsets, Py_ssize_t N, Py_ssize_t n_chunks,
+                   int64_t block_elems):
     """Sequences sorted by length cut into lockstep blocks, blocks into chunks, and each
     chunk's scratch sizes (``_numba._lockstep_plan``): (order, bstart, cbound, sizes)."""
     cdef Py_ssize_t S = offsets.shape[0] - 1, n, p, q, nb, k, c, C, L, lanes
@@ -506,7 +506,7 @@ def _lockstep_plan(const int64_t[::1] offsets, Py_ssize_t N, Py_ssize_t n_chunks
     p = 0
     while p < n:
         T0 = lens[order[p]]
-        lanes = min(<Py_ssize_t>ESTEP_LANES, max(1, ESTEP_BLOCK_ELEMS // (T0 * N)))
+        lanes = min(<Py_ssize_t>ESTEP_LANES, max(1, block_elems // (T0 * N)))
         limit = T0 + T0 // 8 + 2
         q = p + 1
         while q < n and q - p < lanes and lens[order[q]] <= limit:
@@ -941,6 +941,7 @@ cdef void lockstep_block(const sym_t[::1] X, const int64_t[::1] offsets, const i
 
 def _run_blocks(const sym_t[::1] X, const int64_t[::1] offsets, const real[::1] startprob,
                 const real[:, ::1] transmat, const real[:, ::1] emit_t, Py_ssize_t n_chunks,
+                int64_t block_elems,
                 double[:, ::1] st, double[:, :, ::1] tr, double[:, :, ::1] ob,
                 real[:, ::1] gamma, double[::1] out, bint want_stats, bint want_gamma):
     """Every sequence through ``lockstep_block``, chunk ``c`` of blocks on one thread adding
@@ -952,7 +953,7 @@ def _run_blocks(const sym_t[::1] X, const int64_t[::1] offsets, const real[::1] 
     for s in range(S):
         if offsets[s + 1] == offsets[s]:
             out[s] = 0.0
-    order_arr, bstart_arr, cbound_arr, sizes_arr = _lockstep_plan(offsets, N, n_chunks)
+    order_arr, bstart_arr, cbound_arr, sizes_arr = _lockstep_plan(offsets, N, n_chunks, block_elems)
     cdef const int64_t[::1] order = order_arr
     cdef const int64_t[::1] bstart = bstart_arr
     cdef const int64_t[::1] cbound = cbound_arr
@@ -1012,17 +1013,19 @@ def _run_blocks(const sym_t[::1] X, const int64_t[::1] offsets, const real[::1] 
 
 def forward_backward(const sym_t[::1] X, const int64_t[::1] offsets, const real[::1] startprob,
                      const real[:, ::1] transmat, const real[:, ::1] emit_t, Py_ssize_t n_chunks,
+                int64_t block_elems,
                      real[:, ::1] gamma, double[::1] out):
     """Posteriors γ and per-sequence log-likelihoods, lockstep blocks as in ``estep``
     (``_numba.forward_backward``).  Rows of an impossible sequence are 0."""
     cdef Py_ssize_t N = startprob.shape[0], C = max(1, n_chunks)
-    _run_blocks(X, offsets, startprob, transmat, emit_t, n_chunks, np.zeros((C, N)),
-                np.zeros((C, N, N)), np.zeros((C, 1, 1)), gamma, out, False, True)
+    _run_blocks(X, offsets, startprob, transmat, emit_t, n_chunks, block_elems,
+                np.zeros((C, N)), np.zeros((C, N, N)), np.zeros((C, 1, 1)), gamma, out, False, True)
     return np.asarray(out)
 
 
 def estep(const sym_t[::1] X, const int64_t[::1] offsets, const real[::1] startprob,
           const real[:, ::1] transmat, const real[:, ::1] emit_t, Py_ssize_t n_chunks,
+                int64_t block_elems,
           double[::1] start_acc, double[:, ::1] trans_acc, double[:, ::1] obs_acc,
           double[::1] out):
     """E-step sums over every sequence (``_numba.estep``): sequences sorted by length run in
@@ -1032,7 +1035,8 @@ def estep(const sym_t[::1] X, const int64_t[::1] offsets, const real[::1] startp
     cdef double[:, :, ::1] tr = np.zeros((C, N, N))
     cdef double[:, :, ::1] ob = np.zeros((C, M, N))
     gamma = np.zeros((1, N), np.asarray(transmat).dtype)
-    _run_blocks(X, offsets, startprob, transmat, emit_t, n_chunks, st, tr, ob, gamma, out,
+    _run_blocks(X, offsets, startprob, transmat, emit_t, n_chunks, block_elems, st, tr, ob,
+                gamma, out,
                 True, False)
     for c in range(C):
         for i in range(N):

@@ -476,7 +476,6 @@ ESTEP_GEMM_MIN_N = 12  # from this many states on, a block's steps are BLAS GEMM
 # signature reaching it (symbol dtype x float dtype x entry point): N = 1..8 made the first
 # E-step call 36 s and each later signature 23 s, against 21 s and 16 s with one N.
 ESTEP_SMALL_MAX_N = 4
-ESTEP_BLOCK_ELEMS = 1 << 20  # α̂ values one block stores (shortest length x N x lanes)
 ESTEP_XI_COLS = 256  # most (step, lane) columns gathered per Σξ GEMM
 ESTEP_XS_STEPS = 16  # steps per tile when the symbols are transposed to (step, lane) (2.6x)
 # OpenBLAS threads a GEMM of more multiply-adds than this (4 x 65536): more threads than the
@@ -485,7 +484,7 @@ ESTEP_GEMM_MAX_MADDS = 1 << 18
 
 
 @njit(nogil=True, cache=True)
-def _lockstep_plan(offsets, N, n_chunks):
+def _lockstep_plan(offsets, N, n_chunks, block_elems):
     """Sort the sequences by length and cut them into lockstep blocks.
 
     Returns ``order`` (sequence indexes, shortest first, empty ones left out), ``bstart``
@@ -494,7 +493,7 @@ def _lockstep_plan(offsets, N, n_chunks):
     symbols, and rows for the lanes that outrun the block's shortest sequence.
 
     A block's first sequence is its shortest (length T0); others join while their tails beyond
-    T0 stay short (those steps run one lane at a time) and T0 x N x lanes fits the α̂ budget.
+    T0 stay short (those steps run one lane at a time) and T0 x N x lanes fits the α̂ budget, ``block_elems``.
     """
     S = offsets.shape[0] - 1
     lens = offsets[1:] - offsets[:-1]
@@ -509,7 +508,7 @@ def _lockstep_plan(offsets, N, n_chunks):
     p = 0
     while p < n:
         T0 = lens[order[p]]
-        lanes = min(ESTEP_LANES, max(1, ESTEP_BLOCK_ELEMS // (T0 * N)))
+        lanes = min(ESTEP_LANES, max(1, block_elems // (T0 * N)))
         limit = T0 + T0 // 8 + 2
         q = p + 1
         while q < n and q - p < lanes and lens[order[q]] <= limit:
@@ -1061,8 +1060,9 @@ def _lockstep_scratch(N, L, dtype_like):
     return fbuf, dbuf
 
 
-@njit(nogil=True, cache=True, inline="always")
-def _run_blocks(X, offsets, startprob, transmat, emit_t, n_chunks, st, tr, ob, gamma, out,
+@njit(nogil=True, cache=True)
+def _run_blocks(X, offsets, startprob, transmat, emit_t, n_chunks, block_elems, st, tr, ob,
+                gamma, out,
                 want_stats, want_gamma):
     """Every sequence through ``_lockstep_block`` (one chunk of blocks per thread, chunk ``c``
     adding into st[c], tr[c], ob[c]); a block of one sequence runs ``_forward_one`` +
@@ -1072,7 +1072,7 @@ def _run_blocks(X, offsets, startprob, transmat, emit_t, n_chunks, st, tr, ob, g
     for s in range(S):
         if offsets[s + 1] == offsets[s]:
             out[s] = 0.0
-    order, bstart, cbound, sizes = _lockstep_plan(offsets, N, n_chunks)
+    order, bstart, cbound, sizes = _lockstep_plan(offsets, N, n_chunks, block_elems)
     transmat_t = np.ascontiguousarray(transmat.T)
     _run_chunks(X, offsets, startprob, transmat, transmat_t, emit_t, order, bstart, cbound,
                 sizes, st, tr, ob, gamma, out, want_stats, want_gamma)
@@ -1113,7 +1113,7 @@ def _run_chunks(X, offsets, startprob, transmat, transmat_t, emit_t, order, bsta
 
 
 @njit(nogil=True, cache=True)
-def forward_backward(X, offsets, startprob, transmat, emit_t, n_chunks, gamma, out):
+def forward_backward(X, offsets, startprob, transmat, emit_t, n_chunks, block_elems, gamma, out):
     """Posteriors γ (``gamma``, shape (len(X), N)) and per-sequence log-likelihoods ``out``.
 
     Sequences run in lockstep blocks as in ``estep`` (α̂ kept per block, γ written straight
@@ -1124,13 +1124,15 @@ def forward_backward(X, offsets, startprob, transmat, emit_t, n_chunks, gamma, o
     d1 = np.zeros((C, N), np.float64)
     d2 = np.zeros((C, N, N), np.float64)
     d3 = np.zeros((C, 1, 1), np.float64)
-    _run_blocks(X, offsets, startprob, transmat, emit_t, n_chunks, d1, d2, d3, gamma, out,
-                False, True)
+    _run_blocks(X, offsets, startprob, transmat, emit_t, n_chunks, block_elems, d1, d2, d3, gamma,
+                out,
+                n_chunks != n_chunks, n_chunks == n_chunks)  # False, True
     return out
 
 
 @njit(nogil=True, cache=True)
-def estep(X, offsets, startprob, transmat, emit_t, n_chunks, start_acc, trans_acc, obs_acc, out):
+def estep(X, offsets, startprob, transmat, emit_t, n_chunks, block_elems, start_acc, trans_acc,
+          obs_acc, out):
     """E-step sums over every sequence: ``start_acc`` (N,) Σ γ_0, ``trans_acc`` (N, N) Σ ξ,
     ``obs_acc`` (M, N) Σ γ_t per symbol (all float64, added to), ``out`` per-sequence log P.
 
@@ -1144,8 +1146,9 @@ def estep(X, offsets, startprob, transmat, emit_t, n_chunks, start_acc, trans_ac
     tr = np.zeros((C, N, N), np.float64)
     ob = np.zeros((C, M, N), np.float64)
     gamma = np.zeros((1, N), transmat.dtype)
-    _run_blocks(X, offsets, startprob, transmat, emit_t, n_chunks, st, tr, ob, gamma, out,
-                True, False)
+    _run_blocks(X, offsets, startprob, transmat, emit_t, n_chunks, block_elems, st, tr, ob, gamma,
+                out,
+                n_chunks == n_chunks, n_chunks != n_chunks)  # True, False
     for c in range(C):
         for i in range(N):
             start_acc[i] += st[c, i]

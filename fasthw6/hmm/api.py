@@ -22,6 +22,10 @@ from . import _anchors  # noqa: F401  (registers hmmlearn as the anchor of these
 _log = logging.getLogger(__name__)
 SYSTEM = "hmm"
 SUM_TOL = 1e-5  # |row sum - 1| accepted, as hmmlearn's np.allclose(row_sum, 1)
+# α̂ values one lockstep block of the E-step and posteriors kernels stores (shortest length x N x
+# lanes); a sequence longer than this over N is a block of its own.  An argument of the kernels,
+# so that it has one home (and tests can make long-sequence blocks with short sequences).
+ESTEP_BLOCK_ELEMS = 1 << 20
 
 # symbols are read in place; a signed type whose values were proven non-negative is viewed as
 # the unsigned one of the same width (and vice versa), so the kernels see four integer types
@@ -357,10 +361,15 @@ def posteriors(X, lengths, startprob, transmat, emissionprob, *, dtype=None, bac
     """
     sp, tm, em, dt = _model(startprob, transmat, emissionprob, dtype)
     x, off = _batch(X, lengths, em.shape[1], backend)
+    return _forward_backward(x, off, sp, tm, em, dt, backend)
+
+
+def _forward_backward(x, off, sp, tm, em, dt, backend):
+    """(per-sequence log-likelihoods, posteriors γ) of validated operands."""
     out = np.empty(off.shape[0] - 1, np.float64)
     gamma = np.empty((x.shape[0], sp.shape[0]), dt)
     get_kernel(SYSTEM, "forward_backward", backend)(x, off, *_kernel_operands(sp, tm, em, dt),
-        _chunks(off, backend, 4), gamma, out)
+        _chunks(off, backend, 4), ESTEP_BLOCK_ELEMS, gamma, out)
     return out, gamma
 
 
@@ -394,7 +403,7 @@ def _estep(x, off, sp, tm, em, dt, backend):
     trans = np.zeros((n, n), np.float64)
     obs_t = np.zeros((m, n), np.float64)
     get_kernel(SYSTEM, "estep", backend)(x, off, *_kernel_operands(sp, tm, em, dt),
-        _chunks(off, backend, 1), start, trans, obs_t, out)
+        _chunks(off, backend, 1), ESTEP_BLOCK_ELEMS, start, trans, obs_t, out)
     return dict(loglik=out, start=start, trans=trans, obs=np.ascontiguousarray(obs_t.T))
 
 
@@ -706,11 +715,7 @@ class CategoricalHMM:
         """
         sp, tm, em, dt = self._ops()
         x, off = self._symbols(X, lengths)
-        out = np.empty(off.shape[0] - 1, np.float64)
-        gamma = np.empty((x.shape[0], sp.shape[0]), dt)
-        get_kernel(SYSTEM, "forward_backward", self._backend())(
-            x, off, *_kernel_operands(sp, tm, em, dt),
-            _chunks(off, self._backend(), 4), gamma, out)
+        out, gamma = _forward_backward(x, off, sp, tm, em, dt, self._backend())
         return float(np.sum(out)), gamma
 
     def predict_proba(self, X, lengths=None):
@@ -749,11 +754,7 @@ class CategoricalHMM:
         if algorithm == "viterbi":
             lp, states = _viterbi(x, off, sp, tm, em, self._backend())
             return float(np.sum(lp)), states
-        out = np.empty(off.shape[0] - 1, np.float64)
-        gamma = np.empty((x.shape[0], sp.shape[0]), dt)
-        get_kernel(SYSTEM, "forward_backward", self._backend())(
-            x, off, *_kernel_operands(sp, tm, em, dt),
-            _chunks(off, self._backend(), 4), gamma, out)
+        out, gamma = _forward_backward(x, off, sp, tm, em, dt, self._backend())
         return float(np.max(gamma, axis=1).sum()), np.argmax(gamma, axis=1)
 
     def predict(self, X, lengths=None):

@@ -81,7 +81,7 @@ def forward_loglik(X, offsets, startprob, transmat, emit_t, n_chunks, out):
     return -1
 
 
-def forward_backward(X, offsets, startprob, transmat, emit_t, n_chunks, gamma, out):
+def forward_backward(X, offsets, startprob, transmat, emit_t, n_chunks, block_elems, gamma, out):
     A, B, PI = _params(startprob, transmat, emit_t)
     for s, a, b in _sequences(offsets):
         if b == a:
@@ -99,7 +99,8 @@ def forward_backward(X, offsets, startprob, transmat, emit_t, n_chunks, gamma, o
     return out
 
 
-def estep(X, offsets, startprob, transmat, emit_t, n_chunks, start_acc, trans_acc, obs_acc, out):
+def estep(X, offsets, startprob, transmat, emit_t, n_chunks, block_elems, start_acc, trans_acc,
+          obs_acc, out):
     A, B, PI = _params(startprob, transmat, emit_t)
     for s, a, b in _sequences(offsets):
         if b == a:
