@@ -400,7 +400,10 @@ def cmd_bench(args) -> int:
         files = [jpath]
         cmd = [sys.executable, "-m", "pytest", *(suites or [bench_dir]), "-q", "-p", "no:cacheprovider",
                f"--benchmark-json={jpath}", "--benchmark-sort=name"]
-        env = dict(os.environ)
+        # the benchmarks run in a pytest session of their own: not as a worker of one this
+        # command may have been started from (pytest-benchmark switches itself off there)
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("PYTEST_XDIST_") and k != "PYTEST_CURRENT_TEST"}
         if args.quick:
             env["FASTHW6_BENCH_QUICK"] = "1"
             # one timed round per case, no compile-time-in-a-fresh-process cases, and not the

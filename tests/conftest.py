@@ -25,6 +25,24 @@ REQUIRED = [b for b in os.environ.get("FASTHW6_REQUIRE_BACKENDS", "").split(",")
 TOL = {np.dtype(np.float32): dict(rtol=2e-4, atol=2e-5), np.dtype(np.float64): dict(rtol=1e-10, atol=1e-12)}
 
 
+MAX_WORKERS = 4
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    """The suite runs one process per core (at most ``MAX_WORKERS``) when pytest-xdist is
+    installed and ``-n`` was not given: numba compiles on one thread, and most of a first run is
+    compilation.  (Set here, not in ``addopts``, so that the benchmarks, which need one process,
+    and runs without xdist are unaffected; ``-n 0`` runs in one process.)"""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if (getattr(config.option, "numprocesses", 0) is None and config.pluginmanager.hasplugin("xdist")
+            and not hasattr(config, "workerinput") and not config.option.collectonly
+            and (cpus or 1) >= 2):
+        config.option.numprocesses = min(MAX_WORKERS, cpus)
+        if config.option.dist == "no":
+            config.option.dist = "worksteal"
+
+
 def pytest_sessionstart(session):
     missing = [b for b in REQUIRED if b not in fasthw6.available_backends()]
     if missing:
@@ -51,8 +69,15 @@ def _precompile(session):
 
     from fasthw6 import _jit
 
+    import fcntl
+
     t0 = time.perf_counter()
-    done = _jit.compile_all(floats=("float64", "float32"), symbols=("int64",))
+    os.makedirs(_jit.cache_dir(), exist_ok=True)
+    # under pytest-xdist every worker gets here: the first compiles (on every CPU), the others
+    # wait for it and then load what it stored
+    with open(os.path.join(_jit.cache_dir(), "precompile.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = _jit.compile_all(floats=("float64", "float32"), symbols=("int64",))
     rep = session.config.pluginmanager.get_plugin("terminalreporter")
     if rep is not None:
         rep.write_line(f"precompiled {len(done)} kernel sets into {_jit.cache_dir()} in "
