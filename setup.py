@@ -23,7 +23,11 @@ class ParallelBuildExt(build_ext):
                                 else (os.cpu_count() or 1))
 
 openmp = [] if sys.platform == "darwin" else ["-fopenmp"]
-compile_args = ["-O3"] + openmp if os.name != "nt" else ["/O2", "/openmp"]
+# -ffp-contract=off: no fused multiply-adds (gcc forms them by default where the target has FMA,
+# e.g. CFLAGS=-march=native; clang within an expression).  Kernels whose results must equal
+# numba's bit for bit need every product rounded, as numba does without fastmath.  MSVC (2022 on)
+# does not contract by default, and x64 code without /arch:AVX2 has no FMA to contract to.
+compile_args = ["-O3", "-ffp-contract=off"] + openmp if os.name != "nt" else ["/O2", "/openmp"]
 link_args = openmp if os.name != "nt" else []
 
 extensions = [
