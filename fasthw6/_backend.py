@@ -11,12 +11,13 @@ with the same function names and signatures:
 in order of precedence: the ``backend=`` argument of a call, the innermost ``use_backend()``
 block, ``set_backend()``, the ``FASTHW6_BACKEND`` environment variable, then ``"auto"``.
 
-``"auto"`` runs numba's kernel (else Cython's if numba is not installed, else NumPy's), with one
-refinement for the systems in ``STANDIN``, whose stand-in kernels give bit for bit the same
-results as numba's: while numba's compiled code for a call's argument types is neither in
-memory nor in the on-disk cache, the stand-in answers at once and numba's code is compiled in
-the background (:mod:`fasthw6._jit`).  So a fresh installation answers in milliseconds, not
-after a minute of compilation, and every answer is the same whichever kernel gave it.
+``"auto"`` runs a small call on the Cython kernels, built at install time, and a large one on
+numba's once numba's compiled code for the call's argument types is in memory or in the on-disk
+cache; until then Cython answers and numba's code is compiled in the background
+(:mod:`fasthw6._jit`).  The Cython kernels give bit for bit numba's results (``STANDIN``), so a
+fresh installation answers in milliseconds, not after a minute of compilation, and every answer
+is the same whichever kernel gave it.  Without the Cython build ``auto`` is numba (compiling
+at the first call), without numba Cython, without both NumPy.
 
 The same registry drives the equivalence tests and the benchmarks: ``comparisons(op)`` returns
 every available backend of a public function plus every installed anchor library registered
@@ -33,9 +34,10 @@ import os
 from typing import Callable, Iterator
 
 BACKENDS = ("numba", "cython", "numpy")
-# system -> backend whose kernels are bit-identical to numba's and need no compiling
-# (tests/test_hmm_bitidentity.py, test_bitidentity.py and test_seqio.py hold them to it)
-STANDIN = {"hmm": "cython", "seqio": "cython", "conv": "cython", "nn": "cython", "svm": "cython"}
+# systems whose Cython kernels give bit for bit numba's results, so that ``auto`` may answer with
+# them while numba's code is compiling (tests/test_*bitidentity.py and test_seqio.py hold them
+# to it): every system today
+STANDIN = frozenset({"hmm", "seqio", "conv", "nn", "svm", "vae"})
 _MODULE = {"numba": "_numba", "cython": "_cython", "numpy": "reference"}
 _ENV = "FASTHW6_BACKEND"
 
@@ -216,21 +218,18 @@ def _has_module(system: str, backend: str) -> bool:
 
 @functools.lru_cache(maxsize=None)
 def _auto_kernel(system: str, name: str) -> Callable:
-    """``auto``'s kernel ``name`` of ``system``: small calls on Cython, large ones on numba, with
-    the ``STANDIN`` rule for the latter (``fasthw6._jit.AutoKernel``).  numba is imported only
-    when a large call comes."""
+    """``auto``'s kernel ``name`` of ``system``: small calls on Cython, large ones on numba once
+    its code is compiled (``fasthw6._jit.AutoKernel``).  numba is imported only when a large
+    call comes."""
     if not _backend_importable("cython") or not _has_module(system, "cython"):
         return getattr(_module(system, _auto_backend(system)), name)
-    small = getattr(_module(system, "cython"), name)
+    cython = getattr(_module(system, "cython"), name)
     if not _backend_importable("numba"):
-        return small
+        return cython
     from ._jit import AutoKernel
 
-    standin = STANDIN.get(system)
-    fast = _LazyKernel(system, name)
-    return AutoKernel(f"{system}.{name}", fast, small,
-                      getattr(_module(system, standin), name) if standin else None,
-                      names=("numba", "cython", standin))
+    return AutoKernel(f"{system}.{name}", _LazyKernel(system, name), cython,
+                      identical=system in STANDIN)
 
 
 class _LazyKernel:

@@ -9,12 +9,12 @@ HMM kernels takes tens of seconds.  Three things keep that off the user's clock:
   the installed package, so a read-only site-packages or container image works and an uninstall
   leaves nothing behind in it.  Entries are keyed by the source's hash, the argument types and
   the CPU (model and features): a cache built on another machine is ignored, not misused.
-- **The stand-in.**  For systems whose ``cython`` (or ``numpy``) kernels give results bit for bit
-  equal to numba's (``STANDIN``; ``tests/test_*bitidentity.py`` hold them to it), the
-  ``auto`` backend runs numba's kernel when its compiled code for the call's argument types is
-  in memory or in the cache, and the stand-in otherwise.  The answer is the same either way, so
-  results do not depend on what happens to be compiled; only the time does.
-- **Background compilation.**  When ``auto`` takes the stand-in, it asks a separate low-priority
+- **The stand-in.**  The Cython kernels, built at install time, give results bit for bit equal
+  to numba's (``fasthw6._backend.STANDIN``; ``tests/test_*bitidentity.py`` hold them to it).
+  The ``auto`` backend runs numba's kernel when its compiled code for the call's argument types
+  is in memory or in the cache, and the Cython one otherwise.  The answer is the same either
+  way, so results do not depend on what happens to be compiled; only the time does.
+- **Background compilation.**  When ``auto`` takes the stand-in for a large call, it asks a separate low-priority
   process to compile numba's kernel for those argument types into the cache (one at a time,
   serialised across processes by a lock file in the cache).  Later calls -- in this process once
   the cache has it, and in every later process -- run numba.  ``FASTHW6_BACKGROUND_COMPILE=0``
@@ -139,37 +139,37 @@ def _nbytes(args) -> int:
 class AutoKernel:
     """The ``auto`` backend for one kernel (see :mod:`fasthw6._backend`).
 
-    - A call whose array arguments hold fewer than ``SMALL_CALL_BYTES`` runs ``small`` (the
-      Cython kernel, built at install time): its work is too small to pay for numba's first
-      call in a process, which imports numba and loads or compiles the kernel (a second or
-      more).  The rule depends on the input alone, so it is reproducible.
-    - A larger call runs ``fast`` (numba).  If ``standin`` is given -- a kernel bit-identical to
-      numba's -- and numba's code for the call's argument types is neither in memory nor in the
-      cache, ``standin`` answers and a background process compiles numba's code.
+    - A call whose array arguments hold fewer than ``SMALL_CALL_BYTES`` runs ``cython`` (built
+      at install time): its work is too small to pay for numba's first call in a process, which
+      imports numba and loads or compiles the kernel (a second or more).
+    - A larger call runs ``fast`` (numba).  When ``identical`` -- the Cython kernel gives
+      numba's bits -- and numba's code for the call's argument types is neither in memory nor
+      in the cache, ``cython`` answers instead and a background process compiles numba's code.
+      (Without ``identical``, numba compiles in the foreground: results then depend on the
+      input alone, never on what happens to be compiled.)
     """
 
-    def __init__(self, label, fast, small=None, standin=None, names=("numba", "cython", "cython")):
+    def __init__(self, label, fast, cython, identical=True):
         self.label = label
         self.fast = fast
-        self.small = small
-        self.standin = standin
-        self.names = names  # of fast, small, standin
+        self.cython = cython
+        self.identical = identical
         self._ready: dict[tuple, object] = {}  # key -> True, or when numba was last looked for
         self._info = _status.setdefault(label, dict(ready=[], last=None, requested=[]))
 
     def __call__(self, *args):
-        if self.small is not None and _nbytes(args) < SMALL_CALL_BYTES:
-            self._info["last"] = self.names[1]
-            return self.small(*args)
-        if self.standin is not None:
+        if _nbytes(args) < SMALL_CALL_BYTES:
+            self._info["last"] = "cython"
+            return self.cython(*args)
+        if self.identical:
             key = tuple(map(_typekey, args))
             st = self._ready.get(key)
             if st is not True and (st is None or time.monotonic() - st >= RECHECK_S):
                 st = self._probe(key, args)
             if st is not True:
-                self._info["last"] = self.names[2]
-                return self.standin(*args)
-        self._info["last"] = self.names[0]
+                self._info["last"] = "cython"
+                return self.cython(*args)
+        self._info["last"] = "numba"
         return self.fast(*args)
 
     def _probe(self, key, args):

@@ -134,19 +134,27 @@ def test_locator_leaves_other_numba_functions_alone(tmp_path):
     assert res["path"] == str(tmp_path / "__pycache__")
 
 
-def test_auto_rules_are_reproducible_for_nonidentical_systems(monkeypatch):
-    """Outside STANDIN the choice depends on the input's size only: small on Cython, large on
-    numba, whatever is compiled."""
-    k = _backend.get_kernel("vae", "latent_forward")
-    assert isinstance(k, _jit.AutoKernel) and k.standin is None
+def test_every_system_has_a_bit_identical_standin():
+    for system in _jit.SYSTEMS:
+        assert system in _backend.STANDIN
+        k = _backend.get_kernel(system, {"hmm": "viterbi", "seqio": "tokenize", "conv": "conv2d",
+                                         "nn": "batchnorm_forward_4d", "vae": "latent_forward",
+                                         "svm": "smo_solve"}[system])
+        assert isinstance(k, _jit.AutoKernel) and k.identical
+
+
+def test_auto_rules_are_reproducible_without_a_bit_identical_standin(monkeypatch):
+    """A kernel whose Cython twin were not bit-identical: the choice would depend on the input's
+    size only (small on Cython, large on numba), whatever is compiled."""
     calls = []
-    monkeypatch.setattr(k, "small", lambda *a: calls.append("cython"))
-    monkeypatch.setattr(k, "fast", lambda *a: calls.append("numba"))
+    k = _jit.AutoKernel("test.kernel", lambda *a: calls.append("numba"),
+                        lambda *a: calls.append("cython"), identical=False)
     small = np.ones((4, 4))
     large = np.ones((_jit.SMALL_CALL_BYTES // 8, 1))
     k(small, small)
     k(large, small)
-    assert calls == ["cython", "numba"]
+    k(small, small)
+    assert calls == ["cython", "numba", "cython"]
 
 
 def test_explicit_backends_bypass_the_auto_policy():
