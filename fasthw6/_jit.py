@@ -280,7 +280,7 @@ SYMBOLS = ("int64", "uint8")  # numpy's default integer, and the compact one lar
 def _warm_hmm(floating, symbols):
     import numpy as np
 
-    from .hmm import api
+    from .hmm import CategoricalHMM, api
 
     sp = np.array([0.6, 0.4])
     tm = np.array([[0.7, 0.3], [0.4, 0.6]])
@@ -293,8 +293,7 @@ def _warm_hmm(floating, symbols):
     api.em_statistics(X[:9], [4, 5], sp, tm, em, **kw)
     if floating == "float64":
         api.viterbi(X[:9], [4, 5], sp, tm, em, backend="numba")
-        m = api.CategoricalHMM(2, random_state=0)
-        m.backend = "numba"
+        m = CategoricalHMM(2, random_state=0, backend="numba")
         m.startprob_, m.transmat_, m.emissionprob_ = sp, tm, em
         m.sample(5, random_state=0)
 

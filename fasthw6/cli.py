@@ -198,7 +198,7 @@ def cmd_decode(args) -> int:
 # --------------------------------------------------------------------------- fit
 def _read_for_fit(args):
     """(X, lengths, symbols): integer tokens as they are, or any tokens as a sorted alphabet."""
-    from .hmm.api import check_symbols
+    from .hmm._checks import check_symbols
     from .seqio import SeqsError, read_sequences
     from .seqio.api import is_npz
 

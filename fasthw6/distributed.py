@@ -12,7 +12,7 @@ import importlib
 
 import numpy as np
 
-from .hmm.api import check_lengths
+from .hmm._checks import check_lengths
 
 
 def _score_partition(model, X, lengths):

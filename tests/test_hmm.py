@@ -21,7 +21,7 @@ from fasthw6.hmm import (
     score_sequences,
     viterbi,
 )
-from fasthw6.hmm.api import _as_symbols
+from fasthw6.hmm._checks import _as_symbols
 
 URN_A = np.full((3, 3), 1 / 3)
 URN_PI = np.full(3, 1 / 3)
@@ -562,7 +562,7 @@ def test_top_level_export():
 def test_symbol_range_kernel_on_large_batches(backend, dt):
     """Above 65536 symbols the range check is one compiled pass over chunks; a bad symbol in any
     chunk, the first or last position included, is still found."""
-    from fasthw6.hmm.api import _as_symbols
+    from fasthw6.hmm._checks import _as_symbols
 
     rng = np.random.default_rng(0)
     X = rng.integers(0, 5, 200_003).astype(dt)
@@ -588,7 +588,7 @@ def test_scoring_kernel_checks_every_symbol(backend, dt, n):
     tail a long sequence finishes alone, the partial last block, a sequence of length 1 -- must
     still raise the range error, and a clean batch must score as the checked path does."""
     from fasthw6._backend import get_kernel
-    from fasthw6.hmm.api import _kernel_operands
+    from fasthw6.hmm._checks import _kernel_operands
 
     rng = np.random.default_rng(7)
     M = 6
@@ -630,3 +630,16 @@ def test_scoring_range_check_with_wrapping_dtypes():
     big = np.array([0, 1, 2**32 - 1], np.uint32)  # reads as -1 in the kernel's int32 view
     with pytest.raises(ValueError, match=f"holds symbol {2**32 - 1} but"):
         score_sequences(big, None, sp, tm, em)
+
+
+def test_backend_is_a_constructor_parameter():
+    m = CategoricalHMM(2, n_features=3, backend="numpy", init_params="", random_state=0)
+    assert m.get_params()["backend"] == "numpy"
+    m.startprob_, m.transmat_ = np.array([0.5, 0.5]), np.array([[0.9, 0.1], [0.2, 0.8]])
+    m.emissionprob_ = np.array([[0.7, 0.2, 0.1], [0.1, 0.2, 0.7]])
+    X = np.array([[0], [1], [2], [2]])
+    ref = m.score(X)
+    assert m.set_params(backend="cython" if "cython" in fasthw6.available_backends()
+                        else "numpy").score(X) == pytest.approx(ref, rel=1e-12)
+    with pytest.raises(ValueError, match="backend 'gpu' is unknown"):
+        m.set_params(backend="gpu").score(X)

@@ -1,6 +1,6 @@
 """Numba HMM kernels (backend ``"numba"``).
 
-Everything reaching these functions was validated by ``fasthw6.hmm.api``: symbols lie in
+Everything reaching these functions was validated by ``fasthw6.hmm._checks``: symbols lie in
 ``[0, M)``, ``offsets`` is non-decreasing from 0 to ``len(X)``, probabilities are finite and
 non-negative.  Nothing here checks bounds -- with one exception, made for speed and kept narrow:
 the scoring kernel ``forward_loglik`` receives symbols whose range the API has *not* checked,

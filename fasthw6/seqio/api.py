@@ -27,7 +27,7 @@ from typing import BinaryIO, Callable, Iterator, Sequence
 import numpy as np
 
 from .._backend import get_kernel
-from ..hmm.api import check_lengths, check_symbols
+from ..hmm._checks import check_lengths, check_symbols
 
 DEFAULT_CHUNK_BYTES = 16 << 20
 _DIGITS = re.compile(rb"[0-9]+\Z")
