@@ -48,12 +48,50 @@ _context_choice: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 
 
 @functools.lru_cache(maxsize=None)
+def _preload_cython_blas() -> None:
+    """Load ``scipy.linalg.cython_blas`` (the BLAS the HMM and convolution Cython kernels call)
+    without importing the ``scipy.linalg`` package around it, which the kernels do not use and
+    which costs 0.1-0.3 s: the module is registered under its own name, so the kernels' import of
+    it finds it, and a later ``import scipy.linalg`` adopts it.  Any surprise (another scipy
+    layout): nothing is done and the ordinary import happens."""
+    import sys
+
+    name = "scipy.linalg.cython_blas"
+    if name in sys.modules or "scipy.linalg" in sys.modules:
+        return
+    try:
+        import importlib.machinery
+
+        spec = importlib.util.find_spec("scipy")
+        if spec is None or not spec.submodule_search_locations:
+            return
+        folder = os.path.join(list(spec.submodule_search_locations)[0], "linalg")
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = os.path.join(folder, "cython_blas" + suffix)
+            if os.path.exists(path):
+                break
+        else:
+            return
+        blas_spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(blas_spec)
+        sys.modules[name] = mod
+        try:
+            blas_spec.loader.exec_module(mod)
+        except BaseException:
+            del sys.modules[name]
+            raise
+    except Exception:  # noqa: BLE001 -- fall back to the plain import
+        return
+
+
+@functools.lru_cache(maxsize=None)
 def _backend_importable(backend: str) -> bool:
     if backend == "numpy":
         return True
     if backend == "numba":  # found, not imported: numba is imported by the first call that runs it
         return importlib.util.find_spec("numba") is not None
     # cython: the extensions are built together, so one probe stands for all of them
+    _preload_cython_blas()
     try:
         importlib.import_module("fasthw6.conv._cython")
     except ImportError:
@@ -186,6 +224,8 @@ def single_threaded() -> Iterator[None]:
 
 @functools.lru_cache(maxsize=None)
 def _module(system: str, backend: str):
+    if backend == "cython":
+        _preload_cython_blas()
     try:
         return importlib.import_module(f"fasthw6.{system}.{_MODULE[backend]}")
     except ImportError as exc:

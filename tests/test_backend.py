@@ -66,3 +66,27 @@ def test_environment_variable_selects_and_validates():
     bad = subprocess.run([sys.executable, "-c", code], env={"FASTHW6_BACKEND": "gpu", "PATH": ""},
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "FASTHW6_BACKEND environment variable 'gpu' is unknown" in bad.stderr
+
+
+def test_cython_kernels_load_blas_without_scipy_linalg():
+    """The first Cython call loads scipy's BLAS module alone (the scipy.linalg package costs
+    0.1-0.3 s of a first call); a later ``import scipy.linalg`` adopts that module and works."""
+    if "cython" not in fasthw6.available_backends():
+        pytest.skip("Cython backend not built")
+    code = """
+import sys
+import numpy as np
+from fasthw6.hmm import score_sequences
+ll = score_sequences([0, 1, 1, 0], [2, 2], [0.5, 0.5], [[0.9, 0.1], [0.2, 0.8]],
+                     [[0.7, 0.3], [0.4, 0.6]], backend="cython")
+assert np.isfinite(ll).all()
+assert "scipy.linalg.cython_blas" in sys.modules and "scipy.linalg" not in sys.modules
+import scipy.linalg
+from scipy.linalg import cython_blas
+assert cython_blas is sys.modules["scipy.linalg.cython_blas"]
+a = np.random.default_rng(0).random((20, 20)) + 20 * np.eye(20)
+assert np.allclose(scipy.linalg.inv(a) @ a, np.eye(20))
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
