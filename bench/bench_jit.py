@@ -4,8 +4,8 @@ Each case starts a new interpreter with an empty compiled-code cache (``NUMBA_CA
 fasthw6, numba and hmmkay all honour), times the import and the first call of one public
 function, then starts a second interpreter on the same cache and times its first call again
 (``warm``).  fasthw6 runs under its default backend (``auto``) and, for comparison, forced onto
-numba (the compilation ``auto`` keeps off the clock); hmmlearn and hmmkay answer the same HMM
-questions where they are installed.  Every case checks its result against fasthw6's NumPy
+numba (the compilation ``auto`` keeps off the clock); hmmlearn, hmmkay and dynamax (JAX, in
+float64) answer the same HMM questions where they are installed.  Every case checks its result against fasthw6's NumPy
 reference computed here.  Cases whose name ends in "large" use inputs above the size from which
 ``auto`` runs numba (``fasthw6._jit.SMALL_CALL_BYTES``).
 """
@@ -66,6 +66,21 @@ def _hmm_cases():
           "m = HMM(sp, tm, em, n_iter=1)\n"
           "seqs = np.array([X[:L[0]], X[L[0]:2 * L[0]]])\n")  # hmmkay takes equal lengths
     out[("score_sequences", "hmmkay")] = hk + "f = lambda: np.r_[m.log_likelihood(seqs)]"
+    dx = ("import jax, jax.numpy as jnp\n"
+          "jax.config.update('jax_enable_x64', True)\n"
+          "from dynamax.hidden_markov_model import CategoricalHMM\n"
+          "m = CategoricalHMM(3, 1, 4)\n"
+          "params, _ = m.initialize(jax.random.PRNGKey(0), initial_probs=jnp.asarray(sp),\n"
+          "    transition_matrix=jnp.asarray(tm), emission_probs=jnp.asarray(em)[:, None, :])\n"
+          "seqs = [jnp.asarray(X[:L[0]].reshape(-1, 1)), jnp.asarray(X[L[0]:].reshape(-1, 1))]\n"
+          "def path_logprob(s, x):  # the decoded path's joint log-probability, to check it\n"
+          "    s = np.asarray(s)\n"
+          "    return (np.log(sp[s[0]]) + np.log(tm[s[:-1], s[1:]]).sum()\n"
+          "            + np.log(em[s, np.asarray(x)[:, 0]]).sum())\n")
+    out[("score_sequences", "dynamax")] = dx + (
+        "f = lambda: np.array([float(m.marginal_log_prob(params, x)) for x in seqs])")
+    out[("decode", "dynamax")] = dx + (
+        "f = lambda: np.r_[sum(path_logprob(m.most_likely_states(params, x), x) for x in seqs)]")
     return out
 
 
