@@ -2,9 +2,8 @@
 
 Each ``q*`` function computes its question with the library, checks the result against what the
 document states, and returns ``(lines, ok)``: the text to print and whether every check held.
-The document's own HMM code (question 4) is kept here, copied faithfully with only its syntax
-repaired (names with spaces, ``0`` typed for ``O``), so that its NaN can be shown next to the
-library's training, which has none.
+The document's own HMM code (question 4, ``fasthw6._document``) runs beside the library's
+training, so that its NaN can be shown next to the library's, which has none.
 """
 from __future__ import annotations
 
@@ -14,83 +13,7 @@ import warnings
 
 import numpy as np
 
-# --------------------------------------------------------------------------- document data
-URN_A = [[1 / 3, 1 / 3, 1 / 3], [1 / 3, 1 / 3, 1 / 3], [1 / 3, 1 / 3, 1 / 3]]
-URN_PI = [1 / 3, 1 / 3, 1 / 3]
-URN_B = [[4 / 6, 2 / 6], [2 / 6, 4 / 6], [3 / 6, 3 / 6]]
-URN_O = [0, 0, 1, 0, 1]  # 0 = red, 1 = blue
-CONV_A = [[6, 0, -4, 0, 1], [4, 4, 0, 2, 1], [3, -7, 1, 4, 2], [-2, 2, 1, -4, 2], [5, 1, 2, 4, -1]]
-CONV_K = [[3, -1, 2], [-2, 1, -3], [-2, 0, 3]]
-
-
-# --------------------------------------------------------------------------- the document's HMM code
-def _doc_evaluation_forward(A, B, PI, O, alpha):
-    alpha[:, 0] = np.multiply(PI, B[:, O[0]])
-    for t in range(1, O.shape[0]):
-        for j in range(A.shape[0]):
-            alpha[j, t] = np.sum(np.multiply(alpha[:, t - 1], A[:, j])) * B[j, O[t]]
-    return alpha
-
-
-def _doc_evaluation_backward(A, B, PI, O, beta):
-    beta[:, -1] = np.ones((A.shape[0]), dtype=np.float64)
-    for t in range(O.shape[0] - 2, -1, -1):
-        for i in range(A.shape[0]):
-            beta[i, t] = np.sum(np.multiply(np.multiply(A[i, :], B[:, O[t]]), beta[:, t + 1]))
-    return beta
-
-
-def _doc_decode(A, B, PI, O, delta):
-    delta[:, 0] = np.multiply(PI, B[:, O[0]])
-    for t in range(1, O.shape[0]):
-        for j in range(A.shape[0]):
-            delta[j, t] = np.amax(np.multiply(delta[:, t - 1], A[:, j])) * B[j, O[t]]
-    path = np.argmax(delta, axis=0) + 1
-    return delta, path
-
-
-def _doc_learn(A, B, PI, O, V, alpha, beta, XI, gamma):
-    alpha = _doc_evaluation_forward(A, B, PI, O, alpha)
-    beta = _doc_evaluation_backward(A, B, PI, O, beta)
-    p = np.sum(np.multiply(alpha, beta), axis=0)
-    for t in range(O.shape[0] - 1):
-        for i in range(A.shape[0]):
-            for j in range(A.shape[0]):
-                XI[i, j, t] = (alpha[i, t] * beta[j, t + 1] * A[i, j] * B[j, O[t + 1]]) / p[t]
-    for t in range(O.shape[0]):
-        for i in range(A.shape[0]):
-            gamma[i, t] = np.sum(XI[i, :, t])
-    for i in range(A.shape[0]):
-        for j in range(B.shape[0]):
-            A[i, j] = np.sum(XI[i, j, :]) / np.sum(gamma[i])
-    for i in range(A.shape[0]):
-        PI[i] = gamma[i, 0]
-    for j in range(A.shape[0]):
-        for k in range(V.shape[0]):
-            B[j, k] = np.sum(np.multiply(gamma[j], (O == V[k]).astype(np.float64))) / np.sum(gamma[j])
-    return A, B, PI, gamma, XI, alpha, beta
-
-
-def document_hmm_run(n_iter: int = 100):
-    """Run the document's training loop; return its per-iteration paths and NaN flags."""
-    A = np.array(URN_A, dtype=np.float64)
-    PI = np.array(URN_PI, dtype=np.float64)
-    B = np.array(URN_B, dtype=np.float64)
-    O = np.array(URN_O, dtype=np.int32)
-    V = np.array([0, 1], dtype=np.int32)
-    shape = (B.shape[0], O.shape[0])
-    alpha, beta, delta, gamma = (np.zeros(shape) for _ in range(4))
-    XI = np.zeros((B.shape[0], B.shape[0], O.shape[0]))
-    paths, nans = [], []
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
-        for _ in range(n_iter):
-            A, B, PI, gamma, XI, alpha, beta = _doc_learn(A, B, PI, O, V, alpha, beta, XI, gamma)
-            delta, path = _doc_decode(A, B, PI, O, delta)
-            paths.append(path.tolist())
-            nans.append(bool(np.isnan(np.linalg.norm(A)) or np.isnan(np.linalg.norm(B))
-                             or np.isnan(np.linalg.norm(PI))))
-    return paths, nans
+from ._document import CONV_A, CONV_K, URN_A, URN_B, URN_O, URN_PI, document_hmm_run
 
 
 def _fmt(a, digits=6) -> str:
@@ -244,7 +167,7 @@ def q4(n_iter: int = 100):
             best, best_lp = path, lp
     viterbi_ok = list(states) == list(best) and abs(float(logprob) - best_lp) < 1e-9
     monotone = all(b >= a - 1e-9 for a, b in zip(lls, lls[1:]))
-    doc_paths, doc_nans = document_hmm_run(n_iter)
+    doc_paths, doc_nans, _ = document_hmm_run(n_iter)
     first_nan = next((i + 1 for i, v in enumerate(doc_nans) if v), None)
     lines = [
         "Q4  Urn HMM (3 urns, red=0/blue=1), O = [0, 0, 1, 0, 1], the document's start A, B, PI",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import warnings
 
 import numpy as np
 import pytest
@@ -21,12 +20,13 @@ from fasthw6.hmm import (
     score_sequences,
     viterbi,
 )
+from fasthw6 import _document
+from fasthw6._document import (_doc_decode, _doc_evaluation_forward, _doc_learn,
+                               document_hmm_run)
 from fasthw6.hmm._checks import _as_symbols
 
-URN_A = np.full((3, 3), 1 / 3)
-URN_PI = np.full(3, 1 / 3)
-URN_B = np.array([[4 / 6, 2 / 6], [2 / 6, 4 / 6], [3 / 6, 3 / 6]])
-URN_O = np.array([0, 0, 1, 0, 1])
+URN_A, URN_PI, URN_B, URN_O = (np.array(a) for a in (_document.URN_A, _document.URN_PI,
+                                                     _document.URN_B, _document.URN_O))
 
 
 def ragged(rng, m, lengths, dtype=np.int64):
@@ -170,66 +170,10 @@ def test_empty_batch_and_empty_sequences(backend):
 
 
 # --------------------------------------------------------------------------- the document
-def _doc_forward(A, B, PI, O, alpha):
-    alpha[:, 0] = np.multiply(PI, B[:, O[0]])
-    for t in range(1, O.shape[0]):
-        for j in range(A.shape[0]):
-            alpha[j, t] = np.sum(np.multiply(alpha[:, t - 1], A[:, j])) * B[j, O[t]]
-    return alpha
-
-
-def _doc_backward(A, B, PI, O, beta):
-    beta[:, -1] = np.ones((A.shape[0]), dtype=np.float64)
-    for t in range(O.shape[0] - 2, -1, -1):
-        for i in range(A.shape[0]):
-            beta[i, t] = np.sum(np.multiply(np.multiply(A[i, :], B[:, O[t]]), beta[:, t + 1]))
-    return beta
-
-
-def _doc_decode(A, B, PI, O, delta):
-    delta[:, 0] = np.multiply(PI, B[:, O[0]])
-    for t in range(1, O.shape[0]):
-        for j in range(A.shape[0]):
-            delta[j, t] = np.amax(np.multiply(delta[:, t - 1], A[:, j])) * B[j, O[t]]
-    path = np.argmax(delta, axis=0) + 1
-    return delta, path
-
-
-def _doc_learn(A, B, PI, O, V, alpha, beta, XI, gamma):
-    alpha = _doc_forward(A, B, PI, O, alpha)
-    beta = _doc_backward(A, B, PI, O, beta)
-    p = np.sum(np.multiply(alpha, beta), axis=0)
-    for t in range(O.shape[0] - 1):
-        for i in range(A.shape[0]):
-            for j in range(A.shape[0]):
-                XI[i, j, t] = (alpha[i, t] * beta[j, t + 1] * A[i, j] * B[j, O[t + 1]]) / p[t]
-    for t in range(O.shape[0]):
-        for i in range(A.shape[0]):
-            gamma[i, t] = np.sum(XI[i, :, t])
-    for i in range(A.shape[0]):
-        for j in range(B.shape[0]):
-            A[i, j] = np.sum(XI[i, j, :]) / np.sum(gamma[i])
-    for i in range(A.shape[0]):
-        PI[i] = gamma[i, 0]
-    for j in range(A.shape[0]):
-        for k in range(V.shape[0]):
-            B[j, k] = np.sum(np.multiply(gamma[j], (O == V[k]).astype(np.float64))) / np.sum(gamma[j])
-    return A, B, PI, gamma, XI, alpha, beta
-
-
 def _doc_run(n_iter):
-    A, B, PI = URN_A.copy(), URN_B.copy(), URN_PI.copy()
-    O, V = URN_O.astype(np.int32), np.array([0, 1], dtype=np.int32)
-    alpha, beta, gamma = (np.zeros((3, 5)) for _ in range(3))
-    XI = np.zeros((3, 3, 5))
-    first_nan = None
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for it in range(n_iter):
-            A, B, PI, gamma, XI, alpha, beta = _doc_learn(A, B, PI, O, V, alpha, beta, XI, gamma)
-            if first_nan is None and np.isnan(A).any() | np.isnan(B).any() | np.isnan(PI).any():
-                first_nan = it
-    return first_nan, gamma
+    """(iteration at which the document's training first holds a NaN or None, its last γ)."""
+    _, nans, gamma = document_hmm_run(n_iter)
+    return (nans.index(True) if True in nans else None), gamma
 
 
 def _urn_model(**kw):
@@ -294,7 +238,7 @@ def test_defect4_long_sequences_do_not_underflow(backend):
     sp, tm, em = random_hmm(3, 4, seed=4)
     O = np.random.default_rng(4).integers(0, 4, 1500)
     with np.errstate(all="ignore"):
-        doc_p = _doc_forward(tm, em.copy(), sp, O, np.zeros((3, O.size)))[:, -1].sum()
+        doc_p = _doc_evaluation_forward(tm, em.copy(), sp, O, np.zeros((3, O.size)))[:, -1].sum()
     assert doc_p == 0.0  # the document's unscaled α underflows: log P = -inf
     # a log-space forward (logaddexp) as the independent truth
     la = np.log(sp) + np.log(em[:, O[0]])
