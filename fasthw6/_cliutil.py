@@ -40,14 +40,21 @@ def refuse_overwrite(outputs: Iterable[tuple[str, str | None]],
     """Raise CLIError if an output is the same file as an input, before anything is read.
 
     ``outputs`` and ``inputs`` are ``(argument, path)`` pairs, e.g. ``("-o/--output", "x.csv")`` and
-    ``("SEQS", "seqs.txt")``; a path None or ``-`` (standard input/output) is skipped.  Files are
+    ``("SEQS", "seqs.txt")``; a path None or ``-`` is skipped, except an input ``-`` whose
+    standard input is redirected from a regular file (``< seqs.txt``): that file counts.  Files are
     compared by device and inode, as ``os.path.samefile`` does, so ``./x`` and ``x``, a symlink
     and its target, and two hard links of one file all match.  An output that does not exist yet
     cannot be an input.  An output that exists but is neither a regular file nor a directory (a
     device such as /dev/null, a FIFO) is written through, not replaced, so it is allowed even
     when an input names it too.
     """
+    inputs = list(inputs)
     ins = [(arg, path, st) for arg, path in inputs if (st := _stat(path)) is not None]
+    if any(path == "-" for _, path in inputs):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            st = os.fstat(sys.stdin.fileno())
+            if stat.S_ISREG(st.st_mode):
+                ins.append((next(a for a, p in inputs if p == "-"), "<standard input>", st))
     for out_arg, out_path in outputs:
         st = _stat(out_path)
         if st is None or not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):

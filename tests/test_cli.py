@@ -9,6 +9,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -530,3 +531,26 @@ def test_stdio_and_fresh_outputs_still_work(tmp_path, args, stdin, out):
     elif "/dev/null" not in args:
         assert r.stdout
     assert (_sha256(SEQS), _sha256(MODEL)) == before
+
+
+@pytest.mark.parametrize("cmd", ["score", "decode"])
+def test_output_that_is_the_redirected_stdin_is_refused(tmp_path, cmd):
+    """``fasthw6 score -m m.json - -o seqs.txt < seqs.txt``: standard input is the output file."""
+    import hashlib
+
+    seqs = tmp_path / "seqs.txt"
+    shutil.copy(SEQS, seqs)
+    before = hashlib.sha256(seqs.read_bytes()).hexdigest()
+    with open(seqs, "rb") as stdin:
+        r = subprocess.run([EXE, cmd, "-m", MODEL, "-", "-o", str(seqs)], stdin=stdin,
+                           capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip() == (f"fasthw6 {cmd}: error: output {str(seqs)!r} (-o/--output) is the "
+                                f"same file as input '<standard input>' (SEQS); choose another "
+                                f"output path")
+    assert hashlib.sha256(seqs.read_bytes()).hexdigest() == before
+    # the same redirection to another output works
+    with open(seqs, "rb") as stdin:
+        ok = subprocess.run([EXE, cmd, "-m", MODEL, "-", "-o", str(tmp_path / "out.csv")],
+                            stdin=stdin, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
