@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._backend import get_kernel, resolve_backend
+from .._backend import get_kernel
 from .._validate import as_float_array, as_pair, result_dtype
 from . import _anchors  # noqa: F401  (registers torch as the anchor of these functions)
 
@@ -174,15 +174,14 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     if Ho <= 0 or Wo <= 0:
         raise ValueError(f"padding ({ph}, {pw}) leaves an empty output ({Ho}, {Wo})")
     out = _empty((N, Cout, Ho, Wo), x.dtype, f"stride ({sh}, {sw}) and output_padding ({oph}, {opw})")
-    b = resolve_backend(backend)
-    if b != "numpy" and Cin * Cout >= GEMM_MIN_CHANNEL_PAIRS:
+    if Cin * Cout >= GEMM_MIN_CHANNEL_PAIRS:
         # cols[(o, ky, kx), (iy, ix)] = sum_c wmat[(o, ky, kx), c] * x[n, c, iy, ix]
         wmat = np.ascontiguousarray(weight.reshape(Cin, Cout * kh * kw).T)
-        get_kernel("conv", "conv_transpose2d_gemm", b)(
+        get_kernel("conv", "conv_transpose2d_gemm", backend)(
             x, wmat, bias, kh, kw, sh, sw, ph, pw, relu, out
         )
     else:
-        get_kernel("conv", "conv_transpose2d", b)(x, weight, bias, sh, sw, ph, pw, relu, out)
+        get_kernel("conv", "conv_transpose2d", backend)(x, weight, bias, sh, sw, ph, pw, relu, out)
     return _finish(out, plain)
 
 
