@@ -161,3 +161,13 @@ def test_fit_agrees_bit_for_bit(n, dtype, chunks):
         assert_same_bits(getattr(a, name), getattr(c, name), f"{name} (N={n})")
     assert_same_bits(list(a.monitor_.history), list(c.monitor_.history), f"history (N={n})")
     assert a.monitor_.iter == 4
+
+
+def test_backends_share_their_size_switches():
+    """Every size switch the Cython module copies from the numba one has the same value (a
+    different lane count or GEMM threshold would cut the work, and round, differently)."""
+    from fasthw6.hmm import _cython, _numba
+
+    assert _cython.SHARED_CONSTANTS, "no constants exported"
+    for name, value in _cython.SHARED_CONSTANTS.items():
+        assert getattr(_numba, name) == value, name

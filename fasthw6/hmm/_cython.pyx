@@ -1334,3 +1334,14 @@ def sample_chain(const double[::1] u, const double[::1] start_cdf, const double[
                     break
             symbols[t] = nxt
     return np.asarray(states)
+
+
+# The size switches this module shares with ``_numba`` (same names there; GEMM_LANES is LANES
+# here): the two backends give the same bits only if they cut work the same way, so
+# tests/test_hmm_bitidentity.py checks that these agree.
+SHARED_CONSTANTS = dict(
+    LANES=LANES, GEMM_LANES=LANES, SMALL_MAX_N=SMALL_MAX_N,
+    ESTEP_LANES=ESTEP_LANES, ESTEP_GEMM_MIN_N=ESTEP_GEMM_MIN_N, ESTEP_XI_COLS=ESTEP_XI_COLS,
+    ESTEP_XS_STEPS=ESTEP_XS_STEPS, ESTEP_GEMM_MAX_MADDS=ESTEP_GEMM_MAX_MADDS,
+    VIT_LANES=VIT_LANES, VIT_LANES_MAX_N=VIT_LANES_MAX_N, VIT_BLOCK_BYTES=VIT_BLOCK_BYTES,
+)
