@@ -232,3 +232,16 @@ def test_unrepresentable_scale_is_a_clear_error(scale):
     with pytest.raises(ValueError, match="outside float64's range") as info:
         HardMarginSVC().fit([[scale], [-scale]], [1, -1])
     assert not isinstance(info.value, NotSeparableError)
+
+
+@pytest.mark.parametrize("X", [[[1000.0], [2000.0], [-1000.0], [-3000.0]],
+                               [[1000.0, 5.0], [2000.0, 1.0], [-1000.0, 2.0], [-3000.0, 0.5]]])
+def test_fit_leaves_the_callers_X_alone(backend, X):
+    """fit scales X by a power of two internally: the caller's array (one feature: its transpose
+    is contiguous, so no copy was made) and the reported support vectors keep the given values."""
+    X = np.array(X)
+    before = X.copy()
+    clf = HardMarginSVC(backend=backend).fit(X, [1, 1, 0, 0])
+    np.testing.assert_array_equal(X, before)
+    np.testing.assert_array_equal(clf.support_vectors_, before[clf.support_])
+    assert (np.abs(clf.decision_function(before)) >= 1 - 1e-8).all()

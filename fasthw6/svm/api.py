@@ -162,7 +162,9 @@ class HardMarginSVC:
         # LP then see values of order 1 (unscaled, separable data near 1e14 stalled SMO and near
         # 1e16 misled the LP).  Not max |x|: features spread over many decades keep their
         # geometric centre near 1, where the active-set finish is accurate.
-        XT = np.ascontiguousarray(X.T)  # the kernels' layout: a feature per row
+        # the kernels' layout, a feature per row; always a copy (scaled in place below): for
+        # one feature X.T is contiguous already, and was the caller's X itself
+        XT = np.array(X.T, order="C", copy=True)
         top = np.maximum(XT.max(axis=1), -XT.min(axis=1))
         top = top[top > 0]
         e = int(np.round(np.mean(np.log2(top)))) if top.size else 0
