@@ -274,7 +274,7 @@ if __name__ == "__main__":
 # --------------------------------------------------------------------------- ahead of time
 SYSTEMS = ("hmm", "seqio", "conv", "nn", "vae", "svm")
 FLOATS = ("float64", "float32")
-SYMBOLS = ("int64", "uint8")  # numpy's default integer, and the compact one large corpora use
+SYMBOLS = ("int64", "uint8")  # the HMM kernels' two symbol types (fasthw6.hmm._checks._CANON)
 
 
 def _warm_hmm(floating, symbols):
@@ -370,7 +370,8 @@ def _run_task(system, floating, symbols):
     return time.perf_counter() - t0
 
 
-def compile_all(systems=SYSTEMS, floats=FLOATS, symbols=SYMBOLS, jobs=None, progress=None):
+def compile_all(systems=SYSTEMS, floats=FLOATS, symbols=SYMBOLS, jobs=None, progress=None,
+                exclude=()):
     """Compile numba's kernels into the cache ahead of time (``fasthw6 compile``): for container
     images, Dask workers and CI, so that no later process compiles.
 
@@ -384,6 +385,8 @@ def compile_all(systems=SYSTEMS, floats=FLOATS, symbols=SYMBOLS, jobs=None, prog
         Processes compiling in parallel (default: the CPUs available).
     progress : callable, optional
         Called as ``progress(label, seconds)`` after each task.
+    exclude : iterable of str
+        Labels of tasks to leave out (e.g. ``"hmm float32 uint8 symbols"``).
 
     Returns
     -------
@@ -393,7 +396,7 @@ def compile_all(systems=SYSTEMS, floats=FLOATS, symbols=SYMBOLS, jobs=None, prog
     from concurrent.futures import ProcessPoolExecutor, as_completed
     import multiprocessing
 
-    tasks = _tasks(systems, floats, symbols)
+    tasks = [t for t in _tasks(systems, floats, symbols) if t[0] not in set(exclude)]
     jobs = max(1, min(len(tasks) or 1, jobs or len(os.sched_getaffinity(0))))
     done = {}
     # processes started fresh (not forked from a process that may hold numba's threads or locks)

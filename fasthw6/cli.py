@@ -330,7 +330,7 @@ def cmd_compile(args) -> int:
         raise CLIError(f"unknown system {unknown[0]!r}; expected some of {', '.join(_jit.SYSTEMS)}")
     floats, symbols = args.floats.split(","), args.symbols.split(",")
     for name, vals, allowed in (("--floats", floats, _jit.FLOATS),
-                                ("--symbols", symbols, ("int64", "int32", "uint16", "uint8"))):
+                                ("--symbols", symbols, _jit.SYMBOLS)):
         bad = [v for v in vals if v not in allowed]
         if bad:
             raise CLIError(f"{name}: unknown dtype {bad[0]!r}; expected some of {', '.join(allowed)}")
@@ -600,7 +600,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hmm, seqio, conv, nn, vae, svm (default: all)")
     c.add_argument("--floats", default="float64,float32", help="float dtypes (default float64,float32)")
     c.add_argument("--symbols", default="int64,uint8",
-                   help="HMM symbol dtypes (default int64,uint8; also int32, uint16)")
+                   help="HMM symbol dtypes (default int64,uint8: the two the kernels take; other "
+                        "integer dtypes are widened to int64)")
     c.add_argument("-j", "--jobs", type=_positive, help="parallel processes (default: all CPUs)")
     c.set_defaults(func=cmd_compile)
 

@@ -109,13 +109,17 @@ def test_backends_agree(dtype, tol):
 
 @pytest.mark.parametrize("sym", [np.uint8, np.int8, np.int16, np.uint16, np.int32, np.uint32,
                                  np.int64, np.uint64])
-def test_any_integer_symbol_dtype_read_in_place(sym):
+def test_any_integer_symbol_dtype(sym):
+    """8- and 64-bit symbols are read in place; 16- and 32-bit ones widened to int64, so the
+    kernels see two symbol types (uint8, int64)."""
     rng = np.random.default_rng(1)
     sp, tm, em = random_hmm(3, 5, seed=1)
     X, lengths = ragged(rng, 5, [4, 7, 1], dtype=sym)
     x, _ = _as_symbols(X)
-    assert np.shares_memory(x, X)  # no copy to int64
-    assert np.shares_memory(_as_symbols(X.reshape(-1, 1))[0], X)
+    in_place = np.dtype(sym).itemsize in (1, 8)
+    assert x.dtype == (np.uint8 if np.dtype(sym).itemsize == 1 else np.int64)
+    assert np.shares_memory(x, X) == in_place
+    assert np.shares_memory(_as_symbols(X.reshape(-1, 1))[0], X) == in_place
     expect = score_sequences(X.astype(np.int64), lengths, sp, tm, em, backend="numpy")
     for b in fasthw6.available_backends():
         np.testing.assert_allclose(score_sequences(X, lengths, sp, tm, em, backend=b), expect,
@@ -502,7 +506,7 @@ def test_top_level_export():
     assert fasthw6.CategoricalHMM is CategoricalHMM
 
 
-@pytest.mark.parametrize("dt", [np.uint8, np.uint16, np.int32, np.int64])
+@pytest.mark.parametrize("dt", [np.uint8, np.int32, np.int64])
 def test_symbol_range_kernel_on_large_batches(backend, dt):
     """Above 65536 symbols the range check is one compiled pass over chunks; a bad symbol in any
     chunk, the first or last position included, is still found."""
@@ -511,7 +515,8 @@ def test_symbol_range_kernel_on_large_batches(backend, dt):
     rng = np.random.default_rng(0)
     X = rng.integers(0, 5, 200_003).astype(dt)
     x, hi = _as_symbols(X, 5, backend=backend)
-    assert hi == X.max() and np.shares_memory(x, X)  # read in place, no copy
+    assert hi == X.max()
+    assert np.shares_memory(x, X) == (dt != np.int32)  # read in place; int32 widened to int64
     for pos in (0, 99_999, 200_002):
         Y = X.copy()
         Y[pos] = 9
@@ -553,16 +558,18 @@ def test_scoring_kernel_checks_every_symbol(backend, dt, n):
             pattern = "negative symbol -1" if v < 0 else f"holds symbol {v} but the model emits"
             with pytest.raises(ValueError, match=pattern):
                 score_sequences(Y, lengths, sp, tm, em, backend=backend)
-            x = Y.view({1: np.uint8, 2: np.uint16, 4: np.int32, 8: np.int64}[Y.itemsize])
+            # the kernel's view of the symbols (as _checks._as_symbols makes it)
+            x = Y.view(np.uint8) if Y.itemsize == 1 else Y.astype(np.int64)
+            order = np.argsort(lengths, kind="stable")
             got = get_kernel("hmm", "forward_loglik", backend)(
-                x, off.astype(np.int64), *_kernel_operands(sp, tm, em, np.float64), 2,
+                x, off.astype(np.int64), order, *_kernel_operands(sp, tm, em, np.float64),
                 np.empty(lengths.size))
             assert got == pos
 
 
 def test_scoring_range_check_with_wrapping_dtypes():
-    """int8/int16 symbols are read as unsigned by the kernels; with more than 128 (32768)
-    emission columns a negative would wrap into range, so those keep the separate check."""
+    """int8 symbols are read as unsigned by the kernels; with more than 128 emission columns a
+    negative would wrap into range, so those keep the separate check."""
     M = 200
     sp, tm, em = random_hmm(2, M, seed=4)
     X = np.array([1, 2, -56, 3], np.int8)  # -56 wraps to 200 as uint8: out of range anyway
@@ -571,9 +578,12 @@ def test_scoring_range_check_with_wrapping_dtypes():
     X[2] = -100  # wraps to 156, inside [0, 200): only the separate check can catch it
     with pytest.raises(ValueError, match="negative symbol -100"):
         score_sequences(X, None, sp, tm, em)
-    big = np.array([0, 1, 2**32 - 1], np.uint32)  # reads as -1 in the kernel's int32 view
+    big = np.array([0, 1, 2**32 - 1], np.uint32)  # widened to int64, value kept
     with pytest.raises(ValueError, match=f"holds symbol {2**32 - 1} but"):
         score_sequences(big, None, sp, tm, em)
+    huge = np.array([0, 1, 2**64 - 1], np.uint64)  # reads as -1 in the kernel's int64 view
+    with pytest.raises(ValueError, match=f"holds symbol {2**64 - 1} but"):
+        score_sequences(huge, None, sp, tm, em)
 
 
 def test_backend_is_a_constructor_parameter():

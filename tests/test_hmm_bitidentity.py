@@ -9,13 +9,13 @@ float32 and float64, at state counts on both sides of every size switch of the k
 One batch per case holds every path: empty and length-1 sequences, a full 64-lane block of
 nearly equal lengths plus a remainder, ragged blocks whose longer lanes finish alone, long
 sequences that make blocks of one, and impossible sequences (a symbol no state emits) at the
-first step, mid-block, in a tail and in a block of one.  The chunk count, which depends on each
-backend's thread count, is pinned to the same value for both (1 and 3): the E-step sums are
-merged per chunk, so different counts round differently (see ``fasthw6.hmm.api._chunks``).
+first step, mid-block, in a tail and in a block of one.  The thread count, which sets the
+pieces a batch is cut into, is pinned to the same value for both (1 and 3): the E-step sums are
+merged per piece, so different counts round differently (see ``fasthw6.hmm.api._pieces``).
 
-Each float dtype is paired with one symbol dtype (float32 with uint8, float64 with int64;
-Viterbi, always float64, runs with both) so that only the kernel signatures the rest of the
-suite compiles anyway are compiled here.
+Each float dtype is paired with one of the kernels' two symbol dtypes (float32 with int64,
+float64 with uint8; Viterbi, always float64, runs with both) so that only the kernel signatures
+the rest of the suite compiles anyway are compiled here.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.skipif(
 
 M = 5  # symbols; the last one is emitted by no state: a sequence holding it is impossible
 NS = (1, 2, 3, 4, 5, 8, 9, 12, 16, 47, 48, 64)
-SYMBOLS = {np.float32: np.uint8, np.float64: np.int64}
+SYMBOLS = {np.float32: np.int64, np.float64: np.uint8}
 CHUNKS = (1, 3)
 
 

@@ -144,29 +144,28 @@ def test_long_sequence_runs_alone(n, be, monkeypatch):
     rng = np.random.default_rng(1)
     lengths = np.array([20] * 10 + [T])
     X = rng.integers(0, 4, lengths.sum())
-    _, bstart, _, sizes = be[1]._lockstep_plan(np.concatenate([[0], np.cumsum(lengths)]), n, 1,
+    _, bstart, _, sizes = be[1].lockstep_plan(np.concatenate([[0], np.cumsum(lengths)]), n, 1,
                                                budget)
     assert np.diff(bstart).tolist()[-1] == 1 and sizes[0, 2] >= T
     check_against_reference(X, lengths, sp, tm, em, backend=be[0])
 
 
 @pytest.mark.parametrize("n", [3, GEMM_N])
-def test_chunks_sum_to_the_one_chunk_result(n, be):
-    """Per-chunk accumulators (one chunk per thread) merged serially equal one chunk's sums."""
+def test_chunks_sum_to_the_one_chunk_result(n, be, monkeypatch):
+    """Per-chunk accumulators (one chunk per thread, run as pieces on that many threads) merged
+    serially equal one chunk's sums."""
     sp, tm, em = random_hmm(n, 6, seed=8)
     rng = np.random.default_rng(3)
     lengths = rng.integers(0, 80, 400)
     X = rng.integers(0, 6, lengths.sum())
-    off = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    emt = np.ascontiguousarray(em.T)
     res = []
-    for chunks in (1, 3, 7):
-        acc = (np.zeros(n), np.zeros((n, n)), np.zeros((6, n)), np.empty(400))
-        be[1].estep(X, off, sp, tm, emt, chunks, api.ESTEP_BLOCK_ELEMS, *acc)
-        res.append(acc)
+    for threads in (1, 3, 7):
+        monkeypatch.setattr(api, "_n_threads", lambda backend, t=threads: t)
+        res.append(api.em_statistics(X, lengths, sp, tm, em, backend=be[0]))
     for r in res[1:]:
-        for a, b in zip(r, res[0]):
-            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+        for k in ("start", "trans", "obs", "loglik"):
+            np.testing.assert_allclose(r[k], res[0][k], rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(r["loglik"], res[0]["loglik"])  # blocks: one plan
 
 
 @pytest.mark.parametrize("n", [1, 4, 64])
@@ -175,7 +174,7 @@ def test_plan_covers_every_nonempty_sequence_once(n, be):
     lengths = np.concatenate([rng.integers(0, 300, 500), [0, 0, 5000, 1, 1]])
     off = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     for chunks in (1, 2, 5):
-        order, bstart, cbound, sizes = be[1]._lockstep_plan(off, n, chunks,
+        order, bstart, cbound, sizes = be[1].lockstep_plan(off, n, chunks,
                                                               api.ESTEP_BLOCK_ELEMS)
         assert sorted(order.tolist()) == np.flatnonzero(lengths).tolist()
         assert bstart[0] == 0 and bstart[-1] == len(order) and (np.diff(bstart) > 0).all()

@@ -60,8 +60,8 @@ def test_small_call_runs_cython_without_importing_numba(tmp_path):
                               last={k: v["last"] for k, v in st.items()}, ll=ll.tolist())))
     """, tmp_path)
     assert res["numba"] is False and res["backend"] == "auto"
-    assert res["last"] == {"hmm.estep": "cython", "hmm.forward_loglik": "cython",
-                           "hmm.viterbi": "cython"}
+    assert res["last"] == {"hmm.lockstep_plan": "cython", "hmm.lockstep_run": "cython",
+                           "hmm.forward_loglik": "cython", "hmm.viterbi": "cython"}
     assert np.isfinite(res["ll"]).all()
     assert not any(tmp_path.iterdir())  # nothing compiled, nothing cached
 

@@ -1,5 +1,5 @@
 """Validation of the HMM batch functions' and estimator's inputs, and their conversion to the
-kernels' operands: symbols (read in place, viewed as one of four integer types), lengths,
+kernels' operands: symbols (uint8 or int64: read in place where they are, else widened), lengths,
 probability tables.  Everything the kernels read is proven in range here.
 """
 from __future__ import annotations
@@ -9,19 +9,19 @@ import math
 import numpy as np
 
 from .._backend import get_kernel, kernel_threads, resolve_backend
+from .._parallel import run_pieces
 from .._validate import check_dtype_arg
 
 SYSTEM = "hmm"
 SUM_TOL = 1e-5  # |row sum - 1| accepted, as hmmlearn's np.allclose(row_sum, 1)
 
-# symbols are read in place; a signed type whose values were proven non-negative is viewed as
-# the unsigned one of the same width (and vice versa), so the kernels see four integer types
-_CANON = {
-    np.dtype(np.int8): np.uint8, np.dtype(np.uint8): np.uint8,
-    np.dtype(np.int16): np.uint16, np.dtype(np.uint16): np.uint16,
-    np.dtype(np.int32): np.int32, np.dtype(np.uint32): np.int32,
-    np.dtype(np.int64): np.int64, np.dtype(np.uint64): np.int64,
-}
+# The kernels take two symbol types, so numba compiles two sets of kernels per float dtype, not
+# four (each set is about a minute of first-call time, and ``fasthw6 compile`` builds the two):
+# uint8 (and int8 proven non-negative) and int64 (and uint64) are read in place; int16, uint16,
+# int32 and uint32 are widened to int64, one copy costing about a millisecond per 10^6 symbols.
+_CANON = {np.dtype(np.int8): np.uint8, np.dtype(np.uint8): np.uint8,
+          np.dtype(np.int64): np.int64, np.dtype(np.uint64): np.int64}
+_WIDEN = {np.dtype(t) for t in (np.int16, np.uint16, np.int32, np.uint32)}
 
 
 class SymbolTypeError(TypeError, ValueError):
@@ -33,17 +33,17 @@ class NotFittedError(ValueError, AttributeError):
 
 
 
-_RANGE_KERNEL_DTYPES = {np.dtype(t) for t in (np.uint8, np.uint16, np.int32, np.int64)}
+_RANGE_KERNEL_DTYPES = {np.dtype(np.uint8), np.dtype(np.int64)}
 _RANGE_KERNEL_MIN = 1 << 16  # below this numpy's two passes cost less than a kernel call
 
 
 def _range_deferrable(dtype, n_features):
     """Whether a kernel that range-checks the symbols it reads may take X unchecked: its
     canonical view (``_CANON``) must keep every symbol outside [0, n_features) outside it.
-    uint32/uint64 values past the signed range read as negative; int8/int16 negatives read as
-    at least 128/32768, outside only while n_features is at most that."""
-    if dtype in (np.dtype(np.int8), np.dtype(np.int16)):
-        return n_features <= 1 << (8 * dtype.itemsize - 1)
+    uint64 values past the signed range read as negative; int8 negatives read as at least 128,
+    outside only while n_features is at most that."""
+    if dtype == np.dtype(np.int8):
+        return n_features <= 128
     return True
 
 
@@ -64,15 +64,19 @@ def _as_symbols(X, n_features=None, name="X", backend=None, defer_range=False):
     if not arr.dtype.isnative:  # e.g. '>i4' read from a file: the kernels take native order
         arr = arr.astype(arr.dtype.newbyteorder("="))
     arr = np.ascontiguousarray(arr)
+    if arr.dtype in _WIDEN:
+        arr = arr.astype(np.int64)
     if arr.size == 0:
         return arr.astype(np.int64), -1
     if defer_range and _range_deferrable(arr.dtype, n_features):
         return arr.view(_CANON[arr.dtype]), None
     if arr.dtype in _RANGE_KERNEL_DTYPES and arr.size >= _RANGE_KERNEL_MIN:
         be = resolve_backend(backend)
-        rng = np.empty(2, np.int64)
-        get_kernel(SYSTEM, "symbol_range", be)(arr, max(1, min(arr.size, kernel_threads(SYSTEM, be))), rng)
-        lo, hi = int(rng[0]), int(rng[1])
+        kernel, n = get_kernel(SYSTEM, "symbol_range", be), kernel_threads(SYSTEM, be)
+        bounds = (arr.size * np.arange(n + 1)) // n
+        rng = np.empty((n, 2), np.int64)
+        run_pieces(lambda i: kernel(arr[bounds[i]:bounds[i + 1]], 1, rng[i]), n, n)
+        lo, hi = int(rng[:, 0].min()), int(rng[:, 1].max())
     else:
         lo, hi = int(arr.min()), int(arr.max())
     if lo < 0:

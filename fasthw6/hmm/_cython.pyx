@@ -3,15 +3,14 @@
 signatures (see its docstring for the conventions: concatenated symbols + offsets, transposed
 emissions, α̂ normalised every step with the log-likelihood kept as a float64 mantissa and a
 count of 2^512 factors, backward messages normalised to sum 1, Σξ accumulated as outer
-products and multiplied by A once).  Loops run without the GIL, in parallel over chunks of
-sequences (OpenMP ``prange``); nothing is checked here, ``fasthw6.hmm.api`` validated it all,
+products and multiplied by A once).  Loops run without the GIL; each call is one piece of a
+batch, and the pieces run on Python threads (``fasthw6._parallel``); nothing is checked here, ``fasthw6.hmm.api`` validated it all,
 except the symbols' range in ``forward_loglik``, which checks each block before scoring it
 (as the numba kernel; see there).
 """
 import numpy as np
 
 cimport cython
-from cython.parallel cimport prange
 from libc.math cimport INFINITY, ldexp, log
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t
 from libc.stdlib cimport calloc, free, malloc
@@ -20,10 +19,8 @@ from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 cimport openmp
 
-ctypedef fused sym_t:
+ctypedef fused sym_t:  # the two symbol types of fasthw6.hmm._checks._CANON
     uint8_t
-    uint16_t
-    int32_t
     int64_t
 
 ctypedef fused real:
@@ -71,7 +68,7 @@ def symbol_range(const sym_t[::1] X, Py_ssize_t n_chunks, int64_t[::1] out):
     hi = np.empty(n_chunks, np.int64)
     cdef int64_t[::1] lo_v = lo, hi_v = hi
     with nogil:
-        for c in prange(n_chunks, schedule="static"):
+        for c in range(n_chunks):
             a = c * n // n_chunks
             b = (c + 1) * n // n_chunks
             r = span_range(X, a, b, X[a], X[a])
@@ -430,19 +427,16 @@ cdef inline int64_t first_bad_symbol(const sym_t[::1] X, const int64_t[::1] offs
     return -1
 
 
-def forward_loglik(const sym_t[::1] X, const int64_t[::1] offsets, const real[::1] startprob,
-                   const real[:, ::1] transmat, const real[:, ::1] emit_t, Py_ssize_t n_chunks,
-                   double[::1] out):
-    """As _numba.forward_loglik: scores into ``out``; returns -1, or the position of a symbol
-    outside [0, M) (the blocks holding one are not scored)."""
-    cdef Py_ssize_t N = startprob.shape[0], S = offsets.shape[0] - 1, W = LANES
-    cdef Py_ssize_t z, n_blocks, n_c, c, blk, s0, L
-    cdef int64_t M = emit_t.shape[0], p
-    lengths = np.diff(np.asarray(offsets))
-    order_arr = np.ascontiguousarray(np.argsort(lengths, kind="stable"), dtype=np.int64)
-    z = int(np.count_nonzero(lengths == 0))
-    np.asarray(out)[order_arr[:z]] = 0.0
-    cdef const int64_t[::1] order = order_arr
+def forward_loglik(const sym_t[::1] X, const int64_t[::1] offsets, const int64_t[::1] order,
+                   const real[::1] startprob, const real[:, ::1] transmat,
+                   const real[:, ::1] emit_t, double[::1] out):
+    """As _numba.forward_loglik: scores of the sequences ``order`` into ``out``, blocks of LANES
+    consecutive entries; returns -1, or the position of a symbol outside [0, M) (the blocks
+    holding one are not scored)."""
+    cdef Py_ssize_t N = startprob.shape[0], S = order.shape[0], W = LANES, s0, L
+    cdef int64_t M = emit_t.shape[0], p, bad = -1
+    if S == 0:
+        return -1
     tt_arr = np.ascontiguousarray(np.asarray(transmat).T)
     cdef const real[:, ::1] transmat_t = tt_arr
     cdef const real* A = &transmat[0, 0]
@@ -450,34 +444,24 @@ def forward_loglik(const sym_t[::1] X, const int64_t[::1] offsets, const real[::
     cdef real* buf
     cdef double* r
     cdef int64_t* k
-    cdef int64_t* pos
-    n_blocks = (S - z + W - 1) // W
-    n_c = max(1, min(n_chunks, n_blocks))
-    if n_blocks == 0:
-        return -1
-    bad_arr = np.full(n_c, -1, np.int64)
-    cdef int64_t[::1] bad = bad_arr
     with nogil:
-        for c in prange(n_c, schedule="static"):
-            buf = <real*>malloc((3 * N * W + 2 * N) * sizeof(real))
-            r = <double*>malloc(W * sizeof(double))
-            k = <int64_t*>malloc(2 * W * sizeof(int64_t))
-            pos = k + W
-            blk = c
-            while blk < n_blocks:
-                s0 = z + blk * W
-                L = min(W, S - s0)
-                p = first_bad_symbol(X, offsets, &order[s0], L, M)
-                if p >= 0:
-                    bad[c] = p
-                else:
-                    score_block(X, offsets, &order[s0], L, startprob, A, At, emit_t,
-                                buf, r, k, pos, out)
-                blk = blk + n_c
-            free(buf)
-            free(r)
-            free(k)
-    return int(bad_arr.max())
+        buf = <real*>malloc((3 * N * W + 2 * N) * sizeof(real))
+        r = <double*>malloc(W * sizeof(double))
+        k = <int64_t*>malloc(2 * W * sizeof(int64_t))
+        s0 = 0
+        while s0 < S:
+            L = min(W, S - s0)
+            p = first_bad_symbol(X, offsets, &order[s0], L, M)
+            if p >= 0:
+                bad = p
+            else:
+                score_block(X, offsets, &order[s0], L, startprob, A, At, emit_t, buf, r, k,
+                            k + W, out)
+            s0 = s0 + W
+        free(buf)
+        free(r)
+        free(k)
+    return bad
 
 
 cdef enum:
@@ -488,10 +472,10 @@ cdef enum:
     ESTEP_GEMM_MAX_MADDS = 1 << 18  # as _numba: OpenBLAS threads GEMMs above this size
 
 
-def _lockstep_plan(const int64_t[::1] offsets, Py_ssize_t N, Py_ssize_t n_chunks,
+def lockstep_plan(const int64_t[::1] offsets, Py_ssize_t N, Py_ssize_t n_chunks,
                    int64_t block_elems):
     """Sequences sorted by length cut into lockstep blocks, blocks into chunks, and each
-    chunk's scratch sizes (``_numba._lockstep_plan``): (order, bstart, cbound, sizes)."""
+    chunk's scratch sizes (``_numba.lockstep_plan``): (order, bstart, cbound, sizes)."""
     cdef Py_ssize_t S = offsets.shape[0] - 1, n, p, q, nb, k, c, C, L, lanes
     cdef int64_t T0, limit, total, acc, Tmax
     lens_arr = np.ascontiguousarray(np.diff(np.asarray(offsets)), dtype=np.int64)
@@ -939,25 +923,18 @@ cdef void lockstep_block(const sym_t[::1] X, const int64_t[::1] offsets, const i
             st[i] += acc
 
 
-def _run_blocks(const sym_t[::1] X, const int64_t[::1] offsets, const real[::1] startprob,
-                const real[:, ::1] transmat, const real[:, ::1] emit_t, Py_ssize_t n_chunks,
-                int64_t block_elems,
-                double[:, ::1] st, double[:, :, ::1] tr, double[:, :, ::1] ob,
-                real[:, ::1] gamma, double[::1] out, bint want_stats, bint want_gamma):
-    """Every sequence through ``lockstep_block``, chunk ``c`` of blocks on one thread adding
-    into st[c], tr[c], ob[c]; a block of one sequence runs ``forward_seq`` + ``backward_seq``
-    (``_numba._run_blocks`` and ``_run_chunks``).  Results are in the arguments."""
-    cdef Py_ssize_t S = offsets.shape[0] - 1, N = startprob.shape[0], LM = ESTEP_LANES
-    cdef Py_ssize_t s, c, C, k, a, b, i, XC, n_f, n_d
+def lockstep_run(const sym_t[::1] X, const int64_t[::1] offsets, const real[::1] startprob,
+                 const real[:, ::1] transmat, const real[:, ::1] emit_t,
+                 const int64_t[::1] order, const int64_t[::1] bstart, Py_ssize_t k0,
+                 Py_ssize_t k1, const int64_t[::1] sizes, double[::1] st, double[:, ::1] tr,
+                 double[:, ::1] ob, real[:, ::1] gamma, double[::1] out, bint want_stats,
+                 bint want_gamma):
+    """Blocks ``k0:k1`` of a ``lockstep_plan`` through ``lockstep_block``; a block of one
+    sequence runs ``forward_seq`` + ``backward_seq`` (``_numba.lockstep_run``).  Results are
+    in the arguments."""
+    cdef Py_ssize_t N = startprob.shape[0], LM = ESTEP_LANES
+    cdef Py_ssize_t s, k, a, b, i, XC, n_f, n_d
     cdef double ll
-    for s in range(S):
-        if offsets[s + 1] == offsets[s]:
-            out[s] = 0.0
-    order_arr, bstart_arr, cbound_arr, sizes_arr = _lockstep_plan(offsets, N, n_chunks, block_elems)
-    cdef const int64_t[::1] order = order_arr
-    cdef const int64_t[::1] bstart = bstart_arr
-    cdef const int64_t[::1] cbound = cbound_arr
-    cdef const int64_t[:, ::1] sizes = sizes_arr
     tt_arr = np.ascontiguousarray(np.asarray(transmat).T)
     cdef const real[:, ::1] transmat_t = tt_arr
     cdef const real* At = &transmat_t[0, 0]
@@ -967,86 +944,43 @@ def _run_blocks(const sym_t[::1] X, const int64_t[::1] offsets, const real[::1] 
     cdef real* fbuf
     cdef real* one
     cdef double* dbuf
-    cdef double* stc
-    cdef double* trc
-    cdef double* obc
-    C = cbound.shape[0] - 1
+    cdef double* stc = &st[0]
+    cdef double* trc = &tr[0, 0]
+    cdef double* obc = &ob[0, 0]
     # a block of L lanes gathers K·L <= max(L, ESTEP_XI_COLS) Σξ columns
     XC = max(LM, min(<Py_ssize_t>ESTEP_XI_COLS, ESTEP_GEMM_MAX_MADDS // (N * N)))
     n_f = 3 * N * LM + 4 * N
     n_d = N * LM + 6 * LM + N + 2 * N * XC + N * N * LM
     with nogil:
-        for c in prange(C, schedule="static", chunksize=1):
-            abuf = <real*>malloc(max(1, sizes[c, 0]) * sizeof(real))
-            xbuf = <int64_t*>malloc(max(1, sizes[c, 1]) * sizeof(int64_t))
-            tail = <real*>malloc(max(1, sizes[c, 2]) * N * sizeof(real))
-            fbuf = <real*>malloc(n_f * sizeof(real))
-            dbuf = <double*>malloc(n_d * sizeof(double))
-            stc = &st[c, 0]
-            trc = &tr[c, 0, 0]
-            obc = &ob[c, 0, 0]
-            for k in range(cbound[c], cbound[c + 1]):
-                if bstart[k + 1] - bstart[k] > 1:
-                    lockstep_block(X, offsets, &order[bstart[k]], bstart[k + 1] - bstart[k],
-                                   startprob, transmat, At, emit_t, abuf, xbuf, tail, fbuf,
-                                   dbuf, stc, trc, obc, gamma, out, want_stats, want_gamma)
-                    continue
-                s = order[bstart[k]]
-                a = offsets[s]
-                b = offsets[s + 1]
-                one = &gamma[a, 0] if want_gamma else tail
-                ll = forward_seq(X, a, b, startprob, transmat, emit_t, one, N, fbuf)
-                out[s] = ll
-                if ll == -INFINITY:
-                    if want_gamma:
-                        for i in range((b - a) * N):
-                            one[i] = 0
-                    continue
-                backward_seq(X, a, b, transmat, emit_t, one, fbuf, fbuf + N, fbuf + 2 * N,
-                             stc, trc, obc, want_stats)
-            free(abuf)
-            free(xbuf)
-            free(tail)
-            free(fbuf)
-            free(dbuf)
-
-
-def forward_backward(const sym_t[::1] X, const int64_t[::1] offsets, const real[::1] startprob,
-                     const real[:, ::1] transmat, const real[:, ::1] emit_t, Py_ssize_t n_chunks,
-                int64_t block_elems,
-                     real[:, ::1] gamma, double[::1] out):
-    """Posteriors γ and per-sequence log-likelihoods, lockstep blocks as in ``estep``
-    (``_numba.forward_backward``).  Rows of an impossible sequence are 0."""
-    cdef Py_ssize_t N = startprob.shape[0], C = max(1, n_chunks)
-    _run_blocks(X, offsets, startprob, transmat, emit_t, n_chunks, block_elems,
-                np.zeros((C, N)), np.zeros((C, N, N)), np.zeros((C, 1, 1)), gamma, out, False, True)
-    return np.asarray(out)
-
-
-def estep(const sym_t[::1] X, const int64_t[::1] offsets, const real[::1] startprob,
-          const real[:, ::1] transmat, const real[:, ::1] emit_t, Py_ssize_t n_chunks,
-                int64_t block_elems,
-          double[::1] start_acc, double[:, ::1] trans_acc, double[:, ::1] obs_acc,
-          double[::1] out):
-    """E-step sums over every sequence (``_numba.estep``): sequences sorted by length run in
-    lockstep blocks, each chunk of blocks owns its accumulators, merged serially at the end."""
-    cdef Py_ssize_t N = startprob.shape[0], M = emit_t.shape[0], C = max(1, n_chunks), c, i, j
-    cdef double[:, ::1] st = np.zeros((C, N))
-    cdef double[:, :, ::1] tr = np.zeros((C, N, N))
-    cdef double[:, :, ::1] ob = np.zeros((C, M, N))
-    gamma = np.zeros((1, N), np.asarray(transmat).dtype)
-    _run_blocks(X, offsets, startprob, transmat, emit_t, n_chunks, block_elems, st, tr, ob,
-                gamma, out,
-                True, False)
-    for c in range(C):
-        for i in range(N):
-            start_acc[i] += st[c, i]
-            for j in range(N):
-                trans_acc[i, j] += tr[c, i, j] * transmat[i, j]
-        for i in range(M):
-            for j in range(N):
-                obs_acc[i, j] += ob[c, i, j]
-    return np.asarray(out)
+        abuf = <real*>malloc(max(1, sizes[0]) * sizeof(real))
+        xbuf = <int64_t*>malloc(max(1, sizes[1]) * sizeof(int64_t))
+        tail = <real*>malloc(max(1, sizes[2]) * N * sizeof(real))
+        fbuf = <real*>malloc(n_f * sizeof(real))
+        dbuf = <double*>malloc(n_d * sizeof(double))
+        for k in range(k0, k1):
+            if bstart[k + 1] - bstart[k] > 1:
+                lockstep_block(X, offsets, &order[bstart[k]], bstart[k + 1] - bstart[k],
+                               startprob, transmat, At, emit_t, abuf, xbuf, tail, fbuf,
+                               dbuf, stc, trc, obc, gamma, out, want_stats, want_gamma)
+                continue
+            s = order[bstart[k]]
+            a = offsets[s]
+            b = offsets[s + 1]
+            one = &gamma[a, 0] if want_gamma else tail
+            ll = forward_seq(X, a, b, startprob, transmat, emit_t, one, N, fbuf)
+            out[s] = ll
+            if ll == -INFINITY:
+                if want_gamma:
+                    for i in range((b - a) * N):
+                        one[i] = 0
+                continue
+            backward_seq(X, a, b, transmat, emit_t, one, fbuf, fbuf + N, fbuf + 2 * N,
+                         stc, trc, obc, want_stats)
+        free(abuf)
+        free(xbuf)
+        free(tail)
+        free(fbuf)
+        free(dbuf)
 
 
 cdef Py_ssize_t VIT_LANES = 64  # as _numba: sequences in lockstep, lanes innermost
@@ -1275,7 +1209,7 @@ def viterbi(const sym_t[::1] X, const int64_t[::1] offsets, const double[::1] lo
         n_blocks = (S + W - 1) // W
         Tb = min(maxlen, max(1, VIT_BLOCK_BYTES // (N * W * 8)))
         with nogil:
-            for c in prange(C, schedule="static", chunksize=1):
+            for c in range(C):
                 D = <double*>malloc((Tb * N * W + 3 * W + 3 * N) * sizeof(double))
                 P = <int8_t*>malloc((Tb * W + 1) * sizeof(int8_t))
                 ibuf = <int64_t*>calloc(4 * W, sizeof(int64_t))
@@ -1296,7 +1230,7 @@ def viterbi(const sym_t[::1] X, const int64_t[::1] offsets, const double[::1] lo
     bounds = _bounds(offsets, C)
     C = bounds.shape[0] - 1
     with nogil:
-        for c in prange(C, schedule="static", chunksize=1):
+        for c in range(C):
             dbuf = <double*>malloc(2 * N * sizeof(double))
             arg = <bp_t*>malloc(N * sizeof(bp_t))
             for s in range(bounds[c], bounds[c + 1]):

@@ -10,8 +10,9 @@ pass cost 0.36 ms of 2.9 per 10^6 int64 symbols, the fused check 0.16.
 
 Conventions shared with ``_cython.pyx`` and ``reference.py`` (same names, same signatures):
 
-- ``X`` holds the symbols of every sequence end to end (any unsigned/signed integer dtype, read
-  in place), sequence ``s`` is ``X[offsets[s]:offsets[s+1]]``;
+- ``X`` holds the symbols of every sequence end to end (uint8 or int64: ``_checks._CANON``),
+  sequence ``s`` is ``X[offsets[s]:offsets[s+1]]`` (``offsets`` need not start at 0: a batch
+  runs as pieces, ``fasthw6._parallel``, each a slice of ``offsets`` over the whole ``X``);
 - ``emit_t`` is the emission matrix transposed, ``(M, N)``: the column of symbol ``x`` is the
   contiguous row ``emit_t[x]``;
 - the forward pass of the posterior and E-step kernels normalises α every step (α̂ sums to 1).
@@ -37,7 +38,7 @@ import math
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .._jit import install_cache_locator
 
@@ -87,14 +88,14 @@ def _span_range(X, a, b, mn, mx):
     return mn, mx
 
 
-@njit(nogil=True, cache=True, parallel=True)
+@njit(nogil=True, cache=True)
 def symbol_range(X, n_chunks, out):
     """Smallest and largest symbol of X (non-empty) into out[0], out[1] (int64): one pass
-    instead of numpy's two, chunks in parallel (``n_chunks`` <= len(X): no chunk is empty)."""
+    instead of numpy's two, over ``n_chunks`` chunks (<= len(X): no chunk is empty)."""
     n = X.shape[0]
     lo = np.empty(n_chunks, np.int64)
     hi = np.empty(n_chunks, np.int64)
-    for c in prange(n_chunks):
+    for c in range(n_chunks):
         a = c * n // n_chunks
         b = (c + 1) * n // n_chunks
         lo[c], hi[c] = _span_range(X, a, b, np.int64(X[a]), np.int64(X[a]))
@@ -119,7 +120,7 @@ def _chunks(offsets, n_chunks):
     return bounds
 
 
-@njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True)
 def _forward_one(X, a, b, startprob, transmat, emit_t, alpha, tmp):
     """Scaled forward over X[a:b] (b > a), α̂ rows written to ``alpha[0:b-a]``; returns log P."""
     N = startprob.shape[0]
@@ -374,48 +375,38 @@ def _first_bad_symbol(X, offsets, idx, M):
     return -1
 
 
-@njit(nogil=True, cache=True, parallel=True)
-def forward_loglik(X, offsets, startprob, transmat, emit_t, n_chunks, out):
-    """Per-sequence log-likelihoods into ``out`` (float64, one per sequence); O(N) memory per
-    sequence.  Sequences are taken shortest first, LANES at a time, and advanced in lockstep
-    (``_score_block``); chunk ``c`` takes every n_chunks-th block so that threads share the
-    long ones.
+@njit(nogil=True, cache=True)
+def forward_loglik(X, offsets, order, startprob, transmat, emit_t, out):
+    """Log-likelihoods of the sequences ``order`` (non-empty, shortest first) into ``out``
+    (float64, indexed by sequence); O(N) memory per sequence.  Blocks of LANES consecutive
+    entries of ``order`` advance in lockstep (``_score_block``); the caller cuts a batch's order
+    into pieces at multiples of LANES, so blocks are the same whatever the pieces.
 
     The symbols are range-checked here, block by block before use (``_first_bad_symbol``):
     returns -1 if all lie in [0, M), else the position of one that does not, and the blocks
     holding such a symbol are not scored (their ``out`` entries are left unset)."""
-    S = offsets.shape[0] - 1
+    S = order.shape[0]
     N = startprob.shape[0]
     W = LANES if N <= SMALL_MAX_N else GEMM_LANES
-    lengths = offsets[1:] - offsets[:-1]
-    order = np.argsort(lengths, kind="mergesort")
-    z = 0
-    while z < S and lengths[order[z]] == 0:
-        out[order[z]] = 0.0
-        z += 1
-    n_blocks = (S - z + W - 1) // W
-    n_c = max(1, min(n_chunks, n_blocks))
     transmat_t = np.ascontiguousarray(transmat.T)
     M = emit_t.shape[0]
-    bad = np.full(n_c, -1, np.int64)
-    for c in prange(n_c):
-        em = np.empty((TILE, N * W) if N <= SMALL_MAX_N else (0, 0), transmat.dtype)
-        alpha = np.empty(N * W, transmat.dtype)
-        nxt = np.empty(N * W, transmat.dtype)
-        k = np.empty(W, np.int64)
-        for blk in range(c, n_blocks, n_c):
-            s0 = z + blk * W
-            idx = order[s0:min(s0 + W, S)]
-            p = _first_bad_symbol(X, offsets, idx, M)
-            if p >= 0:
-                bad[c] = p
-                continue
-            _score_block(X, offsets, idx, startprob, transmat, transmat_t, emit_t, em, alpha,
-                         nxt, k, out)
-    return bad.max()
+    em = np.empty((TILE, N * W) if N <= SMALL_MAX_N else (0, 0), transmat.dtype)
+    alpha = np.empty(N * W, transmat.dtype)
+    nxt = np.empty(N * W, transmat.dtype)
+    k = np.empty(W, np.int64)
+    bad = -1
+    for s0 in range(0, S, W):
+        idx = order[s0:min(s0 + W, S)]
+        p = _first_bad_symbol(X, offsets, idx, M)
+        if p >= 0:
+            bad = p
+            continue
+        _score_block(X, offsets, idx, startprob, transmat, transmat_t, emit_t, em, alpha, nxt,
+                     k, out)
+    return bad
 
 
-@njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True)
 def _backward_one(X, a, b, transmat, emit_t, alpha, gamma, beta, u, v, start_acc, trans_raw,
                   obs_acc, want_stats):
     """Backward pass over X[a:b] given α̂ rows ``alpha[0:T]``; writes γ into ``gamma[0:T]``
@@ -484,7 +475,7 @@ ESTEP_GEMM_MAX_MADDS = 1 << 18
 
 
 @njit(nogil=True, cache=True)
-def _lockstep_plan(offsets, N, n_chunks, block_elems):
+def lockstep_plan(offsets, N, n_chunks, block_elems):
     """Sort the sequences by length and cut them into lockstep blocks.
 
     Returns ``order`` (sequence indexes, shortest first, empty ones left out), ``bstart``
@@ -728,7 +719,7 @@ def _estep_backward_small(N, ab, fb, db, xs, emit_t, a_flat, up, low, ob, gamma,
                           want_stats, want_gamma)
 
 
-@njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True)
 def _lockstep_forward(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, xs, alpha,
                       lane, dbuf):
     """Forward of the L sequences ``seqs`` over their first T0 steps, in lockstep.
@@ -1061,103 +1052,42 @@ def _lockstep_scratch(N, L, dtype_like):
 
 
 @njit(nogil=True, cache=True)
-def _run_blocks(X, offsets, startprob, transmat, emit_t, n_chunks, block_elems, st, tr, ob,
-                gamma, out,
-                want_stats, want_gamma):
-    """Every sequence through ``_lockstep_block`` (one chunk of blocks per thread, chunk ``c``
-    adding into st[c], tr[c], ob[c]); a block of one sequence runs ``_forward_one`` +
-    ``_backward_one``.  Returns nothing: results are in the arguments."""
-    S = offsets.shape[0] - 1
+def lockstep_run(X, offsets, startprob, transmat, emit_t, order, bstart, k0, k1, sizes, st, tr,
+                 ob, gamma, out, want_stats, want_gamma):
+    """Blocks ``k0:k1`` of a ``lockstep_plan`` (one chunk of it; ``sizes`` its scratch sizes)
+    through ``_lockstep_block``; a block of one sequence runs ``_forward_one`` +
+    ``_backward_one``.  Per-sequence log P into ``out``; with ``want_gamma`` γ into ``gamma``
+    (rows of X); with ``want_stats`` the E-step sums added into ``st`` (N,) Σγ_0, ``tr`` (N, N)
+    Σ α̂_t(i) u_{t+1}(j) / Z_t (times A_ij, by the caller, gives Σξ) and ``ob`` (M, N) Σγ_t per
+    symbol, all float64.  Empty sequences are not in the plan: the caller sets their ``out``."""
     N = startprob.shape[0]
-    for s in range(S):
-        if offsets[s + 1] == offsets[s]:
-            out[s] = 0.0
-    order, bstart, cbound, sizes = _lockstep_plan(offsets, N, n_chunks, block_elems)
     transmat_t = np.ascontiguousarray(transmat.T)
-    _run_chunks(X, offsets, startprob, transmat, transmat_t, emit_t, order, bstart, cbound,
-                sizes, st, tr, ob, gamma, out, want_stats, want_gamma)
-
-
-@njit(nogil=True, cache=True, parallel=True)
-def _run_chunks(X, offsets, startprob, transmat, transmat_t, emit_t, order, bstart, cbound,
-                sizes, st, tr, ob, gamma, out, want_stats, want_gamma):
-    N = startprob.shape[0]
-    for c in prange(cbound.shape[0] - 1):
-        abuf = np.empty(max(1, sizes[c, 0]), transmat.dtype)
-        xbuf = np.empty(max(1, sizes[c, 1]), np.int64)
-        tail = np.empty((max(1, sizes[c, 2]), N), transmat.dtype)
-        fbuf, dbuf = _lockstep_scratch(N, ESTEP_LANES, transmat)
-        tmp = fbuf[:N]
-        bb = fbuf[N:2 * N]
-        bu = fbuf[2 * N:3 * N]
-        bv = fbuf[3 * N:4 * N]
-        for k in range(cbound[c], cbound[c + 1]):
-            seqs = order[bstart[k]:bstart[k + 1]]
-            if seqs.shape[0] > 1:
-                _lockstep_block(X, offsets, seqs, startprob, transmat, transmat_t, emit_t,
-                                abuf, xbuf, tail, fbuf, dbuf, st[c], tr[c], ob[c], gamma, out,
-                                want_stats, want_gamma)
-                continue
-            s = seqs[0]
-            a, b = offsets[s], offsets[s + 1]
-            rows = tail[:b - a]
-            ll = _forward_one(X, a, b, startprob, transmat, emit_t, rows, tmp)
-            out[s] = ll
-            if ll == -np.inf:
-                if want_gamma:
-                    gamma[a:b] = 0.0
-                continue
-            gl = gamma[a:b] if want_gamma else rows
-            _backward_one(X, a, b, transmat, emit_t, rows, gl, bb, bu, bv, st[c], tr[c], ob[c],
-                          want_stats)
-
-
-@njit(nogil=True, cache=True)
-def forward_backward(X, offsets, startprob, transmat, emit_t, n_chunks, block_elems, gamma, out):
-    """Posteriors γ (``gamma``, shape (len(X), N)) and per-sequence log-likelihoods ``out``.
-
-    Sequences run in lockstep blocks as in ``estep`` (α̂ kept per block, γ written straight
-    into ``gamma``).  Rows of an impossible sequence are 0.
-    """
-    N = startprob.shape[0]
-    C = max(1, n_chunks)
-    d1 = np.zeros((C, N), np.float64)
-    d2 = np.zeros((C, N, N), np.float64)
-    d3 = np.zeros((C, 1, 1), np.float64)
-    _run_blocks(X, offsets, startprob, transmat, emit_t, n_chunks, block_elems, d1, d2, d3, gamma,
-                out,
-                n_chunks != n_chunks, n_chunks == n_chunks)  # False, True
-    return out
-
-
-@njit(nogil=True, cache=True)
-def estep(X, offsets, startprob, transmat, emit_t, n_chunks, block_elems, start_acc, trans_acc,
-          obs_acc, out):
-    """E-step sums over every sequence: ``start_acc`` (N,) Σ γ_0, ``trans_acc`` (N, N) Σ ξ,
-    ``obs_acc`` (M, N) Σ γ_t per symbol (all float64, added to), ``out`` per-sequence log P.
-
-    Sequences sorted by length run in lockstep blocks (``_lockstep_block``); each chunk of
-    blocks owns its accumulators; they are merged serially at the end.
-    """
-    N = startprob.shape[0]
-    M = emit_t.shape[0]
-    C = max(1, n_chunks)
-    st = np.zeros((C, N), np.float64)
-    tr = np.zeros((C, N, N), np.float64)
-    ob = np.zeros((C, M, N), np.float64)
-    gamma = np.zeros((1, N), transmat.dtype)
-    _run_blocks(X, offsets, startprob, transmat, emit_t, n_chunks, block_elems, st, tr, ob, gamma,
-                out,
-                n_chunks == n_chunks, n_chunks != n_chunks)  # True, False
-    for c in range(C):
-        for i in range(N):
-            start_acc[i] += st[c, i]
-            for j in range(N):
-                trans_acc[i, j] += tr[c, i, j] * transmat[i, j]
-        for k in range(M):
-            for j in range(N):
-                obs_acc[k, j] += ob[c, k, j]
-    return out
+    abuf = np.empty(max(1, sizes[0]), transmat.dtype)
+    xbuf = np.empty(max(1, sizes[1]), np.int64)
+    tail = np.empty((max(1, sizes[2]), N), transmat.dtype)
+    fbuf, dbuf = _lockstep_scratch(N, ESTEP_LANES, transmat)
+    tmp = fbuf[:N]
+    bb = fbuf[N:2 * N]
+    bu = fbuf[2 * N:3 * N]
+    bv = fbuf[3 * N:4 * N]
+    for k in range(k0, k1):
+        seqs = order[bstart[k]:bstart[k + 1]]
+        if seqs.shape[0] > 1:
+            _lockstep_block(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, abuf,
+                            xbuf, tail, fbuf, dbuf, st, tr, ob, gamma, out, want_stats,
+                            want_gamma)
+            continue
+        s = seqs[0]
+        a, b = offsets[s], offsets[s + 1]
+        rows = tail[:b - a]
+        ll = _forward_one(X, a, b, startprob, transmat, emit_t, rows, tmp)
+        out[s] = ll
+        if ll == -np.inf:
+            if want_gamma:
+                gamma[a:b] = 0.0
+            continue
+        gl = gamma[a:b] if want_gamma else rows
+        _backward_one(X, a, b, transmat, emit_t, rows, gl, bb, bu, bv, st, tr, ob, want_stats)
 
 
 VIT_LANES = 64  # sequences advanced in lockstep by the Viterbi kernel (lanes innermost)
@@ -1345,7 +1275,7 @@ def _viterbi_lanes(X, offsets, order, s0, L, log_startprob, log_transmat, log_em
             states[a + t] = P[t, l]
 
 
-@njit(nogil=True, cache=True, parallel=True)
+@njit(nogil=True, cache=True)
 def viterbi(X, offsets, log_startprob, log_transmat, log_emit_t, bp, states, out):
     """Most likely state path of every sequence (``states``, int64, len(X)) and its log
     probability (``out``, float64 per sequence), in log space (float64).
@@ -1368,7 +1298,7 @@ def viterbi(X, offsets, log_startprob, log_transmat, log_emit_t, bp, states, out
         log_emit = np.ascontiguousarray(log_emit_t.T)
         n_blocks = (S + W - 1) // W
         Tb = min(bp.shape[1], max(1, VIT_BLOCK_BYTES // (N * W * 8)))
-        for c in prange(C):
+        for c in range(C):
             D = np.empty((Tb, N, W), np.float64)
             best = np.empty(W, np.float64)
             sym = np.empty(W, np.int64)
@@ -1388,7 +1318,7 @@ def viterbi(X, offsets, log_startprob, log_transmat, log_emit_t, bp, states, out
                                bb, g, bp[c], vec, bvec, avec, states, out)
         return out
     bounds = _chunks(offsets, C)
-    for c in prange(bounds.shape[0] - 1):
+    for c in range(bounds.shape[0] - 1):
         B = bp[c]
         delta = np.empty(N, np.float64)
         best = np.empty(N, np.float64)
@@ -1447,5 +1377,6 @@ def sample_chain(u, start_cdf, trans_cdf, emit_cdf, states, symbols):
 
 
 def n_threads():
-    """Threads a parallel kernel of this backend runs on now."""
+    """Threads a batch's pieces run on now (``fasthw6._parallel``): numba's thread count, so
+    ``numba.set_num_threads`` and ``fasthw6.single_threaded`` set it."""
     return numba.get_num_threads()

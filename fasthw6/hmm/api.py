@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import get_kernel, kernel_threads
+from .._parallel import cut, run_pieces
 from . import _anchors  # noqa: F401  (registers hmmlearn as the anchor of these functions)
 from ._checks import SYSTEM, _as_symbols, _batch, _kernel_operands, _model
 
@@ -17,18 +18,37 @@ from ._checks import SYSTEM, _as_symbols, _batch, _kernel_operands, _model
 # lanes); a sequence longer than this over N is a block of its own.  An argument of the kernels,
 # so that it has one home (and tests can make long-sequence blocks with short sequences).
 ESTEP_BLOCK_ELEMS = 1 << 20
+# Sequences the scoring kernels advance in lockstep (``_numba.LANES`` and ``GEMM_LANES``,
+# ``_cython.LANES``; tests/test_hmm_bitidentity.py holds them equal): a batch is cut into
+# pieces at multiples of it, so that its blocks are the same whatever the thread count.
+SCORE_LANES = 64
 
 
 def _score_batch(X, lengths, sp, tm, em, dtype, backend):
     """Per-sequence log-likelihoods; the scoring kernel range-checks the symbols itself, in the
     same pass over X (a separate check cost 0.36 ms of 2.9 per 10^6 int64 symbols)."""
     x, off = _batch(X, lengths, em.shape[1], backend, defer_range=True)
-    out = np.empty(off.shape[0] - 1, np.float64)
-    bad = get_kernel(SYSTEM, "forward_loglik", backend)(
-        x, off, *_kernel_operands(sp, tm, em, dtype), _chunks(off, backend, 4), out)
-    if bad >= 0:
+    out = np.zeros(off.shape[0] - 1, np.float64)  # an empty sequence scores 0
+    ops = _kernel_operands(sp, tm, em, dtype)
+    kernel = get_kernel(SYSTEM, "forward_loglik", backend)
+    lens = off[1:] - off[:-1]
+    order = np.argsort(lens, kind="stable")  # shortest first; the kernels' blocks are
+    order = order[np.count_nonzero(lens == 0):]  # SCORE_LANES consecutive entries of it
+    # pieces: whole blocks of about equal symbol count, so blocks do not depend on the pieces
+    n_blocks = -(-order.shape[0] // SCORE_LANES)
+    work = np.add.reduceat(lens[order], np.arange(0, order.shape[0], SCORE_LANES)) \
+        if n_blocks else np.zeros(0, np.int64)
+    bounds = cut(np.concatenate(([0], np.cumsum(work))), 4 * _n_threads(backend)) * SCORE_LANES
+    bad = np.full(bounds.shape[0] - 1, -1, np.int64)
+
+    def piece(i):
+        bad[i] = kernel(x, off, order[bounds[i]:bounds[i + 1]], *ops, out)
+
+    run_pieces(piece, bounds.shape[0] - 1, _n_threads(backend))
+    if bad.max() >= 0:
+        at = int(bad[bad >= 0][0])
         _as_symbols(X, em.shape[1], backend=backend)  # raises, naming the symbols' range
-        raise ValueError(f"X holds symbol {np.asarray(X).ravel()[bad]} at position {bad}, "
+        raise ValueError(f"X holds symbol {np.asarray(X).ravel()[at]} at position {at}, "
                          f"outside 0..{em.shape[1] - 1}")
     return out
 
@@ -37,10 +57,33 @@ def _bp_dtype(n):
     return np.int8 if n <= 127 else np.int16 if n <= 32767 else np.int32
 
 
-def _chunks(off, backend, per_thread):
-    """Number of contiguous work chunks: ``per_thread`` per thread (more balance the load of
-    ragged batches; E-step chunks each own accumulators, so one per thread)."""
-    return max(1, min(off.shape[0] - 1, per_thread * _n_threads(backend)))
+def _pieces(off, backend, per_thread):
+    """Boundaries of the pieces a batch is cut into (``fasthw6._parallel``): ``per_thread`` per
+    thread.  Every backend gets the same pieces, so results agree bit for bit."""
+    return cut(off, per_thread * _n_threads(backend))
+
+
+def _lockstep(x, off, sp, tm, em, dt, backend, per_thread, gamma, want_stats):
+    """Posteriors (into ``gamma``) or E-step sums of validated operands: one plan of lockstep
+    blocks for the batch (blocks do not depend on the thread count), its chunks run as pieces.
+    Returns (per-sequence log P, per-chunk sums (st, tr, ob), the kernel's A)."""
+    n, m = em.shape
+    ops = _kernel_operands(sp, tm, em, dt)
+    plan = get_kernel(SYSTEM, "lockstep_plan", backend)(
+        off, n, per_thread * _n_threads(backend), ESTEP_BLOCK_ELEMS)
+    order, bstart, cbound, sizes = plan
+    C = cbound.shape[0] - 1
+    out = np.zeros(off.shape[0] - 1, np.float64)  # an empty sequence (not in the plan) scores 0
+    mm = m if want_stats else 1
+    st, tr, ob = np.zeros((C, n)), np.zeros((C, n, n)), np.zeros((C, mm, n))
+    kernel = get_kernel(SYSTEM, "lockstep_run", backend)
+
+    def piece(c):
+        kernel(x, off, *ops, order, bstart, cbound[c], cbound[c + 1], sizes[c], st[c], tr[c],
+               ob[c], gamma, out, want_stats, not want_stats)
+
+    run_pieces(piece, C, _n_threads(backend))
+    return out, (st, tr, ob), ops[1]
 
 
 def _n_threads(backend):
@@ -55,7 +98,7 @@ def score_sequences(X, lengths, startprob, transmat, emissionprob, *, dtype=None
     ----------
     X : array_like of int, shape (n_samples,) or (n_samples, 1)
         Symbols of all sequences end to end, each in ``[0, n_features)``; any integer dtype
-        (uint8 included) is read in place.
+        (8- and 64-bit ones are read in place, others widened to int64).
     lengths : array_like of int, shape (n_sequences,), or None
         Length of each sequence (summing to ``n_samples``); None means one sequence.
     startprob, transmat, emissionprob : array_like
@@ -116,10 +159,8 @@ def posteriors(X, lengths, startprob, transmat, emissionprob, *, dtype=None, bac
 
 def _forward_backward(x, off, sp, tm, em, dt, backend):
     """(per-sequence log-likelihoods, posteriors γ) of validated operands."""
-    out = np.empty(off.shape[0] - 1, np.float64)
     gamma = np.empty((x.shape[0], sp.shape[0]), dt)
-    get_kernel(SYSTEM, "forward_backward", backend)(x, off, *_kernel_operands(sp, tm, em, dt),
-        _chunks(off, backend, 4), ESTEP_BLOCK_ELEMS, gamma, out)
+    out, _, _ = _lockstep(x, off, sp, tm, em, dt, backend, 4, gamma, False)
     return out, gamma
 
 
@@ -148,12 +189,13 @@ def em_statistics(X, lengths, startprob, transmat, emissionprob, *, dtype=None, 
 
 def _estep(x, off, sp, tm, em, dt, backend):
     n, m = em.shape
-    out = np.empty(off.shape[0] - 1, np.float64)
-    start = np.zeros(n, np.float64)
-    trans = np.zeros((n, n), np.float64)
-    obs_t = np.zeros((m, n), np.float64)
-    get_kernel(SYSTEM, "estep", backend)(x, off, *_kernel_operands(sp, tm, em, dt),
-        _chunks(off, backend, 1), ESTEP_BLOCK_ELEMS, start, trans, obs_t, out)
+    out, (st, tr, ob), A = _lockstep(x, off, sp, tm, em, dt, backend, 1,
+                                     np.zeros((1, n), dt), True)
+    start, trans, obs_t = np.zeros(n), np.zeros((n, n)), np.zeros((m, n))
+    for c in range(st.shape[0]):  # in chunk order: the sums do not depend on which thread ran what
+        start += st[c]
+        trans += tr[c] * A  # Σ_t ξ_t(i, j) = A_ij Σ_t α̂_t(i) u_{t+1}(j) / Z_t
+        obs_t += ob[c]
     return dict(loglik=out, start=start, trans=trans, obs=np.ascontiguousarray(obs_t.T))
 
 
@@ -186,10 +228,17 @@ def _viterbi(x, off, sp, tm, em, backend):
     with np.errstate(divide="ignore"):
         lsp, ltm, lem = np.log(sp), np.log(tm), np.ascontiguousarray(np.log(em).T)
     S = off.shape[0] - 1
-    maxlen = int(np.max(np.diff(off))) if S else 0
-    chunks = max(1, min(S, _n_threads(backend)))
-    bp = np.empty((chunks, maxlen, sp.shape[0]), _bp_dtype(sp.shape[0]))
     states = np.empty(x.shape[0], np.int64)
     out = np.empty(S, np.float64)
-    get_kernel(SYSTEM, "viterbi", backend)(x, off, lsp, ltm, lem, bp, states, out)
+    kernel = get_kernel(SYSTEM, "viterbi", backend)
+    bounds = _pieces(off, backend, 1)
+    bp_dtype = _bp_dtype(sp.shape[0])
+
+    def piece(i):
+        a, b = bounds[i], bounds[i + 1]
+        maxlen = int(np.max(off[a + 1:b + 1] - off[a:b])) if b > a else 0
+        bp = np.empty((1, maxlen, sp.shape[0]), bp_dtype)
+        kernel(x, off[a:b + 1], lsp, ltm, lem, bp, states, out[a:b])
+
+    run_pieces(piece, bounds.shape[0] - 1, _n_threads(backend))
     return out, states

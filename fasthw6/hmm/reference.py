@@ -64,63 +64,59 @@ def _params(startprob, transmat, emit_t):
             np.asarray(startprob, np.float64))
 
 
-def forward_loglik(X, offsets, startprob, transmat, emit_t, n_chunks, out):
-    """Scores into ``out``; returns -1, or the position of a symbol outside [0, M) (then
-    nothing is scored), as the compiled kernels, which check the symbols as they go."""
+def forward_loglik(X, offsets, order, startprob, transmat, emit_t, out):
+    """Scores of the sequences ``order`` into ``out``; returns -1, or the position of a symbol
+    outside [0, M) anywhere in X (then nothing is scored), as the compiled kernels, which check
+    the symbols of their blocks as they go."""
     sym = np.asarray(X)
     bad = np.flatnonzero((sym < 0) | (sym >= emit_t.shape[0]))
     if bad.size:
         return int(bad[0])
     A, B, PI = _params(startprob, transmat, emit_t)
-    for s, a, b in _sequences(offsets):
-        if b == a:
-            out[s] = 0.0
-            continue
-        _, c = _forward(A, B, PI, np.asarray(X[a:b], np.int64))
+    for s in order:
+        _, c = _forward(A, B, PI, np.asarray(X[offsets[s]:offsets[s + 1]], np.int64))
         out[s] = _loglik(c)
     return -1
 
 
-def forward_backward(X, offsets, startprob, transmat, emit_t, n_chunks, block_elems, gamma, out):
+def lockstep_plan(offsets, N, n_chunks, block_elems):
+    """The compiled kernels' plan, with every sequence a block of its own (this backend has no
+    lockstep): (order, bstart, cbound, sizes) as ``_numba.lockstep_plan``."""
+    lens = np.diff(np.asarray(offsets))
+    order = np.argsort(lens, kind="stable")
+    order = np.ascontiguousarray(order[np.count_nonzero(lens == 0):], dtype=np.int64)
+    n = order.shape[0]
+    C = max(1, min(int(n_chunks), n))
+    return (order, np.arange(n + 1, dtype=np.int64), (n * np.arange(C + 1)) // C,
+            np.zeros((C, 3), np.int64))
+
+
+def lockstep_run(X, offsets, startprob, transmat, emit_t, order, bstart, k0, k1, sizes, st, tr,
+                 ob, gamma, out, want_stats, want_gamma):
+    """The sequences of blocks ``k0:k1`` of a plan: log P into ``out``; γ into ``gamma``
+    (``want_gamma``); E-step sums added into ``st``, ``tr`` (Σξ divided by A, as the compiled
+    kernels: the caller multiplies by A) and ``ob`` (``want_stats``)."""
     A, B, PI = _params(startprob, transmat, emit_t)
-    for s, a, b in _sequences(offsets):
-        if b == a:
-            out[s] = 0.0
-            continue
+    for s in order[bstart[k0]:bstart[k1]]:
+        a, b = int(offsets[s]), int(offsets[s + 1])
         O = np.asarray(X[a:b], np.int64)
         alpha, c = _forward(A, B, PI, O)
         out[s] = _loglik(c)
         if out[s] == -np.inf:
-            gamma[a:b] = 0.0
+            if want_gamma:
+                gamma[a:b] = 0.0
             continue
         beta = _backward(A, B, O, c)
         g = alpha * beta  # defect 2 fixed: γ from α β at every t, the last one included
-        gamma[a:b] = (g / g.sum(axis=0)).T
-    return out
-
-
-def estep(X, offsets, startprob, transmat, emit_t, n_chunks, block_elems, start_acc, trans_acc,
-          obs_acc, out):
-    A, B, PI = _params(startprob, transmat, emit_t)
-    for s, a, b in _sequences(offsets):
-        if b == a:
-            out[s] = 0.0
-            continue
-        O = np.asarray(X[a:b], np.int64)
-        alpha, c = _forward(A, B, PI, O)
-        out[s] = _loglik(c)
-        if out[s] == -np.inf:
-            continue
-        beta = _backward(A, B, O, c)
-        g = alpha * beta
         g /= g.sum(axis=0)
-        for t in range(O.shape[0] - 1):
-            xi = alpha[:, t, None] * A * (B[:, O[t + 1]] * beta[:, t + 1])[None, :] / c[t + 1]
-            trans_acc += xi
-        start_acc += g[:, 0]
-        for t in range(O.shape[0]):
-            obs_acc[O[t]] += g[:, t]
-    return out
+        if want_gamma:
+            gamma[a:b] = g.T
+        if want_stats:
+            for t in range(O.shape[0] - 1):
+                tr += alpha[:, t, None] * (B[:, O[t + 1]] * beta[:, t + 1])[None, :] / c[t + 1]
+            st += g[:, 0]
+            for t in range(O.shape[0]):
+                ob[O[t]] += g[:, t]
 
 
 def viterbi(X, offsets, log_startprob, log_transmat, log_emit_t, bp, states, out):
