@@ -171,3 +171,5 @@ def test_backends_share_their_size_switches():
     assert _cython.SHARED_CONSTANTS, "no constants exported"
     for name, value in _cython.SHARED_CONSTANTS.items():
         assert getattr(_numba, name) == value, name
+    # the API cuts a batch's scoring order into pieces at multiples of the kernels' lanes
+    assert api.SCORE_LANES == _numba.LANES == _numba.GEMM_LANES == _cython.SHARED_CONSTANTS["LANES"]

@@ -205,15 +205,17 @@ def test_block_ignores_garbage_in_scratch(n):
     X = rng.integers(0, 4, lengths.sum())
     off = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     ref = em_statistics(X, lengths, sp, tm, em, backend="numpy")
-    fbuf, dbuf = nb._lockstep_scratch(n, nb.ESTEP_LANES, tm)
+    from fasthw6.hmm._numba import estep
+
+    fbuf, dbuf = estep._lockstep_scratch(n, nb.ESTEP_LANES, tm)
     fbuf[:], dbuf[:] = np.nan, np.nan
     abuf = np.full(23 * n * 7, np.nan)
     xbuf = np.zeros(23 * 7, np.int64)
     tail = np.full((4, n), np.nan)
     st, tr, ob, out = np.zeros(n), np.zeros((n, n)), np.zeros((4, n)), np.full(7, np.nan)
-    nb._lockstep_block(X, off, np.arange(7), sp, tm, np.ascontiguousarray(tm.T),
-                       np.ascontiguousarray(em.T), abuf, xbuf, tail, fbuf, dbuf, st, tr, ob,
-                       np.zeros((1, n)), out, True, False)
+    estep._lockstep_block(X, off, np.arange(7), sp, tm, np.ascontiguousarray(tm.T),
+                          np.ascontiguousarray(em.T), abuf, xbuf, tail, fbuf, dbuf, st, tr, ob,
+                          np.zeros((1, n)), out, True, False)
     np.testing.assert_allclose(out, ref["loglik"], rtol=1e-12)
     np.testing.assert_allclose(st, ref["start"], rtol=1e-11, atol=1e-12)
     np.testing.assert_allclose(tr * tm, ref["trans"], rtol=1e-11, atol=1e-12)

@@ -11,8 +11,8 @@ It keeps the document's shape -- α, β, γ, δ as (states × time) arrays fille
 5. the M-step (in ``api.py``) keeps the previous parameters of a state with no expected
    occupancy instead of dividing 0 by 0.
 
-Same kernel names and signatures as ``_numba.py``/``_cython.pyx``; slow (a Python loop per
-sequence and per step) and obviously right.  Zero probabilities are allowed: an impossible
+Same kernel names and signatures as the ``_numba`` package and ``_cython.pyx``; slow (a Python
+loop per sequence and per step) and obviously right.  Zero probabilities are allowed: an impossible
 sequence has log P = -inf and contributes no statistics.
 """
 from __future__ import annotations

@@ -1,0 +1,235 @@
+# Scoring: forward_loglik and its lockstep forward (as _numba/score.py).
+# Included by _cython.pyx (one extension: the fused types and helpers are shared, and one
+# module builds and loads once); see its docstring for the conventions.
+
+cdef inline double pow2_scale(double s, int64_t* k) noexcept nogil:
+    """r = 2^-e, the exact power of two bringing ``s`` into [1, 2), read from its exponent bits;
+    k += e (as ``_numba._pow2_scale``)."""
+    cdef int64_t bits, ex
+    memcpy(&bits, &s, 8)
+    ex = (bits >> 52) & 0x7FF
+    k[0] += ex - 1023
+    bits = (2046 - ex) << 52
+    memcpy(&s, &bits, 8)
+    return s
+
+
+cdef inline double loglik_pow2(double s, int64_t k) noexcept nogil:
+    if s > 0:
+        return log(s) + k * LN2
+    return -INFINITY
+
+
+cdef inline double sum4(const real* a, Py_ssize_t N) noexcept nogil:
+    cdef double p0 = 0, p1 = 0, p2 = 0, p3 = 0
+    cdef Py_ssize_t j = 0
+    while j + 4 <= N:
+        p0 = p0 + a[j]
+        p1 = p1 + a[j + 1]
+        p2 = p2 + a[j + 2]
+        p3 = p3 + a[j + 3]
+        j += 4
+    while j < N:
+        p0 = p0 + a[j]
+        j += 1
+    return (p0 + p1) + (p2 + p3)
+
+
+cdef inline void gemm_rows(int W, int N, const real* a, const real* A, real* c) noexcept nogil:
+    """c (W, N) = a (W, N) @ A (N, N), all row-major."""
+    cdef char no = b'N'
+    cdef float one_f = 1, zero_f = 0
+    cdef double one_d = 1, zero_d = 0
+    if real is float:
+        sgemm(&no, &no, &N, &W, &N, &one_f, <float*>A, &N, <float*>a, &N, &zero_f, <float*>c, &N)
+    else:
+        dgemm(&no, &no, &N, &W, &N, &one_d, <double*>A, &N, <double*>a, &N, &zero_d, <double*>c,
+              &N)
+
+
+cdef double finish_one(const sym_t[::1] X, Py_ssize_t a, Py_ssize_t b, const real* at,
+                       const real[:, ::1] emit_t, real* cur, real* nxt, int64_t k,
+                       Py_ssize_t N) noexcept nogil:
+    """One sequence alone over X[a:b] from unscaled α in ``cur`` (``_numba._finish_one``)."""
+    cdef Py_ssize_t t, i, j
+    cdef double s, r
+    cdef real acc
+    cdef real* sw
+    cdef const real* row
+    cdef const real* arow
+    for t in range(a, b):
+        s = cur[0]
+        for i in range(1, N):
+            s = s + cur[i]
+        r = pow2_scale(s, &k)
+        row = &emit_t[X[t], 0]
+        for j in range(N):
+            arow = at + j * N
+            acc = arow[0] * cur[0]
+            for i in range(1, N):
+                acc = acc + arow[i] * cur[i]
+            nxt[j] = <real>(acc * (row[j] * r))
+        sw = cur
+        cur = nxt
+        nxt = sw
+    s = cur[0]
+    for i in range(1, N):
+        s = s + cur[i]
+    return loglik_pow2(s, k)
+
+
+cdef void lanes_small(const sym_t[::1] X, const int64_t* pos, Py_ssize_t T,
+                      const real[::1] startprob, const real* A, const real[:, ::1] emit_t,
+                      real* em, real* alpha, real* acc, double* r, int64_t* k,
+                      Py_ssize_t N) noexcept nogil:
+    """LANES sequences in lockstep, α state-major (N, LANES), lanes innermost
+    (``_numba._make_lanes_small``; here N is a run-time value and each pass runs over lanes)."""
+    cdef Py_ssize_t W = LANES, t, i, j, l
+    cdef const real* row
+    cdef double s
+    for t in range(T):
+        for l in range(W):
+            row = &emit_t[X[pos[l] + t], 0]
+            for j in range(N):
+                em[j * W + l] = row[j]
+        if t == 0:
+            for j in range(N):
+                for l in range(W):
+                    alpha[j * W + l] = startprob[j] * em[j * W + l]
+            continue
+        for l in range(W):
+            r[l] = alpha[l]
+        for i in range(1, N):
+            for l in range(W):
+                r[l] = r[l] + alpha[i * W + l]
+        for l in range(W):
+            r[l] = pow2_scale(r[l], &k[l])
+        for j in range(N):
+            for l in range(W):
+                acc[l] = A[j] * alpha[l]
+            for i in range(1, N):
+                for l in range(W):
+                    acc[l] = acc[l] + A[i * N + j] * alpha[i * W + l]
+            for l in range(W):
+                em[j * W + l] = <real>(acc[l] * (em[j * W + l] * r[l]))
+        memcpy(alpha, em, N * W * sizeof(real))
+
+
+cdef real* lanes_gemm(const sym_t[::1] X, const int64_t* pos, Py_ssize_t T,
+                      const real[::1] startprob, const real* A, const real[:, ::1] emit_t,
+                      real* alpha, real* nxt, int64_t* k, Py_ssize_t N) noexcept nogil:
+    """LANES sequences in lockstep, α lane-major (LANES, N), each step one GEMM α A
+    (``_numba._lanes_gemm``); returns the buffer holding the last α."""
+    cdef Py_ssize_t W = LANES, t, j, l
+    cdef const real* row
+    cdef real* o
+    cdef real* sw
+    cdef double rl
+    for l in range(W):
+        row = &emit_t[X[pos[l]], 0]
+        for j in range(N):
+            alpha[l * N + j] = startprob[j] * row[j]
+    for t in range(1, T):
+        gemm_rows(<int>W, <int>N, alpha, A, nxt)
+        for l in range(W):
+            rl = pow2_scale(sum4(alpha + l * N, N), &k[l])
+            row = &emit_t[X[pos[l] + t], 0]
+            o = nxt + l * N
+            for j in range(N):
+                o[j] = <real>(o[j] * (row[j] * rl))
+        sw = alpha
+        alpha = nxt
+        nxt = sw
+    return alpha
+
+
+cdef void score_block(const sym_t[::1] X, const int64_t[::1] offsets, const int64_t* idx,
+                      Py_ssize_t L, const real[::1] startprob, const real* A, const real* At,
+                      const real[:, ::1] emit_t, real* buf, double* r, int64_t* k,
+                      int64_t* pos, double[::1] out) noexcept nogil:
+    """Sequences ``idx`` (non-empty, shortest first) in lockstep over the shortest one's
+    length, then each alone (``_numba._score_block``)."""
+    cdef Py_ssize_t N = startprob.shape[0], W = LANES, T, l, j, a, b
+    cdef real* em = buf
+    cdef real* alpha = buf + N * W
+    cdef real* nxt = buf + 2 * N * W
+    cdef real* one = buf + 3 * N * W
+    cdef real* two = one + N
+    cdef real* cur
+    T = offsets[idx[0] + 1] - offsets[idx[0]]
+    for l in range(W):
+        pos[l] = offsets[idx[l if l < L else L - 1]]
+        k[l] = 0
+    if N <= SMALL_MAX_N:
+        lanes_small(X, pos, T, startprob, A, emit_t, em, alpha, nxt, r, k, N)
+        cur = alpha
+    else:
+        cur = lanes_gemm(X, pos, T, startprob, A, emit_t, alpha, nxt, k, N)
+    for l in range(L):
+        a = offsets[idx[l]]
+        b = offsets[idx[l] + 1]
+        for j in range(N):
+            one[j] = cur[j * W + l] if N <= SMALL_MAX_N else cur[l * N + j]
+        out[idx[l]] = finish_one(X, a + T, b, At, emit_t, one, two, k[l], N)
+
+
+cdef inline int64_t first_bad_symbol(const sym_t[::1] X, const int64_t[::1] offsets,
+                                     const int64_t* idx, Py_ssize_t L, int64_t M) noexcept nogil:
+    """As _numba._first_bad_symbol: a position in the sequences idx[0:L] whose symbol lies
+    outside [0, M), or -1."""
+    cdef Py_ssize_t l, p, a, b
+    cdef int64_t v
+    cdef (int64_t, int64_t) r
+    for l in range(L):
+        a = offsets[idx[l]]
+        b = offsets[idx[l] + 1]
+        r = span_range(X, a, b, 0, 0)
+        if r[0] < 0 or r[1] >= M:
+            for p in range(a, b):
+                v = X[p]
+                if v < 0 or v >= M:
+                    return p
+    return -1
+
+
+def forward_loglik(const sym_t[::1] X, const int64_t[::1] offsets, const int64_t[::1] order,
+                   const real[::1] startprob, const real[:, ::1] transmat,
+                   const real[:, ::1] emit_t, double[::1] out):
+    """As _numba.forward_loglik: scores of the sequences ``order`` into ``out``, blocks of LANES
+    consecutive entries; returns -1, or the position of a symbol outside [0, M) (the blocks
+    holding one are not scored)."""
+    cdef Py_ssize_t N = startprob.shape[0], S = order.shape[0], W = LANES, s0, L
+    cdef int64_t M = emit_t.shape[0], p, bad = -1
+    if S == 0:
+        return -1
+    tt_arr = np.ascontiguousarray(np.asarray(transmat).T)
+    cdef const real[:, ::1] transmat_t = tt_arr
+    cdef const real* A = &transmat[0, 0]
+    cdef const real* At = &transmat_t[0, 0]
+    cdef real* buf
+    cdef double* r
+    cdef int64_t* k
+    with nogil:
+        buf = <real*>malloc((3 * N * W + 2 * N) * sizeof(real))
+        r = <double*>malloc(W * sizeof(double))
+        k = <int64_t*>malloc(2 * W * sizeof(int64_t))
+        if buf == NULL or r == NULL or k == NULL:
+            free(buf)
+            free(r)
+            free(k)
+            with gil:
+                raise MemoryError("forward_loglik: no memory for the block scratch")
+        s0 = 0
+        while s0 < S:
+            L = min(W, S - s0)
+            p = first_bad_symbol(X, offsets, &order[s0], L, M)
+            if p >= 0:
+                bad = p
+            else:
+                score_block(X, offsets, &order[s0], L, startprob, A, At, emit_t, buf, r, k,
+                            k + W, out)
+            s0 = s0 + W
+        free(buf)
+        free(r)
+        free(k)
+    return bad

@@ -1,0 +1,301 @@
+# Viterbi in float64 log space (as _numba/viterbi.py); sample_chain (as _numba/sample.py).
+# Included by _cython.pyx (one extension: the fused types and helpers are shared, and one
+# module builds and loads once); see its docstring for the conventions.
+
+cdef Py_ssize_t VIT_LANES = 64  # as _numba: sequences in lockstep, lanes innermost
+cdef Py_ssize_t VIT_LANES_MAX_N = 48  # from this many states on, one sequence at a time
+cdef Py_ssize_t VIT_BLOCK_BYTES = 1 << 23  # cap on one thread's δ history (T, N, lanes)
+
+
+cdef inline double dmax(double a, double b) noexcept nogil:
+    return a if a >= b else b
+
+
+cdef inline void vit_step_one(double* delta, double* best, bp_t* arg, const double* lA,
+                              const double* em, bp_t* Bt, Py_ssize_t N) noexcept nogil:
+    """As ``_numba._viterbi_step_one``: axpy form, ``>=`` keeps the largest maximising state."""
+    cdef Py_ssize_t i, j
+    cdef double di, w
+    cdef const double* row
+    for j in range(N):
+        best[j] = -INFINITY
+        arg[j] = 0
+    for i in range(N):
+        di = delta[i]
+        row = lA + i * N
+        for j in range(N):
+            w = di + row[j]
+            if w >= best[j]:
+                best[j] = w
+                arg[j] = <bp_t>i
+    for j in range(N):
+        delta[j] = best[j] + em[j]
+        Bt[j] = arg[j]
+
+
+cdef (double, Py_ssize_t) vit_tail(const sym_t[::1] X, Py_ssize_t a, Py_ssize_t b,
+                                   Py_ssize_t t0, const double* lsp, const double* lA,
+                                   const double* lem_t, Py_ssize_t N, double* delta,
+                                   double* best, bp_t* arg, bp_t* B,
+                                   int64_t[::1] states) noexcept nogil:
+    """As ``_numba._viterbi_tail``: steps t0.. of X[a:b] with backpointers in B (row t at
+    B + t*N); returns (log prob, state at step max(t0-1, 0))."""
+    cdef Py_ssize_t t, j, k
+    cdef double m
+    cdef const double* em
+    if t0 == 0:
+        em = lem_t + <Py_ssize_t>X[a] * N
+        for j in range(N):
+            delta[j] = lsp[j] + em[j]
+        t0 = 1
+    for t in range(t0, b - a):
+        vit_step_one(delta, best, arg, lA, lem_t + <Py_ssize_t>X[a + t] * N, B + t * N, N)
+    k = 0
+    m = delta[0]
+    for j in range(1, N):
+        if delta[j] > m:
+            m = delta[j]
+            k = j
+    states[b - 1] = k
+    for t in range(b - a - 1, t0 - 1, -1):
+        k = B[t * N + k]
+        states[a + t - 1] = k
+    return m, k
+
+
+cdef void vit_lanes(const sym_t[::1] X, const int64_t[::1] offsets, const int64_t[::1] order,
+                    Py_ssize_t s0, Py_ssize_t L, const double* lsp, const double* lA,
+                    const double* lem_t, const double* lem, Py_ssize_t N, Py_ssize_t M,
+                    double* D, Py_ssize_t Tb, int8_t* P, double* best, int64_t* sym,
+                    int64_t* pos, int64_t* kk, int64_t* nk, double* bb, double* g, bp_t* B,
+                    double* vec, double* bvec, bp_t* avec, int64_t[::1] states,
+                    double[::1] out) noexcept nogil:
+    """As ``_numba._viterbi_lanes``: D is (Tb, N, VIT_LANES), P (Tb, VIT_LANES), row-major."""
+    cdef Py_ssize_t WS = VIT_LANES
+    cdef Py_ssize_t W = min(WS, (L + 7) // 8 * 8)
+    cdef Py_ssize_t Tl = Tb, l, s, t, i, j, a, b, k, kl
+    cdef double* cur
+    cdef double* prev
+    cdef double* cj
+    cdef const double* ej
+    cdef const double* ai
+    cdef const double* d0
+    cdef const double* d1
+    cdef const double* d2
+    cdef const double* d3
+    cdef double a0, a1, a2, a3, pj, v, c0, c1, c2, c3
+    cdef (double, Py_ssize_t) r
+    for l in range(L):
+        s = order[s0 + l]
+        Tl = min(Tl, offsets[s + 1] - offsets[s])
+    for l in range(W):
+        pos[l] = offsets[order[s0 + min(l, L - 1)]]
+    for t in range(Tl):
+        for l in range(W):
+            sym[l] = X[pos[l] + t]
+        cur = D + t * N * WS
+        if t == 0:
+            for j in range(N):
+                pj = lsp[j]
+                ej = lem + j * M
+                cj = cur + j * WS
+                for l in range(W):
+                    cj[l] = pj + ej[sym[l]]
+            continue
+        prev = cur - N * WS
+        if N <= 4:  # as _numba: one pass per state, the last state repeated to make four
+            d0 = prev
+            d1 = prev + min(1, N - 1) * WS
+            d2 = prev + min(2, N - 1) * WS
+            d3 = prev + min(3, N - 1) * WS
+            for j in range(N):
+                ej = lem + j * M
+                cj = cur + j * WS
+                for l in range(W):
+                    cj[l] = ej[sym[l]]
+                a0 = lA[j]
+                a1 = lA[min(1, N - 1) * N + j]
+                a2 = lA[min(2, N - 1) * N + j]
+                a3 = lA[min(3, N - 1) * N + j]
+                for l in range(W):
+                    cj[l] = dmax(dmax(d0[l] + a0, d1[l] + a1), dmax(d2[l] + a2, d3[l] + a3)) + cj[l]
+            continue
+        for j in range(N):
+            for l in range(W):
+                best[l] = -INFINITY
+            i = 0
+            while i + 4 <= N:
+                a0 = lA[i * N + j]
+                a1 = lA[(i + 1) * N + j]
+                a2 = lA[(i + 2) * N + j]
+                a3 = lA[(i + 3) * N + j]
+                d0 = prev + i * WS
+                d1 = d0 + WS
+                d2 = d1 + WS
+                d3 = d2 + WS
+                for l in range(W):
+                    best[l] = dmax(dmax(dmax(d0[l] + a0, d1[l] + a1),
+                                        dmax(d2[l] + a2, d3[l] + a3)), best[l])
+                i = i + 4
+            if i + 2 <= N:
+                a0 = lA[i * N + j]
+                a1 = lA[(i + 1) * N + j]
+                d0 = prev + i * WS
+                d1 = d0 + WS
+                for l in range(W):
+                    best[l] = dmax(dmax(d0[l] + a0, d1[l] + a1), best[l])
+                i = i + 2
+            if i < N:
+                a0 = lA[i * N + j]
+                d0 = prev + i * WS
+                for l in range(W):
+                    best[l] = dmax(d0[l] + a0, best[l])
+            ej = lem + j * M
+            cj = cur + j * WS
+            for l in range(W):
+                cj[l] = best[l] + ej[sym[l]]
+    for l in range(L):
+        s = order[s0 + l]
+        a = offsets[s]
+        b = offsets[s + 1]
+        if b == a:
+            out[s] = 0.0
+            kk[l] = 0
+            continue
+        if Tl > 0:
+            for j in range(N):
+                vec[j] = D[((Tl - 1) * N + j) * WS + l]
+        r = vit_tail(X, a, b, Tl, lsp, lA, lem_t, N, vec, bvec, avec, B, states)
+        out[s] = r[0]
+        kk[l] = r[1]
+    for t in range(Tl - 1, 0, -1):
+        prev = D + (t - 1) * N * WS
+        for l in range(L):
+            bb[l] = -INFINITY
+        for i in range(N):
+            ai = lA + i * N
+            if N <= 4:
+                c0 = ai[0]
+                c1 = ai[min(1, N - 1)]
+                c2 = ai[min(2, N - 1)]
+                c3 = ai[min(3, N - 1)]
+                for l in range(L):
+                    kl = kk[l]
+                    g[l] = c0 if kl == 0 else c1 if kl == 1 else c2 if kl == 2 else c3
+            else:
+                for l in range(L):
+                    g[l] = ai[kk[l]]
+            d0 = prev + i * WS
+            for l in range(L):
+                v = d0[l] + g[l]
+                if v >= bb[l]:
+                    bb[l] = v
+                    nk[l] = i
+        for l in range(L):
+            k = nk[l]
+            kk[l] = k
+            P[(t - 1) * WS + l] = <int8_t>k
+    for l in range(L):
+        a = pos[l]
+        for t in range(Tl - 1):
+            states[a + t] = P[t * WS + l]
+
+
+def viterbi(const sym_t[::1] X, const int64_t[::1] offsets, const double[::1] log_startprob,
+            const double[:, ::1] log_transmat, const double[:, ::1] log_emit_t,
+            bp_t[:, :, ::1] bp, int64_t[::1] states, double[::1] out):
+    """As ``_numba.viterbi``: below VIT_LANES_MAX_N states, blocks of VIT_LANES sequences
+    sorted by length in lockstep (dealt round-robin to the chunks), else one at a time."""
+    cdef Py_ssize_t N = log_startprob.shape[0], M = log_emit_t.shape[0]
+    cdef Py_ssize_t S = offsets.shape[0] - 1, C = bp.shape[0], W = VIT_LANES
+    cdef Py_ssize_t c, s, a, b, blk, n_blocks, Tb, maxlen = bp.shape[1]
+    cdef const double* lsp = &log_startprob[0]
+    cdef const double* lA = &log_transmat[0, 0]
+    cdef const double* lem_t = &log_emit_t[0, 0]
+    cdef const double* lem
+    cdef const int64_t[::1] order
+    cdef const double[:, ::1] lem_view
+    cdef int64_t[::1] bounds
+    cdef double* D
+    cdef double* dbuf
+    cdef int64_t* ibuf
+    cdef int8_t* P
+    cdef bp_t* arg
+    if N < VIT_LANES_MAX_N:
+        order = np.argsort(np.diff(np.asarray(offsets)), kind="stable").astype(np.int64)
+        lem_view = np.ascontiguousarray(np.asarray(log_emit_t).T)
+        lem = &lem_view[0, 0]
+        n_blocks = (S + W - 1) // W
+        Tb = min(maxlen, max(1, VIT_BLOCK_BYTES // (N * W * 8)))
+        with nogil:
+            for c in range(C):
+                D = <double*>malloc((Tb * N * W + 3 * W + 3 * N) * sizeof(double))
+                P = <int8_t*>malloc((Tb * W + 1) * sizeof(int8_t))
+                ibuf = <int64_t*>calloc(4 * W, sizeof(int64_t))
+                arg = <bp_t*>malloc(N * sizeof(bp_t))
+                if D == NULL or P == NULL or ibuf == NULL or arg == NULL:
+                    free(D)
+                    free(P)
+                    free(ibuf)
+                    free(arg)
+                    with gil:
+                        raise MemoryError("viterbi: no memory for the lane scratch")
+                dbuf = D + Tb * N * W  # best, bb, g (W each), vec, bvec (N each)
+                blk = c
+                while blk < n_blocks:
+                    vit_lanes(X, offsets, order, blk * W, min(W, S - blk * W), lsp, lA, lem_t,
+                              lem, N, M, D, Tb, P, dbuf, ibuf, ibuf + W, ibuf + 2 * W,
+                              ibuf + 3 * W, dbuf + W, dbuf + 2 * W, &bp[c, 0, 0], dbuf + 3 * W,
+                              dbuf + 3 * W + N, arg, states, out)
+                    blk = blk + C
+                free(arg)
+                free(ibuf)
+                free(P)
+                free(D)
+        return np.asarray(out)
+    bounds = _bounds(offsets, C)
+    C = bounds.shape[0] - 1
+    with nogil:
+        for c in range(C):
+            dbuf = <double*>malloc(2 * N * sizeof(double))
+            arg = <bp_t*>malloc(N * sizeof(bp_t))
+            if dbuf == NULL or arg == NULL:
+                free(dbuf)
+                free(arg)
+                with gil:
+                    raise MemoryError("viterbi: no memory for the state scratch")
+            for s in range(bounds[c], bounds[c + 1]):
+                a = offsets[s]
+                b = offsets[s + 1]
+                if b == a:
+                    out[s] = 0.0
+                    continue
+                out[s] = vit_tail(X, a, b, 0, lsp, lA, lem_t, N, dbuf, dbuf + N, arg,
+                                  &bp[c, 0, 0], states)[0]
+            free(arg)
+            free(dbuf)
+    return np.asarray(out)
+
+
+def sample_chain(const double[::1] u, const double[::1] start_cdf, const double[:, ::1] trans_cdf,
+                 const double[:, ::1] emit_cdf, int64_t[::1] states, int64_t[::1] symbols):
+    cdef Py_ssize_t n = states.shape[0], N = start_cdf.shape[0], M = emit_cdf.shape[1]
+    cdef Py_ssize_t t, j, cur = 0, nxt
+    cdef const double* cdf
+    with nogil:
+        for t in range(n):
+            cdf = &start_cdf[0] if t == 0 else &trans_cdf[cur, 0]
+            nxt = 0
+            for j in range(N):
+                if cdf[j] > u[2 * t]:
+                    nxt = j
+                    break
+            cur = nxt
+            states[t] = cur
+            nxt = 0
+            for j in range(M):
+                if emit_cdf[cur, j] > u[2 * t + 1]:
+                    nxt = j
+                    break
+            symbols[t] = nxt
+    return np.asarray(states)

@@ -1,0 +1,127 @@
+"""Shared by every HMM kernel module: the sizes both backends agree on (``_cython.pyx`` exports
+its copies, ``SHARED_CONSTANTS``, and a test compares them), the log-likelihood scaling helpers
+and the symbol range pass."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+_TWO_M512 = 2.0 ** -512
+_TWO_P512 = 2.0 ** 512
+_SMALL = 2.0 ** -400
+_LN2_512 = 512.0 * math.log(2.0)
+_LN2 = math.log(2.0)
+LANES = 64  # sequences advanced in lockstep by the forward kernel (lanes innermost)
+GEMM_LANES = 64  # lanes when the step is a BLAS GEMM
+SMALL_MAX_N = 8  # up to this many states the lockstep kernel is compiled for each N; above, GEMM
+TILE = 16  # most steps of emissions the small-N kernels gather at a time ...
+TILE_BYTES = 16384  # ... and at most this size, to stay in L1 (1.1-1.3x at N=3..8 over 16 steps)
+ESTEP_LANES = 64  # most sequences one E-step block advances in lockstep
+ESTEP_GEMM_MIN_N = 12  # from this many states on, a block's steps are BLAS GEMMs
+# Full blocks of 2 to this many states run sweeps compiled for their N (``_make_estep_small``):
+# 1.9x at N=3 (E-step 14.1 -> 7.4 ms).  Every N compiled is JIT time again at every kernel
+# signature reaching it (symbol dtype x float dtype x entry point): N = 1..8 made the first
+# E-step call 36 s and each later signature 23 s, against 21 s and 16 s with one N.
+ESTEP_SMALL_MAX_N = 4
+ESTEP_XI_COLS = 256  # most (step, lane) columns gathered per Σξ GEMM
+ESTEP_XS_STEPS = 16  # steps per tile when the symbols are transposed to (step, lane) (2.6x)
+# OpenBLAS threads a GEMM of more multiply-adds than this (4 x 65536): more threads than the
+# caller asked for, fighting over the cores of a parallel E-step.  Every GEMM here stays below.
+ESTEP_GEMM_MAX_MADDS = 1 << 18
+VIT_LANES = 64  # sequences advanced in lockstep by the Viterbi kernel (lanes innermost)
+VIT_LANES_MAX_N = 48  # from this many states on, one sequence at a time (axpy over states)
+VIT_BLOCK_BYTES = 1 << 23  # cap on one thread's lockstep δ history (T, N, lanes) float64
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _ll_push(s, p, e, extra):
+    """Fold normaliser ``s`` into (mantissa p, count e of 2^512 factors, directly logged extra)."""
+    if s >= _SMALL:
+        p *= s
+        if p < _TWO_M512:
+            p *= _TWO_P512
+            e += 1
+    elif s > 0.0:
+        extra += math.log(s)
+    else:
+        extra = -np.inf
+    return p, e, extra
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _ll_value(p, e, extra):
+    if extra == -np.inf:
+        return -np.inf
+    return math.log(p) - e * _LN2_512 + extra
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _span_range(X, a, b, mn, mx):
+    """(min, max) of mn, mx and the symbols X[a:b], as int64, in one pass."""
+    for i in range(a, b):
+        v = np.int64(X[i])
+        mn = min(mn, v)
+        mx = max(mx, v)
+    return mn, mx
+
+
+@njit(nogil=True, cache=True)
+def symbol_range(X, n_chunks, out):
+    """Smallest and largest symbol of X (non-empty) into out[0], out[1] (int64): one pass
+    instead of numpy's two, over ``n_chunks`` chunks (<= len(X): no chunk is empty)."""
+    n = X.shape[0]
+    lo = np.empty(n_chunks, np.int64)
+    hi = np.empty(n_chunks, np.int64)
+    for c in range(n_chunks):
+        a = c * n // n_chunks
+        b = (c + 1) * n // n_chunks
+        lo[c], hi[c] = _span_range(X, a, b, np.int64(X[a]), np.int64(X[a]))
+    out[0] = lo.min()
+    out[1] = hi.max()
+    return out
+
+
+@njit(nogil=True, cache=True)
+def _chunks(offsets, n_chunks):
+    """Split the sequences into ``n_chunks`` contiguous ranges of about equal symbol count."""
+    S = offsets.shape[0] - 1
+    n_chunks = max(1, min(n_chunks, S))
+    bounds = np.empty(n_chunks + 1, np.int64)
+    total = offsets[S]
+    bounds[0] = 0
+    for c in range(1, n_chunks):
+        target = (total * c) // n_chunks
+        b = np.searchsorted(offsets[:S + 1], target)
+        bounds[c] = max(bounds[c - 1], min(b, S))
+    bounds[n_chunks] = S
+    return bounds
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _pow2_scale(s):
+    """(r, k): r = 2^-k, the exact power of two that brings ``s`` into [1, 2).
+
+    Read from the bits of ``s``: a few integer operations that vectorise with the lanes, where
+    a division (or a log) per lane-step would cost as much as the whole step at small N.
+    s = 0 gives k = -1023: α stays 0 and the final log gives -inf.  A subnormal s gets
+    r = 2^1023 and lands in (2^-51, 2), safe to carry on from."""
+    ex = (np.float64(s).view(np.int64) >> 52) & 0x7FF
+    return np.int64((2046 - ex) << 52).view(np.float64), ex - 1023
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _loglik_pow2(s, k):
+    """log P from the sum ``s`` of the last (unscaled) α and the count ``k`` of factors 2."""
+    if s > 0.0:
+        return math.log(s) + k * _LN2
+    return -np.inf
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _lazy_scale_bits(arr):
+    """Bits K of the lockstep passes' power-of-two rescaling: a lane's α (or β) sum is kept in
+    [2^-K, 1] (β: [2^-K, 2^K]) by exact multiplications by 2^±K, so no step divides.  Small
+    enough in float32 that products of α and β values stay far from underflow."""
+    return 24.0 if arr.itemsize == 4 else 256.0

@@ -1,0 +1,260 @@
+"""Viterbi decoding in float64 log space: lockstep lanes below ``VIT_LANES_MAX_N`` states,
+one sequence at a time above, paths identical to hmmlearn's (ties broken as it does)."""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ._common import VIT_BLOCK_BYTES, VIT_LANES, VIT_LANES_MAX_N, _chunks
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _viterbi_step_one(delta, best, arg, log_transmat, em, Bt):
+    """δ ← max-plus(δ, log A) + em for one sequence, backpointers into ``Bt``.
+
+    Axpy form (row i of log A contiguous); ``>=`` in increasing i keeps the largest maximising
+    state, so an all -inf column points to N-1, as hmmlearn.
+    """
+    N = delta.shape[0]
+    for j in range(N):
+        best[j] = -np.inf
+        arg[j] = 0
+    for i in range(N):
+        di = delta[i]
+        row = log_transmat[i]
+        for j in range(N):
+            w = di + row[j]
+            if w >= best[j]:
+                best[j] = w
+                arg[j] = i
+    for j in range(N):
+        delta[j] = best[j] + em[j]
+        Bt[j] = arg[j]
+
+
+@njit(nogil=True, cache=True)
+def _viterbi_tail(X, a, b, t0, log_startprob, log_transmat, log_emit_t, delta, best, arg, B,
+                  states):
+    """Viterbi over X[a:b] from step ``t0`` on (``delta`` holds δ of step t0-1, unless t0 is 0),
+    backpointers of steps t0.. in ``B[t]``.  Writes the path's states from step max(t0-1, 0)
+    on and returns (log prob, state at step max(t0-1, 0))."""
+    N = delta.shape[0]
+    if t0 == 0:
+        em = log_emit_t[X[a]]
+        for j in range(N):
+            delta[j] = log_startprob[j] + em[j]
+        t0 = 1
+    for t in range(t0, b - a):
+        _viterbi_step_one(delta, best, arg, log_transmat, log_emit_t[X[a + t]], B[t])
+    k = 0  # the smallest maximising final state, as hmmlearn
+    m = delta[0]
+    for j in range(1, N):
+        if delta[j] > m:
+            m = delta[j]
+            k = j
+    states[b - 1] = k
+    for t in range(b - a - 1, t0 - 1, -1):
+        k = B[t, k]
+        states[a + t - 1] = k
+    return m, k
+
+
+@njit(nogil=True, cache=True)
+def _viterbi_lanes(X, offsets, order, s0, L, log_startprob, log_transmat, log_emit_t,
+                   log_emit, D, P, best, sym, pos, kk, nk, bb, g, B, vec, bvec, avec, states, out):
+    """Viterbi of the sequences ``order[s0:s0+L]`` advanced in lockstep, lanes innermost.
+
+    The forward pass keeps no backpointers: it stores δ of every step in ``D`` (T, N, W), one
+    column per sequence, and its max over i is a run of plain maxima over W contiguous lanes
+    (i four at a time, one read-modify-write of ``best`` per four), which vectorises even at
+    N = 2 or 3.  The argmax is needed only along the path: the backtrack recomputes it at each
+    step for the one state the path is in, from the same δ and log A values, hence the same
+    floats and the same ties (the largest maximising state) as a stored backpointer.
+    Lockstep runs over the shortest length, at most D.shape[0] steps; a longer lane finishes
+    alone (``_viterbi_tail``, backpointers in ``B``) before all lanes backtrack together.
+    Idle lanes (L < W, up to a multiple of 8) repeat the last sequence.  ``log_emit`` is (N, M), the transpose of
+    ``log_emit_t``.
+    """
+    N = log_startprob.shape[0]
+    W = min(D.shape[2], (L + 7) // 8 * 8)  # lanes computed: a small last block costs less
+    Tl = D.shape[0]
+    for l in range(L):
+        s = order[s0 + l]
+        Tl = min(Tl, offsets[s + 1] - offsets[s])
+    for l in range(W):
+        pos[l] = offsets[order[s0 + min(l, L - 1)]]
+    for t in range(Tl):
+        for l in range(W):
+            sym[l] = X[pos[l] + t]
+        cur = D[t]
+        if t == 0:
+            for j in range(N):
+                pj = log_startprob[j]
+                ej = log_emit[j]
+                cj = cur[j]
+                for l in range(W):
+                    cj[l] = pj + ej[sym[l]]
+            continue
+        prev = D[t - 1]
+        if N <= 4:
+            # one pass per state: the emission terms are gathered first (a gather would keep
+            # the max loop from vectorising), then the max over the N (padded to four by
+            # repeating the last: max(v, v) = v, and a max is exact in any grouping, so δ is
+            # bit for bit the generic loop's) is added to them
+            q1, q2, q3 = min(1, N - 1), min(2, N - 1), min(3, N - 1)
+            d0, d1, d2, d3 = prev[0], prev[q1], prev[q2], prev[q3]
+            for j in range(N):
+                ej = log_emit[j]
+                cj = cur[j]
+                for l in range(W):
+                    cj[l] = ej[sym[l]]
+                a0, a1 = log_transmat[0, j], log_transmat[q1, j]
+                a2, a3 = log_transmat[q2, j], log_transmat[q3, j]
+                for l in range(W):
+                    cj[l] = max(max(d0[l] + a0, d1[l] + a1), max(d2[l] + a2, d3[l] + a3)) + cj[l]
+            continue
+        for j in range(N):
+            for l in range(W):
+                best[l] = -np.inf
+            i = 0
+            while i + 4 <= N:
+                a0, a1 = log_transmat[i, j], log_transmat[i + 1, j]
+                a2, a3 = log_transmat[i + 2, j], log_transmat[i + 3, j]
+                d0, d1, d2, d3 = prev[i], prev[i + 1], prev[i + 2], prev[i + 3]
+                for l in range(W):
+                    best[l] = max(max(max(d0[l] + a0, d1[l] + a1),
+                                      max(d2[l] + a2, d3[l] + a3)), best[l])
+                i += 4
+            if i + 2 <= N:
+                a0, a1 = log_transmat[i, j], log_transmat[i + 1, j]
+                d0, d1 = prev[i], prev[i + 1]
+                for l in range(W):
+                    best[l] = max(max(d0[l] + a0, d1[l] + a1), best[l])
+                i += 2
+            if i < N:
+                aij = log_transmat[i, j]
+                di = prev[i]
+                for l in range(W):
+                    best[l] = max(di[l] + aij, best[l])
+            ej = log_emit[j]
+            cj = cur[j]
+            for l in range(W):
+                cj[l] = best[l] + ej[sym[l]]
+    # kk[l]: the state of lane l's path at step Tl-1
+    for l in range(L):
+        s = order[s0 + l]
+        a, b = offsets[s], offsets[s + 1]
+        if b == a:
+            out[s] = 0.0
+            kk[l] = 0
+            continue
+        if Tl > 0:
+            for j in range(N):
+                vec[j] = D[Tl - 1, j, l]
+        out[s], kk[l] = _viterbi_tail(X, a, b, Tl, log_startprob, log_transmat, log_emit_t, vec,
+                                      bvec, avec, B, states)
+    # The path before step Tl-1 goes to P (T, W) a step at a time (contiguous), then to
+    # ``states`` a lane at a time: storing straight into ``states`` scatters W writes per step
+    # across W sequences.  Steps Tl-1.. were written by ``_viterbi_tail``.
+    for t in range(Tl - 1, 0, -1):
+        prev = D[t - 1]
+        for l in range(L):
+            bb[l] = -np.inf
+        for i in range(N):
+            ai = log_transmat[i]
+            if N <= 4:  # selects among the few entries of row i beat a gather
+                c0, c1 = ai[0], ai[min(1, N - 1)]
+                c2, c3 = ai[min(2, N - 1)], ai[min(3, N - 1)]
+                for l in range(L):
+                    kl = kk[l]
+                    g[l] = c0 if kl == 0 else c1 if kl == 1 else c2 if kl == 2 else c3
+            else:
+                for l in range(L):
+                    g[l] = ai[kk[l]]
+            di = prev[i]
+            for l in range(L):
+                v = di[l] + g[l]
+                ge = v >= bb[l]
+                bb[l] = v if ge else bb[l]
+                nk[l] = i if ge else nk[l]
+        Pt = P[t - 1]
+        for l in range(L):
+            k = nk[l]
+            kk[l] = k
+            Pt[l] = k
+    for l in range(L):
+        a = pos[l]
+        for t in range(Tl - 1):
+            states[a + t] = P[t, l]
+
+
+@njit(nogil=True, cache=True)
+def viterbi(X, offsets, log_startprob, log_transmat, log_emit_t, bp, states, out):
+    """Most likely state path of every sequence (``states``, int64, len(X)) and its log
+    probability (``out``, float64 per sequence), in log space (float64).
+
+    ``bp`` is a small-integer scratch array (int8/int16/int32 for N up to 127/32767/...) of
+    shape (n_chunks, maxlen, N) allocated by the caller; chunk ``c`` uses ``bp[c]``.
+    Below VIT_LANES_MAX_N states the sequences, sorted by length, go VIT_LANES at a time in
+    lockstep (``_viterbi_lanes``), the blocks dealt round-robin to the chunks; from there on,
+    one at a time.  Ties: the backpointer is the largest maximising state, the final state the
+    smallest (as hmmlearn).  δ is never renormalised: its floats are hmmlearn's bit for bit,
+    which is what makes the paths identical (a shift by max δ would round differently and
+    could flip near-ties; float64 keeps ~1e-13 relative precision even at |δ| ~ 1e7).
+    """
+    N = log_startprob.shape[0]
+    S = offsets.shape[0] - 1
+    C = bp.shape[0]
+    if N < VIT_LANES_MAX_N:
+        W = VIT_LANES
+        order = np.argsort(offsets[1:] - offsets[:-1], kind="mergesort")
+        log_emit = np.ascontiguousarray(log_emit_t.T)
+        n_blocks = (S + W - 1) // W
+        Tb = min(bp.shape[1], max(1, VIT_BLOCK_BYTES // (N * W * 8)))
+        for c in range(C):
+            D = np.empty((Tb, N, W), np.float64)
+            best = np.empty(W, np.float64)
+            sym = np.empty(W, np.int64)
+            pos = np.empty(W, np.int64)
+            kk = np.empty(W, np.int64)
+            nk = np.zeros(W, np.int64)
+            bb = np.empty(W, np.float64)
+            g = np.empty(W, np.float64)
+            P = np.empty((Tb, W), np.int8)  # N < VIT_LANES_MAX_N <= 127
+            vec = np.empty(N, np.float64)
+            bvec = np.empty(N, np.float64)
+            avec = np.empty(N, bp.dtype)
+            for blk in range(c, n_blocks, C):
+                s0 = blk * W
+                _viterbi_lanes(X, offsets, order, s0, min(W, S - s0), log_startprob,
+                               log_transmat, log_emit_t, log_emit, D, P, best, sym, pos, kk, nk,
+                               bb, g, bp[c], vec, bvec, avec, states, out)
+        return out
+    bounds = _chunks(offsets, C)
+    for c in range(bounds.shape[0] - 1):
+        B = bp[c]
+        delta = np.empty(N, np.float64)
+        best = np.empty(N, np.float64)
+        arg = np.empty(N, B.dtype)
+        for s in range(bounds[c], bounds[c + 1]):
+            a, b = offsets[s], offsets[s + 1]
+            if b == a:
+                out[s] = 0.0
+                continue
+            em = log_emit_t[X[a]]
+            for j in range(N):
+                delta[j] = log_startprob[j] + em[j]
+            for t in range(1, b - a):
+                _viterbi_step_one(delta, best, arg, log_transmat, log_emit_t[X[a + t]], B[t])
+            k = 0
+            m = delta[0]
+            for j in range(1, N):
+                if delta[j] > m:
+                    m = delta[j]
+                    k = j
+            out[s] = m
+            states[b - 1] = k
+            for t in range(b - a - 1, 0, -1):
+                k = B[t, k]
+                states[a + t - 1] = k
+    return out
