@@ -22,6 +22,7 @@ ESTEP_BLOCK_ELEMS = 1 << 20
 # ``_cython.LANES``; tests/test_hmm_bitidentity.py holds them equal): a batch is cut into
 # pieces at multiples of it, so that its blocks are the same whatever the thread count.
 SCORE_LANES = 64
+SCORE_PIECES_PER_THREAD = 4  # more balance ragged batches; each costs a kernel call
 
 
 def _score_batch(X, lengths, sp, tm, em, dtype, backend):
@@ -38,7 +39,8 @@ def _score_batch(X, lengths, sp, tm, em, dtype, backend):
     n_blocks = -(-order.shape[0] // SCORE_LANES)
     work = np.add.reduceat(lens[order], np.arange(0, order.shape[0], SCORE_LANES)) \
         if n_blocks else np.zeros(0, np.int64)
-    bounds = cut(np.concatenate(([0], np.cumsum(work))), 4 * _n_threads(backend)) * SCORE_LANES
+    bounds = cut(np.concatenate(([0], np.cumsum(work))),
+                 SCORE_PIECES_PER_THREAD * _n_threads(backend)) * SCORE_LANES
     bad = np.full(bounds.shape[0] - 1, -1, np.int64)
 
     def piece(i):
