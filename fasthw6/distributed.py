@@ -149,10 +149,15 @@ def score_sequences(model, sequences, client=None, *, retries: int = 2) -> np.nd
 
     Examples
     --------
-    >>> import fasthw6.hmm as hmm  # doctest: +SKIP
-    >>> m = hmm.CategoricalHMM.load("model.json")  # doctest: +SKIP
-    >>> score_sequences(m, [(X1, len1), (X2, len2)])  # doctest: +SKIP
-    array([-7.1, -3.4, ...])
+    Without a client the partitions run on local threads:
+
+    >>> import numpy as np, fasthw6
+    >>> m = fasthw6.CategoricalHMM(2, init_params="")
+    >>> m.startprob_, m.transmat_ = np.array([0.5, 0.5]), np.array([[0.9, 0.1], [0.1, 0.9]])
+    >>> m.emissionprob_ = np.array([[0.8, 0.2], [0.2, 0.8]])
+    >>> parts = [(np.array([0, 0, 1]), [2, 1]), (np.array([1, 1]), [2])]
+    >>> np.round(score_sequences(m, parts), 4).tolist()
+    [-1.1332, -0.6931, -1.1332]
     """
     if not hasattr(model, "score_sequences"):
         raise TypeError(f"model must have a score_sequences(X, lengths) method, got {type(model).__name__}")

@@ -50,7 +50,7 @@ def pytest_sessionstart(session):
 
 
 def pytest_collection_finish(session):
-    if len(session.items) >= PRECOMPILE_MIN_TESTS:
+    if len(session.items) >= PRECOMPILE_MIN_TESTS and not session.config.option.collectonly:
         _precompile(session)
 
 

@@ -218,6 +218,7 @@ def test_bench_report_from_json_and_plot(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_bench_quick_runs_a_suite(tmp_path):
     r = fasthw6("bench", "cli", "--quick", cwd=tmp_path)  # bench/ found from the source tree
     assert r.returncode == 0, r.stderr

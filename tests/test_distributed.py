@@ -64,6 +64,7 @@ def test_on_a_two_process_cluster(client):
     np.testing.assert_array_equal(score_sequences(model, bag, client=client), local)
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_job_every_sequence_scored_once(client):
     model = random_model(n=32, m=6, seed=5)
     X, lengths = random_sequences(6000, seed=7, tmax=400)

@@ -45,6 +45,7 @@ def check_against_reference(X, lengths, sp, tm, em, dtype=np.float64, backend="n
     return ref
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("n", [1, 2, 3, 5, GEMM_N, 16])
 def test_ragged_blocks_with_tails(n, dtype, be):

@@ -164,6 +164,7 @@ def test_single_state():
                                rtol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [127, 128])
 def test_backpointer_dtype_boundary(n):
     """int8 backpointers up to 127 states, int16 from 128 on: the last state must survive."""

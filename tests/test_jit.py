@@ -66,6 +66,7 @@ def test_small_call_runs_cython_without_importing_numba(tmp_path):
     assert not any(tmp_path.iterdir())  # nothing compiled, nothing cached
 
 
+@pytest.mark.slow
 def test_large_call_uses_standin_then_background_compiled_numba(tmp_path):
     """A large call before numba's tokeniser is compiled runs the Cython stand-in and starts a
     compiler process; once it is done the same call runs numba, with the same result, in this

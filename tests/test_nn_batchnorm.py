@@ -345,6 +345,7 @@ def test_2d_statistics_stable_across_row_chunks(backend):
     np.testing.assert_allclose(y.std(axis=0), 1.0, rtol=1e-9)
 
 
+@pytest.mark.slow
 def test_cython_sse2_streaming_path(tmp_path):
     """This machine may have AVX-512, so the Cython streaming stores' SSE2 path would go
     untested: run the streamed-vs-ordinary equality test on it in a process that forces it."""

@@ -132,6 +132,7 @@ def test_kernel_resumes_from_its_own_state(backend, n, d):
     np.testing.assert_allclose(l2, l1, rtol=1e-8, atol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n,d,cache_rows", [(300, 5, 2), (60, 80, 256), (800, 20, 3)])
 def test_working_set_growth_and_wide_data(backend, n, d, cache_rows):
     # a working set that must grow from 2-3 rows, and more features than samples (every support
@@ -165,6 +166,7 @@ def _certified_independently(clf, X, y, tol):
     assert abs(lam @ ys) <= 1e-8 * lam.sum()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("decades,seed", [(3, 0), (3, 2), (4, 1), (2, 0), (3, 1)])
 def test_badly_scaled_features_finish_exactly(backend, decades, seed):
     # Feature scales from 1e-3..1e3 (1e-4..1e4) leave SMO crawling short of tol within its first
