@@ -30,6 +30,25 @@ openmp = [] if sys.platform == "darwin" else ["-fopenmp"]
 compile_args = ["-O3", "-ffp-contract=off"] + openmp if os.name != "nt" else ["/O2", "/openmp"]
 link_args = openmp if os.name != "nt" else []
 
+
+
+def write_sizes_pxi():
+    """fasthw6/hmm/_cy_sizes.pxi from fasthw6/hmm/_sizes.py, the one home of the size switches
+    both HMM backends share (rewritten only when it changes, so Cython rebuilds only then)."""
+    import runpy
+
+    src = os.path.join("fasthw6", "hmm", "_sizes.py")
+    sizes = runpy.run_path(src)
+    text = "# Written by setup.py from _sizes.py; edit that file, not this one.\ncdef enum:\n" + "".join(
+        f"    {name} = {int(sizes[name])}\n" for name in sizes["SHARED"])
+    out = os.path.join("fasthw6", "hmm", "_cy_sizes.pxi")
+    if not os.path.exists(out) or open(out).read() != text:
+        with open(out, "w") as f:
+            f.write(text)
+
+
+write_sizes_pxi()
+
 extensions = [
     Extension(
         pyx[:-4].replace(os.sep, "."),

@@ -7,8 +7,8 @@ HMM kernels takes tens of seconds.  Three things keep that off the user's clock:
   :func:`cache_dir` -- ``$NUMBA_CACHE_DIR`` if set (numba's own variable wins), else
   ``$FASTHW6_CACHE_DIR``, else ``$XDG_CACHE_HOME/fasthw6`` (``~/.cache/fasthw6``) -- never inside
   the installed package, so a read-only site-packages or container image works and an uninstall
-  leaves nothing behind in it.  Entries are keyed by the source's hash, the argument types and
-  the CPU (model and features): a cache built on another machine is ignored, not misused.
+  leaves nothing behind in it.  Entries are keyed by the source's hash (for a ``_numba`` package, all its modules:
+  :func:`source_stamp`), the argument types and the CPU (model and features): a cache built on another machine is ignored, not misused.
 - **The stand-in.**  The Cython kernels, built at install time, give results bit for bit equal
   to numba's (``fasthw6._backend.STANDIN``; ``tests/test_*bitidentity.py`` hold them to it).
   The ``auto`` backend runs numba's kernel when its compiled code for the call's argument types
@@ -27,6 +27,9 @@ last ran.
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
+import itertools
 import os
 import pickle
 import subprocess
@@ -85,17 +88,94 @@ def install_cache_locator() -> None:
         def get_cache_path(self):
             return self._cache_path
 
+        def get_source_stamp(self):
+            return source_stamp(self._py_file)
+
         @classmethod
         def from_function(cls, py_func, py_file):
             if os.path.commonpath([_PKG_DIR, os.path.abspath(py_file)]) != _PKG_DIR:
                 return None
-            if os.environ.get("NUMBA_CACHE_DIR"):
-                return None  # numba's UserProvidedCacheLocator (first in the list) takes it
             return super().from_function(py_func, py_file)
 
-    # after numba's UserProvidedCacheLocator (NUMBA_CACHE_DIR), before its in-tree __pycache__
-    impl._locator_classes = [impl._locator_classes[0], FastHW6CacheLocator,
-                             *impl._locator_classes[1:]]
+    # first: fasthw6's kernels go under cache_dir() (which is $NUMBA_CACHE_DIR when that is set)
+    impl._locator_classes = [FastHW6CacheLocator, *impl._locator_classes]
+    _lock_cache_saves(caching)
+
+
+def _lock_cache_saves(caching) -> None:
+    """Serialise numba's cache writes under :func:`cache_dir` across processes.
+
+    numba picks a data file name for a new entry from the index it read, then writes index and
+    data, with no lock: two processes compiling different signatures of one kernel at once (the
+    test suite's workers, ``fasthw6 compile``'s pool, background compilers) can both pick
+    ``<kernel>.2.nbc``; the index then names one signature and the file holds the other's code,
+    which a later process loads and runs: wrong results, seen once in a test run.  Here a save
+    takes a lock file in the entry's folder, re-reads the index, writes the data, then the
+    index that names it.  Falls back to numba's own save if its internals have moved."""
+    cls = getattr(caching, "IndexDataCacheFile", None)
+    orig = getattr(cls, "save", None)
+    if orig is None or getattr(orig, "_fasthw6", False):
+        return
+    needed = ("_load_index", "_save_index", "_save_data", "_data_name")
+    if not all(hasattr(cls, n) for n in needed):
+        return
+
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: numba's save as it is
+        return
+
+    def save(self, key, data):
+        folder = getattr(self, "_cache_path", None)
+        if folder is None or os.path.commonpath([cache_dir(), os.path.abspath(folder)]) != cache_dir():
+            return orig(self, key, data)
+
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, "index.lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            overloads = self._load_index()
+            name = overloads.get(key)
+            if name is None:
+                taken = set(overloads.values())
+                name = next(n for n in map(self._data_name, itertools.count(1)) if n not in taken)
+            self._save_data(name, data)
+            if overloads.get(key) != name:
+                overloads[key] = name
+                self._save_index(overloads)
+
+    save._fasthw6 = True
+    cls.save = save
+
+
+def _file_key(path):
+    st = os.stat(path)
+    return path, st.st_mtime_ns, st.st_size
+
+
+@functools.lru_cache(maxsize=64)
+def _hash_files(keys):
+    h = hashlib.sha256()
+    for path, _, _ in keys:
+        with open(path, "rb") as f:
+            h.update(os.path.basename(path).encode() + b"\0" + f.read())
+    return h.digest()
+
+
+def source_stamp(py_file) -> bytes:
+    """What a cached kernel of ``py_file`` is valid for.  numba stamps a kernel with its own
+    file's contents, but a kernel's compiled code also holds what it calls or reads from other
+    modules (numba inlines callees and freezes globals).  A kernel in a ``_numba`` package is
+    stamped with every module of that package and the system's ``_sizes.py``, so that changing
+    any of them (an upgrade, an edit) invalidates the cache instead of running stale code; a
+    one-file ``_numba.py`` imports no other kernel module and keeps its own contents as stamp."""
+    folder = os.path.dirname(os.path.abspath(py_file))
+    if os.path.basename(folder) != "_numba":
+        return _hash_files((_file_key(os.path.abspath(py_file)),))
+    paths = sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.endswith(".py"))
+    sizes = os.path.join(os.path.dirname(folder), "_sizes.py")
+    if os.path.exists(sizes):
+        paths.append(sizes)
+    return _hash_files(tuple(_file_key(p) for p in paths))
 
 
 # --------------------------------------------------------------------------- the stand-in

@@ -171,5 +171,8 @@ def test_backends_share_their_size_switches():
     assert _cython.SHARED_CONSTANTS, "no constants exported"
     for name, value in _cython.SHARED_CONSTANTS.items():
         assert getattr(_numba, name) == value, name
+    from fasthw6.hmm import _sizes
+
+    assert set(_cython.SHARED_CONSTANTS) == set(_sizes.SHARED)
     # the API cuts a batch's scoring order into pieces at multiples of the kernels' lanes
-    assert api.SCORE_LANES == _numba.LANES == _numba.GEMM_LANES == _cython.SHARED_CONSTANTS["LANES"]
+    assert _numba.LANES == _numba.GEMM_LANES == api.SCORE_LANES

@@ -174,3 +174,33 @@ def test_cli_compile_fills_the_cache(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "fasthw6", "compile", "gpu"], env=env,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "unknown system 'gpu'" in bad.stderr
+
+
+_SAVER = """
+import sys
+from numba.core import caching
+from fasthw6 import _jit
+
+_jit.install_cache_locator()
+folder, who = sys.argv[1], int(sys.argv[2])
+f = caching.IndexDataCacheFile(folder, "kernel-1.py311", b"stamp")
+for i in range(40):
+    f.save((who, i), (who, i) * 200)
+"""
+
+
+def test_concurrent_cache_saves_keep_index_and_data_paired(tmp_path):
+    """Four processes adding entries to one numba index at once: every entry must load its own
+    data (numba's unlocked save lets two processes pick the same data file name)."""
+    from numba.core import caching
+
+    folder = tmp_path / "hmm"
+    folder.mkdir()
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    procs = [subprocess.Popen([sys.executable, "-c", _SAVER, str(folder), str(w)], env=env)
+             for w in range(4)]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    f = caching.IndexDataCacheFile(str(folder), "kernel-1.py311", b"stamp")
+    for w in range(4):
+        for i in range(40):
+            assert f.load((w, i)) == (w, i) * 200, (w, i)

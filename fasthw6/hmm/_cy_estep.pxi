@@ -122,14 +122,6 @@ cdef void backward_seq(const sym_t[::1] X, Py_ssize_t a, Py_ssize_t b,
             start_acc[i] += alpha[i]
 
 
-cdef enum:
-    ESTEP_LANES = 64  # as _numba.ESTEP_LANES: most sequences one E-step block advances in lockstep
-    ESTEP_GEMM_MIN_N = 12  # as _numba: from this many states on, a block's steps are BLAS GEMMs
-    ESTEP_XI_COLS = 256  # as _numba: most (step, lane) columns gathered per Σξ GEMM
-    ESTEP_XS_STEPS = 16  # as _numba: steps per tile of the symbol transposition
-    ESTEP_GEMM_MAX_MADDS = 1 << 18  # as _numba: OpenBLAS threads GEMMs above this size
-
-
 def lockstep_plan(const int64_t[::1] offsets, Py_ssize_t N, Py_ssize_t n_chunks,
                    int64_t block_elems):
     """Sequences sorted by length cut into lockstep blocks, blocks into chunks, and each

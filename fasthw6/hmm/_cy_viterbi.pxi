@@ -2,9 +2,6 @@
 # Included by _cython.pyx (one extension: the fused types and helpers are shared, and one
 # module builds and loads once); see its docstring for the conventions.
 
-cdef Py_ssize_t VIT_LANES = 64  # as _numba: sequences in lockstep, lanes innermost
-cdef Py_ssize_t VIT_LANES_MAX_N = 48  # from this many states on, one sequence at a time
-cdef Py_ssize_t VIT_BLOCK_BYTES = 1 << 23  # cap on one thread's δ history (T, N, lanes)
 
 
 cdef inline double dmax(double a, double b) noexcept nogil:

@@ -38,9 +38,7 @@ cdef double TWO_P512 = 2.0 ** 512
 cdef double SMALL = 2.0 ** -400
 cdef double LN2_512 = 512.0 * 0.6931471805599453
 cdef double LN2 = 0.6931471805599453
-cdef enum:
-    LANES = 64  # as _numba.LANES and GEMM_LANES
-    SMALL_MAX_N = 8  # as _numba.SMALL_MAX_N: above it a step is one GEMM, lane-major
+include "_cy_sizes.pxi"  # the size switches, written by setup.py from _sizes.py
 
 
 def n_threads():
@@ -54,11 +52,11 @@ include "_cy_estep.pxi"
 include "_cy_viterbi.pxi"
 
 
-# The size switches this module shares with ``_numba`` (same names there; GEMM_LANES is LANES
-# here): the two backends give the same bits only if they cut work the same way, so
-# tests/test_hmm_bitidentity.py checks that these agree.
+# The size switches as compiled (from _sizes.py, through _cy_sizes.pxi): the two backends give
+# the same bits only if they cut work the same way, so tests/test_hmm_bitidentity.py checks these
+# against the numba package's.
 SHARED_CONSTANTS = dict(
-    LANES=LANES, GEMM_LANES=LANES, SMALL_MAX_N=SMALL_MAX_N,
+    LANES=LANES, GEMM_LANES=GEMM_LANES, SMALL_MAX_N=SMALL_MAX_N,
     ESTEP_LANES=ESTEP_LANES, ESTEP_GEMM_MIN_N=ESTEP_GEMM_MIN_N, ESTEP_XI_COLS=ESTEP_XI_COLS,
     ESTEP_XS_STEPS=ESTEP_XS_STEPS, ESTEP_GEMM_MAX_MADDS=ESTEP_GEMM_MAX_MADDS,
     VIT_LANES=VIT_LANES, VIT_LANES_MAX_N=VIT_LANES_MAX_N, VIT_BLOCK_BYTES=VIT_BLOCK_BYTES,

@@ -12,16 +12,16 @@ import numpy as np
 from .._backend import get_kernel, kernel_threads
 from .._parallel import cut, run_pieces
 from . import _anchors  # noqa: F401  (registers hmmlearn as the anchor of these functions)
+from . import _sizes
 from ._checks import SYSTEM, _as_symbols, _batch, _kernel_operands, _model
 
 # α̂ values one lockstep block of the E-step and posteriors kernels stores (shortest length x N x
 # lanes); a sequence longer than this over N is a block of its own.  An argument of the kernels,
 # so that it has one home (and tests can make long-sequence blocks with short sequences).
 ESTEP_BLOCK_ELEMS = 1 << 20
-# Sequences the scoring kernels advance in lockstep (``_numba.LANES`` and ``GEMM_LANES``,
-# ``_cython.LANES``; tests/test_hmm_bitidentity.py holds them equal): a batch is cut into
-# pieces at multiples of it, so that its blocks are the same whatever the thread count.
-SCORE_LANES = 64
+# A batch's scoring order is cut into pieces at multiples of the kernels' lanes, so that its
+# blocks are the same whatever the thread count.
+SCORE_LANES = _sizes.LANES
 SCORE_PIECES_PER_THREAD = 4  # more balance ragged batches; each costs a kernel call
 
 

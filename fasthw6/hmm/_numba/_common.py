@@ -8,31 +8,22 @@ import math
 import numpy as np
 from numba import njit
 
+from .._sizes import (  # noqa: F401  (the size switches both backends share)
+    ESTEP_GEMM_MAX_MADDS, ESTEP_GEMM_MIN_N, ESTEP_LANES, ESTEP_XI_COLS, ESTEP_XS_STEPS,
+    GEMM_LANES, LANES, SMALL_MAX_N, VIT_BLOCK_BYTES, VIT_LANES, VIT_LANES_MAX_N)
+
 _TWO_M512 = 2.0 ** -512
 _TWO_P512 = 2.0 ** 512
 _SMALL = 2.0 ** -400
 _LN2_512 = 512.0 * math.log(2.0)
 _LN2 = math.log(2.0)
-LANES = 64  # sequences advanced in lockstep by the forward kernel (lanes innermost)
-GEMM_LANES = 64  # lanes when the step is a BLAS GEMM
-SMALL_MAX_N = 8  # up to this many states the lockstep kernel is compiled for each N; above, GEMM
 TILE = 16  # most steps of emissions the small-N kernels gather at a time ...
 TILE_BYTES = 16384  # ... and at most this size, to stay in L1 (1.1-1.3x at N=3..8 over 16 steps)
-ESTEP_LANES = 64  # most sequences one E-step block advances in lockstep
-ESTEP_GEMM_MIN_N = 12  # from this many states on, a block's steps are BLAS GEMMs
 # Full blocks of 2 to this many states run sweeps compiled for their N (``_make_estep_small``):
 # 1.9x at N=3 (E-step 14.1 -> 7.4 ms).  Every N compiled is JIT time again at every kernel
 # signature reaching it (symbol dtype x float dtype x entry point): N = 1..8 made the first
 # E-step call 36 s and each later signature 23 s, against 21 s and 16 s with one N.
 ESTEP_SMALL_MAX_N = 4
-ESTEP_XI_COLS = 256  # most (step, lane) columns gathered per Σξ GEMM
-ESTEP_XS_STEPS = 16  # steps per tile when the symbols are transposed to (step, lane) (2.6x)
-# OpenBLAS threads a GEMM of more multiply-adds than this (4 x 65536): more threads than the
-# caller asked for, fighting over the cores of a parallel E-step.  Every GEMM here stays below.
-ESTEP_GEMM_MAX_MADDS = 1 << 18
-VIT_LANES = 64  # sequences advanced in lockstep by the Viterbi kernel (lanes innermost)
-VIT_LANES_MAX_N = 48  # from this many states on, one sequence at a time (axpy over states)
-VIT_BLOCK_BYTES = 1 << 23  # cap on one thread's lockstep δ history (T, N, lanes) float64
 
 
 @njit(nogil=True, cache=True, inline="always")

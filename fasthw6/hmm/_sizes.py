@@ -1,0 +1,25 @@
+"""The HMM kernels' size switches, in one place for both backends.
+
+The numba kernels import them (``_numba/_common.py``); ``setup.py`` writes them into
+``_cy_sizes.pxi`` (``cdef enum``) for the Cython build, and ``_cython.SHARED_CONSTANTS``
+exports the compiled values, which a test compares with these.  The two backends give the same
+bits only if they cut the work the same way.  Plain Python, so that ``setup.py`` can read it
+without importing the package.
+"""
+LANES = 64  # sequences advanced in lockstep by the scoring kernel (lanes innermost)
+GEMM_LANES = 64  # lanes when the scoring step is a BLAS GEMM (the API cuts at multiples of both)
+SMALL_MAX_N = 8  # up to this many states scoring is compiled for each N; above, a GEMM
+ESTEP_LANES = 64  # most sequences one E-step block advances in lockstep
+ESTEP_GEMM_MIN_N = 12  # from this many states on, an E-step block's steps are BLAS GEMMs
+ESTEP_XI_COLS = 256  # most (step, lane) columns gathered per Σξ GEMM
+ESTEP_XS_STEPS = 16  # steps per tile when the symbols are transposed to (step, lane) (2.6x)
+# OpenBLAS threads a GEMM of more multiply-adds than this (4 x 65536): more threads than the
+# caller asked for, fighting over the cores of a parallel E-step.  Every GEMM here stays below.
+ESTEP_GEMM_MAX_MADDS = 1 << 18
+VIT_LANES = 64  # sequences advanced in lockstep by the Viterbi kernel (lanes innermost)
+VIT_LANES_MAX_N = 48  # from this many states on, Viterbi takes one sequence at a time
+VIT_BLOCK_BYTES = 1 << 23  # cap on one thread's lockstep δ history (T, N, lanes) float64
+
+SHARED = ("LANES", "GEMM_LANES", "SMALL_MAX_N", "ESTEP_LANES", "ESTEP_GEMM_MIN_N",
+          "ESTEP_XI_COLS", "ESTEP_XS_STEPS", "ESTEP_GEMM_MAX_MADDS", "VIT_LANES",
+          "VIT_LANES_MAX_N", "VIT_BLOCK_BYTES")
