@@ -1,21 +1,19 @@
 """``CategoricalHMM``: a drop-in for hmmlearn 0.3's ``CategoricalHMM`` on the batch kernels
-(``api``), with its convergence monitor, parameter checks and JSON persistence.
+(``api``), with its parameter checks; its monitor is ``monitor.py``, its JSON files ``io.py``.
 """
 from __future__ import annotations
 
-import json
 import logging
 import numbers
-import sys
-from collections import deque
 
 import numpy as np
 
 from .._backend import get_kernel
 from .._validate import check_dtype_arg
-from ._checks import (SYSTEM, NotFittedError, _as_symbols, _batch, _offsets, check_parameters,
-                      check_symbols)
+from ._checks import SYSTEM, NotFittedError, _as_symbols, _batch, _offsets, check_parameters
 from .api import _estep, _forward_backward, _score_batch, _viterbi
+from .io import read_model, write_model
+from .monitor import ConvergenceMonitor
 
 _log = logging.getLogger(__name__)
 
@@ -27,51 +25,6 @@ def _check_random_state(seed):
     if isinstance(seed, np.random.RandomState):
         return seed
     raise ValueError(f"random_state must be None, an int or a numpy RandomState, got {seed!r}")
-
-
-class ConvergenceMonitor:
-    """EM progress: ``history`` of log-likelihoods, ``iter`` count and ``converged``, as hmmlearn.
-
-    Examples
-    --------
-    >>> m = ConvergenceMonitor(tol=0.1, n_iter=10, verbose=False)
-    >>> m.report(-10.0); m.report(-9.95); m.converged
-    True
-    """
-
-    _template = "{iter:>10d} {log_prob:>16.8f} {delta:>+16.8f}"
-
-    def __init__(self, tol, n_iter, verbose):
-        self.tol = tol
-        self.n_iter = n_iter
-        self.verbose = verbose
-        self.history = deque()
-        self.iter = 0
-
-    def __repr__(self):
-        return (f"ConvergenceMonitor(history={list(self.history)}, iter={self.iter}, "
-                f"n_iter={self.n_iter}, tol={self.tol}, verbose={self.verbose})")
-
-    def _reset(self):
-        self.iter = 0
-        self.history.clear()
-
-    def report(self, log_prob):
-        if self.verbose:
-            delta = log_prob - self.history[-1] if self.history else np.nan
-            print(self._template.format(iter=self.iter + 1, log_prob=log_prob, delta=delta),
-                  file=sys.stderr)
-        precision = np.finfo(float).eps ** 0.5
-        if self.history and (log_prob - self.history[-1]) < -precision:
-            _log.warning("Model is not converging.  Current: %s is not greater than %s. Delta is %s",
-                         log_prob, self.history[-1], log_prob - self.history[-1])
-        self.history.append(log_prob)
-        self.iter += 1
-
-    @property
-    def converged(self):
-        return (self.iter == self.n_iter or
-                (len(self.history) >= 2 and self.history[-1] - self.history[-2] < self.tol))
 
 
 def _positive_int(value, name, allow_none=False, minimum=1):
@@ -504,13 +457,7 @@ class CategoricalHMM:
         >>> m.save(p); CategoricalHMM.load(p).emissionprob_.tolist()
         [[0.25, 0.75]]
         """
-        sp, tm, em = self._check()
-        obj = dict(startprob=sp.tolist(), transmat=tm.tolist(), emissionprob=em.tolist())
-        if symbols is not None:
-            obj["symbols"] = check_symbols([str(s) for s in symbols], em.shape[1])
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=1)
-            f.write("\n")
+        write_model(path, *self._check(), symbols=symbols)
 
     @classmethod
     def load(cls, path, **kwargs):
@@ -532,17 +479,9 @@ class CategoricalHMM:
         >>> CategoricalHMM.load(p).n_features
         2
         """
-        with open(path, encoding="utf-8") as f:
-            obj = json.load(f)
-        if not isinstance(obj, dict):
-            raise ValueError(f"{path}: expected a JSON object with startprob, transmat, "
-                             f"emissionprob, got {type(obj).__name__}")
-        missing = [k for k in ("startprob", "transmat", "emissionprob") if k not in obj]
-        if missing:
-            raise ValueError(f"{path}: missing key(s) {', '.join(missing)}")
-        sp, tm, em = check_parameters(obj["startprob"], obj["transmat"], obj["emissionprob"])
+        sp, tm, em, symbols = read_model(path)
         model = cls(n_components=sp.shape[0], n_features=em.shape[1], init_params="", **kwargs)
         model.startprob_, model.transmat_, model.emissionprob_ = sp, tm, em
-        if obj.get("symbols") is not None:
-            model.symbols_ = check_symbols(obj["symbols"], em.shape[1])
+        if symbols is not None:
+            model.symbols_ = symbols
         return model
