@@ -145,6 +145,12 @@ def random_hmm(n, m, seed, zeros=False):
     return sp, tm, em
 
 
+def ragged(rng, m, lengths, dtype=np.int64):
+    """A ragged batch in hmmlearn's convention: uniform symbols in [0, m) for sequences of
+    ``lengths``, as (X of ``dtype``, lengths)."""
+    return rng.integers(0, m, size=int(np.sum(lengths))).astype(dtype), np.asarray(lengths)
+
+
 def run_example(name, tmp_path, **kwargs):
     """Load ``examples/<name>.py`` as a module and return ``main(tmp_path, **kwargs)``."""
     spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import random_hmm
+from conftest import ragged, random_hmm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,10 +27,6 @@ from fasthw6.hmm._checks import _as_symbols
 
 URN_A, URN_PI, URN_B, URN_O = (np.array(a) for a in (_document.URN_A, _document.URN_PI,
                                                      _document.URN_B, _document.URN_O))
-
-
-def ragged(rng, m, lengths, dtype=np.int64):
-    return rng.integers(0, m, size=int(np.sum(lengths))).astype(dtype), np.asarray(lengths)
 
 
 def brute_force(O, sp, tm, em):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import random_hmm
+from conftest import ragged, random_hmm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,10 +32,6 @@ def zero_model(n, m, seed):
     em[0, m - 1] += 0.1
     tm[1, 0] = 0.2
     return sp / sp.sum(), tm / tm.sum(1, keepdims=True), em / em.sum(1, keepdims=True)
-
-
-def batch(rng, m, lengths):
-    return rng.integers(0, m, int(np.sum(lengths))), np.asarray(lengths)
 
 
 def check_against_reference(X, lengths, sp, tm, em, backends=None):
@@ -67,7 +63,7 @@ def test_lockstep_blocks_ragged_lengths(n):
     sp, tm, em = random_hmm(n, 6, seed=n)
     lengths = np.concatenate([rng.integers(0, 40, 130), [0, 1, 1, 2, 1, 0, 57]])
     rng.shuffle(lengths)
-    X, lengths = batch(rng, 6, lengths)
+    X, lengths = ragged(rng, 6, lengths)
     check_against_reference(X, lengths, sp, tm, em)
 
 
@@ -76,7 +72,7 @@ def test_lockstep_partial_blocks(S):
     """Fewer sequences than lanes, exactly one block, one more than a block."""
     rng = np.random.default_rng(S)
     sp, tm, em = random_hmm(4, 5, seed=S)
-    X, lengths = batch(rng, 5, rng.integers(1, 30, S))
+    X, lengths = ragged(rng, 5, rng.integers(1, 30, S))
     check_against_reference(X, lengths, sp, tm, em)
 
 
@@ -90,7 +86,7 @@ def test_lanes_finish_alone_past_the_history_budget():
     rng = np.random.default_rng(3)
     sp, tm, em = random_hmm(n, 8, seed=3)
     lengths = np.concatenate([rng.integers(Tb - 40, Tb + 120, 70), [Tb, Tb + 1, 1, 3 * Tb]])
-    X, lengths = batch(rng, 8, lengths)
+    X, lengths = ragged(rng, 8, lengths)
     lp_h, path_h = hmmlearn_decode(X, lengths, sp, tm, em)
     for b in fasthw6.available_backends():
         if b == "numpy":
@@ -105,7 +101,7 @@ def test_ties_everywhere(n):
     """A uniform model ties every candidate at every step: the backpointer is the largest
     state, the final state the smallest; a dyadic model ties exactly some of the time."""
     rng = np.random.default_rng(n)
-    X, lengths = batch(rng, 3, np.concatenate([rng.integers(1, 25, 100), [1, 1, 2]]))
+    X, lengths = ragged(rng, 3, np.concatenate([rng.integers(1, 25, 100), [1, 1, 2]]))
     sp, tm, em = np.full(n, 1 / n), np.full((n, n), 1 / n), np.full((n, 3), 1 / 3)
     lp, path = check_against_reference(X, lengths, sp, tm, em)
     cs = np.concatenate([[0], np.cumsum(lengths)])
@@ -123,7 +119,7 @@ def test_ties_everywhere(n):
 def test_ties_as_hmmlearn(n):
     pytest.importorskip("hmmlearn")
     rng = np.random.default_rng(n)
-    X, lengths = batch(rng, 3, np.concatenate([rng.integers(1, 25, 100), [1, 1, 2]]))
+    X, lengths = ragged(rng, 3, np.concatenate([rng.integers(1, 25, 100), [1, 1, 2]]))
     w = np.array([0.5, 0.25, 0.25, 0.125, 0.125, 0.0625, 0.0625, 0.0625, 0.0625][:n])
     for sp, tm, em in [(np.full(n, 1 / n), np.full((n, n), 1 / n), np.full((n, 3), 1 / 3)),
                        (w / w.sum(), np.array([np.roll(w / w.sum(), k) for k in range(n)]),
@@ -139,7 +135,7 @@ def test_ties_as_hmmlearn(n):
 def test_zero_probabilities_minus_inf_never_nan(n):
     rng = np.random.default_rng(n)
     sp, tm, em = zero_model(n, 4, seed=n)
-    X, lengths = batch(rng, 4, np.concatenate([rng.integers(1, 30, 140), [1, 1]]))
+    X, lengths = ragged(rng, 4, np.concatenate([rng.integers(1, 30, 140), [1, 1]]))
     lp, path = check_against_reference(X, lengths, sp, tm, em)
     assert np.isneginf(lp).any() and np.isfinite(lp).any()  # both kinds are exercised
 
@@ -156,7 +152,7 @@ def test_impossible_everywhere():
 def test_single_state():
     rng = np.random.default_rng(0)
     em = rng.dirichlet(np.ones(5))[None]
-    X, lengths = batch(rng, 5, rng.integers(0, 20, 80))
+    X, lengths = ragged(rng, 5, rng.integers(0, 20, 80))
     lp, path = check_against_reference(X, lengths, [1.0], [[1.0]], em)
     np.testing.assert_array_equal(path, 0)
     cs = np.concatenate([[0], np.cumsum(lengths)])
@@ -172,7 +168,7 @@ def test_backpointer_dtype_boundary(n):
     sp, tm, em = random_hmm(n, 3, seed=n)
     tm[:, -1] += 5.0  # make the largest state the usual argmax
     tm /= tm.sum(1, keepdims=True)
-    X, lengths = batch(rng, 3, [1, 4, 6, 2])
+    X, lengths = ragged(rng, 3, [1, 4, 6, 2])
     lp, path = check_against_reference(X, lengths, sp, tm, em)
     assert (path == n - 1).any()
 
@@ -183,5 +179,5 @@ def test_backpointer_dtype_boundary(n):
 def test_random_batches_property(n, seed, lengths):
     rng = np.random.default_rng(seed)
     sp, tm, em = zero_model(n, 3, seed) if seed % 2 and n > 1 else random_hmm(n, 3, seed)
-    X, lengths = batch(rng, 3, lengths)
+    X, lengths = ragged(rng, 3, lengths)
     check_against_reference(X, lengths, sp, tm, em)
