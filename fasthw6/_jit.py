@@ -147,6 +147,26 @@ def _lock_cache_saves(caching) -> None:
     cls.save = save
 
 
+def njit_variant(tag, **options):
+    """Decorator for a kernel that a factory makes once per compile-time constant (a state count
+    N, say): ``numba.njit(cache=True, **options)`` under a name of its own, ``<name>_<tag>``.
+
+    numba names a kernel's machine code after its qualified name and a counter private to the
+    compiling process, so two variants from one factory (same qualified name), compiled by two
+    processes into the cache, can carry the same symbol.  A process that then loads both links
+    every call to whichever it loaded first -- the N=2 code running on N=3 data: wrong results
+    or a crash, seen in test runs after the cache had been filled by parallel compilers.  The
+    variant's own name gives it its own symbols (and its own index file in the cache)."""
+    from numba import njit
+
+    def rename(fn):
+        fn.__name__ = f"{fn.__name__}_{tag}"
+        fn.__qualname__ = f"{fn.__qualname__}_{tag}"
+        return njit(cache=True, **options)(fn)
+
+    return rename
+
+
 def _file_key(path):
     st = os.stat(path)
     return path, st.st_mtime_ns, st.st_size

@@ -204,3 +204,41 @@ def test_concurrent_cache_saves_keep_index_and_data_paired(tmp_path):
     for w in range(4):
         for i in range(40):
             assert f.load((w, i)) == (w, i) * 200, (w, i)
+
+
+def _numba_modules():
+    import importlib
+    import pkgutil
+
+    for system in _jit.SYSTEMS:
+        pkg = importlib.import_module(f"fasthw6.{system}._numba")
+        yield pkg
+        for info in pkgutil.iter_modules(getattr(pkg, "__path__", [])):
+            yield importlib.import_module(f"{pkg.__name__}.{info.name}")
+
+
+def test_every_cached_kernel_has_a_name_of_its_own():
+    """numba names a kernel's machine code after its qualified name and a per-process counter:
+    two kernels of one name, cached by two processes, can share a symbol, and a process loading
+    both runs one's code on the other's data.  Factory-made variants (one per N) must therefore
+    be renamed (``_jit.njit_variant``); here every cached kernel of every system is checked."""
+    from numba.core.registry import CPUDispatcher
+
+    seen = {}
+    for mod in _numba_modules():
+        for obj in vars(mod).values():
+            if isinstance(obj, CPUDispatcher) and type(obj._cache).__name__ != "NullCache":
+                key = (obj.py_func.__module__, obj.py_func.__qualname__)
+                assert seen.setdefault(key, obj) is obj, f"two cached kernels named {key}"
+    assert len(seen) > 50  # every system's kernels were found
+    lanes = [v for (m, q), v in seen.items() if "_make_lanes_small" in q]
+    assert len(lanes) == 8
+
+
+def test_njit_variant_names_and_compiles():
+    def twice(x):
+        return 2 * x + K
+
+    K = 1
+    f1 = _jit.njit_variant("k1")(twice)
+    assert f1.py_func.__qualname__.endswith("twice_k1") and f1(3) == 7

@@ -35,7 +35,6 @@ Conventions shared with ``_cython.pyx`` and ``reference.py`` (same names, same s
   only and the caller multiplies by A once.  No T×N×N array ever exists.
 """
 from __future__ import annotations
-from __future__ import annotations
 
 import numba
 

@@ -7,6 +7,7 @@ import math
 import numpy as np
 from numba import njit
 
+from ..._jit import njit_variant
 from ._common import ESTEP_LANES
 
 
@@ -47,7 +48,7 @@ def _make_estep_small(N):
     XA = NW + 6 * W + N
     P = XA + N * NW + N * N
 
-    @njit(nogil=True, cache=True)
+    @njit_variant(f"n{N}", nogil=True)
     def forward(prev, cur, xt, emit_t, a_flat, db, up, low, tiny):
         """α_t into ``cur`` from α_{t-1} in ``prev`` (both N x W, flat), lazily rescaled; the
         sums into the lane row ``sv``; returns how many are below ``tiny`` (left to
@@ -80,7 +81,7 @@ def _make_estep_small(N):
                     cur[j * W + l] *= db[F + l]
         return nbad
 
-    @njit(nogil=True, cache=True)
+    @njit_variant(f"n{N}", nogil=True)
     def backward(at, fb, db, xt, xt1, emit_t, a_flat, up, low, ob, want_stats):
         """One backward step: β_t from β_{t+1} (power-of-two rescaled), γ_t and, if
         ``want_stats``, α̂_t/Z_t ⊗ u_{t+1} added to the Σξ terms; α̂_t is ``at`` (N x W)."""
@@ -120,7 +121,7 @@ def _make_estep_small(N):
                 for i in range(N):
                     orow[i] += db[G + i * W + l]
 
-    @njit(nogil=True, cache=True)
+    @njit_variant(f"n{N}", nogil=True)
     def forward_sweep(ab, xs, emit_t, a_flat, db, up, low, tiny):
         """Steps 1 .. T0-1 of the lockstep forward (step 0 is the caller's)."""
         e = db[E:E + W]
@@ -132,7 +133,7 @@ def _make_estep_small(N):
             if nbad > 0:
                 _forward_rare(cur.reshape((N, W)), sv, e, extra, up, tiny)
 
-    @njit(nogil=True, cache=True)
+    @njit_variant(f"n{N}", nogil=True)
     def backward_sweep(ab, fb, db, xs, emit_t, a_flat, up, low, ob, gamma, offsets, seqs,
                        want_stats, want_gamma):
         """Steps T0-2 .. 0 of the lockstep backward, γ rows into ``gamma`` if ``want_gamma``."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..._jit import njit_variant
 from ._common import (
     GEMM_LANES, LANES, SMALL_MAX_N, TILE, TILE_BYTES, _loglik_pow2, _pow2_scale, _span_range)
 
@@ -50,7 +51,7 @@ def _make_lanes_small(N):
     W = LANES
     TT = max(2, min(TILE, TILE_BYTES // (8 * N * W)))
 
-    @njit(nogil=True, cache=True)
+    @njit_variant(f"n{N}", nogil=True)
     def lanes(X, pos, T, startprob, transmat, emit_t, em, alpha, k):
         for t0 in range(0, T, TT):
             nt = min(TT, T - t0)
