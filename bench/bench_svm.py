@@ -1,11 +1,15 @@
-"""HardMarginSVC.fit at n=2000, d=20 against scikit-learn SVC(kernel="linear", C=1e10)."""
+"""HardMarginSVC.fit at n=2000, d=20 against scikit-learn SVC(kernel="linear", C=1e10).
+
+The implementations are the comparisons registry's (``fasthw6._backend.comparisons``): every
+backend of ``HardMarginSVC``, then every installed anchor (``fasthw6/svm/_anchors.py``).
+"""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from fasthw6 import HardMarginSVC
-from fasthw6._backend import available_backends
+from fasthw6._backend import comparisons
 
 
 def data(n=2000, d=20, seed=7):
@@ -17,18 +21,8 @@ def data(n=2000, d=20, seed=7):
     return X[keep], np.sign(s[keep])
 
 
-def fitters():
-    out = {b: (lambda X, y, b=b: HardMarginSVC(backend=b).fit(X, y)) for b in available_backends()}
-    try:
-        from sklearn.svm import SVC
-
-        out["sklearn SVC"] = lambda X, y: SVC(kernel="linear", C=1e10, tol=1e-6).fit(X, y)
-    except ImportError:
-        out["sklearn SVC"] = None
-    return out
-
-
-IMPLS = fitters()
+IMPLS = {name: (None if cls is None else (lambda X, y, cls=cls: cls(tol=1e-6).fit(X, y)))
+         for name, cls in comparisons("HardMarginSVC", HardMarginSVC).items()}
 _REFERENCES = {}
 
 

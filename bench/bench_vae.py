@@ -1,5 +1,8 @@
 """VAE latent layer: z, per-sample KL and both gradients at (65536, 256), fused kernels against
 the plain NumPy expressions.  Work is elements processed (N * D) per forward + backward.
+
+The implementations are the comparisons registry's (``fasthw6._backend.comparisons``): every
+backend of ``latent_forward`` / ``latent_backward``, then every anchor registered for both.
 """
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ import numpy as np
 import pytest
 
 import fasthw6.vae as vae
-from fasthw6._backend import available_backends
+from fasthw6._backend import comparisons
+from fasthw6.vae._anchors import NAME as NUMPY_EXPRESSIONS
 
 N, D = 65536, 256
 
@@ -21,38 +25,48 @@ def operands(dtype):
     return mu, lv, eps, dz, np.full(N, 0.5)
 
 
-def numpy_expressions(mu, lv, eps, dz, gkl):
-    std = np.exp(0.5 * lv)
-    z = mu + std * eps
-    kl = 0.5 * np.sum(mu ** 2 + std ** 2 - lv - 1, axis=1, dtype=np.float64)
-    g = gkl[:, None].astype(mu.dtype)
-    return z, kl, dz + g * mu, 0.5 * dz * eps * std + 0.5 * g * (std ** 2 - 1)
+def _pairs():
+    fwd = comparisons("latent_forward", vae.latent_forward)
+    bwd = comparisons("latent_backward", vae.latent_backward)
+    out = {}
+    for name in fwd:
+        f, b = fwd[name], bwd.get(name)
+        if f is None or b is None:
+            out[name] = None
+            continue
+
+        def run(mu, lv, eps, dz, gkl, f=f, b=b):
+            z, kl = f(mu, lv, eps)
+            dmu, dlv = b(dz, gkl, mu, lv, eps)
+            return z, kl, dmu, dlv
+        out[name] = run
+    return out
 
 
-def fused(backend):
-    def run(mu, lv, eps, dz, gkl):
-        z, kl = vae.latent_forward(mu, lv, eps, backend=backend)
-        dmu, dlv = vae.latent_backward(dz, gkl, mu, lv, eps, backend=backend)
-        return z, kl, dmu, dlv
-    return run
+IMPLS = _pairs()
 
 
-IMPLS = {b: fused(b) for b in available_backends()}
-IMPLS["numpy expressions"] = numpy_expressions
+@functools.lru_cache(maxsize=None)
+def expected(dtype):
+    """The NumPy expressions in float64: the reference every implementation is checked against."""
+    args = [a.astype(np.float64) for a in operands(np.dtype(dtype))]
+    return IMPLS[NUMPY_EXPRESSIONS](*args)
 
 
 @pytest.mark.parametrize("impl", list(IMPLS))
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_kl_reparameterize_grads(measure, dtype, impl):
+    fn = IMPLS[impl]
+    if fn is None:
+        pytest.skip(f"{impl} not available")
     args = operands(np.dtype(dtype))
-    ref = [a.astype(np.float64) if a.dtype != np.float64 else a for a in numpy_expressions(*args)]
+    ref = expected(dtype)
     rtol = 1e-5 if dtype == "float32" else 1e-12
 
     def check(out):
         for o, r in zip(out, ref):
             np.testing.assert_allclose(o, r, rtol=rtol, atol=rtol * 10)
 
-    fn = IMPLS[impl]
     measure(lambda: fn(*args), group=f"KL + reparameterize + grads {dtype}", case=f"({N}, {D})",
-            impl=impl, work=N * D, unit="elem/s", baseline="numpy expressions", check=check,
+            impl=impl, work=N * D, unit="elem/s", baseline=NUMPY_EXPRESSIONS, check=check,
             rounds=2 if impl == "numpy" else None)

@@ -14,6 +14,7 @@ import pytest
 distributed = pytest.importorskip("distributed")
 db = pytest.importorskip("dask.bag")
 
+from conftest import random_hmm  # noqa: E402
 from fasthw6.distributed import score_sequences, split_partitions  # noqa: E402
 from fasthw6.hmm import CategoricalHMM  # noqa: E402
 
@@ -21,11 +22,8 @@ EXE = os.path.join(os.path.dirname(sys.executable), "fasthw6")
 
 
 def random_model(n=8, m=6, seed=0):
-    rng = np.random.default_rng(seed)
     model = CategoricalHMM(n_components=n, n_features=m, init_params="")
-    model.startprob_ = rng.dirichlet(np.ones(n))
-    model.transmat_ = rng.dirichlet(np.ones(n), size=n)
-    model.emissionprob_ = rng.dirichlet(np.ones(m), size=n)
+    model.startprob_, model.transmat_, model.emissionprob_ = random_hmm(n, m, seed)
     return model
 
 

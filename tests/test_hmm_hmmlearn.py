@@ -10,7 +10,9 @@ hmm = pytest.importorskip("hmmlearn.hmm")
 
 import fasthw6  # noqa: E402
 from fasthw6._backend import comparisons  # noqa: E402
-from fasthw6.hmm import CategoricalHMM, score_sequences  # noqa: E402
+from fasthw6.hmm import CategoricalHMM  # noqa: E402
+
+from conftest import ragged, random_hmm  # noqa: E402
 
 LENGTHS = [1, 7, 1, 30, 12, 2]
 
@@ -27,15 +29,12 @@ def _quiet():
 
 
 def pair(n, m, seed, **kw):
-    rng = np.random.default_rng(seed)
-    sp = rng.dirichlet(np.ones(n))
-    tm = rng.dirichlet(np.ones(n), size=n)
-    em = rng.dirichlet(np.ones(m), size=n)
+    sp, tm, em = random_hmm(n, m, seed)
     ours = CategoricalHMM(n, n_features=m, init_params="", **kw)
     theirs = hmm.CategoricalHMM(n, n_features=m, init_params="", **kw)
     for mod in (ours, theirs):
         mod.startprob_, mod.transmat_, mod.emissionprob_ = sp.copy(), tm.copy(), em.copy()
-    X = rng.integers(0, m, sum(LENGTHS)).reshape(-1, 1)
+    X = ragged(np.random.default_rng(seed), m, LENGTHS)[0].reshape(-1, 1)
     return ours, theirs, X
 
 
@@ -92,14 +91,45 @@ def test_random_initialisation_and_sampling_match():
     np.testing.assert_array_equal(a, b)
 
 
-def test_registered_anchors_agree_with_every_backend():
-    rng = np.random.default_rng(1)
-    sp, tm, em = rng.dirichlet(np.ones(3)), rng.dirichlet(np.ones(3), 3), rng.dirichlet(np.ones(4), 3)
-    X = rng.integers(0, 4, sum(LENGTHS)).astype(np.uint8)
-    impls = comparisons("score_sequences", score_sequences)
-    assert {"hmmlearn-scaling", "hmmlearn-log"} <= set(impls)
-    ref = impls["hmmlearn-log"](X, LENGTHS, sp, tm, em)
+@pytest.mark.parametrize("op", ["score_sequences", "viterbi", "posteriors"])
+def test_registered_anchors_agree_with_every_backend(op):
+    """Every backend and every anchor of the comparisons registry (the benchmarks' list) give
+    the same answer, sequence by sequence."""
+    sp, tm, em = random_hmm(3, 4, seed=1)
+    X, lengths = ragged(np.random.default_rng(1), 4, LENGTHS, np.uint8)
+    impls = comparisons(op, getattr(fasthw6.hmm, op))
+    assert {"numba", "cython", "numpy"} < set(impls)
+    ref = impls["numpy"](X, lengths, sp, tm, em)
+    ref = ref if isinstance(ref, tuple) else (ref,)
     for name, fn in impls.items():
-        if fn is not None:
-            np.testing.assert_allclose(fn(X, LENGTHS, sp, tm, em), ref, rtol=1e-8, err_msg=name)
+        if fn is None:
+            continue
+        got = fn(X, lengths, sp, tm, em)
+        for g, r in zip(got if isinstance(got, tuple) else (got,), ref):
+            np.testing.assert_allclose(g, r, rtol=1e-8, atol=1e-12, err_msg=name)
+
+
+def test_registered_estimators_agree():
+    """Every CategoricalHMM of the registry (ours per backend, hmmlearn's per implementation)
+    makes the same two EM iterations."""
+    sp, tm, em = random_hmm(3, 4, seed=2)
+    X = ragged(np.random.default_rng(2), 4, LENGTHS)[0].reshape(-1, 1)
+    fitted = {}
+    for name, cls in comparisons("CategoricalHMM", CategoricalHMM).items():
+        if cls is None:
+            continue
+        m = cls(3, n_features=4, init_params="", n_iter=2, tol=-np.inf)
+        m.startprob_, m.transmat_, m.emissionprob_ = sp, tm, em
+        fitted[name] = m.fit(X, LENGTHS)
+    assert {"numba", "cython", "numpy", "hmmlearn-scaling", "hmmlearn-log"} <= set(fitted)
+    ref = fitted["hmmlearn-log"]
+    for name, m in fitted.items():
+        for attr in ("startprob_", "transmat_", "emissionprob_"):
+            np.testing.assert_allclose(getattr(m, attr), getattr(ref, attr), rtol=1e-8,
+                                       atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(list(m.monitor_.history), list(ref.monitor_.history),
+                                   rtol=1e-10, err_msg=name)
+
+
+def test_top_level_exports():
     assert fasthw6.CategoricalHMM is CategoricalHMM

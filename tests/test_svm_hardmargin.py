@@ -6,6 +6,7 @@ import pytest
 
 import fasthw6
 from fasthw6 import HardMarginSVC, NotSeparableError
+from fasthw6._backend import anchors
 
 
 def test_document_example(backend):
@@ -48,12 +49,19 @@ def test_backends_satisfy_kkt_and_agree(backend, n, d):
     np.testing.assert_array_equal(clf.support_, ref.support_)
 
 
+ANCHORS = anchors("HardMarginSVC")
+
+
+@pytest.mark.parametrize("anchor", list(ANCHORS))
 @pytest.mark.parametrize("n,d,seed", [(60, 2, 0), (500, 10, 1), (2000, 20, 2)])
-def test_matches_sklearn_svc(n, d, seed):
-    svm = pytest.importorskip("sklearn.svm")
+def test_matches_every_anchor(anchor, n, d, seed):
+    """Every anchor of the comparisons registry (scikit-learn's SVC) finds our solution."""
+    cls = ANCHORS[anchor]
+    if cls is None:
+        pytest.skip(f"{anchor} not installed")
     X, y = _separable(n, d, seed)
     ours = HardMarginSVC().fit(X, y)
-    theirs = svm.SVC(kernel="linear", C=1e10, tol=1e-6).fit(X, y)
+    theirs = cls(tol=1e-6).fit(X, y)
     np.testing.assert_array_equal(ours.classes_, theirs.classes_)
     np.testing.assert_allclose(ours.coef_, theirs.coef_, rtol=1e-4,
                                atol=1e-4 * np.abs(theirs.coef_).max())

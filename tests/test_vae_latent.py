@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import fasthw6
+from fasthw6._backend import comparisons
 from fasthw6.vae import (kl_divergence, kl_divergence_grad, latent_backward, latent_forward,
                          reparameterize, reparameterize_backward)
 
@@ -40,6 +41,28 @@ def test_backends_match_reference(backend, dtype, tol, shape):
     z2, kl2 = latent_forward(mu, eps=eps, sigma=s, backend=backend)
     np.testing.assert_allclose(z2, rz, **tol)
     np.testing.assert_allclose(kl2, rkl, rtol=tol["rtol"] * 10, atol=tol["atol"] * 10)
+
+
+FORWARD = comparisons("latent_forward", latent_forward)
+BACKWARD = comparisons("latent_backward", latent_backward)
+
+
+@pytest.mark.parametrize("impl", list(FORWARD))
+def test_every_registered_implementation_agrees(impl):
+    """Every backend and anchor of the comparisons registry (the benchmark's list) against the
+    reference backend, forward and backward, float64."""
+    f, b = FORWARD[impl], BACKWARD.get(impl)
+    if f is None or b is None:
+        pytest.skip(f"{impl} not available")
+    mu, lv, eps, dz = _data((40, 8), np.float64, seed=1)
+    gkl = np.linspace(0.5, 2.0, 40)
+    z, kl = f(mu, lv, eps)
+    dmu, dlv = b(dz, gkl, mu, lv, eps)
+    rz, rkl = latent_forward(mu, lv, eps, backend="numpy")
+    rdmu, rdlv = latent_backward(dz, gkl, mu, lv, eps, backend="numpy")
+    for got, want in ((z, rz), (kl, rkl), (dmu, rdmu), (dlv, rdlv)):
+        assert got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
 
 
 def test_plain_numpy_expressions_and_split_functions(backend):

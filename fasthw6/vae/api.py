@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _anchors  # noqa: F401  (registers the anchors of these functions)
 from .._backend import get_kernel
 from .._validate import as_float_array, result_dtype
 
