@@ -1,9 +1,11 @@
-"""Plumbing for the command line: user-facing errors, atomic outputs, model files, prefetching.
+"""Plumbing for the command line: user-facing errors, atomic outputs, model files, prefetching
+and the argument types.
 
 Kept apart from :mod:`fasthw6.cli` so that the argument parsing there reads as the interface.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -274,3 +276,44 @@ def parse_size(text: str) -> int:
     if n < 1:
         raise ValueError(f"size must be positive, got {text!r}")
     return n
+
+
+# argparse types: a bad value is a one-line usage error naming the option
+MAX_CHUNK = 1 << 30  # a chunk is read into memory whole, with its int32 symbols beside it
+MAX_LENGTH = (1 << 31) - 1  # one sampled sequence is drawn in memory at once
+
+
+def chunk_size(text):
+    try:
+        n = parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if n > MAX_CHUNK:
+        raise argparse.ArgumentTypeError(f"expected at most 1G, got {text!r}")
+    return n
+
+
+def int_parser(lo, hi, expected):
+    """An argparse type: an integer in [lo, hi] (hi None: no upper bound), else a message
+    saying it expected ``expected``."""
+    def parse(text):
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if v < lo or (hi is not None and v > hi):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {v}")
+        return v
+    return parse
+
+
+seed = int_parser(0, (1 << 32) - 1, "an integer in [0, 2**32 - 1]")
+positive = int_parser(1, None, "a positive integer")
+nonneg = int_parser(0, None, "an integer >= 0")
+
+
+def sequence_length(text):
+    v = positive(text)
+    if v > MAX_LENGTH:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_LENGTH} symbols per sequence, got {v}")
+    return v

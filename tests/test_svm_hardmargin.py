@@ -115,7 +115,7 @@ def test_kernel_resumes_from_its_own_state(backend, n, d):
     # the API resumes the kernel after its first step budget: every return leaves grad equal to
     # the gradient of the returned alpha, and a run cut into short budgets reaches the same optimum
     from fasthw6._backend import get_kernel
-    from fasthw6.svm.api import _polish
+    from fasthw6.svm._exact import polish
 
     X, y = _separable(n, d, seed=d)
     ys = np.where(y == "pos", 1.0, -1.0)
@@ -134,8 +134,8 @@ def test_kernel_resumes_from_its_own_state(backend, n, d):
         if gap < 1e-6:
             break
     assert gap < 1e-6
-    w1, _, l1 = _polish(X, ys, a1, g1)
-    w2, _, l2 = _polish(X, ys, a2, g2)
+    w1, _, l1 = polish(X, ys, a1, g1)
+    w2, _, l2 = polish(X, ys, a2, g2)
     np.testing.assert_allclose(w2, w1, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(l2, l1, rtol=1e-8, atol=1e-12)
 
@@ -197,26 +197,26 @@ def test_badly_scaled_features_finish_exactly(backend, decades, seed):
 def test_active_set_finish_is_the_smo_optimum():
     # well-scaled data, where SMO converges: the active-set method from the feasibility LP's
     # point reaches the same (w, b) and support set
-    from fasthw6.svm.api import _active_set, _feasible_point  # noqa: PLC0415
+    from fasthw6.svm._exact import active_set, feasible_point  # noqa: PLC0415
 
     X, y = _separable(500, 8, seed=3)
     clf = HardMarginSVC().fit(X, y)
     ys = np.where(y == clf.classes_[1], 1.0, -1.0)
-    z = _feasible_point(X, ys)
+    z = feasible_point(X, ys)
     assert (ys * (X @ z[:-1] + z[-1]) >= 1 - 1e-9).all()
-    w, b, lam = _active_set(X, ys, z, 10_000)
+    w, b, lam = active_set(X, ys, z, 10_000)
     np.testing.assert_allclose(w, clf.coef_[0], rtol=1e-9, atol=1e-12)
     assert b == pytest.approx(clf.intercept_[0], rel=1e-9, abs=1e-12)
     np.testing.assert_array_equal(np.flatnonzero(lam > 0), clf.support_)
     np.testing.assert_allclose(lam, clf.alphas_, rtol=1e-8, atol=1e-12)
-    assert _active_set(X, ys, z, 2) is None  # out of steps: says so, no half answer
+    assert active_set(X, ys, z, 2) is None  # out of steps: says so, no half answer
 
 
 def test_runtime_error_when_neither_finish_certifies(monkeypatch):
-    import fasthw6.svm.api as api  # noqa: PLC0415
+    import fasthw6.svm._exact as exact  # noqa: PLC0415
 
     X, y = _badly_scaled(300, 10, 0, 3)
-    monkeypatch.setattr(api, "_active_set", lambda *a: None)
+    monkeypatch.setattr(exact, "active_set", lambda *a: None)
     with pytest.raises(RuntimeError, match=r"SMO (reached max_iter|stalled \(rounding\)) after"):
         HardMarginSVC(max_iter=20_000).fit(X, y)
 

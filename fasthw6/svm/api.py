@@ -13,7 +13,7 @@ one small linear system, and keeps that solution when it satisfies every KKT con
 When SMO has not converged after its first budget of steps (badly scaled features make the Gram
 matrix ill-conditioned, and SMO then crawls or stalls: features spanning 1e-3..1e3 stalled it at
 a KKT gap of 1e-5 to 1e-3 after 10^7 steps), a feasibility LP decides separability and gives a
-feasible point, and the exact primal active-set method (``_active_set``) finishes from there:
+feasible point, and the exact primal active-set method (``_exact.active_set``) finishes from there:
 w and b from its primal solve, the multipliers from its KKT system, kept when an independent KKT
 check certifies them.
 """
@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _anchors  # noqa: F401  (registers the anchors of these functions)
+from . import _exact
 from .._backend import get_kernel
 from .._validate import as_float_array, as_int
 
@@ -34,31 +35,6 @@ class NotSeparableError(ValueError):
     >>> issubclass(NotSeparableError, ValueError)
     True
     """
-
-
-def _constraint_rows(X, ys):
-    """The rows a_i = y_i (x_i, 1) of the constraints a_i.(w, b) >= 1."""
-    return ys[:, None] * np.hstack([X, np.ones((X.shape[0], 1))])
-
-
-def _smo_answer(X, ys, alpha):
-    """w = sum alpha_i y_i x_i and b averaged over the support vectors: SMO's own (w, b)."""
-    sv = alpha > 0
-    w = X.T @ (ys * alpha)
-    return w, float(np.mean(ys[sv] - X[sv] @ w))
-
-
-def _feasible_point(X, ys):
-    """(w, b) with y_i (w.x_i + b) >= 1 for all i, as one vector, from a feasibility LP (HiGHS);
-    None when there is none (the classes are not linearly separable)."""
-    from scipy.optimize import linprog  # noqa: PLC0415
-
-    n, d = X.shape
-    res = linprog(np.zeros(d + 1), A_ub=-_constraint_rows(X, ys), b_ub=-np.ones(n),
-                  bounds=[(None, None)] * (d + 1), method="highs")
-    if res.status == 2:
-        return None
-    return res.x if res.status == 0 else np.full(d + 1, np.nan)
 
 
 class HardMarginSVC:
@@ -210,7 +186,7 @@ class HardMarginSVC:
         first = min(max_iter, max(10_000, 50 * n))
         it, gap = kernel(XT, ys, alpha, grad, tol, first, cache_rows)
         if not gap < tol or not np.isfinite(alpha).all():
-            start = None if not np.isfinite(alpha).all() else _feasible_point(X, ys)
+            start = None if not np.isfinite(alpha).all() else _exact.feasible_point(X, ys)
             if start is None:
                 raise NotSeparableError(
                     "the two classes are not linearly separable: no hyperplane satisfies "
@@ -219,8 +195,9 @@ class HardMarginSVC:
             # SMO is slow here: badly scaled features (an ill-conditioned Gram matrix) make it
             # crawl or stall short of tol.  Finish with the exact primal active-set method from
             # a feasible point; SMO goes on only where that does not certify an answer.
-            exact = _active_set(X, ys, _start(X, ys, alpha, start), 20 * (n + X.shape[1]))
-            if exact is None or not _certified(X, ys, *exact, tol):
+            exact = _exact.active_set(X, ys, _exact.start(X, ys, alpha, start),
+                                      20 * (n + X.shape[1]))
+            if exact is None or not _exact.certified(X, ys, *exact, tol):
                 more, gap = kernel(XT, ys, alpha, grad, tol, max_iter - it, cache_rows)
                 it += more
                 if not gap < tol:
@@ -231,7 +208,7 @@ class HardMarginSVC:
                 exact = None
         else:
             exact = None
-        w, b, alpha = _polish(X, ys, alpha, grad, tol) if exact is None else exact
+        w, b, alpha = _exact.polish(X, ys, alpha, grad, tol) if exact is None else exact
         return w, b, alpha, it
 
     # ------------------------------------------------------------------ predict
@@ -265,144 +242,3 @@ class HardMarginSVC:
         """
         f = self.decision_function(X)
         return self.classes_[(f > 0).astype(int)]
-
-
-def _polish(X, ys, alpha, grad, tol=1e-6):
-    """The exact answer near SMO's: the KKT solve on its support set, else the active-set method
-    from its (scaled) w and b, else SMO's own multipliers (w, b, alpha in every case)."""
-    exact = _solve_on_support(X, ys, alpha)
-    if exact is not None:
-        return exact
-    # an ill-conditioned or degenerate support set (more than d + 1 samples on the margin):
-    # the active-set method picks independent constraints; kept when certified to tol
-    n, d = X.shape
-    # from SMO's answer it needs about one step per support vector; a step costs a solve of
-    # size d + 1 + |W|, so the budget is kept near that
-    found = _active_set(X, ys, _start(X, ys, alpha, None),
-                        4 * (int(np.count_nonzero(alpha)) + d + 1))
-    if found is not None and _certified(X, ys, *found, tol):
-        return found
-    return (*_smo_answer(X, ys, alpha), alpha)
-
-
-def _solve_on_support(X, ys, alpha):
-    """Exact KKT solve on the support set {alpha > 0}: (w, b, alpha), or None when its answer
-    misses the checks."""
-    sv = np.flatnonzero(alpha > 0)
-    Xs, ysv = X[sv], ys[sv]
-    k = sv.shape[0]
-    A = np.zeros((k + 1, k + 1))
-    A[:k, :k] = Xs @ Xs.T
-    A[:k, k] = 1.0
-    A[k, :k] = 1.0
-    rhs = np.append(ysv, 0.0)
-    # an LU solve first (a sixth of lstsq's time on the benchmark's 22 x 22 system); lstsq
-    # when that fails or its answer misses the checks (a singular or ill-conditioned support set)
-    for solver in ("solve", "lstsq"):
-        if solver == "solve":
-            try:
-                sol = np.linalg.solve(A, rhs)
-            except np.linalg.LinAlgError:
-                continue
-        else:
-            sol = np.linalg.lstsq(A, rhs, rcond=None)[0]
-        beta, b = sol[:k], sol[k]
-        lam = beta * ysv
-        w = Xs.T @ beta
-        margins = ys * (X @ w + b)
-        scale = max(1.0, float(np.abs(lam).max()))
-        if (lam.min() >= -1e-9 * scale and margins.min() >= 1 - 1e-9
-                and np.abs(A @ sol - rhs).max() <= 1e-9):
-            out = np.zeros_like(alpha)
-            out[sv] = np.maximum(lam, 0.0)
-            return w, float(b) + 0.0, out  # + 0.0: an exact zero intercept prints as 0, not -0
-    return None
-
-
-def _certified(X, ys, w, b, alpha, tol) -> bool:
-    """Do (w, b) and the multipliers alpha satisfy the KKT conditions?  Margins >= 1 - tol,
-    support vectors' margins within tol of 1, and stationarity (w = sum alpha_i y_i x_i,
-    sum alpha_i y_i = 0) to a backward error of 1e-9: on badly scaled features the sums cancel
-    by many digits, so they are compared with the sizes of their terms."""
-    m = ys * (X @ w + b)
-    sv = alpha > 0
-    size = np.abs(X).T @ alpha
-    return bool(sv.any() and (alpha >= 0).all() and m.min() >= 1 - tol
-                and np.abs(m[sv] - 1).max() <= tol
-                and (np.abs(w - X.T @ (ys * alpha)) <= 1e-9 * size + 1e-300).all()
-                and abs(alpha @ ys) <= 1e-9 * alpha.sum())
-
-
-def _start(X, ys, alpha, z_lp):
-    """A feasible (w, b) for the active-set finish: SMO's, scaled up until every margin is >= 1,
-    when it separates the classes and is the shorter (or there is no LP point z_lp); the
-    feasibility LP's otherwise."""
-    if (alpha > 0).any():
-        w, b = _smo_answer(X, ys, alpha)
-        z = np.append(w, b)
-        m = ys * (X @ w + b)
-        if m.min() > 0 and (z_lp is None
-                            or np.linalg.norm(w) / m.min() < np.linalg.norm(z_lp[:-1])):
-            return z / m.min()
-    return z_lp
-
-
-def _active_set(X, ys, z, max_steps):
-    """The primal active-set method (Nocedal & Wright, Algorithm 16.3) on
-    min 1/2 ||w||^2 subject to a_i.z >= 1, a_i = y_i (x_i, 1), z = (w, b), from a feasible z.
-
-    Each step minimises the objective on the working set W of active constraints (one KKT
-    system of size d + 1 + |W|), moves as far toward that minimum as feasibility allows and adds
-    the constraint that blocks it; at a minimum it drops the constraint with the most negative
-    multiplier, or stops when none is negative.  Exact to rounding in finitely many steps, and
-    w, b come from the primal solve, so badly scaled features do not cost them digits (w from
-    the multipliers would: the sum cancels).  Returns (w, b, the multiplier of every sample), or
-    None after ``max_steps`` steps.
-    """
-    n, d = X.shape
-    A = _constraint_rows(X, ys)
-    z = z / (A @ z).min()  # on the boundary: the closest sample at margin exactly 1
-    W = []
-    in_w = np.zeros(n, dtype=bool)
-    at_min = False  # z minimises the objective on W (the last step was a full one)
-    for _ in range(max_steps):
-        k = len(W)
-        g = np.append(z[:d], 0.0)  # gradient of 1/2 ||w||^2 in z
-        if k == 0:
-            p, lam = -g, np.zeros(0)
-        else:
-            K = np.zeros((d + 1 + k, d + 1 + k))
-            K[np.arange(d), np.arange(d)] = 1.0
-            K[:d + 1, d + 1:] = -A[W].T
-            K[d + 1:, :d + 1] = A[W]
-            rhs = np.concatenate([-g, np.zeros(k)])
-            try:
-                sol = np.linalg.solve(K, rhs)
-                sol += np.linalg.solve(K, rhs - K @ sol)  # one step of iterative refinement
-            except np.linalg.LinAlgError:
-                sol = np.linalg.lstsq(K, rhs, rcond=None)[0]
-            p, lam = sol[:d + 1], sol[d + 1:]
-        if at_min or np.abs(p).max() <= 1e-13 * max(1.0, np.abs(z).max()):
-            at_min = False
-            j = int(np.argmin(lam)) if k else -1
-            if k == 0 or lam[j] >= -1e-12 * max(1.0, np.abs(lam).max()):
-                alpha = np.zeros(n)
-                alpha[W] = np.maximum(lam, 0.0)
-                return z[:d].copy(), float(z[d]) + 0.0, alpha
-            in_w[W[j]] = False
-            del W[j]
-            continue
-        ap = A @ p
-        cand = np.flatnonzero(~in_w & (ap < 0))
-        step, block = 1.0, -1
-        if cand.size:
-            r = np.maximum(A[cand] @ z - 1.0, 0.0) / -ap[cand]
-            t = int(np.argmin(r))
-            if r[t] < 1.0:
-                step, block = float(r[t]), int(cand[t])
-        z = z + step * p
-        at_min = block < 0
-        if block >= 0:
-            W.append(block)
-            in_w[block] = True
-    return None
