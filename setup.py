@@ -53,7 +53,8 @@ extensions = [
     Extension(
         pyx[:-4].replace(os.sep, "."),
         [pyx],
-        include_dirs=[np.get_include()],
+        include_dirs=[np.get_include(), os.path.dirname(pyx)],  # the system's own C headers
+        depends=sorted(glob.glob(os.path.join(os.path.dirname(pyx), "*.h"))),
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
         extra_link_args=link_args,

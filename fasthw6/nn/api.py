@@ -22,11 +22,8 @@ from .._backend import get_kernel, kernel_threads
 from .._validate import as_float_array
 from . import _anchors  # noqa: F401  (registers torch as the anchor of these functions)
 
-# Rows per statistics chunk of the (N, D) forward kernel.  A chunk's sums are taken about one of
-# its own rows (k), in one pass over x: its sum of squared deviations is s2 - s1**2 / nb, which
-# loses at most about nb * eps relative to it, since (k - chunk mean)**2 <= nb * chunk variance
-# for a data point k.  Chunks are then merged by Chan's update.  Larger chunks merge less often:
-# (1024, 4096) float32 statistics 0.67 ms with 64-row chunks, 0.61 with 256, one-thread.
+# Rows per statistics chunk of the (N, D) forward kernel (sums about one of its own rows, merged
+# by Chan's update): larger chunks merge less often (docs/design/batchnorm.md).
 _STATS_ROWS = 256
 
 
@@ -39,21 +36,13 @@ def _slices(backend, d: int) -> int:
     return int(max(1, min(kernel_threads("nn", backend), d // _MIN_SLICE)))
 
 
-# Bytes of one channel's dy, x and dx above which the 4-D backward streams dx past the caches.
-# Measured, backward alone, one thread, ordinary -> streamed: (24|32, 64, 3136) float32 (882 KiB
-# | 1.2 MiB) 5.0-5.3 -> 3.2-3.7 | 6.9-7.3 -> 5.7 ms, (16, 64, 3136) float64 (1.2 MiB) 5.9 -> 4.4,
-# channels of 8-16 MiB 9.0 -> 8.0; at (16, 64, 3136) float32 (588 KiB) it is a wash and below it
-# ordinary stores win (they leave dx in cache).
+# Bytes of one channel's dy, x and dx above which the 4-D backward streams dx past the caches
+# (ordinary dx stores then evict the dy and x the sweep re-reads; docs/design/batchnorm.md).
 _STREAM_BUDGET = 768 << 10
 
 
 # Output bytes from which the forward writes y, and the (N, D) backward dx, with streaming
-# stores.  Measured, one thread, forward then backward, ordinary -> streamed y: (1024, 4096)
-# float32 (16 MiB) 7.0-7.4 -> 6.1-6.7 ms, (1536, 4096) 11.6-11.9 -> 10.3-10.8, (24, 64, 56, 56)
-# float32 (18 MiB) 7.1 -> 5.4-5.9, (32, 128, 56, 56) 26.5 -> 22.8-23.8; (512, 4096) (8 MiB)
-# 2.7 -> 3.2 and (32, 64, 28, 28) (6 MiB) 1.3 -> 2.1 are slower (y stays in cache there),
-# (16, 64, 56, 56) (12 MiB) is a wash.  Streamed (N, D) dx, medians of 12 alternations:
-# (1024, 4096) 6.9-7.1 -> 6.75, (2048, 4096) 17.6 -> 16.8, (512, 4096) 3.04 -> 3.26.
+# stores: smaller outputs stay in cache for the next pass (docs/design/batchnorm.md).
 _STREAM_OUTPUT = 16 << 20
 
 
