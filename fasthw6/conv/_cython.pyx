@@ -1,18 +1,28 @@
 # cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Cython convolution kernels (backend ``"cython"``): the numba kernels' algorithms, same names.
 
-Shapes were validated by the caller.  Row buffers have the output's dtype, as in the numba kernels.  The phase divisions ``(ry - ky) / sh`` and
-``(px + pw - kx) / sw`` are exact by construction, so C division is right there; the two
-divisions that can see a negative numerator go through ``_floordiv``.
+Shapes were validated by the caller.  Row buffers have the output's dtype, as in the numba
+kernels; they are rows of one array per call, a row per OpenMP thread, allocated with the GIL
+held (``_scratch``), so an allocation that fails is numpy's ``MemoryError``, never a crash in a
+thread.  The phase divisions ``(ry - ky) / sh`` and ``(px + pw - kx) / sw`` are exact by
+construction, so C division is right there; the two divisions that can see a negative
+numerator go through ``_floordiv``.
 """
-from cython.parallel cimport parallel, prange
+cimport openmp
+from cython.parallel cimport parallel, prange, threadid
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 from libc.math cimport fabs
-from libc.stdlib cimport free, malloc
+
+import numpy as np
 
 ctypedef fused real:
     float
     double
+
+
+def _scratch(Py_ssize_t n, like):
+    """A row of n elements of ``like``'s dtype for each thread a parallel loop may run."""
+    return np.empty((openmp.omp_get_max_threads(), max(n, 1)), dtype=np.asarray(like).dtype)
 
 
 cdef inline Py_ssize_t _max(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -110,11 +120,12 @@ def conv2d(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const real[::
     cdef Py_ssize_t job, n, o, oy, c, ky, kx, iy, j, j0, j1
     cdef real b
     cdef real *acc
+    cdef real[:, ::1] rows = _scratch(Wo, out)
     with nogil:
-        for job in prange(N * O, schedule="dynamic"):
+        for job in prange(N * O, schedule="dynamic", num_threads=rows.shape[0]):
             n = job // O
             o = job % O
-            acc = <real *> malloc(Wo * sizeof(real))
+            acc = &rows[threadid(), 0]
             b = bias[o]
             for oy in range(Ho):
                 for j in range(Wo):
@@ -131,7 +142,6 @@ def conv2d(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const real[::
                                 _axpy(w[o, c, ky, kx], &x[n, c, iy, j0 * sw + kx - pw], sw,
                                       acc + j0, j1 - j0)
                 _store_row(acc, b, relu, &out[n, o, oy, 0], 1, Wo)
-            free(acc)
     return out
 
 
@@ -146,11 +156,12 @@ def conv_transpose2d(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, con
     cdef real b
     cdef real *acc
     cdef real *a
+    cdef real[:, ::1] rows = _scratch(sw * nmax, out)
     with nogil:
-        for job in prange(N * O, schedule="dynamic"):
+        for job in prange(N * O, schedule="dynamic", num_threads=rows.shape[0]):
             n = job // O
             o = job % O
-            acc = <real *> malloc(sw * nmax * sizeof(real))
+            acc = &rows[threadid(), 0]
             b = bias[o]
             for oy in range(Ho):
                 ry = oy + ph
@@ -175,7 +186,6 @@ def conv_transpose2d(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, con
                                 if j1 > j0:
                                     _axpy(w[c, o, ky, kx], &x[n, c, iy, j0 + d], 1, a + j0, j1 - j0)
                 _store_phases(acc, nmax, sw, b, relu, &out[n, o, oy, 0], Wo)
-            free(acc)
     return out
 
 
@@ -232,13 +242,13 @@ def conv_transpose2d_gemm(const real[:, :, :, ::1] x, const real[:, ::1] wmat, c
     cdef Py_ssize_t M = wmat.shape[0], n
     cdef real *cols
     cdef real *acc
-    with nogil, parallel():
-        cols = <real *> malloc(M * H * W * sizeof(real))
-        acc = <real *> malloc(sw * ((Wo + sw - 1) // sw) * sizeof(real))
+    cdef real[:, ::1] colbuf = _scratch(M * H * W, out)
+    cdef real[:, ::1] rows = _scratch(sw * ((Wo + sw - 1) // sw), out)
+    with nogil, parallel(num_threads=rows.shape[0]):
+        cols = &colbuf[threadid(), 0]
+        acc = &rows[threadid(), 0]
         for n in prange(N, schedule="dynamic"):
             _gemm(<int> M, <int> (H * W), <int> C, &wmat[0, 0], &x[n, 0, 0, 0], cols)
             _col2im_image(cols, &bias[0], O, kh, kw, H, W, sh, sw, ph, pw, relu,
                           &out[n, 0, 0, 0], Ho, Wo, acc)
-        free(acc)
-        free(cols)
     return out
