@@ -2,27 +2,19 @@
 """Cython convolution kernels (backend ``"cython"``): the numba kernels' algorithms, same names.
 
 Shapes were validated by the caller.  Row buffers have the output's dtype, as in the numba
-kernels; they are rows of one array per call, a row per OpenMP thread, allocated with the GIL
-held (``_scratch``), so an allocation that fails is numpy's ``MemoryError``, never a crash in a
-thread.  The phase divisions ``(ry - ky) / sh`` and ``(px + pw - kx) / sw`` are exact by
-construction, so C division is right there; the two divisions that can see a negative
-numerator go through ``_floordiv``.
+kernels; a thread whose buffer cannot be allocated skips its work and the call raises
+``MemoryError``.  The phase divisions ``(ry - ky) / sh`` and
+``(px + pw - kx) / sw`` are exact by construction, so C division is right there; the two
+divisions that can see a negative numerator go through ``_floordiv``.
 """
-cimport openmp
-from cython.parallel cimport parallel, prange, threadid
+from cython.parallel cimport parallel, prange
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 from libc.math cimport fabs
-
-import numpy as np
+from libc.stdlib cimport free, malloc
 
 ctypedef fused real:
     float
     double
-
-
-def _scratch(Py_ssize_t n, like):
-    """A row of n elements of ``like``'s dtype for each thread a parallel loop may run."""
-    return np.empty((openmp.omp_get_max_threads(), max(n, 1)), dtype=np.asarray(like).dtype)
 
 
 cdef inline Py_ssize_t _max(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -120,12 +112,15 @@ def conv2d(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const real[::
     cdef Py_ssize_t job, n, o, oy, c, ky, kx, iy, j, j0, j1
     cdef real b
     cdef real *acc
-    cdef real[:, ::1] rows = _scratch(Wo, out)
+    cdef Py_ssize_t nomem = 0
     with nogil:
-        for job in prange(N * O, schedule="dynamic", num_threads=rows.shape[0]):
+        for job in prange(N * O, schedule="dynamic"):
             n = job // O
             o = job % O
-            acc = &rows[threadid(), 0]
+            acc = <real *> malloc(Wo * sizeof(real))
+            if acc == NULL:
+                nomem += 1
+                continue
             b = bias[o]
             for oy in range(Ho):
                 for j in range(Wo):
@@ -142,6 +137,9 @@ def conv2d(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const real[::
                                 _axpy(w[o, c, ky, kx], &x[n, c, iy, j0 * sw + kx - pw], sw,
                                       acc + j0, j1 - j0)
                 _store_row(acc, b, relu, &out[n, o, oy, 0], 1, Wo)
+            free(acc)
+    if nomem:
+        raise MemoryError(f"conv2d: no memory for a {Wo}-value row buffer")
     return out
 
 
@@ -156,12 +154,15 @@ def conv_transpose2d(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, con
     cdef real b
     cdef real *acc
     cdef real *a
-    cdef real[:, ::1] rows = _scratch(sw * nmax, out)
+    cdef Py_ssize_t nomem = 0
     with nogil:
-        for job in prange(N * O, schedule="dynamic", num_threads=rows.shape[0]):
+        for job in prange(N * O, schedule="dynamic"):
             n = job // O
             o = job % O
-            acc = &rows[threadid(), 0]
+            acc = <real *> malloc(sw * nmax * sizeof(real))
+            if acc == NULL:
+                nomem += 1
+                continue
             b = bias[o]
             for oy in range(Ho):
                 ry = oy + ph
@@ -186,6 +187,9 @@ def conv_transpose2d(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, con
                                 if j1 > j0:
                                     _axpy(w[c, o, ky, kx], &x[n, c, iy, j0 + d], 1, a + j0, j1 - j0)
                 _store_phases(acc, nmax, sw, b, relu, &out[n, o, oy, 0], Wo)
+            free(acc)
+    if nomem:
+        raise MemoryError(f"conv_transpose2d: no memory for a {sw * nmax}-value row buffer")
     return out
 
 
@@ -242,13 +246,19 @@ def conv_transpose2d_gemm(const real[:, :, :, ::1] x, const real[:, ::1] wmat, c
     cdef Py_ssize_t M = wmat.shape[0], n
     cdef real *cols
     cdef real *acc
-    cdef real[:, ::1] colbuf = _scratch(M * H * W, out)
-    cdef real[:, ::1] rows = _scratch(sw * ((Wo + sw - 1) // sw), out)
-    with nogil, parallel(num_threads=rows.shape[0]):
-        cols = &colbuf[threadid(), 0]
-        acc = &rows[threadid(), 0]
+    cdef Py_ssize_t nomem = 0
+    with nogil, parallel():
+        cols = <real *> malloc(M * H * W * sizeof(real))
+        acc = <real *> malloc(sw * ((Wo + sw - 1) // sw) * sizeof(real))
         for n in prange(N, schedule="dynamic"):
+            if cols == NULL or acc == NULL:
+                nomem += 1
+                continue
             _gemm(<int> M, <int> (H * W), <int> C, &wmat[0, 0], &x[n, 0, 0, 0], cols)
             _col2im_image(cols, &bias[0], O, kh, kw, H, W, sh, sw, ph, pw, relu,
                           &out[n, 0, 0, 0], Ho, Wo, acc)
+        free(acc)
+        free(cols)
+    if nomem:
+        raise MemoryError(f"conv_transpose2d: no memory for a {M} x {H * W} column buffer")
     return out

@@ -16,8 +16,7 @@ from cython.parallel cimport prange
 cimport openmp
 from libc.math cimport sqrt
 from libc.stdint cimport uintptr_t
-
-import numpy as np
+from libc.stdlib cimport free, malloc
 
 cdef extern from "_stream.h":
     ctypedef struct fh6_f4:
@@ -63,12 +62,6 @@ ctypedef fused real:
     float
     double
 
-
-
-def _scratch(Py_ssize_t slices, Py_ssize_t D, Py_ssize_t per_column, dtype):
-    """``per_column`` values per column of the widest of ``slices`` column slices of D, a row
-    per slice: allocated with the GIL held, so a failure is numpy's ``MemoryError``."""
-    return np.empty((slices, max(1, per_column * ((D + slices - 1) // slices))), dtype)
 
 
 def wide_streaming_stores():
@@ -446,8 +439,7 @@ def batchnorm_forward_2d(const real[:, ::1] x, const double[::1] gamma, const do
     cdef double delta, fb, fab, d, cq
     cdef const real *xs
     cdef real *ys
-    cdef double[:, ::1] bufs = _scratch(slices, D, 4, np.float64)
-    cdef real[:, ::1] cos = _scratch(slices, D, 4, np.asarray(y).dtype)
+    cdef Py_ssize_t nomem = 0
     with nogil:
         for t in prange(slices, schedule="static"):
             # assigned here, not through a pointer: prange makes only assigned variables
@@ -457,12 +449,17 @@ def batchnorm_forward_2d(const real[:, ::1] x, const double[::1] gamma, const do
             w = c1 - c0
             mb = &mean[c0]
             vb = &var[c0]
-            buf = &bufs[t, 0]
+            buf = <double *> malloc(4 * w * sizeof(double))
+            co = <real *> malloc(4 * w * sizeof(real))
+            if buf == NULL or co == NULL:
+                free(buf)
+                free(co)
+                nomem += 1
+                continue
             kk = buf
             s1 = buf + w
             s2 = buf + 2 * w
             g = buf + 3 * w  # as _numba: the running mean is kept about the first row
-            co = &cos[t, 0]
             if batch_stats:
                 for j in range(w):
                     mb[j] = 0.0
@@ -510,6 +507,10 @@ def batchnorm_forward_2d(const real[:, ::1] x, const double[::1] gamma, const do
                     ys = &y[n, c0]
                     for j in range(w):
                         ys[j] = ((xs[j] - co[j]) - co[w + j]) * co[2 * w + j] + co[3 * w + j]
+            free(co)
+            free(buf)
+    if nomem:
+        raise MemoryError(f"batchnorm_forward_2d: no memory for its column scratch")
     return y
 
 
@@ -528,8 +529,7 @@ def batchnorm_backward_2d(const real[:, ::1] dy, const real[:, ::1] x, const dou
     cdef const real *xs
     cdef const real *gs
     cdef real *ds
-    cdef double[:, ::1] bufs = _scratch(slices, D, 2, np.float64)
-    cdef real[:, ::1] cos = _scratch(slices, D, 6, np.asarray(dx).dtype)
+    cdef Py_ssize_t nomem = 0
     with nogil:
         for t in prange(slices, schedule="static"):
             # assigned here, not through a pointer: prange makes only assigned variables
@@ -538,10 +538,15 @@ def batchnorm_backward_2d(const real[:, ::1] dy, const real[:, ::1] x, const dou
             c1 = (t + 1) * D // slices
             w = c1 - c0
             mb = &mean[c0]
-            buf = &bufs[t, 0]
+            buf = <double *> malloc(2 * w * sizeof(double))
+            co = <real *> malloc(6 * w * sizeof(real))
+            if buf == NULL or co == NULL:
+                free(buf)
+                free(co)
+                nomem += 1
+                continue
             sdy = buf
             sdyx = buf + w
-            co = &cos[t, 0]
             for j in range(2 * w):
                 buf[j] = 0.0
             _rows_grad_sums(&dy[0, 0], &x[0, 0], D, 0, N, c0, w, mb, sdy, sdyx)
@@ -575,4 +580,8 @@ def batchnorm_backward_2d(const real[:, ::1] dy, const real[:, ::1] x, const dou
                     for j in range(w):
                         ds[j] = (co[4 * w + j] * ((gs[j] - co[2 * w + j]) - co[3 * w + j])
                                  - co[5 * w + j] * ((xs[j] - co[j]) - co[w + j]))
+            free(co)
+            free(buf)
+    if nomem:
+        raise MemoryError(f"batchnorm_backward_2d: no memory for its column scratch")
     return dx

@@ -20,23 +20,15 @@ in float64 lanes, the finiteness checks (sums of x - x: 0, or NaN once an x is i
 of the output's dtype.  Terms are computed in a loop of their own and summed afterwards, except
 the sigma parameterisation's KL terms (the ones with a log), computed in the lane loop.
 """
-cimport openmp
-from cython.parallel cimport parallel, prange, threadid
+from cython.parallel cimport parallel, prange
 from libc.math cimport NAN, floor, log
 from libc.stdint cimport int32_t, int64_t
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
-
-import numpy as np
 
 ctypedef fused real:
     float
     double
-
-def _scratch(Py_ssize_t n, dtype):
-    """A row of n values for each thread a parallel block may run, allocated with the GIL held:
-    a failure is numpy's ``MemoryError``, never a crash in a thread."""
-    return np.empty((openmp.omp_get_max_threads(), max(n, 1)), dtype)
-
 
 cdef double LOG2E = 1.4426950408889634
 cdef double LN2_HI = 0.6931471803691238
@@ -130,13 +122,15 @@ def latent_forward(const real[:, ::1] mu, const real[:, ::1] v, const real[:, ::
     cdef double *s = NULL  # per-thread scratch (set before the parallel block: no warning)
     cdef double *t = NULL
     cdef real *c = NULL
-    cdef double[:, ::1] srows = _scratch(2 * D, np.float64)  # sigma, then the KL terms
-    cdef real[:, ::1] crows = _scratch(D, np.asarray(z).dtype)  # z - z
-    with nogil, parallel(num_threads=srows.shape[0]):
-        s = &srows[threadid(), 0]
+    cdef Py_ssize_t nomem = 0
+    with nogil, parallel():
+        s = <double *> malloc(2 * D * sizeof(double))  # sigma, then the KL terms
         t = s + D
-        c = &crows[threadid(), 0]
+        c = <real *> malloc(D * sizeof(real))  # z - z
         for i in prange(N, schedule="static"):
+            if s == NULL or c == NULL:
+                nomem += 1
+                continue
             _sigma_row(&v[i, 0], sig, lowp, s, D)
             if sig:
                 for j in range(D):
@@ -152,6 +146,10 @@ def latent_forward(const real[:, ::1] mu, const real[:, ::1] v, const real[:, ::
                 acc = _lane_sum(t, D)  # t is double *: the float64 specialisation
             kl[i] = 0.5 * acc
             chk[i] = _lane_sum(c, D)
+        free(c)
+        free(s)
+    if nomem:
+        raise MemoryError(f"latent_forward: no memory for {D}-value row scratch")
     return kl
 
 
@@ -164,12 +162,14 @@ def latent_backward(const real[:, ::1] dz, const double[::1] gkl, const real[:, 
     cdef real nan = <real> NAN
     cdef double *s = NULL
     cdef real *c = NULL
-    cdef double[:, ::1] srows = _scratch(D, np.float64)
-    cdef real[:, ::1] crows = _scratch(D, np.asarray(dmu).dtype)
-    with nogil, parallel(num_threads=srows.shape[0]):
-        s = &srows[threadid(), 0]
-        c = &crows[threadid(), 0]
+    cdef Py_ssize_t nomem = 0
+    with nogil, parallel():
+        s = <double *> malloc(D * sizeof(double))
+        c = <real *> malloc(D * sizeof(real))
         for i in prange(N, schedule="static"):
+            if s == NULL or c == NULL:
+                nomem += 1
+                continue
             _sigma_row(&v[i, 0], sig, lowp, s, D)
             g = gkl[i]
             if sig:
@@ -188,4 +188,8 @@ def latent_backward(const real[:, ::1] dz, const double[::1] gkl, const real[:, 
                                               + g * (s[j] * s[j] - 1.0)))
                     c[j] = (dmu[i, j] - dmu[i, j]) + (dv[i, j] - dv[i, j])
             chk[i] = _lane_sum(c, D)
+        free(c)
+        free(s)
+    if nomem:
+        raise MemoryError(f"latent_backward: no memory for {D}-value row scratch")
     return dmu
