@@ -53,6 +53,34 @@ def pin_threads(n: int = THREADS) -> None:
 
 pin_threads()
 
+# libraries whose versions each results file records (those installed)
+LIBRARIES = ("fasthw6", "numpy", "numba", "llvmlite", "Cython", "scipy", "torch", "hmmlearn",
+             "hmmkay", "dynamax", "jax", "pomegranate", "scikit-learn", "threadpoolctl")
+
+
+def vector_extensions(flags) -> str:
+    """The widest x86 vector extension among the CPU's flags (what a kernel can use)."""
+    flags = set(flags)
+    for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX")):
+        if flag in flags:
+            return name
+    return "SSE2"
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """Every results file names its CPU's vector extensions and the library versions, so a
+    figure can be tied to the machine and the code it came from."""
+    from importlib import metadata
+
+    machine_info["vector_extensions"] = vector_extensions(machine_info.get("cpu", {}).get("flags", ()))
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    machine_info["libraries"] = versions
+
 
 @pytest.fixture(autouse=True)
 def _pools_pinned():

@@ -11,6 +11,9 @@ the mean (and mean(dy)) split into a rounded high part and the rest, as in ``_nu
 ``stream`` the outputs are written with non-temporal stores, as the numba kernels do (64-byte
 AVX-512 vectors where the CPU has them, chosen at run time, else SSE2; the width does not change
 the values).
+
+Over 500 lines: the four kernels and the inline helpers they share are one extension module
+(it builds and loads as one unit); the C side of the streaming stores is in ``_stream.h``.
 """
 from cython.parallel cimport prange
 cimport openmp
