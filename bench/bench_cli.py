@@ -1,4 +1,7 @@
-"""SEQS parsing throughput: the compiled tokeniser against the obvious Python reader.
+"""SEQS parsing throughput: the compiled tokenisers against the obvious Python reader.
+
+The implementations are the comparisons registry's (``fasthw6._backend.comparisons``): every
+backend of ``read_sequences``, then the plain Python reader (``fasthw6/seqio/_anchors.py``).
 
 Work is input bytes; the file is ``S`` lines of ``T`` integer tokens (M=8, one digit each, so
 two bytes per symbol, the densest and hardest case per byte).  ``FASTHW6_BENCH_QUICK=1`` shrinks it.
@@ -11,7 +14,8 @@ import os
 import numpy as np
 import pytest
 
-from fasthw6.seqio import iter_chunks
+from fasthw6._backend import comparisons
+from fasthw6.seqio import read_sequences
 
 QUICK = os.environ.get("FASTHW6_BENCH_QUICK") == "1"
 CASES = {
@@ -34,28 +38,7 @@ def data_file(case, tmpdir):
     return path, X.ravel()
 
 
-def parse_compiled(path, M):
-    Xs, Ls = [], []
-    for c in iter_chunks(path, n_symbols=M, chunk_bytes=4 << 20):
-        Xs.append(c.X)
-        Ls.append(c.lengths)
-    return np.concatenate(Xs), np.concatenate(Ls)
-
-
-def parse_python(path, M):
-    """What one writes first: split every line, int() every token, check the range."""
-    rows = []
-    with open(path) as f:
-        for line in f:
-            r = [int(t) for t in line.split()]
-            if r:
-                if min(r) < 0 or max(r) >= M:
-                    raise ValueError("symbol out of range")
-                rows.append(r)
-    return np.fromiter((v for r in rows for v in r), dtype=np.int32), np.array([len(r) for r in rows])
-
-
-IMPLS = {"numba": parse_compiled, "python": parse_python}
+IMPLS = comparisons("read_sequences", read_sequences)
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +49,9 @@ def tmpdir_str(tmp_path_factory):
 @pytest.mark.parametrize("impl", list(IMPLS))
 @pytest.mark.parametrize("case", list(CASES))
 def test_parse_seqs(measure, tmpdir_str, case, impl):
+    fn = IMPLS[impl]
+    if fn is None:
+        pytest.skip(f"{impl} not available")
     S, T, M = CASES[case]
     path, expected = data_file(case, tmpdir_str)
 
@@ -74,6 +60,6 @@ def test_parse_seqs(measure, tmpdir_str, case, impl):
         np.testing.assert_array_equal(X, expected)
         assert lengths.shape == (S,) and (lengths == T).all()
 
-    measure(lambda: IMPLS[impl](path, M), group="parse SEQS text", case=case, impl=impl,
+    measure(lambda: fn(path, M), group="parse SEQS text", case=case, impl=impl,
             work=os.path.getsize(path), unit="B/s", baseline="python", check=check,
-            rounds=3 if impl == "python" else None)
+            rounds=3 if impl in ("python", "numpy") else None)

@@ -228,3 +228,22 @@ def test_cython_tokenizer_is_numbas_bit_for_bit(seed):
     assert r1 == r2
     for u, v in zip(a1, a2):
         assert np.array_equal(u, v)
+
+
+def test_every_registered_reader_agrees(tmp_path):
+    """Every backend of read_sequences and every registered anchor (the benchmark's list) read
+    the same file to the same symbols and lengths."""
+    from fasthw6._backend import comparisons  # noqa: PLC0415
+
+    rng = np.random.default_rng(3)
+    rows = [rng.integers(0, 12, n) for n in (5, 1, 17, 40)]
+    path = tmp_path / "seqs.txt"
+    path.write_text("".join(" ".join(map(str, r)) + "\n" for r in rows) + "\n")
+    impls = comparisons("read_sequences", read_sequences)
+    assert {"numba", "cython", "numpy", "python"} <= set(impls)
+    for name, fn in impls.items():
+        if fn is None:
+            continue
+        X, lengths = fn(str(path), 12)
+        np.testing.assert_array_equal(X, np.concatenate(rows), err_msg=name)
+        np.testing.assert_array_equal(lengths, [5, 1, 17, 40], err_msg=name)

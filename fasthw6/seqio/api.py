@@ -26,6 +26,7 @@ from typing import BinaryIO, Callable, Iterator, Sequence
 
 import numpy as np
 
+from . import _anchors  # noqa: F401  (registers the anchors of these functions)
 from .._backend import get_kernel
 from ..hmm._checks import check_lengths, check_symbols
 
