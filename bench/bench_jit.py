@@ -8,6 +8,10 @@ numba (the compilation ``auto`` keeps off the clock); hmmlearn, hmmkay and dynam
 float64) answer the same HMM questions where they are installed.  Every case checks its result against fasthw6's NumPy
 reference computed here.  Cases whose name ends in "large" use inputs above the size from which
 ``auto`` runs numba (``fasthw6._jit.SMALL_CALL_BYTES``).
+
+The one suite whose list is not the comparisons registry's: its cases are scripts run in fresh
+interpreters, and a peer's script must not import fasthw6 (where the registry's loaders live),
+whose import would then count against the peer.
 """
 from __future__ import annotations
 
