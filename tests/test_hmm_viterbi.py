@@ -54,11 +54,13 @@ def hmmlearn_decode(X, lengths, sp, tm, em):
     return np.array([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 5, 16, 47, 48])
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 16, 47, 48, 49, 64, 127, 128])
 def test_lockstep_blocks_ragged_lengths(n):
     """Several blocks, the last one partial, lengths 0 and 1 among them, in shuffled order (the
     kernel sorts them), so lockstep runs over each block's shortest length and lanes finish
-    alone; n = 48 is the first one-sequence-at-a-time size."""
+    alone; n = 48 is the first size with VIT_WIDE_LANES lanes (49: odd, a state left over by
+    the two-at-a-time max), 128 the first one-sequence-at-a-time size."""
+    assert knb.VIT_LANES_MAX_N == 48 and knb.VIT_WIDE_MAX_N == 127
     rng = np.random.default_rng(n)
     sp, tm, em = random_hmm(n, 6, seed=n)
     lengths = np.concatenate([rng.integers(0, 40, 130), [0, 1, 1, 2, 1, 0, 57]])
@@ -76,13 +78,14 @@ def test_lockstep_partial_blocks(S):
     check_against_reference(X, lengths, sp, tm, em)
 
 
-def test_lanes_finish_alone_past_the_history_budget():
-    """At n = 40 the δ history holds Tb steps per block: sequences around Tb long (some
-    longer, finishing alone with backpointers, some shorter) against hmmlearn."""
+@pytest.mark.parametrize("n", [40, 97])
+def test_lanes_finish_alone_past_the_history_budget(n):
+    """The δ history holds Tb steps per block: sequences around Tb long (some longer, finishing
+    alone with backpointers, some shorter) against hmmlearn; n = 97 has the wide lanes."""
     pytest.importorskip("hmmlearn")
-    n = 40
-    Tb = knb.VIT_BLOCK_BYTES // (n * knb.VIT_LANES * 8)
-    assert n < knb.VIT_LANES_MAX_N and 50 < Tb < 2000
+    lanes = knb.VIT_LANES if n < knb.VIT_LANES_MAX_N else knb.VIT_WIDE_LANES
+    Tb = knb.VIT_BLOCK_BYTES // (n * lanes * 8)
+    assert n <= knb.VIT_WIDE_MAX_N and 50 < Tb < 2000
     rng = np.random.default_rng(3)
     sp, tm, em = random_hmm(n, 8, seed=3)
     lengths = np.concatenate([rng.integers(Tb - 40, Tb + 120, 70), [Tb, Tb + 1, 1, 3 * Tb]])
@@ -96,7 +99,7 @@ def test_lanes_finish_alone_past_the_history_budget():
         np.testing.assert_allclose(lp, lp_h, rtol=1e-10, err_msg=b)
 
 
-@pytest.mark.parametrize("n", [2, 3, 8])
+@pytest.mark.parametrize("n", [2, 3, 8, 49])
 def test_ties_everywhere(n):
     """A uniform model ties every candidate at every step: the backpointer is the largest
     state, the final state the smallest; a dyadic model ties exactly some of the time."""
@@ -108,10 +111,11 @@ def test_ties_everywhere(n):
     expect = np.full(X.shape[0], n - 1)
     expect[cs[1:] - 1] = 0
     np.testing.assert_array_equal(path, expect)
-    w = np.array([0.5, 0.25, 0.25, 0.125, 0.125, 0.0625, 0.0625, 0.0625, 0.0625][:n])
+    w = np.array([0.5, 0.25, 0.25, 0.125, 0.125, 0.0625, 0.0625, 0.0625, 0.0625])
+    w = w[:n] if n <= w.size else 0.5 ** (1 + np.arange(n) // 2)
     sp = w / w.sum()
     tm = np.array([np.roll(sp, k) for k in range(n)])
-    em = np.array([[0.5, 0.25, 0.25], [0.25, 0.5, 0.25], [0.25, 0.25, 0.5]] * 3)[:n]
+    em = np.resize([[0.5, 0.25, 0.25], [0.25, 0.5, 0.25], [0.25, 0.25, 0.5]], (n, 3))
     check_against_reference(X, lengths, sp, tm, em)
 
 

@@ -63,12 +63,11 @@ cdef (double, Py_ssize_t) vit_tail(const sym_t[::1] X, Py_ssize_t a, Py_ssize_t 
 cdef void vit_lanes(const sym_t[::1] X, const int64_t[::1] offsets, const int64_t[::1] order,
                     Py_ssize_t s0, Py_ssize_t L, const double* lsp, const double* lA,
                     const double* lem_t, const double* lem, Py_ssize_t N, Py_ssize_t M,
-                    double* D, Py_ssize_t Tb, int8_t* P, double* best, int64_t* sym,
+                    double* D, Py_ssize_t Tb, Py_ssize_t WS, int8_t* P, int64_t* sym,
                     int64_t* pos, int64_t* kk, int64_t* nk, double* bb, double* g, bp_t* B,
                     double* vec, double* bvec, bp_t* avec, int64_t[::1] states,
                     double[::1] out) noexcept nogil:
-    """As ``_numba._viterbi_lanes``: D is (Tb, N, VIT_LANES), P (Tb, VIT_LANES), row-major."""
-    cdef Py_ssize_t WS = VIT_LANES
+    """As ``_numba._viterbi_lanes``: D is (Tb, N, WS), P (Tb, WS), row-major."""
     cdef Py_ssize_t W = min(WS, (L + 7) // 8 * 8)
     cdef Py_ssize_t Tl = Tb, l, s, t, i, j, a, b, k, kl
     cdef double* cur
@@ -80,7 +79,11 @@ cdef void vit_lanes(const sym_t[::1] X, const int64_t[::1] offsets, const int64_
     cdef const double* d1
     cdef const double* d2
     cdef const double* d3
+    cdef double* b0
+    cdef double* b1
+    cdef const double* e1
     cdef double a0, a1, a2, a3, pj, v, c0, c1, c2, c3
+    cdef double a00, a01, a02, a03, a10, a11, a12, a13, x0, x1, x2, x3
     cdef (double, Py_ssize_t) r
     for l in range(L):
         s = order[s0 + l]
@@ -117,40 +120,62 @@ cdef void vit_lanes(const sym_t[::1] X, const int64_t[::1] offsets, const int64_
                 for l in range(W):
                     cj[l] = dmax(dmax(d0[l] + a0, d1[l] + a1), dmax(d2[l] + a2, d3[l] + a3)) + cj[l]
             continue
-        for j in range(N):
+        # as _numba: two states at a time, four previous states per pass, into δ_t's rows
+        j = 0
+        while j + 2 <= N:
+            b0 = cur + j * WS
+            b1 = b0 + WS
             for l in range(W):
-                best[l] = -INFINITY
+                b0[l] = -INFINITY
+                b1[l] = -INFINITY
             i = 0
             while i + 4 <= N:
-                a0 = lA[i * N + j]
-                a1 = lA[(i + 1) * N + j]
-                a2 = lA[(i + 2) * N + j]
-                a3 = lA[(i + 3) * N + j]
+                a00 = lA[i * N + j]
+                a01 = lA[(i + 1) * N + j]
+                a02 = lA[(i + 2) * N + j]
+                a03 = lA[(i + 3) * N + j]
+                a10 = lA[i * N + j + 1]
+                a11 = lA[(i + 1) * N + j + 1]
+                a12 = lA[(i + 2) * N + j + 1]
+                a13 = lA[(i + 3) * N + j + 1]
                 d0 = prev + i * WS
                 d1 = d0 + WS
                 d2 = d1 + WS
                 d3 = d2 + WS
                 for l in range(W):
-                    best[l] = dmax(dmax(dmax(d0[l] + a0, d1[l] + a1),
-                                        dmax(d2[l] + a2, d3[l] + a3)), best[l])
+                    x0 = d0[l]
+                    x1 = d1[l]
+                    x2 = d2[l]
+                    x3 = d3[l]
+                    b0[l] = dmax(dmax(dmax(x0 + a00, x1 + a01), dmax(x2 + a02, x3 + a03)), b0[l])
+                    b1[l] = dmax(dmax(dmax(x0 + a10, x1 + a11), dmax(x2 + a12, x3 + a13)), b1[l])
                 i = i + 4
-            if i + 2 <= N:
+            while i < N:
                 a0 = lA[i * N + j]
-                a1 = lA[(i + 1) * N + j]
-                d0 = prev + i * WS
-                d1 = d0 + WS
-                for l in range(W):
-                    best[l] = dmax(dmax(d0[l] + a0, d1[l] + a1), best[l])
-                i = i + 2
-            if i < N:
-                a0 = lA[i * N + j]
+                a1 = lA[i * N + j + 1]
                 d0 = prev + i * WS
                 for l in range(W):
-                    best[l] = dmax(d0[l] + a0, best[l])
+                    b0[l] = dmax(d0[l] + a0, b0[l])
+                    b1[l] = dmax(d0[l] + a1, b1[l])
+                i = i + 1
             ej = lem + j * M
-            cj = cur + j * WS
+            e1 = ej + M
             for l in range(W):
-                cj[l] = best[l] + ej[sym[l]]
+                b0[l] = b0[l] + ej[sym[l]]
+                b1[l] = b1[l] + e1[sym[l]]
+            j = j + 2
+        if j < N:
+            b0 = cur + j * WS
+            for l in range(W):
+                b0[l] = -INFINITY
+            for i in range(N):
+                a0 = lA[i * N + j]
+                d0 = prev + i * WS
+                for l in range(W):
+                    b0[l] = dmax(d0[l] + a0, b0[l])
+            ej = lem + j * M
+            for l in range(W):
+                b0[l] = b0[l] + ej[sym[l]]
     for l in range(L):
         s = order[s0 + l]
         a = offsets[s]
@@ -201,10 +226,12 @@ cdef void vit_lanes(const sym_t[::1] X, const int64_t[::1] offsets, const int64_
 def viterbi(const sym_t[::1] X, const int64_t[::1] offsets, const double[::1] log_startprob,
             const double[:, ::1] log_transmat, const double[:, ::1] log_emit_t,
             bp_t[:, :, ::1] bp, int64_t[::1] states, double[::1] out):
-    """As ``_numba.viterbi``: below VIT_LANES_MAX_N states, blocks of VIT_LANES sequences
-    sorted by length in lockstep (dealt round-robin to the chunks), else one at a time."""
+    """As ``_numba.viterbi``: up to VIT_WIDE_MAX_N states, blocks of VIT_LANES sequences
+    (VIT_WIDE_LANES from VIT_LANES_MAX_N states on) sorted by length in lockstep (dealt
+    round-robin to the chunks), else one at a time."""
     cdef Py_ssize_t N = log_startprob.shape[0], M = log_emit_t.shape[0]
-    cdef Py_ssize_t S = offsets.shape[0] - 1, C = bp.shape[0], W = VIT_LANES
+    cdef Py_ssize_t S = offsets.shape[0] - 1, C = bp.shape[0]
+    cdef Py_ssize_t W = VIT_LANES if N < VIT_LANES_MAX_N else VIT_WIDE_LANES
     cdef Py_ssize_t c, s, a, b, blk, n_blocks, Tb, maxlen = bp.shape[1]
     cdef const double* lsp = &log_startprob[0]
     cdef const double* lA = &log_transmat[0, 0]
@@ -218,7 +245,7 @@ def viterbi(const sym_t[::1] X, const int64_t[::1] offsets, const double[::1] lo
     cdef int64_t* ibuf
     cdef int8_t* P
     cdef bp_t* arg
-    if N < VIT_LANES_MAX_N:
+    if N <= VIT_WIDE_MAX_N:
         order = np.argsort(np.diff(np.asarray(offsets)), kind="stable").astype(np.int64)
         lem_view = np.ascontiguousarray(np.asarray(log_emit_t).T)
         lem = &lem_view[0, 0]
@@ -237,13 +264,13 @@ def viterbi(const sym_t[::1] X, const int64_t[::1] offsets, const double[::1] lo
                     free(arg)
                     with gil:
                         raise MemoryError("viterbi: no memory for the lane scratch")
-                dbuf = D + Tb * N * W  # best, bb, g (W each), vec, bvec (N each)
+                dbuf = D + Tb * N * W  # bb, g (W each), vec, bvec (N each)
                 blk = c
                 while blk < n_blocks:
                     vit_lanes(X, offsets, order, blk * W, min(W, S - blk * W), lsp, lA, lem_t,
-                              lem, N, M, D, Tb, P, dbuf, ibuf, ibuf + W, ibuf + 2 * W,
-                              ibuf + 3 * W, dbuf + W, dbuf + 2 * W, &bp[c, 0, 0], dbuf + 3 * W,
-                              dbuf + 3 * W + N, arg, states, out)
+                              lem, N, M, D, Tb, W, P, ibuf, ibuf + W, ibuf + 2 * W,
+                              ibuf + 3 * W, dbuf, dbuf + W, &bp[c, 0, 0], dbuf + 2 * W,
+                              dbuf + 2 * W + N, arg, states, out)
                     blk = blk + C
                 free(arg)
                 free(ibuf)

@@ -17,9 +17,13 @@ ESTEP_XS_STEPS = 16  # steps per tile when the symbols are transposed to (step, 
 # caller asked for, fighting over the cores of a parallel E-step.  Every GEMM here stays below.
 ESTEP_GEMM_MAX_MADDS = 1 << 18
 VIT_LANES = 64  # sequences advanced in lockstep by the Viterbi kernel (lanes innermost)
-VIT_LANES_MAX_N = 48  # from this many states on, Viterbi takes one sequence at a time
+VIT_LANES_MAX_N = 48  # from this many states on, Viterbi advances VIT_WIDE_LANES sequences
+# fewer lanes at large N keep a 500-step δ history within VIT_BLOCK_BYTES (N=64: 512 steps);
+# N=64 2000x500 one thread: 32 lanes 391 ms, 64 lanes 597 ms (tails), one at a time 700 ms
+VIT_WIDE_LANES = 32
+VIT_WIDE_MAX_N = 127  # the lockstep path's backtrack stores states as int8; above, one at a time
 VIT_BLOCK_BYTES = 1 << 23  # cap on one thread's lockstep δ history (T, N, lanes) float64
 
 SHARED = ("LANES", "GEMM_LANES", "SMALL_MAX_N", "ESTEP_LANES", "ESTEP_GEMM_MIN_N",
           "ESTEP_XI_COLS", "ESTEP_XS_STEPS", "ESTEP_GEMM_MAX_MADDS", "VIT_LANES",
-          "VIT_LANES_MAX_N", "VIT_BLOCK_BYTES")
+          "VIT_LANES_MAX_N", "VIT_WIDE_LANES", "VIT_WIDE_MAX_N", "VIT_BLOCK_BYTES")

@@ -45,7 +45,7 @@ install_cache_locator()  # before the first @njit: kernels are cached under fast
 from ._common import (  # noqa: E402  (constants: tests compare them with _cython's)
     ESTEP_GEMM_MAX_MADDS, ESTEP_GEMM_MIN_N, ESTEP_LANES, ESTEP_SMALL_MAX_N, ESTEP_XI_COLS,
     ESTEP_XS_STEPS, GEMM_LANES, LANES, SMALL_MAX_N, TILE, TILE_BYTES, VIT_BLOCK_BYTES,
-    VIT_LANES, VIT_LANES_MAX_N, symbol_range)
+    VIT_LANES, VIT_LANES_MAX_N, VIT_WIDE_LANES, VIT_WIDE_MAX_N, symbol_range)
 from .estep import lockstep_plan, lockstep_run  # noqa: E402
 from .sample import sample_chain  # noqa: E402
 from .score import forward_loglik  # noqa: E402
@@ -53,7 +53,8 @@ from .viterbi import viterbi  # noqa: E402
 
 __all__ = ["ESTEP_GEMM_MAX_MADDS", "ESTEP_GEMM_MIN_N", "ESTEP_LANES", "ESTEP_SMALL_MAX_N",
            "ESTEP_XI_COLS", "ESTEP_XS_STEPS", "GEMM_LANES", "LANES", "SMALL_MAX_N", "TILE",
-           "TILE_BYTES", "VIT_BLOCK_BYTES", "VIT_LANES", "VIT_LANES_MAX_N", "forward_loglik",
+           "TILE_BYTES", "VIT_BLOCK_BYTES", "VIT_LANES", "VIT_LANES_MAX_N", "VIT_WIDE_LANES",
+           "VIT_WIDE_MAX_N", "forward_loglik",
            "lockstep_plan", "lockstep_run", "n_threads", "sample_chain", "symbol_range",
            "viterbi"]
 

@@ -1,11 +1,13 @@
-"""Viterbi decoding in float64 log space: lockstep lanes below ``VIT_LANES_MAX_N`` states,
-one sequence at a time above, paths identical to hmmlearn's (ties broken as it does)."""
+"""Viterbi decoding in float64 log space: lockstep lanes up to ``VIT_WIDE_MAX_N`` states
+(``VIT_LANES`` of them below ``VIT_LANES_MAX_N``, ``VIT_WIDE_LANES`` from there), one sequence at
+a time above, paths identical to hmmlearn's (ties broken as it does)."""
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from ._common import VIT_BLOCK_BYTES, VIT_LANES, VIT_LANES_MAX_N, _chunks
+from ._common import (VIT_BLOCK_BYTES, VIT_LANES, VIT_LANES_MAX_N, VIT_WIDE_LANES, VIT_WIDE_MAX_N,
+                      _chunks)
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -61,12 +63,12 @@ def _viterbi_tail(X, a, b, t0, log_startprob, log_transmat, log_emit_t, delta, b
 
 @njit(nogil=True, cache=True)
 def _viterbi_lanes(X, offsets, order, s0, L, log_startprob, log_transmat, log_emit_t,
-                   log_emit, D, P, best, sym, pos, kk, nk, bb, g, B, vec, bvec, avec, states, out):
+                   log_emit, D, P, sym, pos, kk, nk, bb, g, B, vec, bvec, avec, states, out):
     """Viterbi of the sequences ``order[s0:s0+L]`` advanced in lockstep, lanes innermost.
 
     The forward pass keeps no backpointers: it stores δ of every step in ``D`` (T, N, W), one
     column per sequence, and its max over i is a run of plain maxima over W contiguous lanes
-    (i four at a time, one read-modify-write of ``best`` per four), which vectorises even at
+    (i four at a time, j two at a time, straight into δ_t's rows), which vectorises even at
     N = 2 or 3.  The argmax is needed only along the path: the backtrack recomputes it at each
     step for the one state the path is in, from the same δ and log A values, hence the same
     floats and the same ties (the largest maximising state) as a stored backpointer.
@@ -113,33 +115,52 @@ def _viterbi_lanes(X, offsets, order, s0, L, log_startprob, log_transmat, log_em
                 for l in range(W):
                     cj[l] = max(max(d0[l] + a0, d1[l] + a1), max(d2[l] + a2, d3[l] + a3)) + cj[l]
             continue
-        for j in range(N):
+        # two states at a time: each δ_{t-1} row loaded serves both (half the loads per max),
+        # four previous states per pass, 14 vector registers (AVX2 has 16); a max is exact in
+        # any grouping, so δ is the same floats as one state at a time
+        j = 0
+        while j + 2 <= N:
+            b0 = cur[j]
+            b1 = cur[j + 1]
             for l in range(W):
-                best[l] = -np.inf
+                b0[l] = -np.inf
+                b1[l] = -np.inf
             i = 0
             while i + 4 <= N:
-                a0, a1 = log_transmat[i, j], log_transmat[i + 1, j]
-                a2, a3 = log_transmat[i + 2, j], log_transmat[i + 3, j]
+                a00, a01 = log_transmat[i, j], log_transmat[i + 1, j]
+                a02, a03 = log_transmat[i + 2, j], log_transmat[i + 3, j]
+                a10, a11 = log_transmat[i, j + 1], log_transmat[i + 1, j + 1]
+                a12, a13 = log_transmat[i + 2, j + 1], log_transmat[i + 3, j + 1]
                 d0, d1, d2, d3 = prev[i], prev[i + 1], prev[i + 2], prev[i + 3]
                 for l in range(W):
-                    best[l] = max(max(max(d0[l] + a0, d1[l] + a1),
-                                      max(d2[l] + a2, d3[l] + a3)), best[l])
+                    x0, x1, x2, x3 = d0[l], d1[l], d2[l], d3[l]
+                    b0[l] = max(max(max(x0 + a00, x1 + a01), max(x2 + a02, x3 + a03)), b0[l])
+                    b1[l] = max(max(max(x0 + a10, x1 + a11), max(x2 + a12, x3 + a13)), b1[l])
                 i += 4
-            if i + 2 <= N:
-                a0, a1 = log_transmat[i, j], log_transmat[i + 1, j]
-                d0, d1 = prev[i], prev[i + 1]
-                for l in range(W):
-                    best[l] = max(max(d0[l] + a0, d1[l] + a1), best[l])
-                i += 2
-            if i < N:
-                aij = log_transmat[i, j]
+            while i < N:
+                a0, a1 = log_transmat[i, j], log_transmat[i, j + 1]
                 di = prev[i]
                 for l in range(W):
-                    best[l] = max(di[l] + aij, best[l])
-            ej = log_emit[j]
-            cj = cur[j]
+                    b0[l] = max(di[l] + a0, b0[l])
+                    b1[l] = max(di[l] + a1, b1[l])
+                i += 1
+            e0, e1 = log_emit[j], log_emit[j + 1]
             for l in range(W):
-                cj[l] = best[l] + ej[sym[l]]
+                b0[l] += e0[sym[l]]
+                b1[l] += e1[sym[l]]
+            j += 2
+        if j < N:  # odd N: the last state alone
+            b0 = cur[j]
+            for l in range(W):
+                b0[l] = -np.inf
+            for i in range(N):
+                a0 = log_transmat[i, j]
+                di = prev[i]
+                for l in range(W):
+                    b0[l] = max(di[l] + a0, b0[l])
+            e0 = log_emit[j]
+            for l in range(W):
+                b0[l] += e0[sym[l]]
     # kk[l]: the state of lane l's path at step Tl-1
     for l in range(L):
         s = order[s0 + l]
@@ -195,9 +216,9 @@ def viterbi(X, offsets, log_startprob, log_transmat, log_emit_t, bp, states, out
 
     ``bp`` is a small-integer scratch array (int8/int16/int32 for N up to 127/32767/...) of
     shape (n_chunks, maxlen, N) allocated by the caller; chunk ``c`` uses ``bp[c]``.
-    Below VIT_LANES_MAX_N states the sequences, sorted by length, go VIT_LANES at a time in
-    lockstep (``_viterbi_lanes``), the blocks dealt round-robin to the chunks; from there on,
-    one at a time.  Ties: the backpointer is the largest maximising state, the final state the
+    Up to VIT_WIDE_MAX_N states the sequences, sorted by length, go VIT_LANES at a time in
+    lockstep (``_viterbi_lanes``; VIT_WIDE_LANES from VIT_LANES_MAX_N states on), the blocks
+    dealt round-robin to the chunks; above, one at a time.  Ties: the backpointer is the largest maximising state, the final state the
     smallest (as hmmlearn).  δ is never renormalised: its floats are hmmlearn's bit for bit,
     which is what makes the paths identical (a shift by max δ would round differently and
     could flip near-ties; float64 keeps ~1e-13 relative precision even at |δ| ~ 1e7).
@@ -205,29 +226,28 @@ def viterbi(X, offsets, log_startprob, log_transmat, log_emit_t, bp, states, out
     N = log_startprob.shape[0]
     S = offsets.shape[0] - 1
     C = bp.shape[0]
-    if N < VIT_LANES_MAX_N:
-        W = VIT_LANES
+    if N <= VIT_WIDE_MAX_N:
+        W = VIT_LANES if N < VIT_LANES_MAX_N else VIT_WIDE_LANES
         order = np.argsort(offsets[1:] - offsets[:-1], kind="mergesort")
         log_emit = np.ascontiguousarray(log_emit_t.T)
         n_blocks = (S + W - 1) // W
         Tb = min(bp.shape[1], max(1, VIT_BLOCK_BYTES // (N * W * 8)))
         for c in range(C):
             D = np.empty((Tb, N, W), np.float64)
-            best = np.empty(W, np.float64)
             sym = np.empty(W, np.int64)
             pos = np.empty(W, np.int64)
             kk = np.empty(W, np.int64)
             nk = np.zeros(W, np.int64)
             bb = np.empty(W, np.float64)
             g = np.empty(W, np.float64)
-            P = np.empty((Tb, W), np.int8)  # N < VIT_LANES_MAX_N <= 127
+            P = np.empty((Tb, W), np.int8)  # N <= VIT_WIDE_MAX_N = 127
             vec = np.empty(N, np.float64)
             bvec = np.empty(N, np.float64)
             avec = np.empty(N, bp.dtype)
             for blk in range(c, n_blocks, C):
                 s0 = blk * W
                 _viterbi_lanes(X, offsets, order, s0, min(W, S - s0), log_startprob,
-                               log_transmat, log_emit_t, log_emit, D, P, best, sym, pos, kk, nk,
+                               log_transmat, log_emit_t, log_emit, D, P, sym, pos, kk, nk,
                                bb, g, bp[c], vec, bvec, avec, states, out)
         return out
     bounds = _chunks(offsets, C)
