@@ -49,6 +49,40 @@ def pin_threads(n: int = THREADS) -> None:
         torch.set_num_threads(n)
     except ImportError:
         pass
+    _pin_jax(n)
+
+
+_jax_pinned = False
+
+
+def _pin_jax(n: int) -> None:
+    """JAX's CPU client sizes its compute pool from the CPUs the process may run on when the
+    client starts (``XLA_FLAGS`` thread options do not hold: a 1500^2 matmul still ran 1.96
+    CPU-seconds per second with them).  So the client is started under an affinity of ``n``
+    CPUs, which its threads keep, and the affinity is then given back to this thread (numba's
+    and OpenMP's pools, started later, are pinned by their own settings).
+    ``test_peer_thread_pools_pinned`` (bench_hmm.py) checks that it holds."""
+    global _jax_pinned
+    if _jax_pinned or not hasattr(os, "sched_setaffinity"):
+        return
+    try:
+        import importlib.util
+
+        if importlib.util.find_spec("jax") is None:
+            return
+    except ValueError:
+        return
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, set(sorted(cpus)[:n]))
+    try:
+        import jax
+        import jax.numpy as jnp
+
+        jax.config.update("jax_enable_x64", True)
+        jax.jit(lambda x: x + 1)(jnp.zeros(2)).block_until_ready()  # starts the client
+    finally:
+        os.sched_setaffinity(0, cpus)
+    _jax_pinned = True
 
 
 pin_threads()

@@ -105,8 +105,9 @@ def test_registered_anchors_agree_with_every_backend(op):
         if fn is None:
             continue
         got = fn(X, lengths, sp, tm, em)
+        rtol = getattr(fn, "rtol", 1e-8)  # hmmkay computes in float32
         for g, r in zip(got if isinstance(got, tuple) else (got,), ref):
-            np.testing.assert_allclose(g, r, rtol=1e-8, atol=1e-12, err_msg=name)
+            np.testing.assert_allclose(g, r, rtol=rtol, atol=1e-12, err_msg=name)
 
 
 def test_registered_estimators_agree():

@@ -8,6 +8,12 @@ per-sequence scores take one call per sequence.  A name means one thing everywhe
 (its default), and plain ``hmmlearn`` is the log implementation where hmmlearn has only one
 (``decode``, ``score_samples``).  The ``CategoricalHMM`` anchors are hmmlearn's class with the
 implementation fixed, taking the same constructor arguments as ours.
+
+The other HMM libraries a user would pick, each the way its documentation has it used:
+``hmmkay`` (numba, float32 inside: an adapter carries ``rtol``, the precision to compare it
+at), ``dynamax`` (JAX, float64, ``jit`` of a ``vmap`` over the sequences of each length) and
+``pomegranate`` (PyTorch, ``DenseHMM`` in float64, a batch per length; ``ends`` all 1, so a
+sequence may end in any state, as in the others).
 """
 from __future__ import annotations
 
@@ -117,3 +123,155 @@ def _estimator_scaling():
 @register_anchor("CategoricalHMM", "hmmlearn-log")
 def _estimator_log():
     return _estimator("log")
+
+
+def _by_length(X, lengths):
+    """The sequences grouped by length: [(indices, (k, T) array)], for libraries that take a
+    rectangular batch."""
+    parts = [x.ravel() for x in _split(X, lengths)]
+    groups = {}
+    for i, x in enumerate(parts):
+        groups.setdefault(x.shape[0], []).append(i)
+    # int64: PyTorch would take a uint8 tensor for a boolean mask, not indices
+    return [(np.array(idx), np.stack([parts[i] for i in idx]).astype(np.int64))
+            for idx in groups.values()]
+
+
+def _hmmkay(startprob, transmat, emissionprob):
+    from hmmkay import HMM  # noqa: PLC0415  (optional dependency)
+
+    return HMM(np.asarray(startprob, np.float64), np.asarray(transmat, np.float64),
+               np.asarray(emissionprob, np.float64))
+
+
+@register_anchor("score_sequences", "hmmkay")
+def _score_hmmkay():
+    from hmmkay.utils import check_sequences  # noqa: PLC0415
+
+    def score_sequences(X, lengths, startprob, transmat, emissionprob, *, dtype=None):
+        # as its log_likelihood, which sums: sequences checked once, one _forward each
+        m = _hmmkay(startprob, transmat, emissionprob)
+        seqs, longest = check_sequences([x.ravel() for x in _split(X, lengths)],
+                                        return_longest_length=True)
+        log_alpha = np.empty((m.n_hidden_states, longest), np.float32)
+        return np.array([m._forward(x, log_alpha) for x in seqs], np.float64)
+
+    score_sequences.rtol = 1e-5
+    return score_sequences
+
+
+@register_anchor("viterbi", "hmmkay")
+def _viterbi_hmmkay():
+    import hmmkay  # noqa: F401,PLC0415
+
+    def viterbi(X, lengths, startprob, transmat, emissionprob):
+        m = _hmmkay(startprob, transmat, emissionprob)
+        paths, logprob = m.decode([x.ravel() for x in _split(X, lengths)], return_log_probas=True)
+        return np.asarray(logprob, np.float64), np.concatenate(paths).astype(np.int64)
+
+    viterbi.rtol = 1e-5
+    return viterbi
+
+
+def _dynamax(startprob, transmat, emissionprob):
+    import jax  # noqa: PLC0415  (optional dependency)
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp  # noqa: PLC0415
+    from dynamax.hidden_markov_model import CategoricalHMM  # noqa: PLC0415
+
+    em = np.asarray(emissionprob, np.float64)
+    m = CategoricalHMM(em.shape[0], 1, em.shape[1])
+    params, _ = m.initialize(jax.random.PRNGKey(0), initial_probs=jnp.asarray(startprob),
+                             transition_matrix=jnp.asarray(transmat),
+                             emission_probs=jnp.asarray(em)[:, None, :])
+    return jax, jnp, m, params
+
+
+@register_anchor("score_sequences", "dynamax")
+def _score_dynamax():
+    import dynamax  # noqa: F401,PLC0415
+
+    def score_sequences(X, lengths, startprob, transmat, emissionprob, *, dtype=None):
+        jax, jnp, m, params = _dynamax(startprob, transmat, emissionprob)
+        f = jax.jit(jax.vmap(lambda x: m.marginal_log_prob(params, x)))
+        out = np.empty(len(_split(X, lengths)))
+        for idx, batch in _by_length(X, lengths):
+            out[idx] = np.asarray(f(jnp.asarray(batch[:, :, None])))
+        return out
+
+    return score_sequences
+
+
+@register_anchor("viterbi", "dynamax")
+def _viterbi_dynamax():
+    import dynamax  # noqa: F401,PLC0415
+
+    def viterbi(X, lengths, startprob, transmat, emissionprob):
+        jax, jnp, m, params = _dynamax(startprob, transmat, emissionprob)
+        f = jax.jit(jax.vmap(lambda x: m.most_likely_states(params, x)))
+        parts = _split(X, lengths)
+        paths = [None] * len(parts)
+        for idx, batch in _by_length(X, lengths):
+            for i, p in zip(idx, np.asarray(f(jnp.asarray(batch[:, :, None])))):
+                paths[i] = p
+        return (np.array([_path_logprob(x.ravel(), p, startprob, transmat, emissionprob)
+                          for x, p in zip(parts, paths)]),
+                np.concatenate(paths).astype(np.int64))
+
+    return viterbi
+
+
+def _path_logprob(x, path, startprob, transmat, emissionprob):
+    """log P(path, x) in float64, for libraries whose Viterbi returns only the path."""
+    with np.errstate(divide="ignore"):
+        return float(np.log(startprob[path[0]]) + np.log(transmat[path[:-1], path[1:]]).sum()
+                     + np.log(emissionprob[path, x]).sum())
+
+
+def _pomegranate(startprob, transmat, emissionprob):
+    import torch  # noqa: PLC0415  (optional dependency)
+    from pomegranate.distributions import Categorical  # noqa: PLC0415
+    from pomegranate.hmm import DenseHMM  # noqa: PLC0415
+
+    em = torch.tensor(np.asarray(emissionprob, np.float64))
+    n = em.shape[0]
+    m = DenseHMM([Categorical(em[i:i + 1]) for i in range(n)],
+                 edges=torch.tensor(np.asarray(transmat, np.float64)),
+                 starts=torch.tensor(np.asarray(startprob, np.float64)),
+                 ends=torch.ones(n, dtype=torch.float64))
+    return torch, m.double()
+
+
+@register_anchor("score_sequences", "pomegranate")
+def _score_pomegranate():
+    import pomegranate  # noqa: F401,PLC0415
+
+    def score_sequences(X, lengths, startprob, transmat, emissionprob, *, dtype=None):
+        torch, m = _pomegranate(startprob, transmat, emissionprob)
+        out = np.empty(len(_split(X, lengths)))
+        with torch.no_grad():
+            for idx, batch in _by_length(X, lengths):
+                out[idx] = m.log_probability(torch.tensor(batch[:, :, None])).numpy()
+        return out
+
+    return score_sequences
+
+
+@register_anchor("viterbi", "pomegranate")
+def _viterbi_pomegranate():
+    import pomegranate  # noqa: F401,PLC0415
+
+    def viterbi(X, lengths, startprob, transmat, emissionprob):
+        torch, m = _pomegranate(startprob, transmat, emissionprob)
+        parts = _split(X, lengths)
+        paths = [None] * len(parts)
+        with torch.no_grad():
+            for idx, batch in _by_length(X, lengths):
+                for i, p in zip(idx, m.viterbi(torch.tensor(batch[:, :, None])).numpy()):
+                    paths[i] = p
+        return (np.array([_path_logprob(x.ravel(), p, startprob, transmat, emissionprob)
+                          for x, p in zip(parts, paths)]),
+                np.concatenate(paths).astype(np.int64))
+
+    return viterbi
