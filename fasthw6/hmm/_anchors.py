@@ -275,3 +275,94 @@ def _viterbi_pomegranate():
                 np.concatenate(paths).astype(np.int64))
 
     return viterbi
+
+
+class _History:
+    """``monitor_`` of a peer's fit: ``history`` holds the log-likelihood of the parameters
+    each iteration started from (what hmmlearn records), computed when first read, so that a
+    timed fit does only the peer's own work."""
+
+    def __init__(self, model, X, lengths, starts):
+        self._args, self._starts, self._history = (model, X, lengths), starts, None
+
+    @property
+    def history(self):
+        if self._history is None:
+            from .api import score_sequences  # noqa: PLC0415  (api imports this module)
+
+            model, X, lengths = self._args
+            self._history = [float(np.sum(score_sequences(X, lengths, *p))) for p in self._starts]
+        return self._history
+
+
+class _PeerEstimator:
+    """hmmlearn's ``CategoricalHMM`` interface over another library's Baum-Welch, for the
+    registry: the constructor arguments the registry's estimators share, ``fit(X, lengths)``
+    from the parameters set on it (``init_params=""``), ``startprob_``, ``transmat_``,
+    ``emissionprob_`` and ``monitor_.history``.  It runs exactly ``n_iter`` iterations, one
+    call of the library each (``tol`` is not supported)."""
+
+    def __init__(self, n_components, n_features=None, init_params="", n_iter=10, tol=None):
+        if init_params:
+            raise ValueError(f"{type(self).__name__} fits from the parameters set on it: "
+                             f"pass init_params=''")
+        self.n_components, self.n_features, self.n_iter = n_components, n_features, n_iter
+
+    def fit(self, X, lengths=None):
+        X = np.asarray(X).reshape(-1)
+        params = (np.asarray(self.startprob_, np.float64), np.asarray(self.transmat_, np.float64),
+                  np.asarray(self.emissionprob_, np.float64))
+        starts = []
+        for _ in range(self.n_iter):
+            starts.append(params)
+            params = self._iteration(X, lengths, *params)
+        self.startprob_, self.transmat_, self.emissionprob_ = params
+        self.monitor_ = _History(self, X, lengths, starts)
+        return self
+
+
+class _HmmkayHMM(_PeerEstimator):
+    def _iteration(self, X, lengths, sp, tm, em):
+        m = _hmmkay(sp, tm, em)
+        m.n_iter = 1
+        m.fit([x.ravel() for x in _split(X, lengths)])
+        return np.asarray(m.pi, np.float64), np.asarray(m.A, np.float64), np.asarray(m.B, np.float64)
+
+
+class _DynamaxHMM(_PeerEstimator):
+    """dynamax's ``fit_em`` takes a batch of sequences of one length; its Dirichlet priors are
+    set to concentration 1, so its M-step is the maximum-likelihood one of the others."""
+
+    def _iteration(self, X, lengths, sp, tm, em):
+        import jax  # noqa: PLC0415
+
+        jax.config.update("jax_enable_x64", True)
+        import jax.numpy as jnp  # noqa: PLC0415
+        from dynamax.hidden_markov_model import CategoricalHMM  # noqa: PLC0415
+
+        groups = _by_length(X, lengths)
+        if len(groups) != 1:
+            raise ValueError("dynamax fits sequences of one length only")
+        m = CategoricalHMM(em.shape[0], 1, em.shape[1], initial_probs_concentration=1.0,
+                           transition_matrix_concentration=1.0, emission_prior_concentration=1.0)
+        params, props = m.initialize(jax.random.PRNGKey(0), initial_probs=jnp.asarray(sp),
+                                     transition_matrix=jnp.asarray(tm),
+                                     emission_probs=jnp.asarray(em)[:, None, :])
+        params, _ = m.fit_em(params, props, jnp.asarray(groups[0][1][:, :, None]), num_iters=1,
+                             verbose=False)
+        return (np.asarray(params.initial.probs), np.asarray(params.transitions.transition_matrix),
+                np.asarray(params.emissions.probs)[:, 0, :])
+
+
+@register_anchor("CategoricalHMM", "hmmkay")
+def _estimator_hmmkay():
+    import hmmkay  # noqa: F401,PLC0415
+
+    return _HmmkayHMM
+
+
+@register_anchor("CategoricalHMM", "dynamax")
+def _estimator_dynamax():
+    import dynamax  # noqa: F401,PLC0415
+
+    return _DynamaxHMM
