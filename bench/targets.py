@@ -30,6 +30,8 @@ TARGETS = [
     ("score_sequences", None, "numba", "pomegranate", 20.0),
     ("decode (Viterbi)", None, "numba", "dynamax", 20.0),
     ("decode (Viterbi)", None, "numba", "pomegranate", 20.0),
+    ("fit (one EM iteration)", None, "numba", "hmmkay", 20.0),
+    ("fit (one EM iteration)", None, "numba", "dynamax", 20.0),
     # issue 4: batch norm forward + backward float32, latent layer of the VAE
     ("batchnorm fwd+bwd f32", None, "numba", "torch", 2.0),
     ("batchnorm fwd+bwd f32", None, "numba", "numpy copy (bandwidth)", 0.5),
