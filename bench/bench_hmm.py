@@ -148,27 +148,49 @@ def test_fit_iteration(measure, case, impl):
             check=check, rounds=_rounds(impl, c["n"]))
 
 
+def _threads_run(threads, call):
+    """``call()`` with numba on ``threads`` threads, restored after."""
+    import numba
+
+    old = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        return call()
+    finally:
+        numba.set_num_threads(old)
+
+
+@pytest.mark.parametrize("op", ["score_sequences", "decode (Viterbi)", "fit (one EM iteration)"])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_score_threads(measure, case, threads):
+def test_threads(measure, case, threads, op):
     import numba
 
     c = case
     if threads > numba.config.NUMBA_NUM_THREADS:
         pytest.skip("one core only")
-    expect = _hmmlearn_scores(c)
-    old = numba.get_num_threads()
+    args = (c["X"], c["lengths"], c["sp"], c["tm"], c["em"])
+    if op == "score_sequences":
+        expect = _hmmlearn_scores(c)
+        call = lambda: score_sequences(*args, backend="numba")  # noqa: E731
 
-    def fn():
-        numba.set_num_threads(threads)
-        try:
-            return score_sequences(c["X"], c["lengths"], c["sp"], c["tm"], c["em"], backend="numba")
-        finally:
-            numba.set_num_threads(old)
+        def check(r):
+            np.testing.assert_allclose(r[:CHECK], expect, rtol=1e-9)
+    elif op == "decode (Viterbi)":
+        expect = viterbi(*args, backend="cython")  # tests hold it bit for bit to the reference
+        call = lambda: viterbi(*args, backend="numba")  # noqa: E731
 
-    def check(r):
-        np.testing.assert_allclose(r[:CHECK], expect, rtol=1e-9)
+        def check(r):
+            np.testing.assert_array_equal(r[1], expect[1])
+            np.testing.assert_array_equal(r[0], expect[0])
+    else:
+        ref = _fit_reference(c)
+        call = lambda: _fit_one_iteration(c, ESTIMATOR["numba"])  # noqa: E731
 
-    measure(fn, group="score_sequences threads (numba)", case=c["name"],
+        def check(m):
+            np.testing.assert_allclose(m.monitor_.history[-1], ref["ll"], rtol=1e-10)
+            np.testing.assert_allclose(m.transmat_, ref["tm"], rtol=1e-9, atol=1e-13)
+
+    measure(lambda: _threads_run(threads, call), group=f"{op} threads (numba)", case=c["name"],
             impl=f"numba {threads} thread(s)", work=c["work"], unit="state-steps/s",
             baseline=f"numba {THREADS} thread(s)", check=check)
 

@@ -32,6 +32,8 @@ TARGETS = [
     ("decode (Viterbi)", None, "numba", "pomegranate", 20.0),
     ("fit (one EM iteration)", None, "numba", "hmmkay", 20.0),
     ("fit (one EM iteration)", None, "numba", "dynamax", 20.0),
+    ("decode (Viterbi) threads (numba)", None, "numba 2 thread(s)", "numba 1 thread(s)", 1.8),
+    ("fit (one EM iteration) threads (numba)", None, "numba 2 thread(s)", "numba 1 thread(s)", 1.8),
     # issue 4: batch norm forward + backward float32, latent layer of the VAE
     ("batchnorm fwd+bwd f32", None, "numba", "torch", 2.0),
     ("batchnorm fwd+bwd f32", None, "numba", "numpy copy (bandwidth)", 0.5),
