@@ -125,16 +125,49 @@ def _estimator_log():
     return _estimator("log")
 
 
+def _sequences(X, lengths):
+    """The sequences as 1-D arrays, for libraries that take a list of them."""
+    return [x.ravel() for x in _split(X, lengths)]
+
+
 def _by_length(X, lengths):
     """The sequences grouped by length: [(indices, (k, T) array)], for libraries that take a
     rectangular batch."""
-    parts = [x.ravel() for x in _split(X, lengths)]
+    parts = _sequences(X, lengths)
     groups = {}
     for i, x in enumerate(parts):
         groups.setdefault(x.shape[0], []).append(i)
     # int64: PyTorch would take a uint8 tensor for a boolean mask, not indices
     return [(np.array(idx), np.stack([parts[i] for i in idx]).astype(np.int64))
             for idx in groups.values()]
+
+
+def _scores_by_length(X, lengths, score_batch):
+    """Per-sequence scores from ``score_batch((k, T) int64 array) -> (k,)``, one call per
+    length."""
+    out = np.empty(len(_split(X, lengths)))
+    for idx, batch in _by_length(X, lengths):
+        out[idx] = score_batch(batch)
+    return out
+
+
+def _paths_by_length(X, lengths, decode_batch, startprob, transmat, emissionprob):
+    """(log P(path, x), states) from ``decode_batch((k, T) int64 array) -> (k, T) paths``, one
+    call per length; the log-probability of each path taken in float64."""
+    parts = _sequences(X, lengths)
+    paths = [None] * len(parts)
+    for idx, batch in _by_length(X, lengths):
+        for i, p in zip(idx, decode_batch(batch)):
+            paths[i] = np.asarray(p)
+    logprob = [_path_logprob(x, p, startprob, transmat, emissionprob) for x, p in zip(parts, paths)]
+    return np.array(logprob), np.concatenate(paths).astype(np.int64)
+
+
+def _path_logprob(x, path, startprob, transmat, emissionprob):
+    """log P(path, x) in float64, for libraries whose Viterbi returns only the path."""
+    with np.errstate(divide="ignore"):
+        return float(np.log(startprob[path[0]]) + np.log(transmat[path[:-1], path[1:]]).sum()
+                     + np.log(emissionprob[path, x]).sum())
 
 
 def _hmmkay(startprob, transmat, emissionprob):
@@ -151,8 +184,7 @@ def _score_hmmkay():
     def score_sequences(X, lengths, startprob, transmat, emissionprob, *, dtype=None):
         # as its log_likelihood, which sums: sequences checked once, one _forward each
         m = _hmmkay(startprob, transmat, emissionprob)
-        seqs, longest = check_sequences([x.ravel() for x in _split(X, lengths)],
-                                        return_longest_length=True)
+        seqs, longest = check_sequences(_sequences(X, lengths), return_longest_length=True)
         log_alpha = np.empty((m.n_hidden_states, longest), np.float32)
         return np.array([m._forward(x, log_alpha) for x in seqs], np.float64)
 
@@ -166,26 +198,46 @@ def _viterbi_hmmkay():
 
     def viterbi(X, lengths, startprob, transmat, emissionprob):
         m = _hmmkay(startprob, transmat, emissionprob)
-        paths, logprob = m.decode([x.ravel() for x in _split(X, lengths)], return_log_probas=True)
+        paths, logprob = m.decode(_sequences(X, lengths), return_log_probas=True)
         return np.asarray(logprob, np.float64), np.concatenate(paths).astype(np.int64)
 
     viterbi.rtol = 1e-5
     return viterbi
 
 
-def _dynamax(startprob, transmat, emissionprob):
+@functools.lru_cache(maxsize=None)
+def _dynamax_model(n, n_symbols, mle):
+    """A dynamax ``CategoricalHMM`` for n states and n_symbols symbols, with its score, decode
+    and EM iteration jitted once (params are arguments, so a new model of the same shape does
+    not compile again: JIT warm-up stays out of a timed call, as for numba).  ``mle``: Dirichlet
+    priors of concentration 1, so its M-step is the maximum-likelihood one of the others."""
     import jax  # noqa: PLC0415  (optional dependency)
 
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp  # noqa: PLC0415
     from dynamax.hidden_markov_model import CategoricalHMM  # noqa: PLC0415
 
+    priors = dict(initial_probs_concentration=1.0, transition_matrix_concentration=1.0,
+                  emission_prior_concentration=1.0) if mle else {}
+    m = CategoricalHMM(n, 1, n_symbols, **priors)
+    _, props = m.initialize(jax.random.PRNGKey(0))
+    score = jax.jit(jax.vmap(m.marginal_log_prob, in_axes=(None, 0)))
+    decode = jax.jit(jax.vmap(m.most_likely_states, in_axes=(None, 0)))
+    em = jax.jit(lambda params, batch: m.fit_em(params, props, batch, num_iters=1,
+                                                verbose=False)[0])
+    return jnp, m, score, decode, em
+
+
+def _dynamax(startprob, transmat, emissionprob, mle=False):
+    """jax.numpy, the jitted score, decode and EM iteration, and the parameters as dynamax's."""
+    import jax  # noqa: PLC0415
+
     em = np.asarray(emissionprob, np.float64)
-    m = CategoricalHMM(em.shape[0], 1, em.shape[1])
+    jnp, m, score, decode, step = _dynamax_model(em.shape[0], em.shape[1], mle)
     params, _ = m.initialize(jax.random.PRNGKey(0), initial_probs=jnp.asarray(startprob),
                              transition_matrix=jnp.asarray(transmat),
                              emission_probs=jnp.asarray(em)[:, None, :])
-    return jax, jnp, m, params
+    return jnp, score, decode, step, params
 
 
 @register_anchor("score_sequences", "dynamax")
@@ -193,12 +245,9 @@ def _score_dynamax():
     import dynamax  # noqa: F401,PLC0415
 
     def score_sequences(X, lengths, startprob, transmat, emissionprob, *, dtype=None):
-        jax, jnp, m, params = _dynamax(startprob, transmat, emissionprob)
-        f = jax.jit(jax.vmap(lambda x: m.marginal_log_prob(params, x)))
-        out = np.empty(len(_split(X, lengths)))
-        for idx, batch in _by_length(X, lengths):
-            out[idx] = np.asarray(f(jnp.asarray(batch[:, :, None])))
-        return out
+        jnp, score, _, _, params = _dynamax(startprob, transmat, emissionprob)
+        return _scores_by_length(
+            X, lengths, lambda b: np.asarray(score(params, jnp.asarray(b[:, :, None]))))
 
     return score_sequences
 
@@ -208,25 +257,12 @@ def _viterbi_dynamax():
     import dynamax  # noqa: F401,PLC0415
 
     def viterbi(X, lengths, startprob, transmat, emissionprob):
-        jax, jnp, m, params = _dynamax(startprob, transmat, emissionprob)
-        f = jax.jit(jax.vmap(lambda x: m.most_likely_states(params, x)))
-        parts = _split(X, lengths)
-        paths = [None] * len(parts)
-        for idx, batch in _by_length(X, lengths):
-            for i, p in zip(idx, np.asarray(f(jnp.asarray(batch[:, :, None])))):
-                paths[i] = p
-        return (np.array([_path_logprob(x.ravel(), p, startprob, transmat, emissionprob)
-                          for x, p in zip(parts, paths)]),
-                np.concatenate(paths).astype(np.int64))
+        jnp, _, decode, _, params = _dynamax(startprob, transmat, emissionprob)
+        return _paths_by_length(
+            X, lengths, lambda b: np.asarray(decode(params, jnp.asarray(b[:, :, None]))),
+            startprob, transmat, emissionprob)
 
     return viterbi
-
-
-def _path_logprob(x, path, startprob, transmat, emissionprob):
-    """log P(path, x) in float64, for libraries whose Viterbi returns only the path."""
-    with np.errstate(divide="ignore"):
-        return float(np.log(startprob[path[0]]) + np.log(transmat[path[:-1], path[1:]]).sum()
-                     + np.log(emissionprob[path, x]).sum())
 
 
 def _pomegranate(startprob, transmat, emissionprob):
@@ -249,11 +285,9 @@ def _score_pomegranate():
 
     def score_sequences(X, lengths, startprob, transmat, emissionprob, *, dtype=None):
         torch, m = _pomegranate(startprob, transmat, emissionprob)
-        out = np.empty(len(_split(X, lengths)))
         with torch.no_grad():
-            for idx, batch in _by_length(X, lengths):
-                out[idx] = m.log_probability(torch.tensor(batch[:, :, None])).numpy()
-        return out
+            return _scores_by_length(
+                X, lengths, lambda b: m.log_probability(torch.tensor(b[:, :, None])).numpy())
 
     return score_sequences
 
@@ -264,15 +298,10 @@ def _viterbi_pomegranate():
 
     def viterbi(X, lengths, startprob, transmat, emissionprob):
         torch, m = _pomegranate(startprob, transmat, emissionprob)
-        parts = _split(X, lengths)
-        paths = [None] * len(parts)
         with torch.no_grad():
-            for idx, batch in _by_length(X, lengths):
-                for i, p in zip(idx, m.viterbi(torch.tensor(batch[:, :, None])).numpy()):
-                    paths[i] = p
-        return (np.array([_path_logprob(x.ravel(), p, startprob, transmat, emissionprob)
-                          for x, p in zip(parts, paths)]),
-                np.concatenate(paths).astype(np.int64))
+            return _paths_by_length(X, lengths,
+                                    lambda b: m.viterbi(torch.tensor(b[:, :, None])).numpy(),
+                                    startprob, transmat, emissionprob)
 
     return viterbi
 
@@ -282,16 +311,16 @@ class _History:
     each iteration started from (what hmmlearn records), computed when first read, so that a
     timed fit does only the peer's own work."""
 
-    def __init__(self, model, X, lengths, starts):
-        self._args, self._starts, self._history = (model, X, lengths), starts, None
+    def __init__(self, X, lengths, starts):
+        self._X, self._lengths, self._starts, self._history = X, lengths, starts, None
 
     @property
     def history(self):
         if self._history is None:
             from .api import score_sequences  # noqa: PLC0415  (api imports this module)
 
-            model, X, lengths = self._args
-            self._history = [float(np.sum(score_sequences(X, lengths, *p))) for p in self._starts]
+            self._history = [float(np.sum(score_sequences(self._X, self._lengths, *p)))
+                             for p in self._starts]
         return self._history
 
 
@@ -300,7 +329,8 @@ class _PeerEstimator:
     registry: the constructor arguments the registry's estimators share, ``fit(X, lengths)``
     from the parameters set on it (``init_params=""``), ``startprob_``, ``transmat_``,
     ``emissionprob_`` and ``monitor_.history``.  It runs exactly ``n_iter`` iterations, one
-    call of the library each (``tol`` is not supported)."""
+    call of the library each (``tol`` is not supported); ``_prepare`` puts the sequences in the
+    library's form once, ``_iteration`` runs one."""
 
     def __init__(self, n_components, n_features=None, init_params="", n_iter=10, tol=None):
         if init_params:
@@ -310,46 +340,41 @@ class _PeerEstimator:
 
     def fit(self, X, lengths=None):
         X = np.asarray(X).reshape(-1)
+        data = self._prepare(X, lengths)
         params = (np.asarray(self.startprob_, np.float64), np.asarray(self.transmat_, np.float64),
                   np.asarray(self.emissionprob_, np.float64))
         starts = []
         for _ in range(self.n_iter):
             starts.append(params)
-            params = self._iteration(X, lengths, *params)
+            params = self._iteration(data, *params)
         self.startprob_, self.transmat_, self.emissionprob_ = params
-        self.monitor_ = _History(self, X, lengths, starts)
+        self.monitor_ = _History(X, lengths, starts)
         return self
 
 
 class _HmmkayHMM(_PeerEstimator):
-    def _iteration(self, X, lengths, sp, tm, em):
+    def _prepare(self, X, lengths):
+        return _sequences(X, lengths)
+
+    def _iteration(self, seqs, sp, tm, em):
         m = _hmmkay(sp, tm, em)
         m.n_iter = 1
-        m.fit([x.ravel() for x in _split(X, lengths)])
+        m.fit(seqs)
         return np.asarray(m.pi, np.float64), np.asarray(m.A, np.float64), np.asarray(m.B, np.float64)
 
 
 class _DynamaxHMM(_PeerEstimator):
-    """dynamax's ``fit_em`` takes a batch of sequences of one length; its Dirichlet priors are
-    set to concentration 1, so its M-step is the maximum-likelihood one of the others."""
+    """dynamax's ``fit_em`` (jitted once per shape) takes a batch of sequences of one length."""
 
-    def _iteration(self, X, lengths, sp, tm, em):
-        import jax  # noqa: PLC0415
-
-        jax.config.update("jax_enable_x64", True)
-        import jax.numpy as jnp  # noqa: PLC0415
-        from dynamax.hidden_markov_model import CategoricalHMM  # noqa: PLC0415
-
+    def _prepare(self, X, lengths):
         groups = _by_length(X, lengths)
         if len(groups) != 1:
             raise ValueError("dynamax fits sequences of one length only")
-        m = CategoricalHMM(em.shape[0], 1, em.shape[1], initial_probs_concentration=1.0,
-                           transition_matrix_concentration=1.0, emission_prior_concentration=1.0)
-        params, props = m.initialize(jax.random.PRNGKey(0), initial_probs=jnp.asarray(sp),
-                                     transition_matrix=jnp.asarray(tm),
-                                     emission_probs=jnp.asarray(em)[:, None, :])
-        params, _ = m.fit_em(params, props, jnp.asarray(groups[0][1][:, :, None]), num_iters=1,
-                             verbose=False)
+        return groups[0][1][:, :, None]
+
+    def _iteration(self, batch, sp, tm, em):
+        jnp, _, _, step, params = _dynamax(sp, tm, em, mle=True)
+        params = step(params, jnp.asarray(batch))
         return (np.asarray(params.initial.probs), np.asarray(params.transitions.transition_matrix),
                 np.asarray(params.emissions.probs)[:, 0, :])
 
