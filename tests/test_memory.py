@@ -24,22 +24,14 @@ def cap(extra):
 
 # scratch of every case: 64 MiB or more per thread, against 16 MiB of headroom
 CASES = {
-    "conv.conv2d": """
+    **{f"conv.{op}": f"""
 from fasthw6.conv import _cython as k
 W = 1 << 24
 x, out = np.zeros((1, 1, 1, W), np.float32), np.empty((1, 1, 1, W), np.float32)
 w, b = np.ones((1, 1, 1, 1), np.float32), np.zeros(1, np.float32)
 cap(16 << 20)
-k.conv2d(x, w, b, 1, 1, 0, 0, False, out)
-""",
-    "conv.conv_transpose2d": """
-from fasthw6.conv import _cython as k
-W = 1 << 24
-x, out = np.zeros((1, 1, 1, W), np.float32), np.empty((1, 1, 1, W), np.float32)
-w, b = np.ones((1, 1, 1, 1), np.float32), np.zeros(1, np.float32)
-cap(16 << 20)
-k.conv_transpose2d(x, w, b, 1, 1, 0, 0, False, out)
-""",
+k.{op}(x, w, b, 1, 1, 0, 0, False, out)
+""" for op in ("conv2d", "conv_transpose2d")},
     "nn.batchnorm_forward_2d": """
 from fasthw6.nn import _cython as k
 D = 1 << 23
