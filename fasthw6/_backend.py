@@ -31,6 +31,7 @@ import functools
 import importlib
 import importlib.util
 import os
+import warnings
 from typing import Callable, Iterator
 
 BACKENDS = ("numba", "cython", "numpy")
@@ -262,7 +263,10 @@ def _auto_kernel(system: str, name: str) -> Callable:
     its code is compiled (``fasthw6._jit.AutoKernel``).  numba is imported only when a large
     call comes."""
     if not _backend_importable("cython") or not _has_module(system, "cython"):
-        return getattr(_module(system, _auto_backend(system)), name)
+        fallback = _auto_backend(system)
+        if fallback == "numba":
+            _warn_no_cython()
+        return getattr(_module(system, fallback), name)
     cython = getattr(_module(system, "cython"), name)
     if not _backend_importable("numba"):
         return cython
@@ -270,6 +274,28 @@ def _auto_kernel(system: str, name: str) -> Callable:
 
     return AutoKernel(f"{system}.{name}", _LazyKernel(system, name), cython,
                       identical=system in STANDIN)
+
+
+def _source_checkout() -> bool:
+    """Whether fasthw6 is imported from a source tree (its folder beside setup.py)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.path.exists(os.path.join(root, "setup.py"))
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_no_cython() -> None:
+    """Say once why first calls are slow when ``auto`` has only numba: without the Cython
+    build nothing answers while numba compiles.  The usual cause is running Python from the
+    repository after ``pip install .``: the checkout, not the installed copy, is imported, and
+    its extensions were never built in place."""
+    where = os.path.dirname(os.path.abspath(__file__))
+    hint = (f"fasthw6 is imported from the source tree {where}, whose extensions are not built: "
+            f"run from outside the checkout (to use the installed copy) or build them in place "
+            f"with `pip install -e .`" if _source_checkout() else
+            "reinstall fasthw6 where a C compiler is available, or build the cache ahead of "
+            "time with `fasthw6 compile`")
+    warnings.warn(f"fasthw6's Cython kernels are missing, so the first call of each function "
+                  f"compiles numba's kernels (10-60 s); {hint}", RuntimeWarning, stacklevel=4)
 
 
 class _LazyKernel:

@@ -90,3 +90,17 @@ print("ok")
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_auto_without_the_cython_build_says_why_first_calls_compile(monkeypatch):
+    """A checkout imported without its extensions built (python run from the repository after
+    `pip install .`) makes auto compile numba at the first call: a warning names the cause."""
+    real = _backend._backend_importable
+    monkeypatch.setattr(_backend, "_backend_importable", lambda b: b != "cython" and real(b))
+    _backend._warn_no_cython.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match=r"Cython kernels are missing.*source tree"):
+            kernel = _backend._auto_kernel.__wrapped__("hmm", "forward_loglik")
+    finally:
+        _backend._warn_no_cython.cache_clear()
+    assert kernel.__module__.startswith("fasthw6.hmm._numba")
