@@ -107,6 +107,10 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     from importlib import metadata
 
     machine_info["vector_extensions"] = vector_extensions(machine_info.get("cpu", {}).get("flags", ()))
+    isa = os.environ.get("FASTHW6_BENCH_ISA")  # set by ``python -m bench.isa``
+    if isa:
+        machine_info["isa_emulated"] = isa
+        machine_info["numba_cpu_name"] = os.environ.get("NUMBA_CPU_NAME")
     versions = {}
     for name in LIBRARIES:
         try:

@@ -33,19 +33,21 @@ def _time(s: float) -> str:
 
 
 def rows(data: dict) -> list[dict]:
+    """One row per (machine, group, case, implementation); ratios only within one machine's
+    run, since results files from different machines (or ISAs, bench/isa.py) may be merged."""
     groups: "OrderedDict[tuple, dict]" = OrderedDict()
     for b in data["benchmarks"]:
         info = b.get("extra_info", {})
         if "impl" not in info:
             continue
-        key = (info["group"], info["case"])
+        key = (info.get("cpu", ""), info["group"], info["case"])
         groups.setdefault(key, {})[info["impl"]] = (b["stats"]["min"], info)
     out = []
-    for (group, case), impls in groups.items():
+    for (cpu, group, case), impls in groups.items():
         for impl, (t, info) in impls.items():
             base = impls.get(info["baseline"])
             out.append(
-                dict(group=group, case=case, impl=impl, time=t,
+                dict(machine=cpu, group=group, case=case, impl=impl, time=t,
                      throughput=info["work"] / t, unit=info["unit"],
                      baseline=info["baseline"],
                      ratio=(base[0] / t) if base else None)
@@ -53,15 +55,23 @@ def rows(data: dict) -> list[dict]:
     return out
 
 
+def _several_machines(rs: list[dict]) -> bool:
+    return len({r["machine"] for r in rs}) > 1
+
+
 def table(data: dict) -> str:
+    rs = rows(data)
+    several = _several_machines(rs)
     lines = [
-        "| benchmark | case | implementation | time | throughput | vs baseline |",
-        "|---|---|---|---:|---:|---:|",
+        "| " + ("machine | " if several else "")
+        + "benchmark | case | implementation | time | throughput | vs baseline |",
+        "|---|" + ("---|" if several else "") + "---|---|---:|---:|---:|",
     ]
-    for r in rows(data):
+    for r in rs:
         ratio = f"{r['ratio']:.3g}x {r['baseline']}" if r["ratio"] is not None else "-"
         lines.append(
-            f"| {r['group']} | {r['case']} | {r['impl']} | {_time(r['time'])} | "
+            "| " + (f"{r['machine']} | " if several else "")
+            + f"{r['group']} | {r['case']} | {r['impl']} | {_time(r['time'])} | "
             f"{_si(r['throughput'])}{r['unit']} | {ratio} |"
         )
     first = first_call_table(data)
@@ -85,6 +95,9 @@ def cpu_label(machine_info: dict) -> str:
         flags = set(cpu["flags"])
         vec = next((n for f, n in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"))
                     if f in flags), "SSE2")
+    emulated = machine_info.get("isa_emulated")
+    if emulated:  # bench/isa.py: the code paths of a narrower ISA, on this CPU
+        return f"{brand} ({emulated.upper()} code paths on an {vec} CPU, bench/isa.py)"
     return f"{brand} ({vec})" if vec else brand
 
 
@@ -143,29 +156,34 @@ def _targets() -> list:
 
 
 def target_rows(data: dict) -> list[dict]:
-    """Every target of ``bench/targets.py`` whose two implementations ran: measured ratio."""
+    """Every target of ``bench/targets.py`` whose two implementations ran on one machine:
+    measured ratio, per machine."""
     TARGETS = _targets()
     tput: dict = {}
     for r in rows(data):
-        tput[(r["group"], r["case"], r["impl"])] = r["throughput"]
-    cases: "OrderedDict[tuple, None]" = OrderedDict((k[:2], None) for k in tput)
+        tput[(r["machine"], r["group"], r["case"], r["impl"])] = r["throughput"]
+    cases: "OrderedDict[tuple, None]" = OrderedDict((k[:3], None) for k in tput)
     out = []
     for group, case_has, impl, base, need in TARGETS:
-        for g, case in cases:
+        for m, g, case in cases:
             if g != group or (case_has is not None and case_has not in case):
                 continue
-            a, b = tput.get((g, case, impl)), tput.get((g, case, base))
+            a, b = tput.get((m, g, case, impl)), tput.get((m, g, case, base))
             if a is None or b is None:
                 continue
-            out.append(dict(group=g, case=case, impl=impl, baseline=base, ratio=a / b,
-                            target=need, met=a / b >= need))
+            out.append(dict(machine=m, group=g, case=case, impl=impl, baseline=base,
+                            ratio=a / b, target=need, met=a / b >= need))
     return out
 
 
 def target_table(data: dict) -> str:
-    lines = ["| target | case | measured | target | met |", "|---|---|---:|---:|:---:|"]
-    for t in target_rows(data):
-        lines.append(f"| {t['group']}: {t['impl']} vs {t['baseline']} | {t['case']} | "
+    ts = target_rows(data)
+    several = _several_machines(ts)
+    lines = ["| " + ("machine | " if several else "") + "target | case | measured | target | met |",
+             "|---|" + ("---|" if several else "") + "---|---:|---:|:---:|"]
+    for t in ts:
+        lines.append("| " + (f"{t['machine']} | " if several else "")
+                     + f"{t['group']}: {t['impl']} vs {t['baseline']} | {t['case']} | "
                      f"{t['ratio']:.3g}x | >= {t['target']:g}x | {'yes' if t['met'] else '**no**'} |")
     return "\n".join(lines)
 

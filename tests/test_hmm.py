@@ -384,7 +384,8 @@ def test_save_load_round_trip(tmp_path):
     p = tmp_path / "m.json"
     m.save(p, symbols=list("abcd"))
     obj = json.loads(p.read_text())
-    assert set(obj) == {"startprob", "transmat", "emissionprob", "symbols"}
+    assert set(obj) == {"format_version", "type", "startprob", "transmat", "emissionprob", "symbols"}
+    assert obj["type"] == "categorical" and obj["format_version"] == 1
     m2 = CategoricalHMM.load(p)
     np.testing.assert_array_equal(m2.transmat_, tm)  # exact: JSON floats round-trip
     np.testing.assert_array_equal(m2.emissionprob_, em)

@@ -1,16 +1,30 @@
-"""Discrete hidden Markov models (question 4 of the source document): batched, parallel
-forward/backward/Viterbi/Baum-Welch kernels and a drop-in ``CategoricalHMM``."""
+"""Hidden Markov models (question 4 of the source document): one engine of batched, parallel
+forward/backward/Viterbi/Baum-Welch kernels (``api`` on symbols, ``frames`` on any emission
+model's per-frame log-likelihoods) and hmmlearn drop-ins for each emission model."""
 from ._checks import NotFittedError, check_parameters
 from .api import em_statistics, posteriors, score_sequences, viterbi
 from .estimator import CategoricalHMM, ConvergenceMonitor
+from .gaussian import GaussianHMM
+from .frames import frames_statistics, posteriors_frames, score_frames, viterbi_frames
+from .io import load_model
+
+# model file ``type`` -> class (``load_model``, the CLI)
+MODEL_TYPES = {"categorical": CategoricalHMM, "gaussian": GaussianHMM}
 
 __all__ = [
     "CategoricalHMM",
     "ConvergenceMonitor",
+    "GaussianHMM",
+    "MODEL_TYPES",
     "NotFittedError",
     "check_parameters",
     "em_statistics",
+    "frames_statistics",
+    "load_model",
     "posteriors",
+    "posteriors_frames",
+    "score_frames",
     "score_sequences",
     "viterbi",
+    "viterbi_frames",
 ]

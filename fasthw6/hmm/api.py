@@ -29,8 +29,18 @@ def _score_batch(X, lengths, sp, tm, em, dtype, backend):
     """Per-sequence log-likelihoods; the scoring kernel range-checks the symbols itself, in the
     same pass over X (a separate check cost 0.36 ms of 2.9 per 10^6 int64 symbols)."""
     x, off = _batch(X, lengths, em.shape[1], backend, defer_range=True)
+    bad, out = _score_ops(x, off, _kernel_operands(sp, tm, em, dtype), backend)
+    if bad >= 0:
+        _as_symbols(X, em.shape[1], backend=backend)  # raises, naming the symbols' range
+        raise ValueError(f"X holds symbol {np.asarray(X).ravel()[bad]} at position {bad}, "
+                         f"outside 0..{em.shape[1] - 1}")
+    return out
+
+
+def _score_ops(x, off, ops, backend):
+    """(position of a symbol outside the emission table or -1, per-sequence log-likelihoods)
+    of kernel operands ``ops`` = (startprob, transmat, emission rows by symbol)."""
     out = np.zeros(off.shape[0] - 1, np.float64)  # an empty sequence scores 0
-    ops = _kernel_operands(sp, tm, em, dtype)
     kernel = get_kernel(SYSTEM, "forward_loglik", backend)
     lens = off[1:] - off[:-1]
     order = np.argsort(lens, kind="stable")  # shortest first; the kernels' blocks are
@@ -47,12 +57,7 @@ def _score_batch(X, lengths, sp, tm, em, dtype, backend):
         bad[i] = kernel(x, off, order[bounds[i]:bounds[i + 1]], *ops, out)
 
     run_pieces(piece, bounds.shape[0] - 1, _n_threads(backend))
-    if bad.max() >= 0:
-        at = int(bad[bad >= 0][0])
-        _as_symbols(X, em.shape[1], backend=backend)  # raises, naming the symbols' range
-        raise ValueError(f"X holds symbol {np.asarray(X).ravel()[at]} at position {at}, "
-                         f"outside 0..{em.shape[1] - 1}")
-    return out
+    return (int(bad[bad >= 0][0]) if bad.max(initial=-1) >= 0 else -1), out
 
 
 def _bp_dtype(n):
@@ -65,27 +70,30 @@ def _pieces(off, backend, per_thread):
     return cut(off, per_thread * _n_threads(backend))
 
 
-def _lockstep(x, off, sp, tm, em, dt, backend, per_thread, gamma, want_stats):
-    """Posteriors (into ``gamma``) or E-step sums of validated operands: one plan of lockstep
-    blocks for the batch (blocks do not depend on the thread count), its chunks run as pieces.
-    Returns (per-sequence log P, per-chunk sums (st, tr, ob), the kernel's A)."""
-    n, m = em.shape
-    ops = _kernel_operands(sp, tm, em, dt)
+def _lockstep(x, off, ops, backend, per_thread, gamma, want_stats, m, obs=None):
+    """Posteriors (into ``gamma``) or E-step sums of kernel operands ``ops``: one plan of
+    lockstep blocks for the batch (blocks do not depend on the thread count), its chunks run
+    as pieces.  Returns (per-sequence log P, per-chunk sums (st, tr, ob)).
+
+    ``obs``: one (m, N) float64 array that every chunk adds its Σγ by symbol into, instead of
+    one per chunk; right when no two chunks see one symbol (the framewise path, where symbol t
+    is frame t), and then ``ob`` is returned empty."""
+    n = ops[0].shape[0]
     plan = get_kernel(SYSTEM, "lockstep_plan", backend)(
         off, n, per_thread * _n_threads(backend), ESTEP_BLOCK_ELEMS)
     order, bstart, cbound, sizes = plan
     C = cbound.shape[0] - 1
     out = np.zeros(off.shape[0] - 1, np.float64)  # an empty sequence (not in the plan) scores 0
-    mm = m if want_stats else 1
+    mm = m if want_stats and obs is None else 1
     st, tr, ob = np.zeros((C, n)), np.zeros((C, n, n)), np.zeros((C, mm, n))
     kernel = get_kernel(SYSTEM, "lockstep_run", backend)
 
     def piece(c):
         kernel(x, off, *ops, order, bstart, cbound[c], cbound[c + 1], sizes[c], st[c], tr[c],
-               ob[c], gamma, out, want_stats, not want_stats)
+               ob[c] if obs is None else obs, gamma, out, want_stats, not want_stats)
 
     run_pieces(piece, C, _n_threads(backend))
-    return out, (st, tr, ob), ops[1]
+    return out, (st, tr, ob)
 
 
 def _n_threads(backend):
@@ -162,7 +170,8 @@ def posteriors(X, lengths, startprob, transmat, emissionprob, *, dtype=None, bac
 def _forward_backward(x, off, sp, tm, em, dt, backend):
     """(per-sequence log-likelihoods, posteriors γ) of validated operands."""
     gamma = np.empty((x.shape[0], sp.shape[0]), dt)
-    out, _, _ = _lockstep(x, off, sp, tm, em, dt, backend, 4, gamma, False)
+    out, _ = _lockstep(x, off, _kernel_operands(sp, tm, em, dt), backend, 4, gamma, False,
+                       em.shape[1])
     return out, gamma
 
 
@@ -191,14 +200,24 @@ def em_statistics(X, lengths, startprob, transmat, emissionprob, *, dtype=None, 
 
 def _estep(x, off, sp, tm, em, dt, backend):
     n, m = em.shape
-    out, (st, tr, ob), A = _lockstep(x, off, sp, tm, em, dt, backend, 1,
-                                     np.zeros((1, n), dt), True)
-    start, trans, obs_t = np.zeros(n), np.zeros((n, n)), np.zeros((m, n))
-    for c in range(st.shape[0]):  # in chunk order: the sums do not depend on which thread ran what
-        start += st[c]
-        trans += tr[c] * A  # Σ_t ξ_t(i, j) = A_ij Σ_t α̂_t(i) u_{t+1}(j) / Z_t
+    ops = _kernel_operands(sp, tm, em, dt)
+    out, (st, tr, ob) = _lockstep(x, off, ops, backend, 1, np.zeros((1, n), dt), True, m)
+    start, trans = _chain_sums(st, tr, ops[1])
+    obs_t = np.zeros((m, n))
+    for c in range(ob.shape[0]):  # in chunk order, as _chain_sums
         obs_t += ob[c]
     return dict(loglik=out, start=start, trans=trans, obs=np.ascontiguousarray(obs_t.T))
+
+
+def _chain_sums(st, tr, A):
+    """(Σγ_0, Σξ) from the chunks' sums, added in chunk order: the sums do not depend on which
+    thread ran what.  ``A``: the kernels' transition matrix."""
+    n = A.shape[0]
+    start, trans = np.zeros(n), np.zeros((n, n))
+    for c in range(st.shape[0]):
+        start += st[c]
+        trans += tr[c] * A  # Σ_t ξ_t(i, j) = A_ij Σ_t α̂_t(i) u_{t+1}(j) / Z_t
+    return start, trans
 
 
 def viterbi(X, lengths, startprob, transmat, emissionprob, *, backend=None):
@@ -229,17 +248,22 @@ def viterbi(X, lengths, startprob, transmat, emissionprob, *, backend=None):
 def _viterbi(x, off, sp, tm, em, backend):
     with np.errstate(divide="ignore"):
         lsp, ltm, lem = np.log(sp), np.log(tm), np.ascontiguousarray(np.log(em).T)
+    return _viterbi_logs(x, off, lsp, ltm, lem, backend)
+
+
+def _viterbi_logs(x, off, lsp, ltm, lem, backend):
+    """Viterbi of float64 log operands: ``lem`` holds the log-emission row of each symbol."""
     S = off.shape[0] - 1
     states = np.empty(x.shape[0], np.int64)
     out = np.empty(S, np.float64)
     kernel = get_kernel(SYSTEM, "viterbi", backend)
     bounds = _pieces(off, backend, 1)
-    bp_dtype = _bp_dtype(sp.shape[0])
+    bp_dtype = _bp_dtype(lsp.shape[0])
 
     def piece(i):
         a, b = bounds[i], bounds[i + 1]
         maxlen = int(np.max(off[a + 1:b + 1] - off[a:b])) if b > a else 0
-        bp = np.empty((1, maxlen, sp.shape[0]), bp_dtype)
+        bp = np.empty((1, maxlen, lsp.shape[0]), bp_dtype)
         kernel(x, off[a:b + 1], lsp, ltm, lem, bp, states, out[a:b])
 
     run_pieces(piece, bounds.shape[0] - 1, _n_threads(backend))

@@ -1,0 +1,452 @@
+"""What every HMM estimator shares: the Markov chain, the engine calls, EM, decoding, sampling,
+model selection and JSON files.  An emission model is a room of its own (``CategoricalHMM`` in
+``estimator.py``, the continuous and count models beside it) that supplies a handful of hooks:
+
+- ``_data(X, lengths)``: validated observations and the batch's offsets;
+- ``_log_frames(data)``: the (n_samples, N) emission log-likelihoods (one BLAS product or so,
+  never a loop per sample or per state); the engine (``frames``) does the rest;
+- ``_init_emissions(data, random_state)``, ``_mstep_emissions(data, stats)``,
+  ``_check_emissions()``, ``_n_fit_scalars_per_param()``, ``_sample_from_state()``;
+- ``_emission_json()`` / ``_emission_from_json()`` for ``save`` and ``load``.
+
+The categorical model overrides ``_run`` to gather from its small emission table instead of
+building frames, which keeps its specialised speed.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import numbers
+import os
+import tempfile
+
+import numpy as np
+
+from .._validate import check_dtype_arg
+from . import frames
+from ._checks import NotFittedError, _prob
+from .monitor import ConvergenceMonitor
+
+_log = logging.getLogger("fasthw6.hmm.estimator")
+
+FORMAT_VERSION = 1  # of the JSON model files; files without one are version 0 (categorical)
+
+
+def check_random_state(seed):
+    """numpy RandomState from None, an int or a RandomState (hmmlearn's convention)."""
+    if seed is None or seed is np.random:
+        return np.random.mtrand._rand
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+        return np.random.RandomState(seed)
+    if isinstance(seed, np.random.RandomState):
+        return seed
+    raise ValueError(f"random_state must be None, an int or a numpy RandomState, got {seed!r}")
+
+
+def positive_int(value, name, allow_none=False, minimum=1):
+    if allow_none and value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) \
+            or value < minimum:
+        kind = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise ValueError(f"{name} must be {kind}{' or None' if allow_none else ''}, "
+                         f"got {value!r}")
+    return int(value)
+
+
+def check_prior(prior, name, shape):
+    """A prior as a float64 array broadcastable to ``shape``, finite."""
+    try:
+        arr = np.asarray(prior, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number or an array of numbers, got {prior!r}") from None
+    try:
+        ok = np.broadcast_shapes(arr.shape, shape) == shape
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be a scalar or an array broadcastable to {shape}, got "
+                         f"shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} must be finite, got {prior!r}" if arr.ndim == 0 else
+                         f"{name} must be finite, found {arr[~np.isfinite(arr)][0]}")
+    return arr
+
+
+def dirichlet_update(old, counts, prior, keep_zeros):
+    """hmmlearn's M-step for a probability table, except that a row with no expected counts
+    keeps its old values instead of dividing 0 by 0 (and, with ``keep_zeros``, a structural
+    zero of the old table stays 0)."""
+    new = np.maximum(np.asarray(prior, np.float64) - 1.0 + counts, 0.0)
+    if keep_zeros:
+        new = np.where(old == 0, 0.0, new)
+    total = new.sum(axis=-1, keepdims=True)
+    ok = total > 0
+    return np.where(ok, new / np.where(ok, total, 1.0), old)
+
+
+COMMON_PARAMS = ("n_components", "startprob_prior", "transmat_prior", "algorithm",
+                 "random_state", "n_iter", "tol", "verbose", "params", "init_params",
+                 "implementation", "dtype", "backend")
+
+
+class BaseHMM:
+    """The estimators' shared machinery (not used directly: see the module docstring)."""
+
+    _TYPE = None  # the ``type`` field of the model's JSON file
+    _PARAM_NAMES = COMMON_PARAMS
+    _EMISSION_LETTERS = ""  # the letters of ``params`` that name emission parameters
+    _EMISSION_ATTRS = ()  # attributes that must be set before the model can score
+
+    def _common_init(self, n_components, startprob_prior, transmat_prior, algorithm,
+                     random_state, n_iter, tol, verbose, params, init_params, implementation,
+                     dtype, backend):
+        self.n_components = n_components
+        self.startprob_prior = startprob_prior
+        self.transmat_prior = transmat_prior
+        self.algorithm = algorithm
+        self.random_state = random_state
+        self.n_iter = n_iter
+        self.tol = tol
+        self.verbose = verbose
+        self.params = params
+        self.init_params = init_params
+        self.implementation = implementation
+        self.dtype = dtype
+        self.backend = backend
+        self.monitor_ = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
+
+    # ----------------------------------------------------------------- sklearn-style plumbing
+    def get_params(self, deep=True):
+        """Constructor arguments as a dict (scikit-learn convention)."""
+        return {k: getattr(self, k) for k in self._PARAM_NAMES}
+
+    def set_params(self, **params):
+        """Set constructor arguments (scikit-learn convention); returns self."""
+        for k, v in params.items():
+            if k not in self._PARAM_NAMES:
+                raise ValueError(f"invalid parameter {k!r} for {type(self).__name__}")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self):
+        shown = ("n_components", "n_features", "covariance_type", "n_mix", "n_iter",
+                 "random_state")
+        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._PARAM_NAMES if k in shown)
+        return f"{type(self).__name__}({args})"
+
+    def _backend(self):
+        return self.backend
+
+    def _dtype(self):
+        return check_dtype_arg(self.dtype)
+
+    # ----------------------------------------------------------------- parameter checks
+    def _check_n_components(self):
+        return positive_int(self.n_components, "n_components")
+
+    def _check_chain(self):
+        """Validated float64 (startprob_, transmat_), stored back."""
+        name = type(self).__name__
+        for attr in ("startprob_", "transmat_") + self._EMISSION_ATTRS:
+            if not hasattr(self, attr):
+                raise NotFittedError(f"This {name} has no {attr} yet: call fit(X) or set it")
+        n = self._check_n_components()
+        sp = _prob(self.startprob_, "startprob_", (n,), "n_components")
+        tm = _prob(self.transmat_, "transmat_", (n, n), "n_components x n_components")
+        self.startprob_, self.transmat_ = sp, tm
+        return sp, tm
+
+    def _check(self):
+        """Validate every parameter; returns float64 (startprob_, transmat_)."""
+        sp, tm = self._check_chain()
+        self._check_emissions()
+        return sp, tm
+
+    def _check_emissions(self):
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- the engine
+    def _data(self, X, lengths, fitting=False):
+        """(validated observations, offsets of the sequences); ``fitting``: called by ``fit``,
+        before the emission parameters exist (learn what the data fixes, e.g. n_features)."""
+        raise NotImplementedError
+
+    def _log_frames(self, data):
+        """Emission log-likelihoods, float64 (n_samples, n_components)."""
+        raise NotImplementedError
+
+    def _run(self, kind, data, off, sp, tm):
+        """``kind``: "score" (per-sequence log P), "posteriors" ((log P, γ)), "stats" (the
+        E-step dict) or "viterbi" ((log P, states)) of checked parameters."""
+        flp = self._log_frames(data)
+        be, dt = self._backend(), self._dtype()
+        if kind == "score":
+            return frames._score(sp, tm, flp, off, dt, be)
+        if kind == "posteriors":
+            return frames._posteriors(sp, tm, flp, off, dt, be)
+        if kind == "stats":
+            return frames._statistics(sp, tm, flp, off, dt, be)
+        return frames._viterbi(sp, tm, flp, off, be)
+
+    # ----------------------------------------------------------------- scoring
+    def score_sequences(self, X, lengths=None):
+        """Log-likelihood of each sequence, shape (n_sequences,) (hmmlearn can only sum them);
+        -inf for an impossible sequence, 0 for an empty one."""
+        sp, tm = self._check()
+        data, off = self._data(X, lengths)
+        return self._run("score", data, off, sp, tm)
+
+    def score(self, X, lengths=None):
+        """Log-likelihood of X (the sum over its sequences)."""
+        return float(np.sum(self.score_sequences(X, lengths)))
+
+    def score_samples(self, X, lengths=None):
+        """Log-likelihood of X and the state posteriors, shape (n_samples, n_components)."""
+        sp, tm = self._check()
+        data, off = self._data(X, lengths)
+        out, gamma = self._run("posteriors", data, off, sp, tm)
+        return float(np.sum(out)), gamma
+
+    def predict_proba(self, X, lengths=None):
+        """State posteriors, shape (n_samples, n_components)."""
+        return self.score_samples(X, lengths)[1]
+
+    # ----------------------------------------------------------------- decoding
+    def decode(self, X, lengths=None, algorithm=None):
+        """Most likely states: ``(log_prob, state_sequence)``.
+
+        ``algorithm="viterbi"`` (default): the jointly most likely path and the sum over
+        sequences of its log probability.  ``"map"``: each step's most probable state; like
+        hmmlearn, ``log_prob`` is then the sum of those maximal posteriors."""
+        algorithm = algorithm or self.algorithm
+        if algorithm not in ("viterbi", "map"):
+            raise ValueError(f"algorithm must be 'viterbi' or 'map', got {algorithm!r}")
+        sp, tm = self._check()
+        data, off = self._data(X, lengths)
+        if algorithm == "viterbi":
+            lp, states = self._run("viterbi", data, off, sp, tm)
+            return float(np.sum(lp)), states
+        _, gamma = self._run("posteriors", data, off, sp, tm)
+        return float(np.max(gamma, axis=1).sum()), np.argmax(gamma, axis=1)
+
+    def predict(self, X, lengths=None):
+        """The decoded state sequence (``decode(X, lengths)[1]``)."""
+        return self.decode(X, lengths)[1]
+
+    # ----------------------------------------------------------------- model selection
+    def _n_fit_scalars_per_param(self):
+        n = self._check_n_components()
+        return {"s": n - 1, "t": n * (n - 1)}
+
+    def aic(self, X, lengths=None):
+        """Akaike information criterion: ``-2 log L + 2 k``, k the free parameters (all of
+        them, as hmmlearn).  Lower is better."""
+        k = sum(self._n_fit_scalars_per_param().values())
+        return -2.0 * self.score(X, lengths) + 2.0 * k
+
+    def bic(self, X, lengths=None):
+        """Bayesian information criterion: ``-2 log L + k log(n_samples)``.  Lower is better."""
+        k = sum(self._n_fit_scalars_per_param().values())
+        data, _ = self._data(X, lengths)
+        return -2.0 * self.score(X, lengths) + k * np.log(len(data))
+
+    def get_stationary_distribution(self):
+        """The stationary distribution of the chain: the left eigenvector of ``transmat_`` for
+        its eigenvalue 1, normalised to sum to 1."""
+        _, tm = self._check_chain()
+        vals, vecs = np.linalg.eig(tm.T)
+        v = np.real_if_close(vecs[:, np.argmax(vals.real)])
+        return np.real(v / v.sum())
+
+    # ----------------------------------------------------------------- sampling
+    def _sample_from_state(self, state, random_state):
+        raise NotImplementedError
+
+    def sample(self, n_samples=1, random_state=None, currstate=None):
+        """Draw ``(X, states)`` of ``n_samples`` steps, with hmmlearn's draws for a given seed;
+        ``currstate``: the state to start from (to continue a previous sample)."""
+        sp, tm = self._check()
+        n = positive_int(n_samples, "n_samples")
+        rs = check_random_state(self.random_state if random_state is None else random_state)
+        tcdf = np.cumsum(tm, axis=1)
+        if currstate is None:
+            cur = int((np.cumsum(sp) > rs.rand()).argmax())
+        else:
+            if (isinstance(currstate, (bool, np.bool_))
+                    or not isinstance(currstate, numbers.Integral)
+                    or not 0 <= currstate < sp.shape[0]):
+                raise ValueError(f"currstate must lie in [0, {sp.shape[0]}) (an int, a state "
+                                 f"index), got {currstate!r}")
+            cur = int(currstate)
+        states = np.empty(n, np.int64)
+        out = []
+        for t in range(n):  # hmmlearn's order of draws: the state, then its emission
+            if t:
+                cur = int((tcdf[cur] > rs.rand()).argmax())
+            states[t] = cur
+            out.append(self._sample_from_state(cur, rs))
+        return np.atleast_2d(np.array(out)), states
+
+    # ----------------------------------------------------------------- training
+    def _needs_init(self, code, name):
+        if code in self.init_params:
+            if hasattr(self, name):
+                _log.warning("Even though the %r attribute is set, it will be overwritten during "
+                             "initialization because 'init_params' contains %r", name, code)
+            return True
+        return not hasattr(self, name)
+
+    def _init_chain(self, n_samples_size):
+        """hmmlearn's draws for startprob_ and transmat_, in its order."""
+        n = self._check_n_components()
+        init = 1.0 / n
+        rs = check_random_state(self.random_state)
+        if self._needs_init("s", "startprob_"):
+            self.startprob_ = rs.dirichlet(np.full(n, init))
+        if self._needs_init("t", "transmat_"):
+            self.transmat_ = rs.dirichlet(np.full(n, init), size=n)
+        per = self._n_fit_scalars_per_param()
+        n_fit = sum(per.get(p, 0) for p in self.params)
+        if n_samples_size < n_fit:
+            _log.warning("Fitting a model with %d free scalar parameters with only %d data points "
+                         "will result in a degenerate solution.", n_fit, n_samples_size)
+
+    def _init_emissions(self, data):
+        raise NotImplementedError
+
+    def _mstep_emissions(self, data, stats):
+        raise NotImplementedError
+
+    def _check_fit_args(self):
+        n_iter = positive_int(self.n_iter, "n_iter")
+        if isinstance(self.tol, (bool, np.bool_)) or not isinstance(self.tol, numbers.Real) \
+                or np.isnan(self.tol):
+            raise ValueError(f"tol must be a real number, got {self.tol!r}")
+        for letters, name in ((self.params, "params"), (self.init_params, "init_params")):
+            if not isinstance(letters, str):
+                raise ValueError(f"{name} must be a string of parameter letters, got {letters!r}")
+        return n_iter
+
+    def fit(self, X, lengths=None):
+        """Estimate the parameters by EM (Baum-Welch), hmmlearn's ``fit``: initialise what
+        ``init_params`` names (or is unset), then iterate until the log-likelihood gains less
+        than ``tol`` or ``n_iter`` iterations ran (``monitor_``).  Returns self."""
+        n_iter = self._check_fit_args()
+        data, off = self._data(X, lengths, fitting=True)
+        if len(data) == 0:
+            raise ValueError("X must not be empty: there is nothing to fit")
+        self._init_chain(np.size(data))
+        self._init_emissions(data)
+        sp, tm = self._check()
+        n = sp.shape[0]
+        sprior = check_prior(self.startprob_prior, "startprob_prior", (n,))
+        tprior = check_prior(self.transmat_prior, "transmat_prior", (n, n))
+        self._check_emission_priors()
+        dt = self._dtype()
+        self.monitor_._reset()
+        self.monitor_.tol, self.monitor_.n_iter, self.monitor_.verbose = \
+            self.tol, n_iter, self.verbose
+        for _ in range(n_iter):
+            stats = self._run("stats", data, off, sp, tm)
+            ll = float(np.sum(stats["loglik"]))
+            if "s" in self.params:
+                sp = dirichlet_update(sp, stats["start"], sprior, True)
+            if "t" in self.params:
+                tm = dirichlet_update(tm, stats["trans"], tprior, True)
+            if dt != np.float64:
+                # EM drives unused probabilities down geometrically; below the dtype's range they
+                # are 0 in its arithmetic already: stored as 0, they pass the operand check
+                sp, tm = (np.where(a.astype(dt) == 0, 0.0, a) for a in (sp, tm))
+            self.startprob_, self.transmat_ = sp, tm
+            self._mstep_emissions(data, stats)
+            self.monitor_.report(ll)
+            if self.monitor_.converged:
+                break
+        return self
+
+    def _check_emission_priors(self):
+        """Validate the emission model's priors before EM starts (none by default)."""
+
+    # ----------------------------------------------------------------- persistence
+    def _emission_json(self):
+        raise NotImplementedError
+
+    @classmethod
+    def _from_json(cls, obj, path, **kwargs):
+        raise NotImplementedError
+
+    def save(self, path):
+        """Write the model as JSON (``format_version``, ``type``, the chain, the emission
+        parameters), atomically: a reader never sees a half-written file."""
+        sp, tm = self._check()
+        obj = dict(format_version=FORMAT_VERSION, type=self._TYPE, startprob=sp.tolist(),
+                   transmat=tm.tolist())
+        obj.update(self._emission_json())
+        write_json_atomic(path, obj)
+
+    @classmethod
+    def load(cls, path, **kwargs):
+        """A model from a JSON file written by :meth:`save` (extra keyword arguments go to the
+        constructor).
+
+        Raises
+        ------
+        ValueError
+            Not a model file, a file of another model type (the message names both), a newer
+            format version, missing keys or invalid parameters (the message names them).
+        """
+        obj = read_json(path)
+        kind = obj.get("type", "categorical")
+        if kind != cls._TYPE:
+            raise ValueError(f"{path}: holds a {kind!r} model, not a {cls._TYPE!r} one "
+                             f"(load it with fasthw6.hmm.load_model, or the matching class)")
+        model = cls._from_json(obj, path, **kwargs)
+        model._check()
+        return model
+
+
+def read_json(path):
+    """The JSON object of a model file, its format version checked."""
+    with open(path, encoding="utf-8") as f:
+        try:
+            obj = json.load(f)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not a JSON model file ({exc})") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: expected a JSON object (a model), got {type(obj).__name__}")
+    version = obj.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        raise ValueError(f"{path}: format_version must be a non-negative int, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise ValueError(f"{path}: format version {version} is newer than this fasthw6 reads "
+                         f"({FORMAT_VERSION}); upgrade fasthw6")
+    missing = [k for k in ("startprob", "transmat") if k not in obj]
+    if missing:
+        raise ValueError(f"{path}: missing key(s) {', '.join(missing)}")
+    return obj
+
+
+def require(obj, path, *keys):
+    missing = [k for k in keys if k not in obj]
+    if missing:
+        raise ValueError(f"{path}: missing key(s) {', '.join(missing)}")
+    return [obj[k] for k in keys]
+
+
+def write_json_atomic(path, obj):
+    """Write ``obj`` as JSON to ``path`` through a temporary file renamed into place."""
+    path = os.fspath(path)
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".part", dir=d)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=1)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -1,0 +1,247 @@
+"""The emission-agnostic engine: HMM batch functions on per-frame emission log-likelihoods.
+
+Any emission model plugs in here: it computes ``framelogprob[t, i] = log p(x_t | state i)`` for
+every frame of a ragged batch (a Gaussian, a mixture, a neural network's per-frame scores), and
+these functions do the rest -- scaled forward, posteriors, E-step sums, Viterbi -- on the same
+compiled kernels as the categorical model.
+
+How: the kernels read each step's emission row from a table indexed by the step's symbol.  Here
+the symbol of frame t is t itself, and row t of the table is the frame's likelihoods scaled by
+their maximum, ``exp(framelogprob[t] - max_i framelogprob[t, i])``: in (0, 1] with a 1 in every
+possible frame, so no range is lost however small the likelihoods (a frame at -1000 everywhere
+scores right), and the maxima are added back to each sequence's log-likelihood.  Viterbi runs in
+log space on ``framelogprob`` itself.  One set of kernels serves every emission model, the
+categorical one keeping its gather of a small table.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._backend import kernel_threads
+from .._parallel import cut, run_pieces
+from .._validate import check_dtype_arg
+from ._checks import SYSTEM, _offsets, _prob
+from .api import _chain_sums, _lockstep, _score_ops, _viterbi_logs
+
+# frames converted to scaled likelihoods per block: a block's rows stay in cache across the
+# three passes over it (max, subtract, exp)
+_SCALE_ROWS = 4096
+
+
+def _chain(startprob, transmat):
+    """Validated float64 (startprob, transmat)."""
+    sp = np.asarray(startprob)
+    if sp.ndim != 1 or sp.size == 0:
+        raise ValueError(f"startprob must be a non-empty 1-D array, got shape {sp.shape}")
+    n = sp.shape[0]
+    return (_prob(startprob, "startprob", (n,), "one entry per state"),
+            _prob(transmat, "transmat", (n, n), "n_components x n_components"))
+
+
+def check_frames(framelogprob, n_states, lengths=None, name="framelogprob"):
+    """(framelogprob as a C-contiguous float64 array of shape (n_samples, n_states), offsets).
+
+    Entries may be -inf (a state that cannot emit the frame); NaN and +inf raise ValueError."""
+    arr = np.asarray(framelogprob)
+    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.floating)
+                                     or np.issubdtype(arr.dtype, np.integer)):
+        raise TypeError(f"{name} must hold real numbers, got {arr.dtype}")
+    if arr.ndim != 2 or arr.shape[1] != n_states:
+        raise ValueError(f"{name} must have shape (n_samples, {n_states}) (one column per "
+                         f"state), got {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    bad = np.isnan(arr) | (arr == np.inf)
+    if bad.any():
+        r, c = (int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name}[{r}, {c}] is {arr[r, c]}: log-likelihoods must be finite "
+                         f"or -inf")
+    return arr, _offsets(lengths, arr.shape[0])
+
+
+def scaled_frames(flp, dtype, backend=None):
+    """(B, shift): B[t] = exp(flp[t] - shift[t]) in ``dtype``, shift[t] = max_i flp[t, i]
+    (0 for a frame impossible in every state, whose row of B is then 0)."""
+    n, N = flp.shape
+    B = np.empty((n, N), dtype)
+    shift = np.empty(n, np.float64)
+    bounds = cut(np.arange(n + 1), max(1, -(-n // _SCALE_ROWS)))
+    threads = kernel_threads(SYSTEM, backend)
+
+    def block(i):
+        a, b = bounds[i], bounds[i + 1]
+        m = flp[a:b].max(axis=1) if N else np.zeros(b - a)
+        m[m == -np.inf] = 0.0  # all -inf: exp(-inf - 0) = 0
+        shift[a:b] = m
+        tmp = flp[a:b] - m[:, None]
+        np.exp(tmp, out=tmp)
+        B[a:b] = tmp
+
+    run_pieces(block, bounds.shape[0] - 1, threads)
+    return B, shift
+
+
+def _seq_sums(v, off):
+    """Sum of ``v`` over each sequence's frames (0 for an empty one)."""
+    c = np.concatenate(([0.0], np.cumsum(v)))
+    return c[off[1:]] - c[off[:-1]]
+
+
+def _operands(framelogprob, lengths, startprob, transmat, dtype, backend):
+    sp, tm = _chain(startprob, transmat)
+    if dtype is None:
+        dtype = np.float32 if np.asarray(framelogprob).dtype == np.float32 else np.float64
+    dt = check_dtype_arg(dtype)
+    flp, off = check_frames(framelogprob, sp.shape[0], lengths)
+    return sp, tm, dt, flp, off
+
+
+def _frame_ops(sp, tm, flp, dt, backend):
+    """Kernel operands and symbols: frame t is symbol t, its emission row B[t]."""
+    B, shift = scaled_frames(flp, dt, backend)
+    ops = (np.ascontiguousarray(sp, dt), np.ascontiguousarray(tm, dt), B)
+    if dt != np.float64:
+        for name, a, a32 in (("startprob", sp, ops[0]), ("transmat", tm, ops[1])):
+            lost = (a32 == 0) & (a != 0)
+            if lost.any():
+                idx = tuple(int(i) for i in np.argwhere(lost)[0])
+                raise ValueError(f"{name}[{', '.join(map(str, idx))}] = {a[idx]:.3g} underflows "
+                                 f"to 0 in {np.dtype(dt)}; use dtype=np.float64")
+    return np.arange(flp.shape[0], dtype=np.int64), ops, shift
+
+
+def _score(sp, tm, flp, off, dt, backend):
+    x, ops, shift = _frame_ops(sp, tm, flp, dt, backend)
+    _, out = _score_ops(x, off, ops, backend)
+    return out + _seq_sums(shift, off)
+
+
+def _posteriors(sp, tm, flp, off, dt, backend):
+    x, ops, shift = _frame_ops(sp, tm, flp, dt, backend)
+    gamma = np.empty(flp.shape, dt)
+    out, _ = _lockstep(x, off, ops, backend, 4, gamma, False, flp.shape[0])
+    return out + _seq_sums(shift, off), gamma
+
+
+def _statistics(sp, tm, flp, off, dt, backend):
+    n = sp.shape[0]
+    x, ops, shift = _frame_ops(sp, tm, flp, dt, backend)
+    gamma = np.zeros(flp.shape, np.float64)  # every chunk adds its frames' γ: disjoint rows
+    out, (st, tr, _) = _lockstep(x, off, ops, backend, 1, np.zeros((1, n), dt), True,
+                                 flp.shape[0], obs=gamma)
+    start, trans = _chain_sums(st, tr, ops[1])
+    return dict(loglik=out + _seq_sums(shift, off), start=start, trans=trans, gamma=gamma)
+
+
+def _viterbi(sp, tm, flp, off, backend):
+    with np.errstate(divide="ignore"):
+        lsp, ltm = np.log(sp), np.log(tm)
+    return _viterbi_logs(np.arange(flp.shape[0], dtype=np.int64), off, lsp, ltm, flp, backend)
+
+
+# --------------------------------------------------------------------------- public functions
+def score_frames(framelogprob, lengths, startprob, transmat, *, dtype=None, backend=None):
+    """Log-likelihood of every sequence of a ragged batch, given per-frame emission scores.
+
+    The way to use any emission model with fasthw6's kernels: compute
+    ``framelogprob[t, i] = log p(x_t | state i)`` for every frame (a Gaussian, a mixture, a
+    neural network's log-likelihoods), then score, decode and train the chain here.
+
+    Parameters
+    ----------
+    framelogprob : array_like of float, shape (n_samples, N)
+        Emission log-likelihoods of all sequences' frames end to end; -inf allowed (a state
+        that cannot emit the frame), NaN and +inf are not.
+    lengths : array_like of int, shape (n_sequences,), or None
+        Length of each sequence (summing to ``n_samples``); None means one sequence.
+    startprob, transmat : array_like
+        Shapes (N,) and (N, N); rows are probability distributions (zeros allowed).
+    dtype : {None, float32, float64}
+        Arithmetic of the forward pass; None: float32 if ``framelogprob`` is float32, else
+        float64.  Each frame is scaled by its maximum first, so float32 loses no range.
+    backend : str, optional
+        ``"numba"``, ``"cython"``, ``"numpy"`` or ``"auto"``.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_sequences,)
+        ``log P(sequence)``; ``-inf`` for an impossible sequence, ``0.0`` for an empty one.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> flp = np.log([[0.5, 0.25], [0.5, 0.25]]) - 1000.0   # tiny likelihoods lose nothing
+    >>> ll = score_frames(flp, None, [1.0, 0.0], [[0.5, 0.5], [0.0, 1.0]])
+    >>> round(float(ll[0]) + 2000.0, 6) == round(float(np.log(0.5 * 0.5 * 0.5 + 0.5 * 0.5 * 0.25)), 6)
+    True
+    """
+    sp, tm, dt, flp, off = _operands(framelogprob, lengths, startprob, transmat, dtype, backend)
+    return _score(sp, tm, flp, off, dt, backend)
+
+
+def posteriors_frames(framelogprob, lengths, startprob, transmat, *, dtype=None, backend=None):
+    """Per-sequence log-likelihoods and state posteriors γ, given per-frame emission scores.
+
+    Parameters are those of :func:`score_frames`.
+
+    Returns
+    -------
+    loglik : ndarray of float64, shape (n_sequences,)
+    gamma : ndarray, shape (n_samples, N), of the arithmetic dtype
+        Rows sum to 1; the rows of an impossible sequence are 0.
+
+    Examples
+    --------
+    >>> ll, g = posteriors_frames(np.log([[0.9, 0.1]]), None, [0.5, 0.5], np.eye(2))
+    >>> g.round(3).tolist()
+    [[0.9, 0.1]]
+    """
+    sp, tm, dt, flp, off = _operands(framelogprob, lengths, startprob, transmat, dtype, backend)
+    return _posteriors(sp, tm, flp, off, dt, backend)
+
+
+def frames_statistics(framelogprob, lengths, startprob, transmat, *, dtype=None, backend=None):
+    """The E-step on per-frame emission scores: what the M-step of any emission model needs.
+
+    Parameters are those of :func:`score_frames`.
+
+    Returns
+    -------
+    dict
+        ``loglik`` (n_sequences,); ``start`` (N,) = Σ_seq γ_0; ``trans`` (N, N) = Σ_seq Σ_t ξ_t,
+        summed without storing ξ; ``gamma`` (n_samples, N) float64, the posteriors, from which
+        an emission model's weighted sums follow (e.g. ``gamma.T @ X``).  Impossible sequences
+        contribute nothing (their γ rows are 0).
+
+    Examples
+    --------
+    >>> st = frames_statistics(np.log([[1.0, 0.5], [0.5, 1.0]]), None, [0.5, 0.5],
+    ...                        [[0.5, 0.5], [0.5, 0.5]])
+    >>> float(st["trans"].sum().round(6)), st["gamma"].sum(axis=1).round(6).tolist()
+    (1.0, [1.0, 1.0])
+    """
+    sp, tm, dt, flp, off = _operands(framelogprob, lengths, startprob, transmat, dtype, backend)
+    return _statistics(sp, tm, flp, off, dt, backend)
+
+
+def viterbi_frames(framelogprob, lengths, startprob, transmat, *, backend=None):
+    """Jointly most likely state path of every sequence, given per-frame emission scores
+    (float64 log space).
+
+    Parameters are those of :func:`score_frames`.
+
+    Returns
+    -------
+    logprob : ndarray of float64, shape (n_sequences,)
+        ``max over paths of log P(path, sequence)``; -inf for an impossible sequence.
+    states : ndarray of int64, shape (n_samples,)
+
+    Examples
+    --------
+    >>> lp, path = viterbi_frames(np.log([[0.9, 0.1], [0.2, 0.8]]), None, [0.5, 0.5],
+    ...                           [[0.9, 0.1], [0.1, 0.9]])
+    >>> path.tolist()
+    [0, 0]
+    """
+    sp, tm, _, flp, off = _operands(framelogprob, lengths, startprob, transmat, np.float64,
+                                    backend)
+    return _viterbi(sp, tm, flp, off, backend)
