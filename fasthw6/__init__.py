@@ -8,7 +8,7 @@ dispatch point (:mod:`fasthw6._backend`).
 from ._backend import available_backends, get_backend, set_backend, single_threaded, use_backend
 from ._jit import cache_dir, jit_status
 from .conv import conv2d, conv_transpose2d, relu, subpixel_conv2d, zero_interpolate
-from .hmm import CategoricalHMM
+from .hmm import GMMHMM, CategoricalHMM, GaussianHMM, MultinomialHMM, PoissonHMM
 from .nn import (MLP, SGD, Adam, BatchNorm, Linear, ReLU, Sequential, Sigmoid, batchnorm_backward,
                  batchnorm_forward)
 from .svm import HardMarginSVC, NotSeparableError
@@ -31,6 +31,10 @@ __all__ = [
     "subpixel_conv2d",
     "zero_interpolate",
     "CategoricalHMM",
+    "GaussianHMM",
+    "GMMHMM",
+    "PoissonHMM",
+    "MultinomialHMM",
     "batchnorm_forward",
     "batchnorm_backward",
     "Linear",

@@ -125,6 +125,17 @@ def _estimator_log():
     return _estimator("log")
 
 
+def _hmmlearn_class(name, implementation="scaling"):
+    import hmmlearn.hmm  # noqa: PLC0415  (optional dependency)
+
+    return functools.partial(getattr(hmmlearn.hmm, name), implementation=implementation)
+
+
+# the continuous and count models: hmmlearn's classes, scaling implementation (its faster one)
+for _name in ("GaussianHMM", "GMMHMM", "PoissonHMM", "MultinomialHMM"):
+    register_anchor(_name, "hmmlearn")(functools.partial(_hmmlearn_class, _name))
+
+
 def _sequences(X, lengths):
     """The sequences as 1-D arrays, for libraries that take a list of them."""
     return [x.ravel() for x in _split(X, lengths)]

@@ -1,0 +1,170 @@
+"""Benchmarks of the emission models on the framewise engine: one thread, float64, 2000
+sequences x 500 frames, against hmmlearn's classes (the comparisons registry's anchors).
+
+Work is counted in frames, so every implementation of one case shares one unit.  Before it is
+timed, every result is checked: scores and Viterbi paths against fasthw6's Cython backend
+(itself checked against hmmlearn on the first sequences, untimed), one EM iteration against
+hmmlearn's parameters from the same start.
+
+    python -m pytest bench/bench_hmm_frames.py --benchmark-json=bench/results/hmm_frames.json
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fasthw6._backend import comparisons
+from fasthw6.hmm import GaussianHMM, score_frames, score_sequences
+
+S, T = 2000, 500
+CHECK = 20  # sequences hmmlearn re-scores, untimed, to check the reference
+CASES = [(kind, n, d) for kind in ("diag", "full") for n in (3, 16, 64) for d in (4, 16)]
+GAUSSIAN = comparisons("GaussianHMM", GaussianHMM)
+SLOW = {"numpy": 3}  # the naive reference backend: tens of seconds per call beyond N=3
+
+
+def _gaussian_case(kind, n, d):
+    rng = np.random.default_rng(100 * n + d)
+    sp = rng.dirichlet(np.ones(n))
+    tm = rng.dirichlet(np.ones(n), size=n) * 0.5 + 0.5 * np.eye(n)
+    means = rng.normal(size=(n, d)) * 2.0
+    if kind == "diag":
+        cv = rng.uniform(0.5, 2.0, (n, d))
+    else:
+        A = rng.normal(size=(n, d, d)) / np.sqrt(d)
+        cv = A @ A.transpose(0, 2, 1) + 0.5 * np.eye(d)
+    z = rng.integers(0, n, S * T)
+    X = means[z] + rng.normal(size=(S * T, d))
+    return dict(kind=kind, n=n, d=d, sp=sp, tm=tm, means=means, cv=cv, X=X,
+                lengths=np.full(S, T), name=f"{kind} N={n} D={d}, {S}x{T}")
+
+
+_CASES = {}
+
+
+def _case(key):
+    if key not in _CASES:
+        _CASES.clear()  # one case's data (up to 128 MB) at a time
+        _CASES[key] = _gaussian_case(*key)
+    return _CASES[key]
+
+
+def _model(cls, c, **kw):
+    m = cls(c["n"], c["kind"], init_params="", **kw)
+    m.startprob_, m.transmat_, m.means_, m.covars_ = c["sp"], c["tm"], c["means"], c["cv"]
+    return m
+
+
+def _reference(c):
+    """Per-sequence scores and the Viterbi path from the Cython backend; the first CHECK
+    sequences re-scored by hmmlearn (when installed) first."""
+    if "ref" not in c:
+        m = _model(GAUSSIAN["cython"], c)
+        ll = m.score_sequences(c["X"], c["lengths"])
+        if GAUSSIAN.get("hmmlearn") is not None:
+            h = _model(GAUSSIAN["hmmlearn"], c)
+            for s in range(CHECK):
+                np.testing.assert_allclose(ll[s], h.score(c["X"][s * T:(s + 1) * T]), rtol=1e-10)
+        c["ref"] = dict(ll=ll, path=m.decode(c["X"], c["lengths"])[1])
+    return c["ref"]
+
+
+def _skip(impl, cls, n):
+    if cls is None:
+        pytest.skip(f"{impl} not installed")
+    if n > SLOW.get(impl, n):
+        pytest.skip(f"{impl} takes tens of seconds per call at N={n}")
+
+
+def _rounds(impl, n):
+    return 1 if impl == "numpy" or (impl == "hmmlearn" and n >= 16) else None
+
+
+@pytest.mark.parametrize("impl", list(GAUSSIAN))
+@pytest.mark.parametrize("key", CASES, ids=lambda k: f"{k[0]}-N{k[1]}-D{k[2]}")
+def test_gaussian_score(measure, key, impl):
+    c = _case(key)
+    cls = GAUSSIAN[impl]
+    _skip(impl, cls, c["n"])
+    total = _reference(c)["ll"].sum()
+    m = _model(cls, c)
+
+    def check(r):
+        np.testing.assert_allclose(r, total, rtol=1e-10)
+
+    measure(lambda: m.score(c["X"], c["lengths"]), group="GaussianHMM score", case=c["name"],
+            impl=impl, work=S * T, unit="frames/s", baseline="hmmlearn", check=check,
+            rounds=_rounds(impl, c["n"]))
+
+
+@pytest.mark.parametrize("impl", list(GAUSSIAN))
+@pytest.mark.parametrize("key", CASES, ids=lambda k: f"{k[0]}-N{k[1]}-D{k[2]}")
+def test_gaussian_decode(measure, key, impl):
+    c = _case(key)
+    cls = GAUSSIAN[impl]
+    _skip(impl, cls, c["n"])
+    path = _reference(c)["path"]
+    m = _model(cls, c)
+
+    def check(r):
+        assert np.isfinite(r[0])
+        np.testing.assert_array_equal(r[1], path)
+
+    measure(lambda: m.decode(c["X"], c["lengths"]), group="GaussianHMM decode (Viterbi)",
+            case=c["name"], impl=impl, work=S * T, unit="frames/s", baseline="hmmlearn",
+            check=check, rounds=_rounds(impl, c["n"]))
+
+
+_FIT = {}
+
+
+@pytest.mark.parametrize("impl", list(GAUSSIAN))
+@pytest.mark.parametrize("key", CASES, ids=lambda k: f"{k[0]}-N{k[1]}-D{k[2]}")
+def test_gaussian_fit_iteration(measure, key, impl):
+    c = _case(key)
+    cls = GAUSSIAN[impl]
+    _skip(impl, cls, c["n"])
+    if key not in _FIT:  # hmmlearn's one iteration, computed apart from any timed run
+        ref_cls = GAUSSIAN["hmmlearn"] or GAUSSIAN["cython"]
+        r = _model(ref_cls, c, n_iter=1, tol=-np.inf).fit(c["X"], c["lengths"])
+        _FIT.clear()
+        _FIT[key] = dict(means=r.means_.copy(), cv=np.asarray(r._covars_).copy(),
+                         tm=r.transmat_.copy())
+    ref = _FIT[key]
+
+    def check(m):
+        np.testing.assert_allclose(m.means_, ref["means"], rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(m._covars_, ref["cv"], rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(m.transmat_, ref["tm"], rtol=1e-7, atol=1e-10)
+        assert np.abs(m.means_ - c["means"]).max() > 1e-6  # the update moved the means
+
+    measure(lambda: _model(cls, c, n_iter=1, tol=-np.inf).fit(c["X"], c["lengths"]),
+            group="GaussianHMM fit (one EM iteration)", case=c["name"], impl=impl,
+            work=S * T, unit="frames/s", baseline="hmmlearn", check=check,
+            rounds=_rounds(impl, c["n"]))
+
+
+@pytest.mark.parametrize("impl", ["score_frames", "score_sequences"])
+def test_frames_vs_categorical_n64(measure, impl):
+    """The framewise engine's scoring rate against the categorical path's, N=64, 2000x500:
+    the same forward pass, with frames read from an (n_samples, N) table of emission scores
+    (scaled by each frame's maximum first) instead of gathered from a small one."""
+    n, M = 64, 8
+    rng = np.random.default_rng(64)
+    sp, tm = rng.dirichlet(np.ones(n)), rng.dirichlet(np.ones(n), size=n)
+    em = rng.dirichlet(np.ones(M), size=n)
+    X = rng.integers(0, M, S * T)
+    lengths = np.full(S, T)
+    expect = score_sequences(X, lengths, sp, tm, em, backend="cython")
+    if impl == "score_frames":
+        flp = np.ascontiguousarray(np.log(em).T[X])
+        fn = lambda: score_frames(flp, lengths, sp, tm, backend="numba")  # noqa: E731
+    else:
+        fn = lambda: score_sequences(X, lengths, sp, tm, em, backend="numba")  # noqa: E731
+
+    def check(r):
+        np.testing.assert_allclose(r, expect, rtol=1e-10)
+
+    measure(fn, group="framewise vs categorical scoring (numba)", case=f"N={n}, {S}x{T}",
+            impl=impl, work=S * T * n * n, unit="state-steps/s", baseline="score_sequences",
+            check=check)

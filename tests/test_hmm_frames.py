@@ -1,0 +1,286 @@
+"""The framewise engine (``fasthw6.hmm.frames``) and ``GaussianHMM``: agreement with the
+categorical kernels, brute-force enumeration, hmmlearn, every backend, float32, range, and bad
+input."""
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+from fasthw6.hmm import (GaussianHMM, CategoricalHMM, em_statistics, frames_statistics,
+                         load_model, posteriors, posteriors_frames, score_frames,
+                         score_sequences, viterbi, viterbi_frames)
+
+BACKENDS = ["numpy", "cython", "numba"]
+
+
+def chain(n, seed):
+    rng = np.random.default_rng(seed)
+    return rng.dirichlet(np.ones(n)), rng.dirichlet(np.ones(n), n)
+
+
+def brute(flp, sp, tm):
+    """(log P, best path log-prob, γ) by enumerating every path."""
+    T, N = flp.shape
+    logp, best, g = [], -np.inf, np.zeros((T, N))
+    with np.errstate(divide="ignore"):
+        lsp, ltm = np.log(sp), np.log(tm)
+    paths = list(itertools.product(range(N), repeat=T))
+    for z in paths:
+        lp = lsp[z[0]] + flp[0, z[0]] + sum(ltm[z[t - 1], z[t]] + flp[t, z[t]] for t in range(1, T))
+        logp.append(lp)
+        best = max(best, lp)
+    logp = np.array(logp)
+    total = np.logaddexp.reduce(logp)
+    for z, lp in zip(paths, logp):
+        g[np.arange(T), z] += np.exp(lp - total)
+    return total, best, g
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_frames_equal_the_categorical_kernels(backend):
+    rng = np.random.default_rng(1)
+    N, M = 4, 6
+    sp, tm = chain(N, 1)
+    em = rng.dirichlet(np.ones(M), N)
+    lengths = np.array([0, 1, 7, 30, 2, 65])
+    X = rng.integers(0, M, lengths.sum())
+    flp = np.log(em[:, X]).T
+    np.testing.assert_allclose(score_frames(flp, lengths, sp, tm, backend=backend),
+                               score_sequences(X, lengths, sp, tm, em, backend=backend),
+                               rtol=1e-12, atol=1e-12)
+    l1, g1 = posteriors(X, lengths, sp, tm, em, backend=backend)
+    l2, g2 = posteriors_frames(flp, lengths, sp, tm, backend=backend)
+    np.testing.assert_allclose(g2, g1, atol=1e-12)
+    s1 = em_statistics(X, lengths, sp, tm, em, backend=backend)
+    s2 = frames_statistics(flp, lengths, sp, tm, backend=backend)
+    np.testing.assert_allclose(s2["trans"], s1["trans"], rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(s2["start"], s1["start"], rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(s2["gamma"], g1, atol=1e-12)
+    v1, p1 = viterbi(X, lengths, sp, tm, em, backend=backend)
+    v2, p2 = viterbi_frames(flp, lengths, sp, tm, backend=backend)
+    np.testing.assert_array_equal(p2, p1)
+    np.testing.assert_allclose(v2, v1, rtol=1e-13)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_frames_brute_force_and_range(backend, dtype):
+    """Tiny chains enumerated path by path; every log-likelihood lowered by 1000 (each frame's
+    probabilities ~e^-1000, far below float64's range) changes the score by exactly 1000 T."""
+    rng = np.random.default_rng(2)
+    N, T = 3, 5
+    sp, tm = chain(N, 2)
+    flp = rng.normal(size=(T, N)) * 3
+    flp[2, 1] = -np.inf  # state 1 cannot emit frame 2
+    total, best, g = brute(flp, sp, tm)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    for shift in (0.0, -1000.0):
+        ll = score_frames(flp + shift, None, sp, tm, dtype=dtype, backend=backend)
+        np.testing.assert_allclose(ll, [total + shift * T], rtol=tol)
+        _, gamma = posteriors_frames(flp + shift, None, sp, tm, dtype=dtype, backend=backend)
+        np.testing.assert_allclose(gamma, g, atol=tol)
+        lp, _ = viterbi_frames(flp + shift, None, sp, tm, backend=backend)
+        np.testing.assert_allclose(lp, [best + shift * T], rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_frames_impossible_sequences_are_minus_inf_never_nan(backend):
+    sp, tm = chain(2, 3)
+    flp = np.zeros((6, 2))
+    flp[3] = -np.inf  # no state can emit frame 3: the second sequence is impossible
+    ll = score_frames(flp, [3, 3], sp, tm, backend=backend)
+    assert np.isfinite(ll[0]) and ll[1] == -np.inf
+    _, gamma = posteriors_frames(flp, [3, 3], sp, tm, backend=backend)
+    assert not np.isnan(gamma).any() and (gamma[3:] == 0).all()
+    st = frames_statistics(flp, [3, 3], sp, tm, backend=backend)
+    assert not any(np.isnan(v).any() for v in st.values())
+
+
+def test_frames_bad_input():
+    sp, tm = chain(2, 4)
+    with pytest.raises(ValueError, match=r"framelogprob\[1, 0\] is nan"):
+        score_frames([[0.0, 0.0], [np.nan, 0.0]], None, sp, tm)
+    with pytest.raises(ValueError, match=r"framelogprob\[0, 1\] is inf"):
+        score_frames([[0.0, np.inf]], None, sp, tm)
+    with pytest.raises(ValueError, match=r"shape \(n_samples, 2\)"):
+        score_frames(np.zeros((3, 3)), None, sp, tm)
+    with pytest.raises(TypeError, match="real numbers"):
+        score_frames(np.array([["a", "b"]]), None, sp, tm)
+    with pytest.raises(ValueError, match="lengths"):
+        score_frames(np.zeros((3, 2)), [2, 2], sp, tm)
+    with pytest.raises(ValueError, match="transmat row 1"):
+        score_frames(np.zeros((3, 2)), None, sp, [[0.5, 0.5], [0.5, 0.6]])
+
+
+# ------------------------------------------------------------------------- GaussianHMM
+KINDS = ["diag", "spherical", "full", "tied"]
+
+
+def gaussian_params(kind, N, D, rng):
+    means = rng.normal(size=(N, D)) * 4
+    if kind == "diag":
+        cv = rng.uniform(0.5, 2.0, (N, D))
+    elif kind == "spherical":
+        cv = rng.uniform(0.5, 2.0, N)
+    elif kind == "full":
+        A = rng.normal(size=(N, D, D))
+        cv = A @ A.transpose(0, 2, 1) + np.eye(D)
+    else:
+        A = rng.normal(size=(D, D))
+        cv = A @ A.T + np.eye(D)
+    return means, cv
+
+
+def gaussian_model(kind, N=3, D=2, seed=0, **kw):
+    rng = np.random.default_rng(seed)
+    sp, tm = chain(N, seed)
+    means, cv = gaussian_params(kind, N, D, rng)
+    m = GaussianHMM(N, kind, init_params="", **kw)
+    m.startprob_, m.transmat_, m.means_, m.covars_ = sp, tm, means, cv
+    return m
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_gaussian_matches_hmmlearn(kind):
+    hmm = pytest.importorskip("hmmlearn.hmm")
+    f = gaussian_model(kind, backend="cython")
+    h = hmm.GaussianHMM(3, kind, init_params="", implementation="scaling")
+    h.startprob_, h.transmat_, h.means_, h.covars_ = f.startprob_, f.transmat_, f.means_, \
+        f._covars_
+    X, Z = h.sample(400, random_state=5)
+    Xf, Zf = f.sample(400, random_state=5)
+    np.testing.assert_array_equal(Xf, X)  # the same draws
+    np.testing.assert_array_equal(Zf, Z)
+    lengths = [100, 1, 250, 49]
+    assert f.score(X, lengths) == pytest.approx(h.score(X, lengths), rel=1e-12)
+    np.testing.assert_allclose(f.predict_proba(X, lengths), h.predict_proba(X, lengths),
+                               atol=1e-10)
+    for alg in ("viterbi", "map"):
+        lf, sf = f.decode(X, lengths, algorithm=alg)
+        lh, sh = h.decode(X, lengths, algorithm=alg)
+        np.testing.assert_array_equal(sf, sh)
+        assert lf == pytest.approx(lh, rel=1e-10)
+    assert f.aic(X, lengths) == pytest.approx(h.aic(X, lengths), rel=1e-12)
+    assert f.bic(X, lengths) == pytest.approx(h.bic(X, lengths), rel=1e-12)
+    np.testing.assert_allclose(f.get_stationary_distribution(), h.get_stationary_distribution(),
+                               atol=1e-12)
+    # EM from hmmlearn's own start (k-means and the data covariance, same seed)
+    hf = hmm.GaussianHMM(3, kind, n_iter=5, tol=-np.inf, random_state=3,
+                         implementation="scaling").fit(X, lengths)
+    ff = GaussianHMM(3, kind, n_iter=5, tol=-np.inf, random_state=3,
+                     backend="cython").fit(X, lengths)
+    np.testing.assert_allclose(ff.means_, hf.means_, rtol=1e-8, atol=1e-8)
+    hcv = hf._covars_[:, 0] if kind == "spherical" else hf._covars_
+    np.testing.assert_allclose(ff._covars_, hcv, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(ff.transmat_, hf.transmat_, atol=1e-10)
+    np.testing.assert_allclose(ff.startprob_, hf.startprob_, atol=1e-10)
+    np.testing.assert_allclose(list(ff.monitor_.history), list(hf.monitor_.history), rtol=1e-10)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_gaussian_brute_force(kind):
+    """Emission densities from scipy, the chain enumerated path by path."""
+    stats = pytest.importorskip("scipy.stats")
+    m = gaussian_model(kind, N=3, D=2, seed=7, backend="numpy")
+    X = np.random.default_rng(7).normal(size=(4, 2)) * 3
+    cov = m.covars_
+    flp = np.array([[stats.multivariate_normal(m.means_[i], cov[i]).logpdf(x) for i in range(3)]
+                    for x in X])
+    total, best, g = brute(flp, m.startprob_, m.transmat_)
+    assert m.score(X) == pytest.approx(total, rel=1e-12)
+    np.testing.assert_allclose(m.predict_proba(X), g, atol=1e-12)
+    assert m.decode(X)[0] == pytest.approx(best, rel=1e-12)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_gaussian_backends_and_float32_agree(kind):
+    X = gaussian_model(kind, seed=11).sample(300, random_state=0)[0]
+    ref = {}
+    for be in BACKENDS:
+        m = GaussianHMM(3, kind, n_iter=3, tol=-np.inf, random_state=0, backend=be).fit(
+            X, [150, 150])
+        ref[be] = (m.score_sequences(X, [150, 150]), m.means_)
+    for be in ("cython", "numba"):
+        np.testing.assert_allclose(ref[be][0], ref["numpy"][0], rtol=1e-10)
+        np.testing.assert_allclose(ref[be][1], ref["numpy"][1], rtol=1e-9, atol=1e-9)
+    m32 = GaussianHMM(3, kind, n_iter=3, tol=-np.inf, random_state=0, dtype=np.float32,
+                      backend="cython").fit(X, [150, 150])
+    np.testing.assert_allclose(m32.means_, ref["numpy"][1], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(m32.score_sequences(X, [150, 150]), ref["numpy"][0], rtol=1e-4)
+
+
+def test_gaussian_em_never_nan():
+    """A state no frame visits keeps its parameters; a constant feature's variance is floored
+    at min_covar (hmmlearn's GitHub issue #2 data)."""
+    m = gaussian_model("diag", N=3, D=1, seed=1, params="mc", backend="cython", n_iter=3)
+    m.startprob_ = np.array([1.0, 0.0, 0.0])
+    m.transmat_ = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    keep_mean, keep_cov = m.means_[1:].copy(), m._covars_[1:].copy()
+    m.fit(np.random.default_rng(0).normal(size=(50, 1)))
+    np.testing.assert_array_equal(m.means_[1:], keep_mean)
+    np.testing.assert_array_equal(m._covars_[1:], keep_cov)
+    X = np.array([[715.0, 585.0, 0.0, 0.0], [715.0, 520.0, 1.05, -60.4], [715.0, 455.0, 0.72, -52.7],
+                  [715.0, 390.0, -0.46, -78.1], [715.0, 325.0, -6.43, -56.0],
+                  [715.0, 260.0, -2.90, -78.0], [715.0, 195.0, 8.46, -70.3],
+                  [715.0, 130.0, 4.09, -58.4], [715.0, 65.0, -1.22, -44.8]])
+    for kind in KINDS:
+        g = GaussianHMM(3, kind, random_state=0, backend="cython").fit(X)
+        assert np.isfinite(g.score(X))
+        assert np.isfinite(g.covars_).all() and np.isfinite(g.means_).all()
+        assert np.linalg.eigvalsh(g.covars_).min() >= g.min_covar * (1 - 1e-9)
+
+
+def test_gaussian_bad_input(tmp_path):
+    m = gaussian_model("full", backend="cython")
+    with pytest.raises(ValueError, match=r"X\[1, 0\] is nan"):
+        m.score(np.array([[0.0, 0.0], [np.nan, 1.0]]))
+    with pytest.raises(ValueError, match="2 features per sample|n_features=2"):
+        m.score(np.zeros((4, 3)))
+    with pytest.raises(ValueError, match=r"reshape\(-1, 1\)"):
+        m.score(np.zeros(4))
+    bad = m._covars_.copy()
+    bad[1] = [[1.0, 2.0], [2.0, 1.0]]  # indefinite
+    m.covars_ = bad
+    with pytest.raises(ValueError, match="state 1 is not positive definite"):
+        m.score(np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="covariance_type must be one of"):
+        GaussianHMM(2, "bad").covars_ = np.ones(2)
+    d = gaussian_model("diag")
+    d.covars_ = -d._covars_
+    with pytest.raises(ValueError, match="covars_ of state 0 must be positive"):
+        d.score(np.zeros((2, 2)))
+    c = CategoricalHMM(2, init_params="")
+    c.startprob_, c.transmat_, c.emissionprob_ = [1.0, 0.0], np.eye(2), np.eye(2)
+    c.save(tmp_path / "c.json")
+    with pytest.raises(ValueError, match="holds a 'categorical' model, not a 'gaussian' one"):
+        GaussianHMM.load(tmp_path / "c.json")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_gaussian_save_load(tmp_path, kind):
+    m = gaussian_model(kind, backend="cython")
+    p = tmp_path / "g.json"
+    m.save(p)
+    obj = json.loads(p.read_text())
+    assert obj["type"] == "gaussian" and obj["format_version"] == 1
+    m2 = load_model(p, backend="cython")
+    assert isinstance(m2, GaussianHMM) and m2.covariance_type == kind
+    X = m.sample(50, random_state=1)[0]
+    np.testing.assert_array_equal(m2.score_sequences(X, [25, 25]), m.score_sequences(X, [25, 25]))
+    obj["format_version"] = 99
+    p.write_text(json.dumps(obj))
+    with pytest.raises(ValueError, match="format version 99 is newer"):
+        load_model(p)
+
+
+def test_gaussian_far_from_origin():
+    """Data offset by 1e6 with unit variances: the centred products keep the scores of the
+    offset-free model to 1e-7 relative (an uncentred expansion cancels ~1e12-sized terms)."""
+    m = gaussian_model("diag", seed=3, backend="cython")
+    X = m.sample(200, random_state=2)[0]
+    ref = m.score_sequences(X, [200])
+    m.means_ = m.means_ + 1e6
+    np.testing.assert_allclose(m.score_sequences(X + 1e6, [200]), ref, rtol=1e-7)
