@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from fasthw6._backend import comparisons
-from fasthw6.hmm import GaussianHMM, score_frames, score_sequences
+from fasthw6.hmm import GMMHMM, GaussianHMM, PoissonHMM, score_frames, score_sequences
 
 S, T = 2000, 500
 CHECK = 20  # sequences hmmlearn re-scores, untimed, to check the reference
@@ -168,3 +168,98 @@ def test_frames_vs_categorical_n64(measure, impl):
     measure(fn, group="framewise vs categorical scoring (numba)", case=f"N={n}, {S}x{T}",
             impl=impl, work=S * T * n * n, unit="state-steps/s", baseline="score_sequences",
             check=check)
+
+
+# ------------------------------------------------------------------ Poisson and GMM (n_mix=4)
+POISSON = comparisons("PoissonHMM", PoissonHMM)
+GMM = comparisons("GMMHMM", GMMHMM)
+OTHER_CASES = [("poisson", n, 4) for n in (3, 16, 64)] + [("gmm", n, 4) for n in (3, 16)]
+N_MIX = 4
+
+
+def _other_case(family, n, d):
+    rng = np.random.default_rng(1000 + 100 * n + d)
+    c = dict(family=family, n=n, d=d, sp=rng.dirichlet(np.ones(n)),
+             tm=rng.dirichlet(np.ones(n), size=n) * 0.5 + 0.5 * np.eye(n), lengths=np.full(S, T),
+             name=f"{family} N={n} D={d}" + (f" n_mix={N_MIX}" if family == "gmm" else "")
+             + f", {S}x{T}")
+    z = rng.integers(0, n, S * T)
+    if family == "poisson":
+        c["lambdas"] = rng.uniform(0.5, 10.0, (n, d))
+        c["X"] = rng.poisson(c["lambdas"][z]).astype(np.int64)
+    else:
+        c["weights"] = rng.dirichlet(np.ones(N_MIX), size=n)
+        c["means"] = rng.normal(size=(n, N_MIX, d)) * 2.0
+        c["covars"] = rng.uniform(0.5, 2.0, (n, N_MIX, d))
+        comp = (rng.random(S * T)[:, None] > np.cumsum(c["weights"][z], axis=1)).sum(axis=1)
+        c["X"] = c["means"][z, comp] + rng.normal(size=(S * T, d)) * np.sqrt(c["covars"][z, comp])
+    return c
+
+
+def _other_model(cls, c, **kw):
+    if c["family"] == "poisson":
+        m = cls(c["n"], init_params="", **kw)
+        m.lambdas_ = c["lambdas"]
+    else:
+        m = cls(c["n"], n_mix=N_MIX, covariance_type="diag", init_params="", **kw)
+        m.weights_, m.means_, m.covars_ = c["weights"], c["means"], c["covars"]
+    m.startprob_, m.transmat_ = c["sp"], c["tm"]
+    return m
+
+
+_OTHER = {}
+
+
+def _other(key):
+    if key not in _OTHER:
+        _OTHER.clear()
+        c = _other_case(*key)
+        impls = POISSON if c["family"] == "poisson" else GMM
+        m = _other_model(impls["cython"], c)
+        c["ll"] = m.score_sequences(c["X"], c["lengths"])
+        c["path"] = m.decode(c["X"], c["lengths"])[1]
+        if impls.get("hmmlearn") is not None:
+            h = _other_model(impls["hmmlearn"], c)
+            for s in range(CHECK):
+                np.testing.assert_allclose(c["ll"][s], h.score(c["X"][s * T:(s + 1) * T]),
+                                           rtol=1e-10)
+        ref_cls = impls["hmmlearn"] or impls["cython"]
+        r = _other_model(ref_cls, c, n_iter=1, tol=-np.inf).fit(c["X"], c["lengths"])
+        c["fit"] = {a: np.asarray(getattr(r, a)).copy() for a in
+                    (("lambdas_",) if c["family"] == "poisson" else ("weights_", "means_",
+                                                                     "covars_"))}
+        _OTHER[key] = (c, impls)
+    return _OTHER[key]
+
+
+@pytest.mark.parametrize("op", ["score", "decode (Viterbi)", "fit (one EM iteration)"])
+@pytest.mark.parametrize("impl", ["numba", "cython", "hmmlearn"])
+@pytest.mark.parametrize("key", OTHER_CASES, ids=lambda k: f"{k[0]}-N{k[1]}-D{k[2]}")
+def test_other_models(measure, key, impl, op):
+    c, impls = _other(key)
+    cls = impls.get(impl)
+    if cls is None:
+        pytest.skip(f"{impl} not installed")
+    label = "PoissonHMM" if c["family"] == "poisson" else "GMMHMM"
+    if op == "score":
+        m = _other_model(cls, c)
+        fn = lambda: m.score(c["X"], c["lengths"])  # noqa: E731
+
+        def check(r):
+            np.testing.assert_allclose(r, c["ll"].sum(), rtol=1e-10)
+    elif op == "decode (Viterbi)":
+        m = _other_model(cls, c)
+        fn = lambda: m.decode(c["X"], c["lengths"])  # noqa: E731
+
+        def check(r):
+            np.testing.assert_array_equal(r[1], c["path"])
+    else:
+        fn = lambda: _other_model(cls, c, n_iter=1, tol=-np.inf).fit(  # noqa: E731
+            c["X"], c["lengths"])
+
+        def check(m):
+            for a, v in c["fit"].items():
+                np.testing.assert_allclose(getattr(m, a), v, rtol=1e-7, atol=1e-9)
+
+    measure(fn, group=f"{label} {op}", case=c["name"], impl=impl, work=S * T, unit="frames/s",
+            baseline="hmmlearn", check=check, rounds=_rounds(impl, c["n"]))

@@ -34,6 +34,17 @@ TARGETS = [
     ("fit (one EM iteration)", None, "numba", "dynamax", 20.0),
     ("decode (Viterbi) threads (numba)", None, "numba 2 thread(s)", "numba 1 thread(s)", 1.8),
     ("fit (one EM iteration) threads (numba)", None, "numba 2 thread(s)", "numba 1 thread(s)", 1.8),
+    # issue 14: the emission models on the framewise engine, one thread, float64, 2000 x 500
+    ("GaussianHMM score", None, "numba", "hmmlearn", 10.0),
+    ("GaussianHMM decode (Viterbi)", None, "numba", "hmmlearn", 10.0),
+    ("GaussianHMM fit (one EM iteration)", None, "numba", "hmmlearn", 10.0),
+    ("PoissonHMM score", None, "numba", "hmmlearn", 5.0),
+    ("PoissonHMM decode (Viterbi)", None, "numba", "hmmlearn", 5.0),
+    ("PoissonHMM fit (one EM iteration)", None, "numba", "hmmlearn", 5.0),
+    ("GMMHMM score", None, "numba", "hmmlearn", 5.0),
+    ("GMMHMM decode (Viterbi)", None, "numba", "hmmlearn", 5.0),
+    ("GMMHMM fit (one EM iteration)", None, "numba", "hmmlearn", 5.0),
+    ("framewise vs categorical scoring (numba)", None, "score_frames", "score_sequences", 0.6),
     # issue 4: batch norm forward + backward float32, latent layer of the VAE
     ("batchnorm fwd+bwd f32", None, "numba", "torch", 2.0),
     ("batchnorm fwd+bwd f32", None, "numba", "numpy copy (bandwidth)", 0.5),

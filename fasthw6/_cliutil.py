@@ -139,7 +139,8 @@ def atomic_output(path: str | None, mode: str = "w", stdout: IO | None = None) -
 
 
 def save_model_atomic(model, path: str, symbols=None) -> None:
-    """``model.save`` (with ``symbols``) into a temporary file beside ``path``, then rename."""
+    """``model.save`` (with ``symbols``, which only the categorical model takes, when given) into
+    a temporary file beside ``path``, then rename."""
     target = _destination(path)
     directory = os.path.dirname(target)
     if not os.path.isdir(directory):
@@ -150,7 +151,10 @@ def save_model_atomic(model, path: str, symbols=None) -> None:
         raise CLIError(f"{path}: cannot write output: permission denied") from None
     os.close(fd)
     try:
-        model.save(tmp, symbols=symbols)
+        if symbols is None:
+            model.save(tmp)
+        else:
+            model.save(tmp, symbols=symbols)
         os.chmod(tmp, perm)
         os.replace(tmp, target)
     except BaseException:
@@ -185,11 +189,17 @@ def _value_line(text: str, key: str, row: int | None) -> int | None:
     return text.count("\n", 0, pos) + 1
 
 
-def locate_error(text: str, message: str) -> int | None:
-    """Best line for a model validation message: the key it names, and the row if it names one."""
-    for key in KEYS:
-        if re.search(r"\b%s_?\b" % key, message):
-            row = re.search(r"\brow (\d+)", message)
+def key_line(text: str, key: str) -> int:
+    """1-based line of ``"key"`` in a JSON text (1 when it is not there)."""
+    return _value_line(text, key, None) or 1
+
+
+def locate_error(text: str, message: str, keys: Iterable[str] = KEYS) -> int | None:
+    """Best line for a model validation message: the first of ``keys`` it names, and the row
+    (or state) if it names one."""
+    for key in keys:
+        if re.search(r"\b%s_?\b" % re.escape(key), message):
+            row = re.search(r"\b(?:row|state) (\d+)", message)
             return _value_line(text, key, int(row.group(1)) if row else None)
     return None
 
@@ -214,10 +224,17 @@ def read_model_json(path: str) -> tuple[str, dict]:
     if not isinstance(obj, dict):
         raise CLIError(f"{path}:1: expected a JSON object with startprob, transmat, emissionprob, "
                        f"got a {type(obj).__name__}")
-    missing = [k for k in KEYS[:3] if k not in obj]
-    if missing:
-        raise CLIError(f"{path}:1: missing key(s) {', '.join(missing)}; a model file holds "
-                       f"startprob, transmat, emissionprob (and optionally symbols)")
+    kind = obj.get("type", "categorical")
+    if kind == "categorical":
+        missing = [k for k in KEYS[:3] if k not in obj]
+        if missing:
+            raise CLIError(f"{path}:1: missing key(s) {', '.join(missing)}; a model file holds "
+                           f"startprob, transmat, emissionprob (and optionally symbols)")
+    elif isinstance(kind, str):  # another model type: its class checks its emission keys
+        missing = [k for k in KEYS[:2] if k not in obj]
+        if missing:
+            raise CLIError(f"{path}:1: missing key(s) {', '.join(missing)}; a {kind} model file "
+                           f"holds type, startprob, transmat and its emission parameters")
     return text, obj
 
 

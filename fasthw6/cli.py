@@ -3,18 +3,26 @@
     fasthw6 demo                                  the document's five questions, end to end
     fasthw6 score  -m MODEL.json SEQS [-o OUT.csv]  per-sequence log-likelihoods
     fasthw6 decode -m MODEL.json SEQS [-o OUT.csv]  per-sequence Viterbi log-probability and path
-    fasthw6 fit    -n N_STATES SEQS -o MODEL.json   Baum-Welch training
-    fasthw6 sample -m MODEL.json -n N -l LENGTH     random sequences, one per line
+    fasthw6 fit    -n N_STATES SEQS -o MODEL.json   Baum-Welch training (--model TYPE)
+    fasthw6 sample -m MODEL.json -n N -l LENGTH     random sequences (SEQS text, CSV, .npy, .npz)
     fasthw6 bench  [--quick] [--plot PATH]          benchmark suites and the README's table
     fasthw6 compile [SYSTEM ...]                    build numba's kernels into the cache now
 
-SEQS is a text file with one sequence per line (whitespace-separated integers in [0, M) or the
-model's symbols), ``-`` for standard input, or an ``.npz`` file with arrays ``X`` and ``lengths``.
-Inputs are streamed in chunks of ``--chunk-size`` bytes.  Bad input gets one line on standard
-error naming the file and line, exit status 2, and no output file (outputs are written to a
-temporary file and renamed into place only on success).  An output that is the same file as an
-input (compared by device and inode, so a symlink or hard link counts) is refused the same way,
-before anything is read.
+A model file names its type (categorical, gaussian, ...: fasthw6.hmm.MODEL_TYPES); score, decode
+and sample pick the class from it, fit trains the one --model names (default categorical).
+SEQS is the data, in the form the model reads.  A categorical model reads symbol sequences: a
+text file with one sequence per line (whitespace-separated integers in [0, M) or the model's
+symbols), ``-`` for standard input, or an ``.npz`` file with arrays ``X`` and ``lengths``,
+streamed in chunks of ``--chunk-size`` bytes.  The continuous and count models (gaussian, gmm,
+poisson, multinomial) read FRAMES: a ``.npy`` 2-D array (one row per frame; sequence lengths
+from ``--lengths FILE`` or the companion ``NAME.lengths.npy``, else one sequence), an ``.npz``
+file with ``X`` and optionally ``lengths``, or text (``-`` for standard input) with one frame
+per line, features separated by commas or whitespace, a blank line between sequences (count
+models: non-negative integers).
+Bad input gets one line on standard error naming the file and line, exit status 2, and no output
+file (outputs are written to a temporary file and renamed into place only on success).  An
+output that is the same file as an input (compared by device and inode, so a symlink or hard
+link counts) is refused the same way, before anything is read.
 """
 from __future__ import annotations
 
@@ -27,9 +35,9 @@ import time
 import numpy as np
 
 from ._clibench import cmd_bench
-from ._cliutil import (CLIError, atomic_output, chunk_size, locate_error, nonneg, parse_size,
-                       positive, prefetch, read_model_json, refuse_overwrite, save_model_atomic,
-                       seed, sequence_length)
+from ._cliutil import (KEYS, CLIError, atomic_output, chunk_size, key_line, locate_error, nonneg,
+                       parse_size, positive, prefetch, read_model_json, refuse_overwrite,
+                       save_model_atomic, seed, sequence_length)
 
 DEFAULT_CHUNK = "4M"
 
@@ -63,18 +71,71 @@ def _setup(args) -> None:
 
 
 _OUT, _MODEL, _SEQS = "-o/--output", "-m/--model", "SEQS"  # argument names in error messages
+_LENGTHS = "--lengths"
+
+
+# --------------------------------------------------------------------------- model types
+def model_types() -> dict:
+    """The model file ``type`` -> class registry, read when a command runs (so a class
+    registered in ``fasthw6.hmm.MODEL_TYPES`` later is a choice without changes here)."""
+    from .hmm import MODEL_TYPES
+
+    return MODEL_TYPES
+
+
+def _reads_seqs(cls) -> bool:
+    """Whether the model reads SEQS (symbol sequences) rather than FRAMES (feature vectors)."""
+    from .hmm import CategoricalHMM
+
+    return issubclass(cls, CategoricalHMM)
+
+
+_COUNT_TYPES = ("poisson", "multinomial")
+
+
+def _frame_kind(cls) -> str:
+    """How a FRAMES model reads its input: ``"count"`` (non-negative integers: the count models)
+    or ``"float"``; a class may say so itself with a ``_FRAME_KIND`` attribute."""
+    kind = getattr(cls, "_FRAME_KIND", None)
+    if kind is not None:
+        return kind
+    return "count" if getattr(cls, "_TYPE", None) in _COUNT_TYPES else "float"
+
+
+def _type_name(model_or_cls) -> str:
+    return getattr(model_or_cls, "_TYPE", None) or type(model_or_cls).__name__
+
+
+def _first_line(exc) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _input_error(args, exc) -> CLIError:
+    """A model's complaint as a one-line CLIError, naming the input when it is about the data
+    (the library's messages about the data start with ``X``)."""
+    msg = _first_line(exc)
+    if msg.startswith("X ") or msg.startswith("X["):
+        msg = f"{'<stdin>' if args.seqs == '-' else args.seqs}: {msg}"
+    return CLIError(msg)
 
 
 def load_model(path: str):
-    """A CategoricalHMM from a MODEL.json, or a one-line CLIError naming the file and line."""
-    text, _ = read_model_json(path)
-    from .hmm import CategoricalHMM
-
+    """The model of a MODEL.json, its class chosen by the file's ``type`` (categorical when
+    absent), or a one-line CLIError naming the file and line."""
+    text, obj = read_model_json(path)
+    types = model_types()
+    kind = obj.get("type", "categorical")
+    if not isinstance(kind, str) or kind not in types:
+        raise CLIError(f"{path}:{key_line(text, 'type')}: unknown model type {kind!r}; this "
+                       f"fasthw6 reads {', '.join(sorted(types))}")
+    keys = list(KEYS) + sorted((k for k in obj if k not in KEYS), key=len, reverse=True)
     try:
-        model = CategoricalHMM.load(path)
+        model = types[kind].load(path)
     except (ValueError, TypeError, KeyError) as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        line = locate_error(text, msg)
+        msg = _first_line(exc)
+        if msg.startswith(f"{path}: "):
+            msg = msg[len(path) + 2:]
+        line = locate_error(text, msg, keys)
         raise CLIError(f"{path}:{line or 1}: invalid model: {msg}") from None
     return model
 
@@ -87,13 +148,22 @@ def _n_features(model) -> int:
     return int(np.asarray(model.emissionprob_).shape[1])
 
 
-def _chunks(args, model=None, n_symbols=None, symbols=None):
-    """Prefetched chunks of the SEQS input with a byte progress bar; updates args.stats."""
+def _chunks(args, model):
+    """Prefetched chunks of the DATA input with a byte progress bar; updates args.stats."""
+    if not _reads_seqs(type(model)):
+        yield from _frame_chunks(args, model)
+        return
     from .seqio import iter_chunks
     from .seqio.api import is_npz
+    from .seqio.frames import is_npy
 
-    if model is not None:
-        n_symbols, symbols = _n_features(model), _symbols(model)
+    if args.lengths is not None:
+        raise CLIError(f"{_LENGTHS} applies to the FRAMES inputs of continuous and count models; "
+                       f"a categorical model's SEQS hold their own lengths")
+    if is_npy(args.seqs):
+        raise CLIError(f"{args.seqs}: a .npy input holds FRAMES, for continuous and count models; "
+                       f"a categorical model reads SEQS text or .npz (X, lengths)")
+    n_symbols, symbols = _n_features(model), _symbols(model)
     total = None
     if args.seqs != "-" and not is_npz(args.seqs) and not args.seqs.endswith(".gz"):
         with contextlib.suppress(OSError):
@@ -114,19 +184,78 @@ def _chunks(args, model=None, n_symbols=None, symbols=None):
         bar.close()
 
 
+def _check_width(name, X, model):
+    """A CLIError when FRAMES of ``name`` have another number of features than the model."""
+    want = getattr(model, "n_features", None)
+    if X.shape[0] and isinstance(want, (int, np.integer)) and X.shape[1] != want:
+        raise CLIError(f"{name}: frames have {X.shape[1]} feature{'s' if X.shape[1] != 1 else ''} "
+                       f"but the {_type_name(model)} model has n_features={want}")
+
+
+def _frame_chunks(args, model):
+    """Chunks of whole sequences of a FRAMES input (read whole first), checked against the
+    model's number of features; updates args.stats."""
+    from .seqio.frames import iter_frame_chunks
+
+    name = "<stdin>" if args.seqs == "-" else args.seqs
+    bar = _bar(args, unit="B", unit_scale=True, unit_divisor=1024, desc="frames")
+    stats = args.stats = dict(bytes=0, parse_s=0.0, sequences=0, symbols=0, work_s=0.0)
+    try:
+        for c in iter_frame_chunks(args.seqs, _frame_kind(type(model)), args.lengths,
+                                   chunk_bytes=args.chunk_size, on_bytes=bar.update):
+            _check_width(name, c.X, model)
+            stats["bytes"] += c.nbytes
+            stats["parse_s"] += c.parse_seconds
+            yield c
+    finally:
+        bar.close()
+
+
+def _unit(model) -> str:
+    return "symbols" if _reads_seqs(type(model)) else "frames"
+
+
+@contextlib.contextmanager
+def _naming_input(args, model):
+    """A FRAMES model's complaint, as a one-line CLIError naming the input when it is about the
+    data (the SEQS path reports its own problems with file and line)."""
+    from .seqio import SeqsError
+
+    if _reads_seqs(type(model)):
+        yield
+        return
+    try:
+        yield
+    except SeqsError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise _input_error(args, exc) from None
+
+
 def _report(args, verb: str, unit_work: str = "symbols") -> None:
     s = args.stats
     mb = s["bytes"] / 1e6
     parse = f"parse {mb / s['parse_s']:.0f} MB/s ({mb:.1f} MB in {s['parse_s']:.3f} s)" if s["parse_s"] > 0 else "parse -"
     rate = (f"{verb} {s['symbols'] / s['work_s'] / 1e6:.1f} M {unit_work}/s, "
             f"{s['sequences'] / s['work_s']:.0f} sequences/s ({s['work_s']:.3f} s)") if s["work_s"] > 0 else f"{verb} -"
-    _log(args, f"{s['sequences']} sequences, {s['symbols']} symbols; {parse}; {rate}; "
+    _log(args, f"{s['sequences']} sequences, {s['symbols']} {unit_work}; {parse}; {rate}; "
                f"wall {time.perf_counter() - args.t0:.3f} s")
 
 
 # --------------------------------------------------------------------------- score
+def _data_inputs(args) -> list:
+    """The (argument, path) pairs of the DATA input: SEQS, --lengths, and the companion lengths
+    array of a .npy input when it exists (an output must not replace any of them)."""
+    from .seqio.frames import companion_lengths_path, is_npy
+
+    inputs = [(_SEQS, args.seqs), (_LENGTHS, args.lengths)]
+    if is_npy(args.seqs) and args.lengths is None:
+        inputs.append((f"{_SEQS}'s lengths", companion_lengths_path(args.seqs)))
+    return inputs
+
+
 def cmd_score(args) -> int:
-    refuse_overwrite([(_OUT, args.output)], [(_SEQS, args.seqs), (_MODEL, args.model)])
+    refuse_overwrite([(_OUT, args.output)], _data_inputs(args) + [(_MODEL, args.model)])
     model = load_model(args.model)
     client = None
     if args.scheduler:
@@ -143,13 +272,14 @@ def cmd_score(args) -> int:
             out.write("index,length,log_likelihood\n")
             for c in _chunks(args, model):
                 t0 = time.perf_counter()
-                if client is not None:
-                    from .distributed import score_sequences as dist_score, split_partitions
+                with _naming_input(args, model):
+                    if client is not None:
+                        from .distributed import score_sequences as dist_score, split_partitions
 
-                    parts = split_partitions(c.X, c.lengths, max(1, 2 * sum(client.nthreads().values())))
-                    ll = dist_score(model, parts, client=client)
-                else:
-                    ll = model.score_sequences(c.X, c.lengths)
+                        parts = split_partitions(c.X, c.lengths, max(1, 2 * sum(client.nthreads().values())))
+                        ll = dist_score(model, parts, client=client)
+                    else:
+                        ll = model.score_sequences(c.X, c.lengths)
                 args.stats["work_s"] += time.perf_counter() - t0
                 args.stats["sequences"] += len(c)
                 args.stats["symbols"] += int(c.X.shape[0])
@@ -159,7 +289,7 @@ def cmd_score(args) -> int:
     finally:
         if client is not None:
             client.close()
-    _report(args, "score")
+    _report(args, "score", _unit(model))
     return 0
 
 
@@ -167,19 +297,25 @@ def cmd_score(args) -> int:
 def _decode_chunk(model, X, lengths):
     """(per-sequence Viterbi log-probabilities, concatenated states) of one chunk: one batched
     kernel call (``model.decode`` would return only the sum of the log-probabilities)."""
-    from .hmm import viterbi
+    if _reads_seqs(type(model)):
+        from .hmm import viterbi
 
-    return viterbi(X, lengths, model.startprob_, model.transmat_, model.emissionprob_)
+        return viterbi(X, lengths, model.startprob_, model.transmat_, model.emissionprob_)
+    # any other model: the engine's hooks every BaseHMM has, as its own decode calls them
+    sp, tm = model._check()
+    data, off = model._data(X, lengths)
+    return model._run("viterbi", data, off, sp, tm)
 
 
 def cmd_decode(args) -> int:
-    refuse_overwrite([(_OUT, args.output)], [(_SEQS, args.seqs), (_MODEL, args.model)])
+    refuse_overwrite([(_OUT, args.output)], _data_inputs(args) + [(_MODEL, args.model)])
     model = load_model(args.model)
     with atomic_output(args.output) as out:
         out.write("index,length,log_probability,states\n")
         for c in _chunks(args, model):
             t0 = time.perf_counter()
-            lp, states = _decode_chunk(model, c.X, c.lengths)
+            with _naming_input(args, model):
+                lp, states = _decode_chunk(model, c.X, c.lengths)
             args.stats["work_s"] += time.perf_counter() - t0
             args.stats["sequences"] += len(c)
             args.stats["symbols"] += int(c.X.shape[0])
@@ -190,7 +326,7 @@ def cmd_decode(args) -> int:
                 rows.append(f"{c.start + i},{n},{v!r},{' '.join(map(str, states[pos:pos + n]))}\n")
                 pos += n
             out.write("".join(rows))
-    _report(args, "decode")
+    _report(args, "decode", _unit(model))
     return 0
 
 
@@ -200,7 +336,15 @@ def _read_for_fit(args):
     from .hmm._checks import check_symbols
     from .seqio import SeqsError, read_sequences
     from .seqio.api import is_npz
+    from .seqio.frames import is_npy
 
+    if args.lengths is not None:
+        raise CLIError(f"{_LENGTHS} applies to the FRAMES inputs of continuous and count models; "
+                       f"a categorical model's SEQS hold their own lengths")
+    if is_npy(args.seqs):
+        raise CLIError(f"{args.seqs}: a .npy input holds FRAMES, for continuous and count models "
+                       f"(--model {', '.join(t for t in sorted(model_types()) if t != 'categorical')}); "
+                       f"a categorical model reads SEQS text or .npz (X, lengths)")
     symbols = args.symbols.split(",") if args.symbols else None
     if symbols is not None:
         try:
@@ -241,30 +385,116 @@ def _read_for_fit(args):
         return X, lengths, symbols
 
 
+# fit options that go to the model's constructor, for the classes that take them:
+# (option, args attribute, constructor parameter)
+CONSTRUCTOR_OPTIONS = (("--covariance-type", "covariance_type", "covariance_type"),
+                       ("--n-mix", "n_mix", "n_mix"),
+                       ("--n-features", "n_features", "n_features"))
+# constructor parameters the command sets itself (--param may not name them)
+_OWN_PARAMS = {"n_components": "-n/--n-states", "n_iter": "--n-iter", "tol": "--tol",
+               "random_state": "--seed", "verbose": "-v/--verbose", "backend": "--backend",
+               **{param: opt for opt, _, param in CONSTRUCTOR_OPTIONS}}
+
+
+def _param_value(text: str):
+    """A --param value: a Python literal (number, list, quoted string, True/None), else the
+    text itself (``params=st``, ``algorithm=map``)."""
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
+
+
+def constructor_kwargs(args, cls) -> dict:
+    """The keyword arguments of ``cls`` that the fit options give, or a one-line CLIError for
+    an option the class does not take (``--n-mix`` for a gaussian model...)."""
+    params = set(getattr(cls, "_PARAM_NAMES", ()))
+    kind = getattr(cls, "_TYPE", cls.__name__)
+    out = {}
+    for opt, attr, param in CONSTRUCTOR_OPTIONS:
+        value = getattr(args, attr, None)
+        if value is None:
+            continue
+        if param not in params:
+            raise CLIError(f"{opt} does not apply to --model {kind} ({cls.__name__} takes no "
+                           f"{param}); it applies to "
+                           f"{_models_taking(param) or 'no registered model'}")
+        out[param] = value
+    for item in args.param or ():
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise CLIError(f"--param: expected NAME=VALUE, got {item!r}")
+        if name in _OWN_PARAMS:
+            raise CLIError(f"--param {name}: set it with {_OWN_PARAMS[name]}")
+        if name not in params:
+            raise CLIError(f"--param {name}: {cls.__name__} takes no parameter {name!r}; it takes "
+                           f"{', '.join(p for p in getattr(cls, '_PARAM_NAMES', ()) if p not in _OWN_PARAMS)}")
+        out[name] = _param_value(text)
+    return out
+
+
+def _models_taking(param) -> str:
+    return ", ".join(f"--model {t}" for t, c in sorted(model_types().items())
+                     if param in getattr(c, "_PARAM_NAMES", ()))
+
+
+def _read_frames_for_fit(args, cls):
+    """(X, lengths) of a FRAMES input for a continuous or count model."""
+    from .seqio.frames import read_frames
+
+    if args.symbols is not None:
+        raise CLIError(f"--symbols applies to categorical models (SEQS of symbol names), not "
+                       f"--model {cls._TYPE}")
+    X, lengths, _ = read_frames(args.seqs, _frame_kind(cls), args.lengths)
+    return X, lengths
+
+
 def cmd_fit(args) -> int:
-    refuse_overwrite([(_OUT, args.output)], [(_SEQS, args.seqs)])
-    from .hmm import CategoricalHMM
+    refuse_overwrite([(_OUT, args.output)], _data_inputs(args))
+    types = model_types()
+    cls = types[args.model_type]
+    kwargs = constructor_kwargs(args, cls)
+    seqs_model = _reads_seqs(cls)
+    unit = "symbols" if seqs_model else "frames"
 
     t0 = time.perf_counter()
-    X, lengths, symbols = _read_for_fit(args)
+    if seqs_model:
+        X, lengths, symbols = _read_for_fit(args)
+    else:
+        (X, lengths), symbols = _read_frames_for_fit(args, cls), None
     parse_s = time.perf_counter() - t0
     if len(lengths) == 0:
         raise CLIError(f"{args.seqs}: no sequences to train on")
     if X.shape[0] == 0:
-        raise CLIError(f"{args.seqs}: no symbols to train on (all {len(lengths)} sequences are empty)")
-    n_features = args.n_features or (len(symbols) if symbols else int(X.max()) + 1)
-    _log(args, f"{len(lengths)} sequences, {X.shape[0]} symbols, alphabet {n_features}; "
-               f"read in {parse_s:.3f} s")
-    model = CategoricalHMM(n_components=args.n_states, n_iter=1, tol=args.tol,
-                           random_state=args.seed, n_features=n_features)
-    Xc = X.reshape(-1, 1)
+        raise CLIError(f"{args.seqs}: no {unit} to train on (all {len(lengths)} sequences are empty)")
+    if seqs_model:
+        kwargs["n_features"] = args.n_features or (len(symbols) if symbols else int(X.max()) + 1)
+        _log(args, f"{len(lengths)} sequences, {X.shape[0]} symbols, alphabet "
+                   f"{kwargs['n_features']}; read in {parse_s:.3f} s")
+        X = X.reshape(-1, 1)
+    else:
+        _log(args, f"{len(lengths)} sequences, {X.shape[0]} frames of {X.shape[1]} "
+                   f"feature{'s' if X.shape[1] != 1 else ''}; read in {parse_s:.3f} s")
+    try:
+        model = cls(n_components=args.n_states, n_iter=1, tol=args.tol, random_state=args.seed,
+                    **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise CLIError(f"--model {args.model_type}: {_first_line(exc)}") from None
     history = []
     bar = _bar(args, total=args.n_iter, desc="fit", unit="it")
     t_fit = time.perf_counter()
     converged = False
     try:
         for it in range(args.n_iter):
-            model.fit(Xc, lengths)
+            try:
+                model.fit(X, lengths)
+            except (TypeError, ValueError) as exc:
+                if seqs_model:
+                    raise
+                raise _input_error(args, exc) from None
             model.init_params = ""  # later calls continue from the current parameters
             ll = float(model.monitor_.history[-1])
             history.append(ll)
@@ -287,24 +517,99 @@ def cmd_fit(args) -> int:
 
 
 # --------------------------------------------------------------------------- sample
-def cmd_sample(args) -> int:
-    refuse_overwrite([(_OUT, args.output)], [(_MODEL, args.model)])
-    model = load_model(args.model)
-    rng = np.random.default_rng(args.seed)
+def _suffix(path) -> str:
+    if path is None or path == "-":
+        return ""
+    return os.path.splitext(path)[1]  # as the readers see it: .npy/.npz, case and all
+
+
+def _sample_seqs(args, model, rng) -> None:
+    """A categorical model's sample: SEQS text (symbol names unless --integers), or .npz."""
     from .seqio import format_sequences
 
     symbols = None if args.integers else _symbols(model)
-    with atomic_output(args.output) as out:
-        bar = _bar(args, total=args.n_sequences, desc="sample", unit="seq")
-        try:
+    suffix = _suffix(args.output)
+    if suffix == ".npy":
+        raise CLIError(f"{args.output}: a categorical model writes SEQS text or .npz (X, lengths), "
+                       f"not .npy")
+    bar = _bar(args, total=args.n_sequences, desc="sample", unit="seq")
+    try:
+        if suffix == ".npz":
+            X = np.concatenate([np.asarray(model.sample(args.length, random_state=int(rng.integers(2**31)))[0]).ravel()
+                                for _ in range(args.n_sequences)] or [np.empty(0, np.int64)])
+            bar.update(args.n_sequences)
+            with atomic_output(args.output, "wb") as out:
+                np.savez(out, X=X, lengths=np.full(args.n_sequences, args.length, np.int64))
+            return
+        with atomic_output(args.output) as out:
             for first in range(0, args.n_sequences, 4096):
                 k = min(4096, args.n_sequences - first)
                 X = np.concatenate([np.asarray(model.sample(args.length, random_state=int(rng.integers(2**31)))[0]).ravel()
                                     for _ in range(k)]) if args.length else np.empty(0, np.int64)
                 out.write(format_sequences(X, [args.length] * k, symbols))
                 bar.update(k)
-        finally:
-            bar.close()
+    finally:
+        bar.close()
+
+
+def _sample_frames(args, model, rng) -> None:
+    """A continuous or count model's sample: FRAMES as CSV rows (a blank line between sequences),
+    or ``.npy`` (with the companion NAME.lengths.npy) or ``.npz`` (X, lengths) by the suffix."""
+    from .seqio.frames import companion_lengths_path, format_frames
+
+    if args.integers:
+        raise CLIError(f"--integers applies to categorical models (symbol names), not a "
+                       f"{_type_name(model)} model")
+    suffix = _suffix(args.output)
+    lengths = np.full(args.n_sequences, args.length, np.int64)
+    bar = _bar(args, total=args.n_sequences, desc="sample", unit="seq")
+
+    def draw(k):
+        out = [np.asarray(model.sample(args.length, random_state=int(rng.integers(2**31)))[0])
+               for _ in range(k)]
+        bar.update(k)
+        return out
+
+    try:
+        if suffix in (".npy", ".npz"):
+            parts = draw(args.n_sequences)
+            X = np.concatenate(parts) if parts else np.empty((0, _width(model)))
+            if suffix == ".npz":
+                with atomic_output(args.output, "wb") as out:
+                    np.savez(out, X=X, lengths=lengths)
+            else:
+                with atomic_output(args.output, "wb") as out:
+                    np.save(out, X)
+                with atomic_output(companion_lengths_path(args.output), "wb") as out:
+                    np.save(out, lengths)
+            return
+        with atomic_output(args.output) as out:
+            for first in range(0, args.n_sequences, 256):
+                k = min(256, args.n_sequences - first)
+                text = format_frames(np.concatenate(draw(k)), lengths[:k])
+                out.write(("\n" if first else "") + text)
+    finally:
+        bar.close()
+
+
+def _width(model) -> int:
+    n = getattr(model, "n_features", None)
+    return int(n) if isinstance(n, (int, np.integer)) else 0
+
+
+def cmd_sample(args) -> int:
+    from .seqio.frames import companion_lengths_path
+
+    outputs = [(_OUT, args.output)]
+    if _suffix(args.output) == ".npy":
+        outputs.append((f"{_OUT}'s lengths", companion_lengths_path(args.output)))
+    refuse_overwrite(outputs, [(_MODEL, args.model)])
+    model = load_model(args.model)
+    rng = np.random.default_rng(args.seed)
+    if _reads_seqs(type(model)):
+        _sample_seqs(args, model, rng)
+    else:
+        _sample_frames(args, model, rng)
     return 0
 
 
@@ -372,44 +677,82 @@ def build_parser() -> argparse.ArgumentParser:
                         help="kernel backend (default: $FASTHW6_BACKEND or auto)")
     common.add_argument("--threads", type=positive, help="numba threads (default: all cores)")
     seqs = argparse.ArgumentParser(add_help=False)
-    seqs.add_argument("seqs", metavar="SEQS", help="sequences: text file, '-' for stdin, or .npz (X, lengths)")
+    seqs.add_argument("seqs", metavar="SEQS",
+                      help="the data, '-' for stdin. Categorical models: SEQS text (one sequence "
+                           "per line) or .npz (X, lengths). Continuous and count models: FRAMES "
+                           ".npy (2-D, one row per frame), .npz (X, optional lengths), or text "
+                           "rows of comma- or whitespace-separated features, a blank line "
+                           "between sequences")
     seqs.add_argument("--chunk-size", type=chunk_size, default=parse_size(DEFAULT_CHUNK), metavar="BYTES",
-                      help=f"input bytes per streamed chunk, e.g. 512K, 16M (default {DEFAULT_CHUNK})")
+                      help=f"input bytes per streamed chunk, e.g. 512K, 16M (default {DEFAULT_CHUNK}); "
+                           f"FRAMES are read whole, then handled in chunks of this many bytes")
+    seqs.add_argument("--lengths", metavar="FILE",
+                      help="FRAMES only: sequence lengths of a .npy input (or of an .npz without "
+                           "lengths), as a .npy integer array or text integers (default: "
+                           "NAME.lengths.npy beside NAME.npy if it exists, else one sequence)")
+    model_file = argparse.ArgumentParser(add_help=False)
+    model_file.add_argument("-m", "--model", required=True, metavar="MODEL.json",
+                            help="model file; its 'type' field picks the model class "
+                                 "(categorical when absent)")
 
-    s = sub.add_parser("score", parents=[common, seqs], help="per-sequence log-likelihoods as CSV",
+    s = sub.add_parser("score", parents=[common, model_file, seqs],
+                       help="per-sequence log-likelihoods as CSV",
                        description="Write index,length,log_likelihood for every sequence of SEQS.")
-    s.add_argument("-m", "--model", required=True, metavar="MODEL.json")
     s.add_argument("-o", "--output", metavar="OUT.csv", help="output file (default: stdout)")
     s.add_argument("--scheduler", metavar="ADDRESS", help="score on a Dask cluster (tcp://host:port)")
     s.add_argument("--connect-timeout", type=float, default=10.0, help=argparse.SUPPRESS)
     s.set_defaults(func=cmd_score)
 
-    d = sub.add_parser("decode", parents=[common, seqs], help="Viterbi path of every sequence as CSV",
+    d = sub.add_parser("decode", parents=[common, model_file, seqs],
+                       help="Viterbi path of every sequence as CSV",
                        description="Write index,length,log_probability,states (space-separated).")
-    d.add_argument("-m", "--model", required=True, metavar="MODEL.json")
     d.add_argument("-o", "--output", metavar="OUT.csv", help="output file (default: stdout)")
     d.set_defaults(func=cmd_decode)
 
+    types = sorted(model_types())
+    from .hmm._gaussian import COVARIANCE_TYPES
+
     f = sub.add_parser("fit", parents=[common, seqs], help="train a model with Baum-Welch",
-                       description="Train a CategoricalHMM on SEQS and save it as JSON.")
-    f.add_argument("-n", "--n-states", type=positive, required=True, metavar="N_STATES")
-    f.add_argument("-o", "--output", required=True, metavar="MODEL.json")
+                       description="Train an HMM of the type --model names on SEQS and save it "
+                                   "as JSON.")
+    f.add_argument("-n", "--n-states", type=positive, required=True, metavar="N_STATES",
+                   help="number of hidden states")
+    f.add_argument("-o", "--output", required=True, metavar="MODEL.json",
+                   help="where to write the trained model")
+    f.add_argument("--model", dest="model_type", choices=types, default="categorical",
+                   help=f"model type to train, from fasthw6.hmm.MODEL_TYPES: {', '.join(types)} "
+                        f"(default categorical)")
     f.add_argument("--n-iter", type=positive, default=100, help="maximum EM iterations (default 100)")
     f.add_argument("--tol", type=float, default=1e-2, help="stop when the gain is below (default 1e-2)")
     f.add_argument("--seed", type=seed, default=0, help="random initialisation seed (default 0)")
-    f.add_argument("--n-features", type=positive, help="alphabet size (default: max symbol + 1)")
-    f.add_argument("--symbols", help="comma-separated symbol names (default: integers, or the "
-                                     "sorted tokens when they are not integers)")
+    f.add_argument("--covariance-type", choices=COVARIANCE_TYPES,
+                   help="covariance of each Gaussian, for the models that take one (gaussian, "
+                        "gmm; default: the class's, diag)")
+    f.add_argument("--n-mix", type=positive, metavar="K",
+                   help="Gaussians per state, for the mixture models (gmm)")
+    f.add_argument("--n-features", type=positive,
+                   help="categorical: alphabet size (default: max symbol + 1)")
+    f.add_argument("--symbols", help="categorical: comma-separated symbol names (default: "
+                                     "integers, or the sorted tokens when they are not integers)")
+    f.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="any other constructor parameter of the model class, e.g. "
+                        "min_covar=1e-2 or params=stm (a Python literal, else text); repeatable")
     f.set_defaults(func=cmd_fit)
 
-    m = sub.add_parser("sample", parents=[common], help="random sequences from a model",
-                       description="Write N sequences of length L, one per line (a SEQS file).")
-    m.add_argument("-m", "--model", required=True, metavar="MODEL.json")
-    m.add_argument("-n", "--n-sequences", type=nonneg, required=True, metavar="N")
-    m.add_argument("-l", "--length", type=sequence_length, required=True, metavar="LENGTH")
-    m.add_argument("-o", "--output", metavar="OUT", help="output file (default: stdout)")
-    m.add_argument("--seed", type=seed, default=0)
-    m.add_argument("--integers", action="store_true", help="write symbol indices even if the model names symbols")
+    m = sub.add_parser("sample", parents=[common, model_file], help="random sequences from a model",
+                       description="Write N sequences of length L: SEQS text, one per line "
+                                   "(categorical), or FRAMES as CSV rows with a blank line between "
+                                   "sequences; an output named .npz holds X and lengths, one named "
+                                   ".npy (FRAMES) holds X, with NAME.lengths.npy written beside it.")
+    m.add_argument("-n", "--n-sequences", type=nonneg, required=True, metavar="N",
+                   help="number of sequences")
+    m.add_argument("-l", "--length", type=sequence_length, required=True, metavar="LENGTH",
+                   help="length of every sequence")
+    m.add_argument("-o", "--output", metavar="OUT",
+                   help="output file (default: stdout); .npz, or .npy for FRAMES, writes arrays")
+    m.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
+    m.add_argument("--integers", action="store_true",
+                   help="categorical: write symbol indices even if the model names symbols")
     m.set_defaults(func=cmd_sample)
 
     e = sub.add_parser("demo", parents=[common], help="the document's five questions, end to end")

@@ -181,12 +181,12 @@ class BaseHMM:
         E-step dict) or "viterbi" ((log P, states)) of checked parameters."""
         flp = self._log_frames(data)
         be, dt = self._backend(), self._dtype()
-        if kind == "score":
-            return frames._score(sp, tm, flp, off, dt, be)
+        if kind == "score":  # flp is ours: the engine may turn it into its table in place
+            return frames._score(sp, tm, flp, off, dt, be, overwrite=True)
         if kind == "posteriors":
-            return frames._posteriors(sp, tm, flp, off, dt, be)
+            return frames._posteriors(sp, tm, flp, off, dt, be, overwrite=True)
         if kind == "stats":
-            return frames._statistics(sp, tm, flp, off, dt, be)
+            return frames._statistics(sp, tm, flp, off, dt, be, overwrite=True)
         return frames._viterbi(sp, tm, flp, off, be)
 
     # ----------------------------------------------------------------- scoring

@@ -23,9 +23,9 @@ from .._validate import check_dtype_arg
 from ._checks import SYSTEM, _offsets, _prob
 from .api import _chain_sums, _lockstep, _score_ops, _viterbi_logs
 
-# frames converted to scaled likelihoods per block: a block's rows stay in cache across the
-# three passes over it (max, subtract, exp)
-_SCALE_ROWS = 4096
+# frames converted to scaled likelihoods per block of about this many values: a block stays in
+# cache across the three passes over it (max, subtract, exp)
+_SCALE_ELEMS = 1 << 15
 
 
 def _chain(startprob, transmat):
@@ -58,25 +58,47 @@ def check_frames(framelogprob, n_states, lengths=None, name="framelogprob"):
     return arr, _offsets(lengths, arr.shape[0])
 
 
-def scaled_frames(flp, dtype, backend=None):
+def scaled_frames(flp, dtype, backend=None, overwrite=False):
     """(B, shift): B[t] = exp(flp[t] - shift[t]) in ``dtype``, shift[t] = max_i flp[t, i]
-    (0 for a frame impossible in every state, whose row of B is then 0)."""
+    (0 for a frame impossible in every state, whose row of B is then 0).
+
+    ``overwrite``: B may be ``flp`` itself (float64), which saves a pass over memory.  The rows
+    are done in blocks that stay in cache across the passes (max, subtract, exp), blocks in
+    parallel (NumPy releases the GIL).  A NaN log-likelihood raises ValueError."""
     n, N = flp.shape
-    B = np.empty((n, N), dtype)
+    inplace = overwrite and np.dtype(dtype) == np.float64 and flp.dtype == np.float64 \
+        and flp.flags.c_contiguous
+    B = flp if inplace else np.empty((n, N), dtype)
     shift = np.empty(n, np.float64)
-    bounds = cut(np.arange(n + 1), max(1, -(-n // _SCALE_ROWS)))
+    rows = max(256, _SCALE_ELEMS // max(N, 1))
+    nb = max(1, -(-n // rows))
     threads = kernel_threads(SYSTEM, backend)
 
     def block(i):
-        a, b = bounds[i], bounds[i + 1]
-        m = flp[a:b].max(axis=1) if N else np.zeros(b - a)
+        a, b = i * rows, min(n, (i + 1) * rows)
+        if a >= b:
+            return
+        f = flp[a:b]
+        if N <= 16:  # a running maximum over columns: max(axis=1) is slow on short rows
+            m = f[:, 0].copy()
+            for j in range(1, N):
+                np.maximum(m, f[:, j], out=m)
+        else:
+            m = f.max(axis=1)
         m[m == -np.inf] = 0.0  # all -inf: exp(-inf - 0) = 0
         shift[a:b] = m
-        tmp = flp[a:b] - m[:, None]
-        np.exp(tmp, out=tmp)
-        B[a:b] = tmp
+        if inplace:
+            f -= m[:, None]
+            np.exp(f, out=f)
+        else:
+            tmp = f - m[:, None]
+            np.exp(tmp, out=tmp)
+            B[a:b] = tmp
 
-    run_pieces(block, bounds.shape[0] - 1, threads)
+    run_pieces(block, nb, threads)
+    if np.isnan(shift).any():  # a NaN in a row makes its maximum NaN
+        t = int(np.argmax(np.isnan(shift)))
+        raise ValueError(f"the emission log-likelihoods of frame {t} hold NaN")
     return B, shift
 
 
@@ -95,9 +117,10 @@ def _operands(framelogprob, lengths, startprob, transmat, dtype, backend):
     return sp, tm, dt, flp, off
 
 
-def _frame_ops(sp, tm, flp, dt, backend):
-    """Kernel operands and symbols: frame t is symbol t, its emission row B[t]."""
-    B, shift = scaled_frames(flp, dt, backend)
+def _frame_ops(sp, tm, flp, dt, backend, overwrite=False):
+    """Kernel operands and symbols: frame t is symbol t, its emission row B[t].
+    ``overwrite``: ``flp`` may be turned into B in place (the caller's own array)."""
+    B, shift = scaled_frames(flp, dt, backend, overwrite)
     ops = (np.ascontiguousarray(sp, dt), np.ascontiguousarray(tm, dt), B)
     if dt != np.float64:
         for name, a, a32 in (("startprob", sp, ops[0]), ("transmat", tm, ops[1])):
@@ -109,22 +132,22 @@ def _frame_ops(sp, tm, flp, dt, backend):
     return np.arange(flp.shape[0], dtype=np.int64), ops, shift
 
 
-def _score(sp, tm, flp, off, dt, backend):
-    x, ops, shift = _frame_ops(sp, tm, flp, dt, backend)
+def _score(sp, tm, flp, off, dt, backend, overwrite=False):
+    x, ops, shift = _frame_ops(sp, tm, flp, dt, backend, overwrite)
     _, out = _score_ops(x, off, ops, backend)
     return out + _seq_sums(shift, off)
 
 
-def _posteriors(sp, tm, flp, off, dt, backend):
-    x, ops, shift = _frame_ops(sp, tm, flp, dt, backend)
+def _posteriors(sp, tm, flp, off, dt, backend, overwrite=False):
+    x, ops, shift = _frame_ops(sp, tm, flp, dt, backend, overwrite)
     gamma = np.empty(flp.shape, dt)
     out, _ = _lockstep(x, off, ops, backend, 4, gamma, False, flp.shape[0])
     return out + _seq_sums(shift, off), gamma
 
 
-def _statistics(sp, tm, flp, off, dt, backend):
+def _statistics(sp, tm, flp, off, dt, backend, overwrite=False):
     n = sp.shape[0]
-    x, ops, shift = _frame_ops(sp, tm, flp, dt, backend)
+    x, ops, shift = _frame_ops(sp, tm, flp, dt, backend, overwrite)
     gamma = np.zeros(flp.shape, np.float64)  # every chunk adds its frames' γ: disjoint rows
     out, (st, tr, _) = _lockstep(x, off, ops, backend, 1, np.zeros((1, n), dt), True,
                                  flp.shape[0], obs=gamma)
