@@ -169,8 +169,8 @@ X6 = np.array([0, 1, 2, 2, 0, 1])
     (dict(n_features=-1), X6, None, r"n_features must be a positive int or None, got -1"),
     (dict(n_features="3"), X6, None, r"n_features must be a positive int or None, got '3'"),
     (dict(n_features=3.0), X6, None, r"n_features must be a positive int or None, got 3.0"),
-    (dict(n_iter=2.5), X6, None, r"n_iter must be a positive int, got 2.5"),
-    (dict(n_iter=0), X6, None, r"n_iter must be a positive int, got 0"),
+    (dict(n_iter=2.5), X6, None, r"n_iter must be an int >= 0, got 2.5"),
+    (dict(n_iter=-1), X6, None, r"n_iter must be an int >= 0, got -1"),
     (dict(tol=float("nan")), X6, None, r"tol must be a real number, got nan"),
 ])
 def test_constructor_values_are_checked_by_fit(kwargs, X, lengths, pattern):

@@ -285,3 +285,43 @@ def test_gaussian_far_from_origin(kind):
     ref = m.score_sequences(X, [200])
     m.means_ = m.means_ + 1e6
     np.testing.assert_allclose(m.score_sequences(X + 1e6, [200]), ref, rtol=1e-7)
+
+
+def test_diag_frames_kernels_agree_bit_for_bit():
+    """The fused diagonal-Gaussian kernels: numba and Cython give the same bits (one polynomial
+    exponential, the same operation order), the NumPy reference agrees to rounding; frames
+    outside [a, b) are not written; the exponential holds to 4e-16 relative over its range."""
+    from fasthw6.hmm import _cython, _numba, reference
+
+    rng = np.random.default_rng(0)
+    for N, D in [(3, 4), (5, 1), (64, 16)]:
+        X = rng.normal(size=(300, D)) * 30
+        args = (rng.normal(size=D), 3, 290, rng.normal(size=(N, D)), -rng.uniform(0.1, 3, (N, D)),
+                rng.normal(size=N))
+        res = []
+        for mod in (_numba, _cython, reference):
+            out, shift = np.full((300, N), 7.0), np.full(300, 7.0)
+            mod.diag_frames(X, *args, out, shift, True)
+            assert (out[:3] == 7).all() and (out[290:] == 7).all()
+            res.append((out[3:290], shift[3:290]))
+        np.testing.assert_array_equal(res[0][0], res[1][0])
+        np.testing.assert_array_equal(res[0][1], res[1][1])
+        np.testing.assert_allclose(res[0][0], res[2][0], rtol=1e-10, atol=1e-300)  # ll ~ 1e4
+        np.testing.assert_allclose(res[0][1], res[2][1], rtol=1e-13)
+    # the exponential alone: ll = y for one state (const = y, no features)
+    y = np.concatenate([-np.linspace(0, 744, 20001), [-np.inf, -708.4, -745.1]])
+    out, shift = np.empty((y.size, 2)), np.empty(y.size)
+    _numba.diag_frames(np.zeros((y.size, 0)), np.zeros(0), 0, y.size, np.zeros((2, 0)),
+                       np.zeros((2, 0)), np.array([0.0, 0.0]), out, shift, True)
+    assert (out == 1.0).all()  # both states equal: each frame scales to 1
+    e = np.empty(y.size)
+    for i, v in enumerate(y):  # through the kernel: state 1 at y below state 0
+        o, s = np.empty((1, 2)), np.empty(1)
+        _numba.diag_frames(np.zeros((1, 0)), np.zeros(0), 0, 1, np.zeros((2, 0)),
+                           np.zeros((2, 0)), np.array([0.0, v]), o, s, True)
+        e[i] = o[0, 1]
+    with np.errstate(under="ignore"):
+        ref = np.exp(y)
+    normal = ref > 2.3e-308
+    np.testing.assert_allclose(e[normal], ref[normal], rtol=4e-16)
+    assert (np.abs(e[~normal] - ref[~normal]) <= 5e-324).all()

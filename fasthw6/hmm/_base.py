@@ -176,18 +176,24 @@ class BaseHMM:
         """Emission log-likelihoods, float64 (n_samples, n_components)."""
         raise NotImplementedError
 
+    def _scaled_frames(self, data, dtype):
+        """(B, shift): the frames' likelihoods scaled by each frame's maximum, and the maxima
+        (``frames.scaled_frames``).  A room may compute them in one fused pass instead."""
+        return frames.scaled_frames(self._log_frames(data), dtype, self._backend(),
+                                    overwrite=True)
+
     def _run(self, kind, data, off, sp, tm):
         """``kind``: "score" (per-sequence log P), "posteriors" ((log P, γ)), "stats" (the
         E-step dict) or "viterbi" ((log P, states)) of checked parameters."""
-        flp = self._log_frames(data)
         be, dt = self._backend(), self._dtype()
-        if kind == "score":  # flp is ours: the engine may turn it into its table in place
-            return frames._score(sp, tm, flp, off, dt, be, overwrite=True)
+        if kind == "viterbi":
+            return frames._viterbi(sp, tm, self._log_frames(data), off, be)
+        B, shift = self._scaled_frames(data, dt)
+        if kind == "score":
+            return frames.score_table(sp, tm, B, shift, off, dt, be)
         if kind == "posteriors":
-            return frames._posteriors(sp, tm, flp, off, dt, be, overwrite=True)
-        if kind == "stats":
-            return frames._statistics(sp, tm, flp, off, dt, be, overwrite=True)
-        return frames._viterbi(sp, tm, flp, off, be)
+            return frames.posteriors_table(sp, tm, B, shift, off, dt, be)
+        return frames.statistics_table(sp, tm, B, shift, off, dt, be)
 
     # ----------------------------------------------------------------- scoring
     def score_sequences(self, X, lengths=None):
@@ -254,7 +260,13 @@ class BaseHMM:
     def get_stationary_distribution(self):
         """The stationary distribution of the chain: the left eigenvector of ``transmat_`` for
         its eigenvalue 1, normalised to sum to 1."""
-        _, tm = self._check_chain()
+        # as hmmlearn, only transmat_ is needed (startprob_ plays no part)
+        if not hasattr(self, "transmat_"):
+            raise NotFittedError(f"This {type(self).__name__} has no transmat_ yet: call fit(X) "
+                                 f"or set it")
+        n = self._check_n_components()
+        tm = _prob(self.transmat_, "transmat_", (n, n), "n_components x n_components")
+        self.transmat_ = tm
         vals, vecs = np.linalg.eig(tm.T)
         v = np.real_if_close(vecs[:, np.argmax(vals.real)])
         return np.real(v / v.sum())
@@ -312,6 +324,14 @@ class BaseHMM:
             _log.warning("Fitting a model with %d free scalar parameters with only %d data points "
                          "will result in a degenerate solution.", n_fit, n_samples_size)
 
+    def _init(self, X, lengths=None):
+        """hmmlearn's initialisation (kept under its name for code that calls it): what
+        ``fit`` does before EM, i.e. validate X and set what ``init_params`` names (or is
+        unset)."""
+        data, _ = self._data(X, lengths, fitting=True)
+        self._init_chain(np.size(data))
+        self._init_emissions(data)
+
     def _init_emissions(self, data):
         raise NotImplementedError
 
@@ -319,7 +339,8 @@ class BaseHMM:
         raise NotImplementedError
 
     def _check_fit_args(self):
-        n_iter = positive_int(self.n_iter, "n_iter")
+        # 0 is hmmlearn's "initialise only": fit sets what init_params names and runs no EM
+        n_iter = positive_int(self.n_iter, "n_iter", minimum=0)
         if isinstance(self.tol, (bool, np.bool_)) or not isinstance(self.tol, numbers.Real) \
                 or np.isnan(self.tol):
             raise ValueError(f"tol must be a real number, got {self.tol!r}")

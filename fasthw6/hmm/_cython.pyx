@@ -12,7 +12,7 @@ except the symbols' range in ``forward_loglik``, which checks each block before 
 import numpy as np
 
 cimport cython
-from libc.math cimport INFINITY, ldexp, log
+from libc.math cimport INFINITY, floor, ldexp, log
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
@@ -50,6 +50,7 @@ include "_cy_common.pxi"
 include "_cy_score.pxi"
 include "_cy_estep.pxi"
 include "_cy_viterbi.pxi"
+include "_cy_emissions.pxi"
 
 
 # The size switches as compiled (from _sizes.py, through _cy_sizes.pxi): the two backends give

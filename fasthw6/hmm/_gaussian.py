@@ -78,6 +78,20 @@ def full_covars(cv, kind, K, D):
     return out
 
 
+def diag_terms(means, cv, kind):
+    """(center, lin, quad, const) of diagonal (or spherical) densities for the fused kernels
+    (``diag_frames``): log N(x | μ_k, σ_k²) = const_k + Σ_d y_d (lin_kd + y_d quad_kd) with
+    y = x - center."""
+    D = means.shape[1]
+    c = means.mean(axis=0)
+    mc = means - c
+    var = np.repeat(cv[:, None], D, axis=1) if kind == "spherical" else cv
+    prec = 1.0 / var
+    const = -0.5 * (D * _LOG_2PI + np.log(var).sum(axis=1) + (mc * mc * prec).sum(axis=1))
+    return (np.ascontiguousarray(c), np.ascontiguousarray(mc * prec),
+            np.ascontiguousarray(-0.5 * prec), np.ascontiguousarray(const))
+
+
 def log_density(X, means, cv, kind, center=None):
     """log N(x_t | means_k, Σ_k): float64 (n_samples, K).
 

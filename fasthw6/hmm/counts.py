@@ -149,6 +149,24 @@ class _CountsRoom(BaseHMM):
         self._init_chain(x.size)
         self._init_emissions(x)
 
+    def _check_and_set_n_features(self, X):
+        """hmmlearn's check of a batch before fitting (kept under its name for code that calls
+        it): X must hold counts (non-negative whole numbers) of ``n_features`` features, which
+        is set from X when unknown; for the multinomial model every row must sum to
+        ``n_trials``, which is set to X's row sums when None.
+
+        Raises
+        ------
+        ValueError
+            As ``fit`` would: the wrong number of features, a negative or fractional count, a
+            row that does not sum to its number of trials.
+        """
+        known = getattr(self, "n_features", None)
+        x = check_counts(X, known)
+        if known is None:
+            self.n_features = x.shape[1]
+        self._check_totals(x, fitting=True)
+
 
 # =========================================================================================
 class PoissonHMM(_CountsRoom):

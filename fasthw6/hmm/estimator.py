@@ -123,6 +123,23 @@ class CategoricalHMM(BaseHMM):
         self.emissionprob_ = em
         return em
 
+    def _check_and_set_n_features(self, X):
+        """hmmlearn's check of symbols before fitting (kept under its name for code that calls
+        it): X must hold non-negative integers below ``n_features``, which is set to the
+        largest symbol + 1 when None.  Like hmmlearn's, it checks the values whatever X's
+        layout.
+
+        Raises
+        ------
+        ValueError
+            A non-integer dtype (``SymbolTypeError``, also a TypeError), a negative symbol, a
+            symbol >= ``n_features``.
+        """
+        positive_int(self.n_features, "n_features", allow_none=True)
+        _, hi = _as_symbols(np.reshape(X, -1), self.n_features, backend=self._backend())
+        if self.n_features is None:
+            self.n_features = hi + 1
+
     def _ops(self):
         sp, tm = self._check()
         return sp, tm, self.emissionprob_, self._dtype()

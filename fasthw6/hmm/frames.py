@@ -117,10 +117,10 @@ def _operands(framelogprob, lengths, startprob, transmat, dtype, backend):
     return sp, tm, dt, flp, off
 
 
-def _frame_ops(sp, tm, flp, dt, backend, overwrite=False):
-    """Kernel operands and symbols: frame t is symbol t, its emission row B[t].
-    ``overwrite``: ``flp`` may be turned into B in place (the caller's own array)."""
-    B, shift = scaled_frames(flp, dt, backend, overwrite)
+def _table_ops(sp, tm, B, dt):
+    """Kernel operands and symbols of a table B of scaled frame likelihoods: frame t is
+    symbol t, its emission row B[t]."""
+    B = B if B.dtype == dt else B.astype(dt)
     ops = (np.ascontiguousarray(sp, dt), np.ascontiguousarray(tm, dt), B)
     if dt != np.float64:
         for name, a, a32 in (("startprob", sp, ops[0]), ("transmat", tm, ops[1])):
@@ -129,30 +129,47 @@ def _frame_ops(sp, tm, flp, dt, backend, overwrite=False):
                 idx = tuple(int(i) for i in np.argwhere(lost)[0])
                 raise ValueError(f"{name}[{', '.join(map(str, idx))}] = {a[idx]:.3g} underflows "
                                  f"to 0 in {np.dtype(dt)}; use dtype=np.float64")
-    return np.arange(flp.shape[0], dtype=np.int64), ops, shift
+    return np.arange(B.shape[0], dtype=np.int64), ops
 
 
-def _score(sp, tm, flp, off, dt, backend, overwrite=False):
-    x, ops, shift = _frame_ops(sp, tm, flp, dt, backend, overwrite)
+def score_table(sp, tm, B, shift, off, dt, backend):
+    """Per-sequence log-likelihoods from scaled frames (B, shift) (``scaled_frames``)."""
+    x, ops = _table_ops(sp, tm, B, dt)
     _, out = _score_ops(x, off, ops, backend)
     return out + _seq_sums(shift, off)
 
 
-def _posteriors(sp, tm, flp, off, dt, backend, overwrite=False):
-    x, ops, shift = _frame_ops(sp, tm, flp, dt, backend, overwrite)
-    gamma = np.empty(flp.shape, dt)
-    out, _ = _lockstep(x, off, ops, backend, 4, gamma, False, flp.shape[0])
+def posteriors_table(sp, tm, B, shift, off, dt, backend):
+    """(per-sequence log-likelihoods, γ) from scaled frames (B, shift)."""
+    x, ops = _table_ops(sp, tm, B, dt)
+    gamma = np.empty(B.shape, dt)
+    out, _ = _lockstep(x, off, ops, backend, 4, gamma, False, B.shape[0])
     return out + _seq_sums(shift, off), gamma
 
 
-def _statistics(sp, tm, flp, off, dt, backend, overwrite=False):
+def statistics_table(sp, tm, B, shift, off, dt, backend):
+    """The E-step dict (``frames_statistics``) from scaled frames (B, shift)."""
     n = sp.shape[0]
-    x, ops, shift = _frame_ops(sp, tm, flp, dt, backend, overwrite)
-    gamma = np.zeros(flp.shape, np.float64)  # every chunk adds its frames' γ: disjoint rows
+    x, ops = _table_ops(sp, tm, B, dt)
+    gamma = np.zeros(B.shape, np.float64)  # every chunk adds its frames' γ: disjoint rows
     out, (st, tr, _) = _lockstep(x, off, ops, backend, 1, np.zeros((1, n), dt), True,
-                                 flp.shape[0], obs=gamma)
+                                 B.shape[0], obs=gamma)
     start, trans = _chain_sums(st, tr, ops[1])
     return dict(loglik=out + _seq_sums(shift, off), start=start, trans=trans, gamma=gamma)
+
+
+def _score(sp, tm, flp, off, dt, backend, overwrite=False):
+    return score_table(sp, tm, *scaled_frames(flp, dt, backend, overwrite), off, dt, backend)
+
+
+def _posteriors(sp, tm, flp, off, dt, backend, overwrite=False):
+    return posteriors_table(sp, tm, *scaled_frames(flp, dt, backend, overwrite), off, dt,
+                            backend)
+
+
+def _statistics(sp, tm, flp, off, dt, backend, overwrite=False):
+    return statistics_table(sp, tm, *scaled_frames(flp, dt, backend, overwrite), off, dt,
+                            backend)
 
 
 def _viterbi(sp, tm, flp, off, backend):

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._backend import get_kernel, kernel_threads
+from .._parallel import run_pieces
 from . import _gaussian as G
 from ._base import COMMON_PARAMS, BaseHMM, check_prior, require
-from ._checks import NotFittedError, _offsets
+from ._checks import SYSTEM, NotFittedError, _offsets
 
 _PARAM_NAMES = COMMON_PARAMS + ("covariance_type", "min_covar", "means_prior", "means_weight",
                                 "covars_prior", "covars_weight")
@@ -172,7 +174,31 @@ class GaussianHMM(BaseHMM):
         return x, _offsets(lengths, x.shape[0])
 
     def _log_frames(self, X):
+        if self.covariance_type in ("diag", "spherical"):
+            return self._diag_frames(X, False)[0]
         return G.log_density(X, self.means_, self._covars_, self.covariance_type)
+
+    def _scaled_frames(self, X, dtype):
+        if self.covariance_type in ("diag", "spherical"):
+            B, shift = self._diag_frames(X, True)
+            return (B if dtype == np.float64 else B.astype(dtype)), shift
+        return super()._scaled_frames(X, dtype)
+
+    def _diag_frames(self, X, scaled):
+        """Diagonal densities of every frame in one fused pass (``diag_frames`` kernel of the
+        backend, blocks of frames on the backend's threads), scaled by each frame's maximum
+        when ``scaled``."""
+        c, lin, quad, const = G.diag_terms(self.means_, self._covars_, self.covariance_type)
+        n, N = X.shape[0], lin.shape[0]
+        out = np.empty((n, N))
+        shift = np.empty(n if scaled else 0)
+        be = self._backend()
+        kernel = get_kernel(SYSTEM, "diag_frames", be)
+        k = 4 * kernel_threads(SYSTEM, be)
+        bounds = (n * np.arange(k + 1)) // k
+        run_pieces(lambda i: kernel(X, c, bounds[i], bounds[i + 1], lin, quad, const, out,
+                                    shift, scaled), k, kernel_threads(SYSTEM, be))
+        return out, shift
 
     def _sample_from_state(self, state, random_state):
         return random_state.multivariate_normal(self.means_[state], self.covars_[state])

@@ -169,3 +169,16 @@ def symbol_range(X, n_chunks, out):
     """Smallest and largest symbol of X (non-empty) into out[0], out[1]."""
     out[0], out[1] = X.min(), X.max()
     return out
+
+
+def diag_frames(X, center, a, b, lin, quad, const, out, shift, scaled):
+    """Diagonal-Gaussian log-likelihoods of frames X[a:b] - center, scaled by each frame's
+    maximum when ``scaled`` (the compiled kernels' fused job, in plain NumPy)."""
+    x = X[a:b] - center
+    ll = const + x @ lin.T + (x * x) @ quad.T
+    if scaled:
+        m = ll.max(axis=1)
+        m[m == -np.inf] = 0.0
+        shift[a:b] = m
+        ll = np.exp(ll - m[:, None])
+    out[a:b] = ll

@@ -1,0 +1,94 @@
+# Emission kernels of the framewise engine (as _numba/emissions.py, which documents them):
+# diagonal-Gaussian log-likelihoods of frames [a, b), fused with their scaling by each frame's
+# maximum.  Frames go EM_W at a time, lanes innermost.  Included by _cython.pyx.
+
+cdef enum:
+    EM_W = 64
+
+cdef double EM_LN2_HI = 0.6931471803691238
+cdef double EM_LN2_LO = 1.9082149292705877e-10
+cdef double EM_INV_LN2 = 1.4426950408889634
+
+
+cdef inline double exp_le0(double y) noexcept nogil:
+    """As _numba.emissions._exp_le0, operation for operation (the two backends give the same
+    bits): exp(y) for y <= 0."""
+    cdef double k, r, p, s1, s2
+    cdef int64_t ki, k1, k2
+    y = y if y > -746.0 else -746.0
+    k = floor(y * EM_INV_LN2 + 0.5)
+    r = (y - k * EM_LN2_HI) - k * EM_LN2_LO
+    p = 1.0 / 479001600.0
+    p = p * r + 1.0 / 39916800.0
+    p = p * r + 1.0 / 3628800.0
+    p = p * r + 1.0 / 362880.0
+    p = p * r + 1.0 / 40320.0
+    p = p * r + 1.0 / 5040.0
+    p = p * r + 1.0 / 720.0
+    p = p * r + 1.0 / 120.0
+    p = p * r + 1.0 / 24.0
+    p = p * r + 1.0 / 6.0
+    p = p * r + 0.5
+    p = p * r + 1.0
+    p = p * r + 1.0
+    ki = <int64_t>k
+    k1 = ki // 2 if ki >= 0 else -((-ki + 1) // 2)  # floor division, as Python's
+    k2 = ki - k1
+    s1 = ldexp(1.0, <int>k1) if k1 > -1023 else 0.0
+    s2 = ldexp(1.0, <int>k2) if k2 > -1023 else 0.0
+    return p * s1 * s2
+
+
+def diag_frames(const double[:, ::1] X, const double[::1] center, Py_ssize_t a, Py_ssize_t b, const double[:, ::1] lin,
+                const double[:, ::1] quad, const double[::1] const_, double[:, ::1] out,
+                double[::1] shift, bint scaled):
+    """See ``fasthw6.hmm._numba.emissions.diag_frames``."""
+    cdef Py_ssize_t D = X.shape[1], N = lin.shape[0], t0, w, l, d, j
+    cdef double v, lj, qj, cj
+    cdef double* acc
+    cdef double xt[EM_W]
+    cdef double mx[EM_W]
+    cdef double* xcol
+    with nogil:
+        acc = <double*>malloc(max(1, N * EM_W + D * EM_W) * sizeof(double))
+        if acc == NULL:
+            with gil:
+                raise MemoryError("diag_frames: no memory for a block of frames")
+        xcol = acc + N * EM_W
+        t0 = a
+        while t0 < b:
+            w = min(<Py_ssize_t>EM_W, b - t0)
+            for d in range(D):
+                for l in range(w):
+                    xcol[d * EM_W + l] = X[t0 + l, d] - center[d]
+                for l in range(w, EM_W):
+                    xcol[d * EM_W + l] = 0.0
+            for l in range(EM_W):
+                mx[l] = -INFINITY
+            for j in range(N):
+                cj = const_[j]
+                for l in range(EM_W):
+                    acc[j * EM_W + l] = cj
+                for d in range(D):
+                    lj = lin[j, d]
+                    qj = quad[j, d]
+                    for l in range(EM_W):
+                        v = xcol[d * EM_W + l]
+                        acc[j * EM_W + l] += v * (lj + v * qj)
+                for l in range(EM_W):
+                    if acc[j * EM_W + l] > mx[l]:
+                        mx[l] = acc[j * EM_W + l]
+            if scaled:
+                for l in range(EM_W):
+                    if mx[l] == -INFINITY:
+                        mx[l] = 0.0
+                for j in range(N):
+                    for l in range(EM_W):
+                        acc[j * EM_W + l] = exp_le0(acc[j * EM_W + l] - mx[l])
+                for l in range(w):
+                    shift[t0 + l] = mx[l]
+            for l in range(w):
+                for j in range(N):
+                    out[t0 + l, j] = acc[j * EM_W + l]
+            t0 += EM_W
+        free(acc)
