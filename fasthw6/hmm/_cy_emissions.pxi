@@ -92,3 +92,58 @@ def diag_frames(const double[:, ::1] X, const double[::1] center, Py_ssize_t a, 
                     out[t0 + l, j] = acc[j * EM_W + l]
             t0 += EM_W
         free(acc)
+
+
+def diag_moments(const double[:, ::1] X, const double[::1] center, const double[:, ::1] gamma,
+                 Py_ssize_t a, Py_ssize_t b, double[::1] post, double[:, ::1] obs,
+                 double[:, ::1] sq):
+    """See ``fasthw6.hmm._numba.emissions.diag_moments`` (the same per-lane sums, so the same
+    bits)."""
+    cdef Py_ssize_t D = X.shape[1], N = gamma.shape[1], t0, w, l, d, j
+    cdef double v
+    cdef double* buf
+    cdef double* pp
+    cdef double* po
+    cdef double* ps
+    cdef double* xt
+    cdef double* gt
+    with nogil:
+        buf = <double*>calloc(max(1, (N + 2 * N * D + D + N) * EM_W), sizeof(double))
+        if buf == NULL:
+            with gil:
+                raise MemoryError("diag_moments: no memory for a block of frames")
+        pp = buf
+        po = pp + N * EM_W
+        ps = po + N * D * EM_W
+        xt = ps + N * D * EM_W
+        gt = xt + D * EM_W
+        t0 = a
+        while t0 < b:
+            w = min(<Py_ssize_t>EM_W, b - t0)
+            for l in range(w):
+                for d in range(D):
+                    xt[d * EM_W + l] = X[t0 + l, d] - center[d]
+                for j in range(N):
+                    gt[j * EM_W + l] = gamma[t0 + l, j]
+            for l in range(w, EM_W):
+                for d in range(D):
+                    xt[d * EM_W + l] = 0.0
+                for j in range(N):
+                    gt[j * EM_W + l] = 0.0
+            for j in range(N):
+                for l in range(EM_W):
+                    pp[j * EM_W + l] += gt[j * EM_W + l]
+                for d in range(D):
+                    for l in range(EM_W):
+                        v = gt[j * EM_W + l] * xt[d * EM_W + l]
+                        po[(j * D + d) * EM_W + l] += v
+                        ps[(j * D + d) * EM_W + l] += v * xt[d * EM_W + l]
+            t0 += EM_W
+        for j in range(N):
+            for l in range(EM_W):
+                post[j] += pp[j * EM_W + l]
+            for d in range(D):
+                for l in range(EM_W):
+                    obs[j, d] += po[(j * D + d) * EM_W + l]
+                    sq[j, d] += ps[(j * D + d) * EM_W + l]
+        free(buf)

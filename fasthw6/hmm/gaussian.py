@@ -13,6 +13,8 @@ from . import _gaussian as G
 from ._base import COMMON_PARAMS, BaseHMM, check_prior, require
 from ._checks import SYSTEM, NotFittedError, _offsets
 
+_PIECE_FRAMES = 1 << 16  # frames per piece of the fused kernels' work
+
 _PARAM_NAMES = COMMON_PARAMS + ("covariance_type", "min_covar", "means_prior", "means_weight",
                                 "covars_prior", "covars_weight")
 
@@ -203,6 +205,19 @@ class GaussianHMM(BaseHMM):
     def _sample_from_state(self, state, random_state):
         return random_state.multivariate_normal(self.means_[state], self.covars_[state])
 
+    def _diag_moments(self, X, gamma, c):
+        """(Σγ, Σγy, Σγy²), y = x - c, in one fused pass (``diag_moments`` kernel of the
+        backend; pieces of frames on its threads, summed in piece order)."""
+        be = self._backend()
+        n, D, N = X.shape[0], X.shape[1], gamma.shape[1]
+        k = max(1, -(-n // _PIECE_FRAMES))  # pieces fixed by n: the sums do not depend on threads
+        bounds = (n * np.arange(k + 1)) // k
+        post, obs, sq = np.zeros((k, N)), np.zeros((k, N, D)), np.zeros((k, N, D))
+        kernel = get_kernel(SYSTEM, "diag_moments", be)
+        run_pieces(lambda i: kernel(X, c, gamma, bounds[i], bounds[i + 1], post[i], obs[i],
+                                    sq[i]), k, kernel_threads(SYSTEM, be))
+        return post.sum(axis=0), obs.sum(axis=0), sq.sum(axis=0)
+
     # ----------------------------------------------------------------- training
     def _init(self, X, lengths=None):
         """hmmlearn's initialisation (kept under its name for code that calls it)."""
@@ -261,8 +276,10 @@ class GaussianHMM(BaseHMM):
         P = self._priors
         gamma = stats["gamma"]
         c = self.means_.mean(axis=0)  # centre: the moments' terms stay small
-        post, obs, sq = G.moments(X, gamma, "diag" if kind in ("diag", "spherical") else "full",
-                                  c)
+        if kind in ("diag", "spherical"):
+            post, obs, sq = self._diag_moments(X, gamma, c)
+        else:
+            post, obs, sq = G.moments(X, gamma, "full", c)
         seen = post > 0  # a state no frame visits keeps its parameters
         mp = np.broadcast_to(P["means_prior"], (n, D)) - c
         mw = P["means_weight"]

@@ -182,3 +182,12 @@ def diag_frames(X, center, a, b, lin, quad, const, out, shift, scaled):
         shift[a:b] = m
         ll = np.exp(ll - m[:, None])
     out[a:b] = ll
+
+
+def diag_moments(X, center, gamma, a, b, post, obs, sq):
+    """The diagonal M-step's weighted sums of frames [a, b), added into post, obs, sq."""
+    y = X[a:b] - center
+    g = gamma[a:b]
+    post += g.sum(axis=0)
+    obs += g.T @ y
+    sq += g.T @ (y * y)

@@ -100,3 +100,49 @@ def diag_frames(X, center, a, b, lin, quad, const, out, shift, scaled):
         for l in range(w):
             for j in range(N):
                 out[t0 + l, j] = acc[j, l]
+
+
+@njit(nogil=True, cache=True)
+def diag_moments(X, center, gamma, a, b, post, obs, sq):
+    """The diagonal M-step's weighted sums over frames [a, b), added into ``post`` (N,) Σγ,
+    ``obs`` (N, D) Σγy and ``sq`` (N, D) Σγy², y = x - center: one pass over X and γ, W frames
+    at a time with per-lane partial sums (vectorised), folded in lane order at the end."""
+    D = X.shape[1]
+    N = gamma.shape[1]
+    pp = np.zeros((N, _W))
+    po = np.zeros((N, D, _W))
+    ps = np.zeros((N, D, _W))
+    xt = np.empty((D, _W))
+    gt = np.empty((N, _W))
+    for t0 in range(a, b, _W):
+        w = min(_W, b - t0)
+        for l in range(w):
+            for d in range(D):
+                xt[d, l] = X[t0 + l, d] - center[d]
+            for j in range(N):
+                gt[j, l] = gamma[t0 + l, j]
+        for l in range(w, _W):
+            for d in range(D):
+                xt[d, l] = 0.0
+            for j in range(N):
+                gt[j, l] = 0.0
+        for j in range(N):
+            g = gt[j]
+            pj = pp[j]
+            for l in range(_W):
+                pj[l] += g[l]
+            for d in range(D):
+                xd = xt[d]
+                o = po[j, d]
+                q = ps[j, d]
+                for l in range(_W):
+                    v = g[l] * xd[l]
+                    o[l] += v
+                    q[l] += v * xd[l]
+    for j in range(N):
+        for l in range(_W):
+            post[j] += pp[j, l]
+        for d in range(D):
+            for l in range(_W):
+                obs[j, d] += po[j, d, l]
+                sq[j, d] += ps[j, d, l]
