@@ -13,6 +13,7 @@ from .._backend import get_kernel, kernel_threads
 from .._parallel import cut, run_pieces
 from . import _anchors  # noqa: F401  (registers hmmlearn as the anchor of these functions)
 from . import _sizes
+from . import _logspace
 from ._checks import SYSTEM, _as_symbols, _batch, _kernel_operands, _model
 
 # α̂ values one lockstep block of the E-step and posteriors kernels stores (shortest length x N x
@@ -34,7 +35,30 @@ def _score_batch(X, lengths, sp, tm, em, dtype, backend):
         _as_symbols(X, em.shape[1], backend=backend)  # raises, naming the symbols' range
         raise ValueError(f"X holds symbol {np.asarray(X).ravel()[bad]} at position {bad}, "
                          f"outside 0..{em.shape[1] - 1}")
+    if (out == -np.inf).any():  # underflow inside one step, or truly impossible: log space
+        lem = _log_emissions(em)
+        _logspace.rescore(out, off, lambda a, b: lem[:, x[a:b]].T, *_logspace.logs(sp, tm))
     return out
+
+
+def _log_emissions(em):
+    with np.errstate(divide="ignore"):
+        return np.log(np.asarray(em, np.float64))
+
+
+def _recover(out, off, x, sp, tm, em):
+    """The sequences the kernels scored -inf, in log space (``_logspace``): yields
+    (sequence, a, b, log P, γ, Σξ) for each that is possible after all."""
+    if not (out == -np.inf).any():
+        return
+    lsp, ltm = _logspace.logs(sp, tm)
+    lem = _log_emissions(em)
+    for s in np.nonzero(out == -np.inf)[0]:
+        a, b = int(off[s]), int(off[s + 1])
+        if b > a:
+            ll, g, xi = _logspace.forward_backward(lem[:, x[a:b]].T, lsp, ltm, True)
+            if ll > -np.inf:
+                yield s, a, b, ll, g, xi
 
 
 def _score_ops(x, off, ops, backend):
@@ -172,6 +196,8 @@ def _forward_backward(x, off, sp, tm, em, dt, backend):
     gamma = np.empty((x.shape[0], sp.shape[0]), dt)
     out, _ = _lockstep(x, off, _kernel_operands(sp, tm, em, dt), backend, 4, gamma, False,
                        em.shape[1])
+    for s, a, b, ll, g, _ in _recover(out, off, x, sp, tm, em):
+        out[s], gamma[a:b] = ll, g
     return out, gamma
 
 
@@ -206,6 +232,11 @@ def _estep(x, off, sp, tm, em, dt, backend):
     obs_t = np.zeros((m, n))
     for c in range(ob.shape[0]):  # in chunk order, as _chain_sums
         obs_t += ob[c]
+    for s, a, b, ll, g, xi in _recover(out, off, x, sp, tm, em):
+        out[s] = ll
+        start += g[0]
+        trans += xi
+        np.add.at(obs_t, np.asarray(x[a:b], np.int64), g)
     return dict(loglik=out, start=start, trans=trans, obs=np.ascontiguousarray(obs_t.T))
 
 

@@ -21,6 +21,7 @@ from .._backend import kernel_threads
 from .._parallel import cut, run_pieces
 from .._validate import check_dtype_arg
 from ._checks import SYSTEM, _offsets, _prob
+from . import _logspace
 from .api import _chain_sums, _lockstep, _score_ops, _viterbi_logs
 
 # frames converted to scaled likelihoods per block of about this many values: a block stays in
@@ -136,7 +137,29 @@ def score_table(sp, tm, B, shift, off, dt, backend):
     """Per-sequence log-likelihoods from scaled frames (B, shift) (``scaled_frames``)."""
     x, ops = _table_ops(sp, tm, B, dt)
     _, out = _score_ops(x, off, ops, backend)
-    return out + _seq_sums(shift, off)
+    out += _seq_sums(shift, off)
+    if (out == -np.inf).any():  # underflow inside one step, or truly impossible: log space
+        _logspace.rescore(out, off, lambda a, b: _log_table(B, shift, a, b),
+                          *_logspace.logs(sp, tm))
+    return out
+
+
+def _log_table(B, shift, a, b):
+    with np.errstate(divide="ignore"):
+        return np.log(np.asarray(B[a:b], np.float64)) + shift[a:b, None]
+
+
+def _recover(out, off, B, shift, sp, tm):
+    """As ``api._recover``, on a table of scaled frames."""
+    if not (out == -np.inf).any():
+        return
+    lsp, ltm = _logspace.logs(sp, tm)
+    for s in np.nonzero(out == -np.inf)[0]:
+        a, b = int(off[s]), int(off[s + 1])
+        if b > a:
+            ll, g, xi = _logspace.forward_backward(_log_table(B, shift, a, b), lsp, ltm, True)
+            if ll > -np.inf:
+                yield s, a, b, ll, g, xi
 
 
 def posteriors_table(sp, tm, B, shift, off, dt, backend):
@@ -144,7 +167,10 @@ def posteriors_table(sp, tm, B, shift, off, dt, backend):
     x, ops = _table_ops(sp, tm, B, dt)
     gamma = np.empty(B.shape, dt)
     out, _ = _lockstep(x, off, ops, backend, 4, gamma, False, B.shape[0])
-    return out + _seq_sums(shift, off), gamma
+    out += _seq_sums(shift, off)
+    for s, a, b, ll, g, _ in _recover(out, off, B, shift, sp, tm):
+        out[s], gamma[a:b] = ll, g
+    return out, gamma
 
 
 def statistics_table(sp, tm, B, shift, off, dt, backend):
@@ -155,7 +181,12 @@ def statistics_table(sp, tm, B, shift, off, dt, backend):
     out, (st, tr, _) = _lockstep(x, off, ops, backend, 1, np.zeros((1, n), dt), True,
                                  B.shape[0], obs=gamma)
     start, trans = _chain_sums(st, tr, ops[1])
-    return dict(loglik=out + _seq_sums(shift, off), start=start, trans=trans, gamma=gamma)
+    out += _seq_sums(shift, off)
+    for s, a, b, ll, g, xi in _recover(out, off, B, shift, sp, tm):
+        out[s], gamma[a:b] = ll, g
+        start += g[0]
+        trans += xi
+    return dict(loglik=out, start=start, trans=trans, gamma=gamma)
 
 
 def _score(sp, tm, flp, off, dt, backend, overwrite=False):

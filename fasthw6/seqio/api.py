@@ -211,6 +211,9 @@ def _open_text(source) -> tuple[BinaryIO, bool, int | None]:
     return source, False, None
 
 
+_BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark (editors on Windows write one)
+
+
 def _read_block(f, n: int) -> bytes:
     if isinstance(f, io.RawIOBase):
         return f.read(n) or b""
@@ -230,6 +233,7 @@ def iter_text_chunks(source, n_symbols=None, symbols=None, chunk_bytes=DEFAULT_C
         line = 1
         start = 0
         eof = False
+        bom_checked = False
         while not eof:
             t0 = time.perf_counter()
             try:
@@ -238,6 +242,10 @@ def iter_text_chunks(source, n_symbols=None, symbols=None, chunk_bytes=DEFAULT_C
                 raise SeqsError(name, line, f"cannot read: {exc}") from None
             eof = not data
             buf = pending + data if pending else data
+            if not bom_checked and (len(buf) >= 3 or eof):
+                bom_checked = True
+                if buf[:3] == _BOM:  # a UTF-8 byte-order mark is not part of the first token
+                    buf = buf[3:]
             if eof:
                 block, pending = buf, b""
             else:

@@ -199,7 +199,7 @@ def _read_text(source, name) -> str:
         if own:
             f.close()
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")  # a leading byte-order mark is dropped
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise SeqsError(name, line, f"not UTF-8 text ({exc.reason}); binary arrays must be "
