@@ -51,3 +51,17 @@ TARGETS = [
     ("KL + reparameterize + grads float32", None, "numba", "numpy expressions", 2.0),
     ("KL + reparameterize + grads float64", None, "numba", "numpy expressions", 2.0),
 ]
+
+# The README's first screen: one headline row per system (group, case substring or None, the
+# implementation, its yardstick); the full tables go to docs/benchmarks.md.
+HEADLINE = [
+    ("score_sequences", "N=16", "numba", "hmmlearn-scaling"),
+    ("decode (Viterbi)", "N=64", "numba", "hmmlearn"),
+    ("fit (one EM iteration)", "N=16", "numba", "hmmlearn-scaling"),
+    ("score_sequences", "N=16", "numba", "pomegranate"),
+    ("GaussianHMM fit (one EM iteration)", "full N=16 D=16", "numba", "hmmlearn"),
+    ("conv_transpose2d+relu f32", "a:", "numba", "torch"),
+    ("batchnorm fwd+bwd f32", None, "numba", "torch"),
+    ("KL + reparameterize + grads float32", None, "numba", "numpy expressions"),
+    ("hard-margin SVM fit", None, "numba", "sklearn SVC"),
+]

@@ -30,6 +30,7 @@ import contextlib
 import functools
 import hashlib
 import itertools
+import logging
 import os
 import pickle
 import subprocess
@@ -286,6 +287,55 @@ class AutoKernel:
         if first:
             _request(disp, sig, self.label)
         return self._ready[key]
+
+
+class CompileWarning(UserWarning):
+    """A numba kernel is about to be compiled in the foreground (a new argument-type signature
+    under ``backend="numba"``): the call takes seconds to a minute longer, once; later calls and
+    later processes load the code from :func:`cache_dir`.  Silence it with
+    ``warnings.simplefilter("ignore", fasthw6.CompileWarning)``; ``fasthw6 compile`` builds
+    the cache ahead of time."""
+
+
+_log = logging.getLogger("fasthw6.jit")
+
+
+class NoticeKernel:
+    """A numba kernel that says so, once per argument types, before it compiles: a
+    :class:`CompileWarning` and an INFO record on the ``fasthw6.jit`` logger.  Otherwise the
+    kernel itself (the check is one dict lookup per call)."""
+
+    def __init__(self, label, fast):
+        self.label = label
+        self.fast = fast
+        self.dispatcher = getattr(fast, "dispatcher", fast)
+        self._seen: set = set()
+
+    def __call__(self, *args):
+        key = tuple(map(_typekey, args))
+        if key not in self._seen:
+            self._notice(args)
+            self._seen.add(key)
+        return self.fast(*args)
+
+    def _notice(self, args):
+        import numba
+
+        try:
+            sig = tuple(numba.typeof(a) for a in args)
+        except Exception:  # an argument numba types only when compiling: let it say so
+            return
+        if _load_cached(self.dispatcher, sig):
+            return
+        msg = (f"compiling numba kernel {self.label} for ({', '.join(map(str, sig))}): once, "
+               f"seconds to a minute; later calls and processes load it from {cache_dir()}")
+        _log.info(msg)
+        import warnings
+
+        warnings.warn(msg, CompileWarning, stacklevel=3)
+
+    def __getattr__(self, name):  # the dispatcher's attributes (signatures, py_func, ...)
+        return getattr(self.fast, name)
 
 
 # --------------------------------------------------------------------------- background compiler

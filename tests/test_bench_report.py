@@ -52,3 +52,27 @@ def test_readme_markers(report, tmp_path):
     (tmp_path / "bad.md").write_text("no markers")
     with pytest.raises(SystemExit, match="no <!-- bench-table:start -->"):
         report.update_readme(str(tmp_path / "bad.md"), "x")
+
+
+def test_rows_keyed_by_machine_and_headline(report, tmp_path):
+    """Two results files of one benchmark from two machines (or ISAs) stay apart: each ratio is
+    taken within its own run, the tables gain a machine column, the headline names it."""
+    g = "decode (Viterbi)"
+    a = [_bench(g, "N=64", "numba", 1.0, 100.0, "hmmlearn"),
+         _bench(g, "N=64", "hmmlearn", 5.0, 100.0, "hmmlearn")]
+    b = [_bench(g, "N=64", "numba", 1.0, 100.0, "hmmlearn"),
+         _bench(g, "N=64", "hmmlearn", 2.0, 100.0, "hmmlearn")]
+    for x in a:
+        x["extra_info"]["cpu"] = "CPU A (AVX-512)"
+    for x in b:
+        x["extra_info"]["cpu"] = "CPU B (AVX2)"
+    data = {"benchmarks": a + b}
+    ratios = {(r["machine"], r["impl"]): r["ratio"] for r in report.rows(data)}
+    assert ratios[("CPU A (AVX-512)", "numba")] == 5.0 and ratios[("CPU B (AVX2)", "numba")] == 2.0
+    assert "| machine |" in report.table(data) and "| machine |" in report.target_table(data)
+    head = report.headline(data)
+    assert "decode (Viterbi) | N=64" in head and "5x" in head and "CPU A (AVX-512)" in head
+    doc = tmp_path / "b.md"
+    report.write_docs(str(doc), data)
+    text = doc.read_text()
+    assert "## Targets set by the issues" in text and "CPU B (AVX2)" in text
