@@ -22,6 +22,16 @@ at the first call), without numba Cython, without both NumPy.
 The same registry drives the equivalence tests and the benchmarks: ``comparisons(op)`` returns
 every available backend of a public function plus every installed anchor library registered
 for it with ``register_anchor``.
+
+In a forked process (``os.fork``, multiprocessing's ``"fork"`` start method) numba's parallel
+kernels (``conv``, ``nn``, ``vae``) cannot run when numba's threading layer is GNU OpenMP, the
+usual one on Linux without TBB: numba kills a child of the process that started it with
+SIGTERM, and GNU OpenMP's pool of the forking thread is stale there.  ``get_kernel`` (and
+``auto``) then hand out the Cython kernel of the same name instead, which gives numba's bits
+(``STANDIN``), on one thread in the forking thread (:mod:`fasthw6._parallel` has the whole rule);
+without the Cython build such a call raises RuntimeError naming the remedies.  Under numba's TBB
+or workqueue layer (``pip install tbb``, or ``NUMBA_THREADING_LAYER``) numba's kernels run in the
+child as they are.
 """
 from __future__ import annotations
 
@@ -307,6 +317,8 @@ class _LazyKernel:
     def __call__(self, *args):
         if self._fn is None:
             self._fn = getattr(_module(self.system, "numba"), self.name)
+        if _forked:
+            return _forked_numba(self.system, self.name, self._fn)(*args)
         return self._fn(*args)
 
     @property
@@ -317,11 +329,95 @@ class _LazyKernel:
 
 
 def get_kernel(system: str, name: str, backend: str | None = None) -> Callable:
-    """Return kernel ``name`` of ``fasthw6.<system>`` for the resolved backend."""
+    """Return kernel ``name`` of ``fasthw6.<system>`` for the resolved backend (in a forked
+    process, numba's parallel kernels may give way to Cython's: see the module docstring)."""
     b = resolve_backend(backend)
     if b == "auto":
         return _auto_kernel(system, name)
-    return getattr(_module(system, b), name)
+    fn = getattr(_module(system, b), name)
+    if _forked and b == "numba":
+        return _forked_numba(system, name, fn)
+    return fn
+
+
+# --------------------------------------------------------------------------- forked processes
+_forked = False  # True in a process forked from one that imported fasthw6
+
+
+def _after_fork_in_child() -> None:
+    global _forked
+    _forked = True
+    _numba_fork_safe.cache_clear()  # the answer depends on what ran before this fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _forked_numba(system: str, name: str, fn: Callable) -> Callable:
+    """numba's kernel ``fn`` in a forked process: itself when it runs no parallel region or
+    numba's threading layer is fork safe, else Cython's kernel of the same name (bit for bit
+    numba's), else a RuntimeError naming the remedies."""
+    if not getattr(fn, "targetoptions", {}).get("parallel") or _numba_fork_safe():
+        return fn
+    if system in STANDIN and _has_module(system, "cython"):
+        return getattr(_module(system, "cython"), name)
+    raise RuntimeError(
+        f"numba's parallel kernel fasthw6.{system}.{name} cannot run in a forked process: numba's "
+        "GNU OpenMP threading layer is not fork safe (numba terminates such a child), and the "
+        "Cython kernels that stand in for it there are not built.  Start worker processes with "
+        "multiprocessing's 'spawn' or 'forkserver' method, build the Cython extensions, or give "
+        "numba a fork-safe threading layer (pip install tbb, or NUMBA_THREADING_LAYER=workqueue, "
+        "which is not thread safe)")
+
+
+def _next_threading_layer() -> str:
+    """The threading layer numba would start now (it starts one at the first parallel call):
+    ``"tbb"``, ``"omp"``, ``"workqueue"``, or ``"forksafe"`` for a choice numba makes among
+    fork-safe layers only."""
+    from numba.core import config
+
+    t = str(config.THREADING_LAYER).lower()
+    if t in ("tbb", "omp", "workqueue"):
+        return t
+    if t in ("safe", "forksafe"):
+        return "forksafe"
+    order = ["tbb", "omp"] if t == "threadsafe" else list(config.THREADING_LAYER_PRIORITY)
+    for layer in order:
+        try:
+            if layer == "tbb":
+                from numba.np.ufunc.parallel import _check_tbb_version_compatible
+
+                _check_tbb_version_compatible()
+                importlib.import_module("numba.np.ufunc.tbbpool")
+            elif layer == "omp":
+                importlib.import_module("numba.np.ufunc.omppool")
+            return layer
+        except Exception:  # noqa: BLE001 -- not installed (or numba moved it): the next one
+            continue
+    return "omp"  # unknown: assume the unsafe one
+
+
+@functools.lru_cache(maxsize=None)
+def _numba_fork_safe() -> bool:
+    """Whether numba's parallel kernels can run in this forked process: its threading layer
+    (started before the fork, else the one it would start) is TBB, workqueue, or an OpenMP
+    other than GNU's.  GNU OpenMP is not fork safe: numba terminates a child of the process
+    that started it, and a region led by the forking thread waits for the parent's threads."""
+    try:
+        import numba
+
+        try:
+            layer = numba.threading_layer()
+        except ValueError:  # not started before the fork
+            layer = _next_threading_layer()
+        if layer == "omp":
+            from numba.np.ufunc import omppool
+
+            return getattr(omppool, "openmp_vendor", "GNU") != "GNU"
+    except Exception:  # noqa: BLE001 -- numba's internals moved: assume the unsafe layer
+        return False
+    return layer in ("tbb", "workqueue", "forksafe")
 
 
 def kernel_threads(system: str, backend: str | None = None) -> int:

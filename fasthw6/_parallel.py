@@ -11,6 +11,26 @@ compilation, 30% of the HMM kernels' first-call time (one float/symbol dtype set
 and a signal cannot reach Python while a parallel region runs.  Here the calling thread only
 waits (an interruptible wait), so Ctrl-C raises ``KeyboardInterrupt`` in the caller at once;
 pieces not yet started are dropped, and the ones running finish into buffers nobody reads.
+
+Forked processes (``os.fork``, ``multiprocessing`` with the ``"fork"`` start method, the default
+on Linux before Python 3.14) run every kernel, with the parent's results, after the parent has
+run kernels itself; ``tests/test_fork.py`` holds them to it:
+
+- this pool: a child has none of the parent's threads, so it starts a pool of its own;
+- the Cython kernels of ``conv``, ``nn`` and ``vae`` (OpenMP regions): GNU OpenMP keeps a pool of
+  workers for each thread that has led a region, and in a child the forking thread's pool lists
+  workers that do not exist there: a region it led on more than one thread would wait for them
+  forever.  In the child that thread (its main thread, :func:`forked_thread`) runs those kernels
+  on one thread; threads the child starts get fresh pools and every thread;
+- numba's parallel kernels (the same three systems): numba terminates a child of a process that
+  started its GNU OpenMP threading layer (SIGTERM), so in a child the Cython kernels, bit for
+  bit numba's, answer instead (one thread in the main thread, as above).  Without the Cython
+  build such a call raises RuntimeError.  Under numba's TBB layer (``pip install tbb``) or
+  workqueue layer numba's kernels run in the child as they are (:mod:`fasthw6._backend`).
+
+A child thus computes single-threaded in its main thread, usually what a pool of worker
+processes wants.  The ``"spawn"`` and ``"forkserver"`` start methods avoid all of this, at the
+cost of importing fasthw6 (and loading numba's kernels) in every worker.
 """
 from __future__ import annotations
 
@@ -23,12 +43,22 @@ from typing import Callable
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 _size = 0
+_forked_thread = 0  # in a forked process, the thread that forked it (its ident); else 0
 
 
 def _after_fork_in_child() -> None:
-    """A forked child has none of the parent's threads: start a new pool when it needs one."""
-    global _pool, _size, _lock
+    """A forked child has none of the parent's threads: start a new pool when it needs one,
+    and remember which thread forked (see the module docstring)."""
+    global _pool, _size, _lock, _forked_thread
     _pool, _size, _lock = None, 0, threading.Lock()
+    _forked_thread = threading.get_ident()
+
+
+def forked_thread() -> int:
+    """The ident (``threading.get_ident()``) of the thread that forked this process, the only
+    thread a forked process starts with; 0 in a process that was not forked (or forked before
+    fasthw6 was imported).  OpenMP regions led by it run on one thread."""
+    return _forked_thread
 
 
 if hasattr(os, "register_at_fork"):

@@ -8,9 +8,44 @@ kernels; a thread whose buffer cannot be allocated skips its work and the call r
 divisions that can see a negative numerator go through ``_floordiv``.
 """
 from cython.parallel cimport parallel, prange
+cimport openmp
+from cpython.pythread cimport PyThread_get_thread_ident
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 from libc.math cimport fabs
 from libc.stdlib cimport free, malloc
+
+import os as _os
+
+from .. import _parallel
+
+# Forked children (os.fork, multiprocessing's "fork" start method).  GNU OpenMP keeps, for each
+# thread that has led a parallel region, a pool of worker threads it reuses; a forked child holds
+# only the thread that called fork, whose pool still lists workers that do not exist there, so a
+# region it leads on more than one thread waits for them forever.  In a forked child that thread
+# therefore runs these kernels on one thread (``_omp_threads``); threads the child starts get
+# pools of their own and run on every thread.  (``fasthw6._parallel`` documents the whole rule.)
+# A module first imported in a forked child takes the forking thread from ``fasthw6._parallel``.
+cdef unsigned long _forked_thread = _parallel.forked_thread()
+
+
+def _after_fork_in_child():
+    """Record the calling thread (a forked child's only thread) as one whose OpenMP pool is
+    stale."""
+    global _forked_thread
+    _forked_thread = PyThread_get_thread_ident()
+
+
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+cdef int _omp_threads() noexcept:
+    """Threads for a parallel region led by the calling thread: OpenMP's count, or 1 in the
+    thread that forked this process (its pool is stale).  Called with the GIL held."""
+    if _forked_thread != 0 and PyThread_get_thread_ident() == _forked_thread:
+        return 1
+    return openmp.omp_get_max_threads()
+
 
 ctypedef fused real:
     float
@@ -113,8 +148,9 @@ def conv2d(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const real[::
     cdef real b
     cdef real *acc
     cdef Py_ssize_t nomem = 0
+    cdef int nt = _omp_threads()
     with nogil:
-        for job in prange(N * O, schedule="dynamic"):
+        for job in prange(N * O, schedule="dynamic", num_threads=nt):
             n = job // O
             o = job % O
             acc = <real *> malloc(Wo * sizeof(real))
@@ -155,8 +191,9 @@ def conv_transpose2d(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, con
     cdef real *acc
     cdef real *a
     cdef Py_ssize_t nomem = 0
+    cdef int nt = _omp_threads()
     with nogil:
-        for job in prange(N * O, schedule="dynamic"):
+        for job in prange(N * O, schedule="dynamic", num_threads=nt):
             n = job // O
             o = job % O
             acc = <real *> malloc(sw * nmax * sizeof(real))
@@ -247,7 +284,8 @@ def conv_transpose2d_gemm(const real[:, :, :, ::1] x, const real[:, ::1] wmat, c
     cdef real *cols
     cdef real *acc
     cdef Py_ssize_t nomem = 0
-    with nogil, parallel():
+    cdef int nt = _omp_threads()
+    with nogil, parallel(num_threads=nt):
         cols = <real *> malloc(M * H * W * sizeof(real))
         acc = <real *> malloc(sw * ((Wo + sw - 1) // sw) * sizeof(real))
         for n in prange(N, schedule="dynamic"):

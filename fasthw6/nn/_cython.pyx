@@ -17,6 +17,7 @@ Over 500 lines: the four kernels and the inline helpers they share are one exten
 """
 from cython.parallel cimport prange
 cimport openmp
+from cpython.pythread cimport PyThread_get_thread_ident
 from libc.math cimport sqrt
 from libc.stdint cimport uintptr_t
 from libc.stdlib cimport free, malloc
@@ -61,6 +62,39 @@ cdef extern from "_stream.h":
     Py_ssize_t fh6_row_dx_wide_double(const double *gs, const double *xs, const double *co,
                                       Py_ssize_t w, double *ds, Py_ssize_t j) nogil
 
+import os as _os
+
+from .. import _parallel
+
+# Forked children (os.fork, multiprocessing's "fork" start method).  GNU OpenMP keeps, for each
+# thread that has led a parallel region, a pool of worker threads it reuses; a forked child holds
+# only the thread that called fork, whose pool still lists workers that do not exist there, so a
+# region it leads on more than one thread waits for them forever.  In a forked child that thread
+# therefore runs these kernels on one thread (``_omp_threads``); threads the child starts get
+# pools of their own and run on every thread.  (``fasthw6._parallel`` documents the whole rule.)
+# A module first imported in a forked child takes the forking thread from ``fasthw6._parallel``.
+cdef unsigned long _forked_thread = _parallel.forked_thread()
+
+
+def _after_fork_in_child():
+    """Record the calling thread (a forked child's only thread) as one whose OpenMP pool is
+    stale."""
+    global _forked_thread
+    _forked_thread = PyThread_get_thread_ident()
+
+
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+cdef int _omp_threads() noexcept:
+    """Threads for a parallel region led by the calling thread: OpenMP's count, or 1 in the
+    thread that forked this process (its pool is stale).  Called with the GIL held."""
+    if _forked_thread != 0 and PyThread_get_thread_ident() == _forked_thread:
+        return 1
+    return openmp.omp_get_max_threads()
+
+
 ctypedef fused real:
     float
     double
@@ -74,7 +108,7 @@ def wide_streaming_stores():
 
 def n_threads():
     """Threads a parallel kernel of this backend runs on now."""
-    return openmp.omp_get_max_threads()
+    return _omp_threads()
 
 
 cdef inline double _sum(const real *xs, Py_ssize_t L) noexcept nogil:
@@ -133,8 +167,9 @@ def batchnorm_forward_4d(const real[:, :, ::1] x, const double[::1] gamma, const
     cdef real mh, ml, k, b
     cdef const real *xs
     cdef real *ys
+    cdef int nt = _omp_threads()
     with nogil:
-        for c in prange(C, schedule="static"):
+        for c in prange(C, schedule="static", num_threads=nt):
             if batch_stats:
                 s = 0.0
                 for n in range(N):
@@ -312,8 +347,9 @@ def batchnorm_backward_4d(const real[:, :, ::1] dy, const real[:, :, ::1] x, con
     cdef const real *xs
     cdef const real *gs
     cdef real *ds
+    cdef int nt = _omp_threads()
     with nogil:
-        for c in prange(C, schedule="static"):
+        for c in prange(C, schedule="static", num_threads=nt):
             m = mean[c]
             istd = 1.0 / sqrt(var[c] + eps)
             sdy = 0.0
@@ -443,8 +479,9 @@ def batchnorm_forward_2d(const real[:, ::1] x, const double[::1] gamma, const do
     cdef const real *xs
     cdef real *ys
     cdef Py_ssize_t nomem = 0
+    cdef int nt = _omp_threads()
     with nogil:
-        for t in prange(slices, schedule="static"):
+        for t in prange(slices, schedule="static", num_threads=nt):
             # assigned here, not through a pointer: prange makes only assigned variables
             # thread-private, and a shared c0/c1 let threads write each other's columns
             c0 = t * D // slices
@@ -533,8 +570,9 @@ def batchnorm_backward_2d(const real[:, ::1] dy, const real[:, ::1] x, const dou
     cdef const real *gs
     cdef real *ds
     cdef Py_ssize_t nomem = 0
+    cdef int nt = _omp_threads()
     with nogil:
-        for t in prange(slices, schedule="static"):
+        for t in prange(slices, schedule="static", num_threads=nt):
             # assigned here, not through a pointer: prange makes only assigned variables
             # thread-private, and a shared c0/c1 let threads write each other's columns
             c0 = t * D // slices

@@ -6,7 +6,7 @@ The SVM works in float64 whatever the input dtype, so there is no fused type her
 """
 import numpy as np
 
-from libc.math cimport INFINITY, exp, isfinite
+from libc.math cimport INFINITY, exp, fabs, isfinite
 
 cdef double TAU = 1e-12
 cdef Py_ssize_t BATCH = 16  # samples added to the working set per round
@@ -297,7 +297,7 @@ def smo_solve(const double[:, ::1] XT, const double[::1] y, double[::1] alpha, d
     cdef double[::1] h = np.empty(d + 1)
     cdef Py_ssize_t[::1] adding
     cdef Py_ssize_t ns = 0, npos = 0, t, k, r, s, u, c, m = 0, it = 0, n_add, steps
-    cdef double sp, sn, wk, acc, coef, gmax, gmin, wmax, wmin, v, mid, subgap
+    cdef double sp, sn, wk, acc, coef, gmax, gmin, wmax, wmin, v, mid, subgap, scale
     cdef double gap = INFINITY
     cdef bint fresh = True, up, low
 
@@ -322,8 +322,16 @@ def smo_solve(const double[:, ::1] XT, const double[::1] y, double[::1] alpha, d
                         sn += XT[k, t]
                 w[k] = sp / npos - sn / (n - npos)
             _scores(XT, w, f, n, d)
+            # y f in units of max |f|, as the numba kernel (raw scores above about 710 made
+            # every viol 0: an empty seed)
+            scale = 0.0
             for t in range(n):
-                viol[t] = 1.0 / (1.0 + exp(y[t] * f[t]))
+                scale = max(scale, fabs(f[t]))
+            for t in range(n):
+                if scale > 0.0 and scale < INFINITY:
+                    viol[t] = 1.0 / (1.0 + exp(y[t] * (f[t] / scale)))
+                else:
+                    viol[t] = 0.5
             c = _worst(viol, pos, y, 1.0, BATCH // 2, new_idx, new_val)
             for r in range(c):
                 seed_idx[ns] = new_idx[r]

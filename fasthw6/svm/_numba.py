@@ -374,8 +374,18 @@ def smo_solve(XT, y, alpha, grad, tol, max_iter, n_cache):
                     sn += XT[k, t]
             w[k] = sp / npos - sn / (n - npos)
         _scores(XT, w, f)
+        # in (0, 1), largest nearest the other side; y f is taken in units of max |f|, so that
+        # exp neither overflows nor rounds every sample of a class to the same value (raw
+        # scores above about 710 made every viol 0: an empty seed, no SMO step, and fit left to
+        # the LP and active-set finish, which raised RuntimeError on badly scaled data)
+        scale = 0.0
         for t in range(n):
-            viol[t] = 1.0 / (1.0 + np.exp(y[t] * f[t]))  # in (0, 1), largest nearest the other side
+            scale = max(scale, abs(f[t]))
+        for t in range(n):
+            if scale > 0.0 and scale < np.inf:
+                viol[t] = 1.0 / (1.0 + np.exp(y[t] * (f[t] / scale)))
+            else:
+                viol[t] = 0.5
         for cls in (1.0, -1.0):
             c = _worst(viol, pos, y, cls, BATCH // 2, new_idx, new_val)
             for r in range(c):
