@@ -337,7 +337,17 @@ def get_kernel(system: str, name: str, backend: str | None = None) -> Callable:
     fn = getattr(_module(system, b), name)
     if _forked and b == "numba":
         return _forked_numba(system, name, fn)
+    if b == "numba" and hasattr(fn, "py_func"):
+        return _noticed(system, name, fn)
     return fn
+
+
+@functools.lru_cache(maxsize=None)
+def _noticed(system: str, name: str, fn: Callable) -> Callable:
+    """numba's kernel, saying so before it compiles (``fasthw6._jit.NoticeKernel``)."""
+    from ._jit import NoticeKernel
+
+    return NoticeKernel(f"{system}.{name}", fn)
 
 
 # --------------------------------------------------------------------------- forked processes

@@ -242,3 +242,53 @@ def test_njit_variant_names_and_compiles():
     K = 1
     f1 = _jit.njit_variant("k1")(twice)
     assert f1.py_func.__qualname__.endswith("twice_k1") and f1(3) == 7
+
+
+def test_a_kernel_about_to_compile_says_so_once():
+    """Issue 18: a numba kernel about to compile (no code in memory or cache for the call's
+    types) warns once per argument types, with a category users can silence, and logs it."""
+    import logging
+    import warnings
+
+    import numba
+    import numpy as np
+
+    from fasthw6 import CompileWarning
+    from fasthw6._jit import NoticeKernel
+
+    @numba.njit
+    def twice(a):
+        return a * 2
+
+    k = NoticeKernel("test.twice", twice)
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("fasthw6.jit").addHandler(handler)
+    logging.getLogger("fasthw6.jit").setLevel(logging.INFO)
+    try:
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            assert k(np.arange(3)).tolist() == [0, 2, 4]
+            assert k(np.arange(5)).tolist() == [0, 2, 4, 6, 8]  # same types: no second notice
+            k(np.arange(3.0))  # new types: a notice again
+    finally:
+        logging.getLogger("fasthw6.jit").removeHandler(handler)
+    notes = [x for x in w if issubclass(x.category, CompileWarning)]
+    assert len(notes) == 2 and "test.twice" in str(notes[0].message)
+    assert "once" in str(notes[0].message) and "int64" in str(notes[0].message)
+    assert len(records) == 2
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        NoticeKernel("test.twice", twice)(np.arange(3))  # compiled now: no notice at all
+        assert not w
+
+    @numba.njit
+    def thrice(a):
+        return a * 3
+
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        warnings.simplefilter("ignore", CompileWarning)  # users can silence it
+        NoticeKernel("test.thrice", thrice)(np.arange(3))
+        assert not w
