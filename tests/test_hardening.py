@@ -71,3 +71,22 @@ def test_byte_order_mark_is_not_a_symbol(tmp_path):
     q.write_bytes(b"\xef\xbb\xbf0.5,1.5\n2.5,3.5\n")
     F = read_frames(str(q))[0]
     np.testing.assert_array_equal(F, [[0.5, 1.5], [2.5, 3.5]])
+
+
+# ---------------------------------------------------------------- 8: long lines read in linear time
+def test_long_line_in_small_reads_is_read_whole():
+    """A line far longer than the read size: its pieces are kept and joined once (the old
+    reader re-joined and re-scanned the pending bytes per read, quadratic: 137 s for 32 MB at
+    4K reads).  Correctness at several read sizes; the time lives in bench_cli."""
+    import io
+
+    from fasthw6.seqio.api import iter_text_chunks
+
+    line = (" ".join(["1", "0"] * 50_000) + "\n").encode()
+    data = b"2 2\n" + line + b"0 2"
+    for chunk in (1, 7, 4096, 1 << 20):
+        got = list(iter_text_chunks(io.BytesIO(data), n_symbols=3, chunk_bytes=chunk))
+        X = np.concatenate([c.X for c in got])
+        L = np.concatenate([c.lengths for c in got])
+        assert L.tolist() == [2, 100_000, 2] and X[:3].tolist() == [2, 2, 1]
+        assert X[-3:].tolist() == [0, 0, 2]

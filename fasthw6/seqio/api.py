@@ -229,7 +229,7 @@ def iter_text_chunks(source, n_symbols=None, symbols=None, chunk_bytes=DEFAULT_C
     if size is not None:  # a small file with a huge chunk size: read no more than it holds
         chunk_bytes = max(1, min(chunk_bytes, size + 1))
     try:
-        pending = b""
+        parts: list[bytes] = []  # the unfinished last line so far (joined once: linear time)
         line = 1
         start = 0
         eof = False
@@ -241,19 +241,23 @@ def iter_text_chunks(source, n_symbols=None, symbols=None, chunk_bytes=DEFAULT_C
             except (OSError, EOFError) as exc:  # e.g. a truncated .gz
                 raise SeqsError(name, line, f"cannot read: {exc}") from None
             eof = not data
-            buf = pending + data if pending else data
-            if not bom_checked and (len(buf) >= 3 or eof):
-                bom_checked = True
-                if buf[:3] == _BOM:  # a UTF-8 byte-order mark is not part of the first token
-                    buf = buf[3:]
-            if eof:
-                block, pending = buf, b""
-            else:
-                cut = buf.rfind(b"\n") + 1
-                if cut == 0:  # a line longer than a block: keep reading until it ends
-                    pending = buf
+            if not bom_checked:
+                if not eof and sum(map(len, parts)) + len(data) < 3:
+                    parts.append(data)
                     continue
-                block, pending = buf[:cut], buf[cut:]
+                data, parts, bom_checked = b"".join(parts) + data, [], True
+                if data[:3] == _BOM:  # a UTF-8 byte-order mark is not part of the first token
+                    data = data[3:]
+                eof = eof and not data
+            if eof:
+                block, parts = b"".join(parts), []
+            else:
+                cut = data.rfind(b"\n") + 1  # only the new bytes are searched
+                if cut == 0:  # a line longer than a block: keep reading until it ends
+                    parts.append(data)
+                    continue
+                block = b"".join(parts) + data[:cut] if parts else data[:cut]
+                parts = [data[cut:]] if cut < len(data) else []
             if not block:
                 continue
             X, lengths, lines = parser.parse(block, line)
