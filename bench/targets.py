@@ -45,6 +45,8 @@ TARGETS = [
     ("GMMHMM decode (Viterbi)", None, "numba", "hmmlearn", 5.0),
     ("GMMHMM fit (one EM iteration)", None, "numba", "hmmlearn", 5.0),
     ("framewise vs categorical scoring (numba)", None, "score_frames", "score_sequences", 0.6),
+    # issue 15: K models at once, per model-state-step: at K=64 at most 0.7x the separate calls
+    ("score_models", "K=64", "numba score_models", "numba separate", 1 / 0.7),
     # issue 4: batch norm forward + backward float32, latent layer of the VAE
     ("batchnorm fwd+bwd f32", None, "numba", "torch", 2.0),
     ("batchnorm fwd+bwd f32", None, "numba", "numpy copy (bandwidth)", 0.5),

@@ -6,9 +6,10 @@ Each system lives in its own subpackage (``fasthw6.conv``, ``fasthw6.hmm``, ``fa
 dispatch point (:mod:`fasthw6._backend`).
 """
 from ._backend import available_backends, get_backend, set_backend, single_threaded, use_backend
-from ._jit import cache_dir, jit_status
+from ._jit import CompileWarning, cache_dir, jit_status
 from .conv import conv2d, conv_transpose2d, relu, subpixel_conv2d, zero_interpolate
-from .hmm import GMMHMM, CategoricalHMM, GaussianHMM, MultinomialHMM, PoissonHMM
+from .hmm import (GMMHMM, CategoricalHMM, GaussianHMM, MultinomialHMM, PoissonHMM, predict_model,
+                  score_models)
 from .nn import (MLP, SGD, Adam, BatchNorm, Linear, ReLU, Sequential, Sigmoid, batchnorm_backward,
                  batchnorm_forward)
 from .svm import HardMarginSVC, NotSeparableError
@@ -24,6 +25,7 @@ __all__ = [
     "use_backend",
     "single_threaded",
     "cache_dir",
+    "CompileWarning",
     "jit_status",
     "conv2d",
     "conv_transpose2d",
@@ -35,6 +37,8 @@ __all__ = [
     "GMMHMM",
     "PoissonHMM",
     "MultinomialHMM",
+    "score_models",
+    "predict_model",
     "batchnorm_forward",
     "batchnorm_backward",
     "Linear",
@@ -55,3 +59,12 @@ __all__ = [
     "latent_backward",
     "VAE",
 ]
+
+
+def __getattr__(name):
+    """``fasthw6.distributed`` on first use (it imports Dask, an optional extra)."""
+    if name == "distributed":
+        import importlib
+
+        return importlib.import_module(".distributed", __name__)
+    raise AttributeError(f"module 'fasthw6' has no attribute {name!r}")

@@ -446,6 +446,19 @@ def _warm_hmm(floating, symbols):
         m = CategoricalHMM(2, random_state=0, backend="numba")
         m.startprob_, m.transmat_, m.emissionprob_ = sp, tm, em
         m.sample(5, random_state=0)
+        from .hmm import score_models
+
+        score_models([(sp, tm, em)], X[:9], [4, 5], backend="numba")
+    if symbols == "int64":  # the framewise engine's symbols are frame indices (int64)
+        from .hmm import GaussianHMM
+
+        g = GaussianHMM(2, "diag", init_params="", n_iter=1, dtype=np.dtype(floating),
+                        backend="numba")
+        g.startprob_, g.transmat_ = sp, tm
+        g.means_, g.covars_ = np.array([[0.0], [3.0]]), np.array([[1.0], [2.0]])
+        F = np.linspace(-2.0, 5.0, 9)[:, None]
+        g.fit(F, [4, 5])
+        g.predict(F, [4, 5])
 
 
 def _warm_seqio(floating, symbols):

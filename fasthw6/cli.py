@@ -1,7 +1,7 @@
 """The ``fasthw6`` command line (also ``python -m fasthw6``).
 
     fasthw6 demo                                  the document's five questions, end to end
-    fasthw6 score  -m MODEL.json SEQS [-o OUT.csv]  per-sequence log-likelihoods
+    fasthw6 score  -m MODEL.json SEQS [-o OUT.csv]  per-sequence log-likelihoods (-m repeatable)
     fasthw6 decode -m MODEL.json SEQS [-o OUT.csv]  per-sequence Viterbi log-probability and path
     fasthw6 fit    -n N_STATES SEQS -o MODEL.json   Baum-Welch training (--model TYPE)
     fasthw6 sample -m MODEL.json -n N -l LENGTH     random sequences (SEQS text, CSV, .npy, .npz)
@@ -254,9 +254,60 @@ def _data_inputs(args) -> list:
     return inputs
 
 
+def _model_columns(paths) -> list:
+    """CSV column names of the score command's models: each file's stem, or the path as given
+    where two stems are the same."""
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    names = [p if stems.count(st) > 1 else st for p, st in zip(paths, stems)]
+    return [n if names.count(n) == 1 else f"{n}#{names[:i + 1].count(n)}"
+            for i, n in enumerate(names)]
+
+
+def _check_alike(paths, models) -> None:
+    """A CLIError unless the score command's models read the same input: all SEQS models with
+    the same symbols, or all FRAMES models of one kind and width."""
+    first = models[0]
+    for path, m in zip(paths[1:], models[1:]):
+        if _reads_seqs(type(m)) != _reads_seqs(type(first)):
+            raise CLIError(f"{path}: a {_type_name(m)} model cannot be scored with the "
+                           f"{_type_name(first)} model of {paths[0]}: one reads SEQS, the other "
+                           f"FRAMES")
+        if _reads_seqs(type(first)):
+            if _n_features(m) != _n_features(first) or _symbols(m) != _symbols(first):
+                raise CLIError(f"{path}: its model emits {_n_features(m)} symbols"
+                               f"{' named ' + ','.join(_symbols(m)) if _symbols(m) else ''}, "
+                               f"the model of {paths[0]} {_n_features(first)}"
+                               f"{' named ' + ','.join(_symbols(first)) if _symbols(first) else ''}"
+                               f"; every model must emit the same symbols")
+        elif (_frame_kind(type(m)) != _frame_kind(type(first))
+              or getattr(m, "n_features", None) != getattr(first, "n_features", None)):
+            raise CLIError(f"{path}: its {_type_name(m)} model reads other frames than the "
+                           f"{_type_name(first)} model of {paths[0]}")
+
+
+def _score_chunk(models, c, client):
+    """(n_sequences, K) log-likelihoods of one chunk under every model."""
+    if client is not None:
+        from .distributed import score_sequences as dist_score, split_partitions
+
+        parts = split_partitions(c.X, c.lengths, max(1, 2 * sum(client.nthreads().values())))
+        return np.column_stack([np.asarray(dist_score(m, parts, client=client), np.float64)
+                                for m in models])
+    if len(models) == 1:
+        return np.asarray(models[0].score_sequences(c.X, c.lengths), np.float64)[:, None]
+    from .hmm import score_models
+
+    return score_models(models, c.X, c.lengths)
+
+
 def cmd_score(args) -> int:
-    refuse_overwrite([(_OUT, args.output)], _data_inputs(args) + [(_MODEL, args.model)])
-    model = load_model(args.model)
+    paths = list(args.model)
+    refuse_overwrite([(_OUT, args.output)], _data_inputs(args) + [(_MODEL, p) for p in paths])
+    models = [load_model(p) for p in paths]
+    _check_alike(paths, models)
+    model = models[0]
+    multi = len(models) > 1 or args.best
+    names = _model_columns(paths)
     client = None
     if args.scheduler:
         try:
@@ -269,23 +320,29 @@ def cmd_score(args) -> int:
             raise CLIError(f"cannot connect to scheduler {args.scheduler}: {exc}") from None
     try:
         with atomic_output(args.output) as out:
-            out.write("index,length,log_likelihood\n")
+            if multi:
+                out.write(",".join(["index", "length"] + names + (["best"] if args.best else []))
+                          + "\n")
+            else:
+                out.write("index,length,log_likelihood\n")
             for c in _chunks(args, model):
                 t0 = time.perf_counter()
                 with _naming_input(args, model):
-                    if client is not None:
-                        from .distributed import score_sequences as dist_score, split_partitions
-
-                        parts = split_partitions(c.X, c.lengths, max(1, 2 * sum(client.nthreads().values())))
-                        ll = dist_score(model, parts, client=client)
-                    else:
-                        ll = model.score_sequences(c.X, c.lengths)
+                    ll = _score_chunk(models, c, client)
                 args.stats["work_s"] += time.perf_counter() - t0
                 args.stats["sequences"] += len(c)
                 args.stats["symbols"] += int(c.X.shape[0])
                 idx = range(c.start, c.start + len(c))
-                out.write("".join(f"{i},{n},{v!r}\n" for i, n, v in
-                                  zip(idx, c.lengths.tolist(), np.asarray(ll, np.float64).tolist())))
+                if not multi:
+                    out.write("".join(f"{i},{n},{v!r}\n" for i, n, v in
+                                      zip(idx, c.lengths.tolist(), ll[:, 0].tolist())))
+                    continue
+                best = ([""] * len(c) if not args.best else
+                        [names[b] if np.isfinite(row[b]) else "" for b, row in
+                         zip(np.argmax(ll, axis=1).tolist(), ll)] if len(c) else [])
+                out.write("".join(
+                    f"{i},{n},{','.join(repr(v) for v in row)}{',' + w if args.best else ''}\n"
+                    for i, n, row, w in zip(idx, c.lengths.tolist(), ll.tolist(), best)))
     finally:
         if client is not None:
             client.close()
@@ -307,27 +364,108 @@ def _decode_chunk(model, X, lengths):
     return model._run("viterbi", data, off, sp, tm)
 
 
+def _decode_rows(c, lp, states) -> str:
+    """The CSV rows of one decoded chunk."""
+    states = np.asarray(states).tolist()
+    rows = []
+    pos = 0
+    for i, (n, v) in enumerate(zip(c.lengths.tolist(), np.asarray(lp, np.float64).tolist())):
+        rows.append(f"{c.start + i},{n},{v!r},{' '.join(map(str, states[pos:pos + n]))}\n")
+        pos += n
+    return "".join(rows)
+
+
+def _to_part_files(args) -> bool:
+    """decode --scheduler -o DIR: the workers write part files (an -o ending in .csv is CSV)."""
+    return bool(args.scheduler and args.output and args.output != "-"
+                and not args.output.lower().endswith(".csv"))
+
+
 def cmd_decode(args) -> int:
-    refuse_overwrite([(_OUT, args.output)], _data_inputs(args) + [(_MODEL, args.model)])
+    to_dir = _to_part_files(args)
+    refuse_overwrite([] if to_dir else [(_OUT, args.output)],
+                     _data_inputs(args) + [(_MODEL, args.model)])
     model = load_model(args.model)
-    with atomic_output(args.output) as out:
-        out.write("index,length,log_probability,states\n")
-        for c in _chunks(args, model):
-            t0 = time.perf_counter()
-            with _naming_input(args, model):
-                lp, states = _decode_chunk(model, c.X, c.lengths)
-            args.stats["work_s"] += time.perf_counter() - t0
-            args.stats["sequences"] += len(c)
-            args.stats["symbols"] += int(c.X.shape[0])
-            states = np.asarray(states).tolist()
-            rows = []
-            pos = 0
-            for i, (n, v) in enumerate(zip(c.lengths.tolist(), np.asarray(lp, np.float64).tolist())):
-                rows.append(f"{c.start + i},{n},{v!r},{' '.join(map(str, states[pos:pos + n]))}\n")
-                pos += n
-            out.write("".join(rows))
+    client = _connect_scheduler(args) if args.scheduler else None
+    try:
+        if to_dir:
+            _decode_to_dir(args, model, client)
+        else:
+            with atomic_output(args.output) as out:
+                out.write("index,length,log_probability,states\n")
+                for c in _chunks(args, model):
+                    t0 = time.perf_counter()
+                    with _naming_input(args, model):
+                        if client is not None:
+                            from .distributed import decode as dist_decode
+
+                            lp, states = dist_decode(model, _cluster_parts(client, c), client)
+                        else:
+                            lp, states = _decode_chunk(model, c.X, c.lengths)
+                    _count(args, c, t0)
+                    out.write(_decode_rows(c, lp, states))
+    finally:
+        if client is not None:
+            client.close()
     _report(args, "decode", _unit(model))
     return 0
+
+
+def _count(args, c, t0) -> None:
+    args.stats["work_s"] += time.perf_counter() - t0
+    args.stats["sequences"] += len(c)
+    args.stats["symbols"] += int(c.X.shape[0])
+
+
+def _cluster_parts(client, c):
+    """A chunk cut into partitions: two per worker thread."""
+    from .distributed import split_partitions
+
+    return split_partitions(c.X, c.lengths, max(1, 2 * sum(client.nthreads().values())))
+
+
+def _decode_to_dir(args, model, client) -> None:
+    """decode --scheduler -o DIR: every chunk's partitions decoded and written by the workers
+    as DIR/part-NNNNN.npz (numbered across chunks, in input order); the client keeps nothing.
+    On any failure every part file is removed (and DIR, if this command made it)."""
+    from .distributed import _cleanup, _Cluster, claim_out_dir, decode as dist_decode
+
+    try:
+        out_dir, created = claim_out_dir(args.output)
+    except ValueError as exc:
+        raise CLIError(f"{_OUT}: {exc}") from None
+    except OSError as exc:
+        raise CLIError(f"{_OUT}: {args.output}: {exc.strerror or exc}") from None
+    n_parts = 0
+    try:
+        for c in _chunks(args, model):
+            t0 = time.perf_counter()
+            parts = _cluster_parts(client, c)
+            with _naming_input(args, model):
+                dist_decode(model, parts, client, out_dir=out_dir, _first_part=n_parts,
+                            _claimed=True)
+            n_parts += len(parts)
+            _count(args, c, t0)
+    except BaseException:
+        _cleanup(_Cluster(client, 0), out_dir, None, created)  # DIR was new or empty
+        raise
+    _log(args, f"{n_parts} part files in {out_dir}")
+
+
+def _connect_scheduler(args):
+    """The Client of --scheduler, once the cluster has a worker, or a one-line CLIError (a
+    malformed address, nothing listening there, no worker within --wait-workers seconds)."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise CLIError("--scheduler needs dask.distributed: pip install 'fasthw6[dist]'") from None
+    from .distributed import connect
+
+    try:
+        return connect(args.scheduler, timeout=args.connect_timeout,
+                       workers_timeout=args.wait_workers)
+    except (ValueError, OSError, TimeoutError) as exc:
+        raise CLIError(_first_line(exc)) from None
 
 
 # --------------------------------------------------------------------------- fit
@@ -483,6 +621,14 @@ def cmd_fit(args) -> int:
                     **kwargs)
     except (TypeError, ValueError) as exc:
         raise CLIError(f"--model {args.model_type}: {_first_line(exc)}") from None
+    if args.scheduler:
+        history, converged, fit_s = _fit_on_cluster(args, model, X, lengths, seqs_model)
+        save_model_atomic(model, args.output, symbols)
+        steps = len(history) * X.shape[0] * args.n_states ** 2
+        _log(args, f"{len(history)} iterations in {fit_s:.3f} s ({steps / max(fit_s, 1e-12) / 1e6:.1f} "
+                   f"M state-steps/s), {'converged' if converged else 'not converged'}; "
+                   f"final log-likelihood {history[-1]:.10g}")
+        return 0
     history = []
     bar = _bar(args, total=args.n_iter, desc="fit", unit="it")
     t_fit = time.perf_counter()
@@ -514,6 +660,39 @@ def cmd_fit(args) -> int:
                f"state-steps/s), {'converged' if converged else 'not converged'}; "
                f"final log-likelihood {history[-1]:.10g}")
     return 0
+
+
+def _fit_on_cluster(args, model, X, lengths, seqs_model):
+    """fit --scheduler: the local fit's initialisation on all of X, then EM with the E-step on
+    the cluster (``fasthw6.distributed.fit``), one progress line per iteration on stderr.
+    Returns (history, converged, seconds)."""
+    from .distributed import fit as dist_fit, split_partitions
+
+    client = _connect_scheduler(args)
+    try:
+        try:
+            model._init(X, lengths)  # the local command's start, from all the data
+        except (TypeError, ValueError) as exc:
+            if seqs_model:
+                raise
+            raise _input_error(args, exc) from None
+        model.init_params = ""
+        parts = split_partitions(X, lengths, max(1, 2 * sum(client.nthreads().values())))
+        _log(args, f"{len(parts)} partitions on {len(client.nthreads())} workers of "
+                   f"{args.scheduler}")
+
+        def progress(it, ll, seconds):
+            print(f"fasthw6 fit: iteration {it}: log-likelihood {ll:.10g} ({seconds:.3f} s)",
+                  file=sys.stderr, flush=True)
+
+        t_fit = time.perf_counter()
+        dist_fit(model, parts, client, n_iter=args.n_iter, tol=args.tol, callback=progress)
+        fit_s = time.perf_counter() - t_fit
+    finally:
+        client.close()
+    history = list(model.monitor_.history)
+    converged = len(history) > 1 and history[-1] - history[-2] < args.tol
+    return history, converged, fit_s
 
 
 # --------------------------------------------------------------------------- sample
@@ -658,6 +837,18 @@ def cmd_compile(args) -> int:
 
 
 # --------------------------------------------------------------------------- parser
+def _scheduler_options(parser, help_text) -> None:
+    from .distributed import DEFAULT_CONNECT_TIMEOUT, DEFAULT_WORKERS_TIMEOUT
+
+    parser.add_argument("--scheduler", metavar="ADDRESS", help=help_text)
+    parser.add_argument("--wait-workers", type=float, default=DEFAULT_WORKERS_TIMEOUT,
+                        metavar="SECONDS",
+                        help=f"with --scheduler: how long to wait for a first worker "
+                             f"(default {DEFAULT_WORKERS_TIMEOUT:g})")
+    parser.add_argument("--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT,
+                        help=argparse.SUPPRESS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -695,9 +886,18 @@ def build_parser() -> argparse.ArgumentParser:
                             help="model file; its 'type' field picks the model class "
                                  "(categorical when absent)")
 
-    s = sub.add_parser("score", parents=[common, model_file, seqs],
+    s = sub.add_parser("score", parents=[common, seqs],
                        help="per-sequence log-likelihoods as CSV",
-                       description="Write index,length,log_likelihood for every sequence of SEQS.")
+                       description="Write index,length,log_likelihood for every sequence of SEQS; "
+                                   "with several -m, index,length and one log-likelihood column "
+                                   "per model, named by its file's stem (scored in one pass, "
+                                   "fasthw6.hmm.score_models).")
+    s.add_argument("-m", "--model", required=True, action="append", metavar="MODEL.json",
+                   help="model file; its 'type' field picks the model class (categorical when "
+                        "absent); repeat to score under several models of the same input")
+    s.add_argument("--best", action="store_true",
+                   help="add a column 'best': the model (column name) under which each sequence "
+                        "is most likely, ties to the first, empty when impossible under all")
     s.add_argument("-o", "--output", metavar="OUT.csv", help="output file (default: stdout)")
     s.add_argument("--scheduler", metavar="ADDRESS", help="score on a Dask cluster (tcp://host:port)")
     s.add_argument("--connect-timeout", type=float, default=10.0, help=argparse.SUPPRESS)
@@ -706,7 +906,11 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("decode", parents=[common, model_file, seqs],
                        help="Viterbi path of every sequence as CSV",
                        description="Write index,length,log_probability,states (space-separated).")
-    d.add_argument("-o", "--output", metavar="OUT.csv", help="output file (default: stdout)")
+    d.add_argument("-o", "--output", metavar="OUT.csv",
+                   help="output file (default: stdout); with --scheduler, a DIR (new or empty) "
+                        "where the workers write part-NNNNN.npz files (logprob, states, lengths) "
+                        "unless the name ends in .csv")
+    _scheduler_options(d, "decode on a Dask cluster (tcp://host:port)")
     d.set_defaults(func=cmd_decode)
 
     types = sorted(model_types())
@@ -737,6 +941,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="any other constructor parameter of the model class, e.g. "
                         "min_covar=1e-2 or params=stm (a Python literal, else text); repeatable")
+    _scheduler_options(f, "run the E-step on a Dask cluster (tcp://host:port); one progress "
+                          "line per iteration on stderr")
     f.set_defaults(func=cmd_fit)
 
     m = sub.add_parser("sample", parents=[common, model_file], help="random sequences from a model",

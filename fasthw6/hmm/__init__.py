@@ -9,6 +9,7 @@ from .gaussian import GaussianHMM
 from .gmm import GMMHMM
 from .frames import frames_statistics, posteriors_frames, score_frames, viterbi_frames
 from .io import load_model
+from .multi import predict_model, score_models
 
 # model file ``type`` -> class (``load_model``, the CLI)
 MODEL_TYPES = {"categorical": CategoricalHMM, "gaussian": GaussianHMM, "gmm": GMMHMM,
@@ -29,7 +30,9 @@ __all__ = [
     "load_model",
     "posteriors",
     "posteriors_frames",
+    "predict_model",
     "score_frames",
+    "score_models",
     "score_sequences",
     "viterbi",
     "viterbi_frames",

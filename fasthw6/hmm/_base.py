@@ -5,8 +5,14 @@ model selection and JSON files.  An emission model is a room of its own (``Categ
 - ``_data(X, lengths)``: validated observations and the batch's offsets;
 - ``_log_frames(data)``: the (n_samples, N) emission log-likelihoods (one BLAS product or so,
   never a loop per sample or per state); the engine (``frames``) does the rest;
-- ``_init_emissions(data, random_state)``, ``_mstep_emissions(data, stats)``,
-  ``_check_emissions()``, ``_n_fit_scalars_per_param()``, ``_sample_from_state()``;
+- ``_init_emissions(data, random_state)``, ``_check_emissions()``,
+  ``_n_fit_scalars_per_param()``, ``_sample_from_state()``;
+- ``_emission_sums(data, stats)`` and ``_mstep_emissions(sums)``: EM in summable statistics.
+  The E-step of a batch (``_estep``) is a dict of arrays and floats that add up across batches
+  (the chain's ``loglik``, ``start``, ``trans``, plus the room's emission sums, all computed from
+  the current parameters: never a per-frame array), and the M-step (``_mstep``) uses only those
+  sums and the current parameters.  ``fit`` runs one batch through them;
+  ``fasthw6.distributed.fit`` runs one per partition where the data lives and adds them up;
 - ``_emission_json()`` / ``_emission_from_json()`` for ``save`` and ``load``.
 
 The categorical model overrides ``_run`` to gather from its small emission table instead of
@@ -335,15 +341,64 @@ class BaseHMM:
     def _init_emissions(self, data):
         raise NotImplementedError
 
-    def _mstep_emissions(self, data, stats):
+    def _emission_sums(self, data, stats):
+        """The emission model's part of the E-step of one batch: a dict of arrays (and floats)
+        that add up across batches, from the E-step ``stats`` (``_run("stats")``: per-frame
+        posteriors ``gamma`` and what the room adds) and the current parameters.  Anything the
+        sums are centred on must come from the parameters, so that every batch uses the same."""
         raise NotImplementedError
+
+    def _mstep_emissions(self, sums):
+        """Update the emission parameters from the summed statistics (``_emission_sums`` of all
+        batches, added up) and the current parameters."""
+        raise NotImplementedError
+
+    def _estep(self, data, off, sp, tm):
+        """The E-step of one batch as summable statistics: ``loglik`` (float, the batch's total
+        log-likelihood), ``n_sequences`` and ``n_frames`` (ints), ``start`` (Σγ_0), ``trans``
+        (Σξ) and the room's ``_emission_sums``.  Adding the dicts of several batches key by key
+        (:func:`add_sums`) gives the statistics of all of them; nothing per frame is kept."""
+        stats = self._run("stats", data, off, sp, tm)
+        sums = dict(loglik=float(np.sum(stats["loglik"])), n_sequences=int(len(off) - 1),
+                    n_frames=int(len(data)), start=stats["start"], trans=stats["trans"])
+        sums.update(self._emission_sums(data, stats))
+        return sums
+
+    def _mstep(self, sums):
+        """The M-step from summed statistics (``_estep`` of every batch, added up): the chain's
+        Dirichlet updates, then ``_mstep_emissions``.  Needs ``_start_em`` to have run."""
+        sp, tm = self.startprob_, self.transmat_
+        sprior, tprior = self._chain_priors
+        if "s" in self.params:
+            sp = dirichlet_update(sp, sums["start"], sprior, True)
+        if "t" in self.params:
+            tm = dirichlet_update(tm, sums["trans"], tprior, True)
+        dt = self._dtype()
+        if dt != np.float64:
+            # EM drives unused probabilities down geometrically; below the dtype's range they
+            # are 0 in its arithmetic already: stored as 0, they pass the operand check
+            sp, tm = (np.where(a.astype(dt) == 0, 0.0, a) for a in (sp, tm))
+        self.startprob_, self.transmat_ = sp, tm
+        self._mstep_emissions(sums)
+
+    def _start_em(self, n_iter, tol=None):
+        """Check the parameters and priors once before EM and reset ``monitor_`` (its
+        ``n_iter`` and ``tol``: the given ones, else the estimator's); returns the checked
+        float64 (startprob_, transmat_)."""
+        sp, tm = self._check()
+        n = sp.shape[0]
+        self._chain_priors = (check_prior(self.startprob_prior, "startprob_prior", (n,)),
+                              check_prior(self.transmat_prior, "transmat_prior", (n, n)))
+        self._check_emission_priors()
+        self.monitor_._reset()
+        self.monitor_.tol = self.tol if tol is None else tol
+        self.monitor_.n_iter, self.monitor_.verbose = n_iter, self.verbose
+        return sp, tm
 
     def _check_fit_args(self):
         # 0 is hmmlearn's "initialise only": fit sets what init_params names and runs no EM
         n_iter = positive_int(self.n_iter, "n_iter", minimum=0)
-        if isinstance(self.tol, (bool, np.bool_)) or not isinstance(self.tol, numbers.Real) \
-                or np.isnan(self.tol):
-            raise ValueError(f"tol must be a real number, got {self.tol!r}")
+        _check_tol(self.tol)
         for letters, name in ((self.params, "params"), (self.init_params, "init_params")):
             if not isinstance(letters, str):
                 raise ValueError(f"{name} must be a string of parameter letters, got {letters!r}")
@@ -359,29 +414,12 @@ class BaseHMM:
             raise ValueError("X must not be empty: there is nothing to fit")
         self._init_chain(np.size(data))
         self._init_emissions(data)
-        sp, tm = self._check()
-        n = sp.shape[0]
-        sprior = check_prior(self.startprob_prior, "startprob_prior", (n,))
-        tprior = check_prior(self.transmat_prior, "transmat_prior", (n, n))
-        self._check_emission_priors()
-        dt = self._dtype()
-        self.monitor_._reset()
-        self.monitor_.tol, self.monitor_.n_iter, self.monitor_.verbose = \
-            self.tol, n_iter, self.verbose
+        sp, tm = self._start_em(n_iter)
         for _ in range(n_iter):
-            stats = self._run("stats", data, off, sp, tm)
-            ll = float(np.sum(stats["loglik"]))
-            if "s" in self.params:
-                sp = dirichlet_update(sp, stats["start"], sprior, True)
-            if "t" in self.params:
-                tm = dirichlet_update(tm, stats["trans"], tprior, True)
-            if dt != np.float64:
-                # EM drives unused probabilities down geometrically; below the dtype's range they
-                # are 0 in its arithmetic already: stored as 0, they pass the operand check
-                sp, tm = (np.where(a.astype(dt) == 0, 0.0, a) for a in (sp, tm))
-            self.startprob_, self.transmat_ = sp, tm
-            self._mstep_emissions(data, stats)
-            self.monitor_.report(ll)
+            sums = self._estep(data, off, sp, tm)
+            self._mstep(sums)
+            sp, tm = self.startprob_, self.transmat_
+            self.monitor_.report(sums["loglik"])
             if self.monitor_.converged:
                 break
         return self
@@ -453,6 +491,27 @@ def require(obj, path, *keys):
     if missing:
         raise ValueError(f"{path}: missing key(s) {', '.join(missing)}")
     return [obj[k] for k in keys]
+
+
+def _check_tol(tol):
+    if isinstance(tol, (bool, np.bool_)) or not isinstance(tol, numbers.Real) or np.isnan(tol):
+        raise ValueError(f"tol must be a real number, got {tol!r}")
+    return float(tol)
+
+
+def add_sums(a, b):
+    """Two E-step dicts (``BaseHMM._estep``) added key by key: the statistics of both batches.
+
+    Examples
+    --------
+    >>> add_sums(dict(loglik=-1.0, start=np.array([1.0, 0.0])),
+    ...          dict(loglik=-2.0, start=np.array([0.5, 0.5])))
+    {'loglik': -3.0, 'start': array([1.5, 0.5])}
+    """
+    if a.keys() != b.keys():
+        raise ValueError(f"cannot add E-step statistics with different keys: {sorted(a)} and "
+                         f"{sorted(b)}")
+    return {k: a[k] + b[k] for k in a}
 
 
 def write_json_atomic(path, obj):

@@ -48,6 +48,7 @@ def n_threads():
 
 include "_cy_common.pxi"
 include "_cy_score.pxi"
+include "_cy_multi.pxi"
 include "_cy_estep.pxi"
 include "_cy_viterbi.pxi"
 include "_cy_emissions.pxi"

@@ -292,15 +292,19 @@ class PoissonHMM(_CountsRoom):
             pri[name] = a
         self._priors = pri
 
-    def _mstep_emissions(self, data, stats):
+    def _emission_sums(self, data, stats):
+        if "l" not in self.params:
+            return {}
+        gamma = stats["gamma"]  # Σγ and Σγx of each state
+        return dict(post=gamma.sum(axis=0), obs=gamma.T @ _plain(data))
+
+    def _mstep_emissions(self, sums):
         if "l" not in self.params:
             return
-        gamma = stats["gamma"]
-        post = gamma.sum(axis=0)
+        post, obs = sums["post"], sums["obs"]
         total = float(post.sum())
         if not total > 0:  # every sequence impossible: nothing to learn from
             return
-        obs = gamma.T @ _plain(data)
         seen = post > 0  # a state no frame visits keeps its rates
         y_bar = obs / np.where(seen, post, 1.0)[:, None]
         alpha, beta = self._priors["lambdas_prior"], self._priors["lambdas_weight"]
@@ -479,10 +483,14 @@ class MultinomialHMM(_CountsRoom):
             em = self.random_state.rand(n, data.shape[1])
             self.emissionprob_ = em / em.sum(axis=1, keepdims=True)
 
-    def _mstep_emissions(self, data, stats):
+    def _emission_sums(self, data, stats):
+        # Σγx: the expected count of each feature in each state
+        return dict(obs=stats["gamma"].T @ _plain(data)) if "e" in self.params else {}
+
+    def _mstep_emissions(self, sums):
         if "e" not in self.params:
             return
-        obs = stats["gamma"].T @ _plain(data)
+        obs = sums["obs"]
         # obs / its row sums; a row with no expected counts keeps its probabilities
         self.emissionprob_ = dirichlet_update(self.emissionprob_, obs, 1.0, False)
 

@@ -303,9 +303,13 @@ class CategoricalHMM(BaseHMM):
         self._eprior = check_prior(self.emissionprob_prior, "emissionprob_prior",
                                    (self.n_components, self.n_features))
 
-    def _mstep_emissions(self, x, stats):
+    def _emission_sums(self, x, stats):
+        # the expected count of each symbol in each state, (n_components, n_features)
+        return dict(obs=stats["obs"]) if "e" in self.params else {}
+
+    def _mstep_emissions(self, sums):
         if "e" in self.params:
-            em = dirichlet_update(self.emissionprob_, stats["obs"], self._eprior, False)
+            em = dirichlet_update(self.emissionprob_, sums["obs"], self._eprior, False)
             if self._dtype() != np.float64:  # as the chain's tables (BaseHMM.fit)
                 em = np.where(em.astype(self._dtype()) == 0, 0.0, em)
             self.emissionprob_ = em

@@ -267,19 +267,33 @@ class GaussianHMM(BaseHMM):
             covars_weight=np.broadcast_to(check_prior(self.covars_weight, "covars_weight", (n,)),
                                           (n,)))
 
-    def _mstep_emissions(self, X, stats):
+    def _centre(self):
+        """What the moments are centred on (their terms stay small): the mean of the current
+        means, so every batch of one E-step uses the same."""
+        return self.means_.mean(axis=0)
+
+    def _emission_sums(self, X, stats):
+        """Σγ, Σγy and Σγy² (diag, spherical) or Σγyyᵀ (full, tied) of each state, with
+        y = x - ``_centre()``."""
+        if not ("m" in self.params or "c" in self.params):
+            return {}
+        gamma = stats["gamma"]
+        c = self._centre()
+        if self.covariance_type in ("diag", "spherical"):
+            post, obs, sq = self._diag_moments(X, gamma, c)
+        else:
+            post, obs, sq = G.moments(X, gamma, "full", c)
+        return dict(post=post, obs=obs, sq=sq)
+
+    def _mstep_emissions(self, sums):
         want_m, want_c = "m" in self.params, "c" in self.params
         if not (want_m or want_c):
             return
         kind = self.covariance_type
-        n, D = self._check_n_components(), X.shape[1]
+        n, D = self.means_.shape
         P = self._priors
-        gamma = stats["gamma"]
-        c = self.means_.mean(axis=0)  # centre: the moments' terms stay small
-        if kind in ("diag", "spherical"):
-            post, obs, sq = self._diag_moments(X, gamma, c)
-        else:
-            post, obs, sq = G.moments(X, gamma, "full", c)
+        c = self._centre()  # the E-step's centre: the means have not changed since
+        post, obs, sq = sums["post"], sums["obs"], sums["sq"]
         seen = post > 0  # a state no frame visits keeps its parameters
         mp = np.broadcast_to(P["means_prior"], (n, D)) - c
         mw = P["means_weight"]

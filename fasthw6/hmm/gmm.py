@@ -379,26 +379,45 @@ class GMMHMM(BaseHMM):
             covars_prior=prior(cp, "covars_prior", shapes[0]),
             covars_weight=prior(cw, "covars_weight", shapes[1]))
 
-    def _mstep_emissions(self, X, stats):
+    def _centre(self):
+        """What the moments are centred on (their terms stay small): the mean of the current
+        component means, so every batch of one E-step uses the same."""
+        n, nm, D = self.means_.shape
+        return self.means_.reshape(n * nm, D).mean(axis=0)
+
+    def _emission_sums(self, X, stats):
+        """``state_post`` (Σγ of each state, hmmlearn's post_sum) and, with r = γ times the
+        component's posterior within the state and y = x - ``_centre()``: ``post`` (Σr),
+        ``obs`` (Σry) and, when covariances are learnt, ``sq`` (Σry² for diag and spherical,
+        Σryyᵀ otherwise), per component."""
+        resp = stats.pop("mix")  # (n_samples, N, n_mix): the memory of the frames, freed here
+        if not any(p in self.params for p in "wmc"):
+            return {}
+        n, nm, D = self.means_.shape
+        gamma = stats["gamma"]
+        resp *= gamma[:, :, None]  # turned into responsibilities in place
+        resp = resp.reshape(X.shape[0], n * nm)
+        c = self._centre()
+        out = dict(state_post=gamma.sum(axis=0))
+        if "c" in self.params:
+            post, obs, sq = G.moments(X, resp, "diag" if self.covariance_type in
+                                      ("diag", "spherical") else "full", c)
+            out["sq"] = sq.reshape((n, nm) + sq.shape[1:])
+        else:
+            post, obs = resp.sum(axis=0), resp.T @ (X - c)
+        out["post"], out["obs"] = post.reshape(n, nm), obs.reshape(n, nm, D)
+        return out
+
+    def _mstep_emissions(self, sums):
         want_w, want_m, want_c = ("w" in self.params, "m" in self.params, "c" in self.params)
         if not (want_w or want_m or want_c):
             return
         kind = self.covariance_type
         n, nm, D = self.means_.shape
         P = self._priors
-        gamma = stats["gamma"]
-        resp = stats.pop("mix")  # (n_samples, N, n_mix), turned into responsibilities in place
-        resp *= gamma[:, :, None]
-        resp = resp.reshape(X.shape[0], n * nm)
-        state_post = gamma.sum(axis=0)  # hmmlearn's post_sum
-        c = self.means_.reshape(n * nm, D).mean(axis=0)  # centre: the moments' terms stay small
-        if want_c:
-            post, obs, sq = G.moments(X, resp, "diag" if kind in ("diag", "spherical")
-                                      else "full", c)
-            sq = sq.reshape((n, nm) + sq.shape[1:])
-        else:
-            post, obs = resp.sum(axis=0), resp.T @ (X - c)
-        post, obs = post.reshape(n, nm), obs.reshape(n, nm, D)
+        state_post, post, obs = sums["state_post"], sums["post"], sums["obs"]
+        sq = sums.get("sq")
+        c = self._centre()  # the E-step's centre: the means have not changed since
         seen = post > 0  # a component no frame reaches keeps its parameters
 
         if want_w:

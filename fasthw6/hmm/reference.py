@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 
+
 def _sequences(offsets):
     for s in range(len(offsets) - 1):
         yield s, int(offsets[s]), int(offsets[s + 1])
@@ -76,6 +77,31 @@ def forward_loglik(X, offsets, order, startprob, transmat, emit_t, out):
     for s in order:
         _, c = _forward(A, B, PI, np.asarray(X[offsets[s]:offsets[s + 1]], np.int64))
         out[s] = _loglik(c)
+    return -1
+
+
+def forward_loglik_models(X, offsets, order, Ls, Kg, sp_rep, A_rep, E_rep, out):
+    """Scores of the sequences ``order`` under every model into ``out[seq, model]``; returns
+    -1, or the position of a symbol outside [0, M) anywhere in X (then nothing is scored), as
+    the compiled kernels.  Each model's tables are read back from its lane (slot 0) of the
+    replicated tables (layouts: ``_numba/multi.py``), then scored as ``forward_loglik``."""
+    sym = np.asarray(X)
+    M = E_rep.shape[1]
+    bad = np.flatnonzero((sym < 0) | (sym >= M))
+    if bad.size:
+        return int(bad[0])
+    G, K = sp_rep.shape[0], out.shape[1]
+    N = A_rep.shape[1] // sp_rep.shape[1]
+    _LANES = sp_rep.shape[1] // N  # lanes of the table layout
+    sp = np.asarray(sp_rep, np.float64).reshape(G, N, _LANES)
+    A = np.asarray(A_rep, np.float64).reshape(G, N, N, _LANES)
+    E = np.asarray(E_rep, np.float64).reshape(G, M, N, _LANES)
+    for m in range(K):
+        g, q = divmod(m, Kg)
+        PI, Am, B = sp[g, :, q], A[g, :, :, q], E[g, :, :, q].T
+        for s in order:
+            _, c = _forward(Am, B, PI, np.asarray(X[offsets[s]:offsets[s + 1]], np.int64))
+            out[s, m] = _loglik(c)
     return -1
 
 

@@ -1,6 +1,7 @@
 """Numba HMM kernels (backend ``"numba"``), one module per job: ``score`` (log-likelihoods),
 ``estep`` and ``estep_small`` (posteriors, E-step sums), ``viterbi``, ``sample``,
-``emissions`` (the framewise engine's fused emission kernels); ``_common``
+``emissions`` (the framewise engine's fused emission kernels), ``multi`` (scores under many
+models at once); ``_common``
 holds the constants and helpers they share.  This package exports the entry points.
 
 Everything reaching these functions was validated by ``fasthw6.hmm._checks``: symbols lie in
@@ -49,6 +50,7 @@ from ._common import (  # noqa: E402  (constants: tests compare them with _cytho
     VIT_LANES, VIT_LANES_MAX_N, VIT_WIDE_LANES, VIT_WIDE_MAX_N, symbol_range)
 from .emissions import diag_frames, diag_moments  # noqa: E402
 from .estep import lockstep_plan, lockstep_run  # noqa: E402
+from .multi import forward_loglik_models  # noqa: E402
 from .sample import sample_chain  # noqa: E402
 from .score import forward_loglik  # noqa: E402
 from .viterbi import viterbi  # noqa: E402
@@ -57,6 +59,7 @@ __all__ = ["ESTEP_GEMM_MAX_MADDS", "ESTEP_GEMM_MIN_N", "ESTEP_LANES", "ESTEP_SMA
            "ESTEP_XI_COLS", "ESTEP_XS_STEPS", "GEMM_LANES", "LANES", "SMALL_MAX_N", "TILE",
            "TILE_BYTES", "VIT_BLOCK_BYTES", "VIT_LANES", "VIT_LANES_MAX_N", "VIT_WIDE_LANES",
            "VIT_WIDE_MAX_N", "diag_frames", "diag_moments", "forward_loglik",
+           "forward_loglik_models",
            "lockstep_plan", "lockstep_run", "n_threads", "sample_chain", "symbol_range",
            "viterbi"]
 
