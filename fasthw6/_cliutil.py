@@ -112,15 +112,18 @@ def atomic_output(path: str | None, mode: str = "w", stdout: IO | None = None) -
             shutil.copyfileobj(f, out, 1 << 20)
             out.flush()
         return
+    st = _stat(path)
+    if st is not None and not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        # a device or a pipe (/dev/null, /dev/stdout, a FIFO, bash's >(...)): nothing to rename
+        # onto, write through.  Opened by the name given: the target of /dev/stdout or
+        # /dev/fd/63 is a /proc "pipe:[...]" link that names no path
+        with open(path, mode, **({} if binary else {"encoding": "utf-8"})) as f:
+            yield f
+        return
     target = _destination(path)
     directory = os.path.dirname(target)
     if not os.path.isdir(directory):
         raise CLIError(f"{path}: cannot write output: directory {directory} does not exist")
-    if os.path.exists(target) and not os.path.isfile(target) and not os.path.isdir(target):
-        # a device or a pipe (/dev/null, a FIFO): nothing to rename onto, write through
-        with open(target, mode, **({} if binary else {"encoding": "utf-8"})) as f:
-            yield f
-        return
     if os.path.isdir(target):
         raise CLIError(f"{path}: cannot write output: it is a directory")
     try:
@@ -140,7 +143,11 @@ def atomic_output(path: str | None, mode: str = "w", stdout: IO | None = None) -
 
 def save_model_atomic(model, path: str, symbols=None) -> None:
     """``model.save`` (with ``symbols``, which only the categorical model takes, when given) into
-    a temporary file beside ``path``, then rename."""
+    a temporary file beside ``path``, then rename; written through to a device or a pipe."""
+    st = _stat(path)
+    if st is not None and not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        model.save(path) if symbols is None else model.save(path, symbols=symbols)
+        return
     target = _destination(path)
     directory = os.path.dirname(target)
     if not os.path.isdir(directory):
@@ -155,6 +162,41 @@ def save_model_atomic(model, path: str, symbols=None) -> None:
             model.save(tmp)
         else:
             model.save(tmp, symbols=symbols)
+        os.chmod(tmp, perm)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def save_checkpoint_atomic(model, path: str, symbols, checkpoint: dict) -> None:
+    """A fit checkpoint: the model file ``model.save`` writes (loadable as a model) with a
+    ``checkpoint`` object added (iterations, log-likelihood history, fit options), written to a
+    temporary file beside ``path`` and renamed into place, so a reader (or an interrupted
+    write) never sees half a file."""
+    import json
+
+    target = _destination(path)
+    directory = os.path.dirname(target)
+    if not os.path.isdir(directory):
+        raise CLIError(f"{path}: cannot write checkpoint: directory {directory} does not exist")
+    try:
+        fd, tmp, perm = _temp_beside(target)
+    except PermissionError:
+        raise CLIError(f"{path}: cannot write checkpoint: permission denied") from None
+    os.close(fd)
+    try:
+        if symbols is None:
+            model.save(tmp)
+        else:
+            model.save(tmp, symbols=symbols)
+        with open(tmp, encoding="utf-8") as f:
+            obj = json.load(f)
+        obj["checkpoint"] = checkpoint
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=1)
+            f.write("\n")
         os.chmod(tmp, perm)
         os.replace(tmp, target)
     except BaseException:
@@ -217,10 +259,14 @@ def read_model_json(path: str) -> tuple[str, dict]:
         raise CLIError(f"{path}: not a text file ({exc.reason})") from None
     except PermissionError:
         raise CLIError(f"{path}: permission denied") from None
+    from .hmm._base import JSONTextError, parse_json
+
     try:
-        obj = json.loads(text)
+        obj = parse_json(text, path)
     except json.JSONDecodeError as exc:
         raise CLIError(f"{path}:{exc.lineno}: malformed JSON: {exc.msg} (column {exc.colno})") from None
+    except JSONTextError as exc:
+        raise CLIError(f"{path}:{exc.line}: {exc.message}") from None
     if not isinstance(obj, dict):
         raise CLIError(f"{path}:1: expected a JSON object with startprob, transmat, emissionprob, "
                        f"got a {type(obj).__name__}")

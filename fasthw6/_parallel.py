@@ -36,21 +36,27 @@ from __future__ import annotations
 
 import itertools
 import os
+import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 _lock = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
-_size = 0
+_pool: "_Pool | None" = None
 _forked_thread = 0  # in a forked process, the thread that forked it (its ident); else 0
+
+#: A call whose ``work`` (about the scalar operations it does) is below this runs its pieces
+#: in the calling thread when it has one thread: handing them to a pool thread costs tens of
+#: microseconds, and a call this small (~10 ms) ends before a Ctrl-C needs answering.
+INLINE_WORK = 1 << 24
+#: The main thread's wait for the pieces wakes this often (seconds) even without a signal.
+WAIT_SLICE = 0.25
 
 
 def _after_fork_in_child() -> None:
     """A forked child has none of the parent's threads: start a new pool when it needs one,
     and remember which thread forked (see the module docstring)."""
-    global _pool, _size, _lock, _forked_thread
-    _pool, _size, _lock = None, 0, threading.Lock()
+    global _pool, _lock, _forked_thread
+    _pool, _lock = None, threading.Lock()
     _forked_thread = threading.get_ident()
 
 
@@ -65,23 +71,65 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _executor(n: int) -> ThreadPoolExecutor:
-    global _pool, _size
+class _Pool:
+    """Daemon threads taking callables from a queue: a daemon thread still finishing the piece
+    of an interrupted call does not hold up the interpreter's exit (a ThreadPoolExecutor's
+    threads are joined at exit)."""
+
+    def __init__(self, n: int):
+        self.size = n
+        self.tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self.threads = [threading.Thread(target=self._loop, name=f"fasthw6-{i}", daemon=True)
+                        for i in range(n)]
+        for t in self.threads:
+            t.start()
+
+    def _loop(self) -> None:
+        while True:
+            task = self.tasks.get()
+            if task is None:
+                return
+            task()
+
+    def retire(self) -> None:
+        """Let every thread end once it has finished what it is running."""
+        for _ in self.threads:
+            self.tasks.put(None)
+
+
+def _executor(n: int) -> _Pool:
+    global _pool
     with _lock:
-        if _pool is None or _size < n:
+        if _pool is None or _pool.size < n:
             old = _pool
-            _pool, _size = ThreadPoolExecutor(n, thread_name_prefix="fasthw6"), n
+            _pool = _Pool(n)
             if old is not None:
-                old.shutdown(wait=False)
+                old.retire()
         return _pool
 
 
-def run_pieces(fn: Callable[[int], None], n_pieces: int, n_threads: int) -> None:
+def _retire(pool: _Pool) -> None:
+    """An interrupted call's pool, whose threads may still run a piece nobody waits for: the
+    next call gets a fresh pool instead of queueing behind them; these end after the piece."""
+    global _pool
+    with _lock:
+        if _pool is pool:
+            _pool = None
+    pool.retire()
+
+
+def run_pieces(fn: Callable[[int], None], n_pieces: int, n_threads: int,
+               work: int = 0) -> None:
     """Call ``fn(i)`` for every ``i`` in ``range(n_pieces)``, on at most ``n_threads`` threads.
 
-    One thread or one piece: in the calling thread, in order.  Otherwise on the pool's threads,
-    each taking the next piece not yet taken, while the caller waits.  The first exception
-    (``KeyboardInterrupt`` included) stops the hand-out of pieces and is raised here.
+    One thread, one piece, or a small call (``work``, about the scalar operations of the whole
+    call, below :data:`INLINE_WORK`, or a call from a thread other than the main one): in the
+    calling thread, in order.  Otherwise on the pool's threads, each taking the next piece not
+    yet taken, while the caller waits; from the main thread an interruptible wait, so Ctrl-C
+    (or any signal handler's exception) is raised here at once, the pieces not yet taken are
+    dropped and the running ones finish, on their own, into buffers nobody reads.  The first
+    exception of a piece (``KeyboardInterrupt`` included) also stops the hand-out of pieces
+    and is raised here.
 
     Examples
     --------
@@ -91,33 +139,52 @@ def run_pieces(fn: Callable[[int], None], n_pieces: int, n_threads: int) -> None
     >>> run_pieces(square, 5, 2)
     >>> out
     [0, 1, 4, 9, 16]
+    >>> run_pieces(square, 5, 1, work=1 << 30)  # one pool thread, the caller waits
+    >>> out
+    [0, 1, 4, 9, 16]
     """
     n_threads = max(1, min(int(n_threads), n_pieces))
-    if n_threads == 1:
+    if n_threads == 1 and (work < INLINE_WORK or n_pieces < 1
+                           or threading.current_thread() is not threading.main_thread()):
         for i in range(n_pieces):
             fn(i)
         return
     take = itertools.count()  # next() on it is atomic: each piece is taken once
     stop = threading.Event()
+    done = threading.Event()
+    errors: list = []
+    state = [n_threads]  # workers still running
+    state_lock = threading.Lock()
 
-    def work():
-        while not stop.is_set():
-            i = next(take)
-            if i >= n_pieces:
-                return
-            try:
+    def work_loop():
+        try:
+            while not stop.is_set():
+                i = next(take)
+                if i >= n_pieces:
+                    return
                 fn(i)
-            except BaseException:
-                stop.set()
-                raise
+        except BaseException as exc:  # noqa: BLE001 -- handed to the waiting caller
+            stop.set()
+            errors.append(exc)
+        finally:
+            with state_lock:
+                state[0] -= 1
+                if state[0] == 0:
+                    done.set()
 
-    futures = [_executor(n_threads).submit(work) for _ in range(n_threads)]
+    pool = _executor(n_threads)
+    for _ in range(n_threads):
+        pool.tasks.put(work_loop)
     try:
-        for f in futures:
-            f.result()
+        while not done.wait(WAIT_SLICE):
+            pass
     except BaseException:
         stop.set()
+        if not done.is_set():
+            _retire(pool)
         raise
+    if errors:
+        raise errors[0]
 
 
 def cut(offsets, n_pieces: int):

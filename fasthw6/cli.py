@@ -37,21 +37,79 @@ import numpy as np
 from ._clibench import cmd_bench
 from ._cliutil import (KEYS, CLIError, atomic_output, chunk_size, key_line, locate_error, nonneg,
                        parse_size, positive, prefetch, read_model_json, refuse_overwrite,
-                       save_model_atomic, seed, sequence_length)
+                       save_checkpoint_atomic, save_model_atomic, seed, sequence_length)
 
 DEFAULT_CHUNK = "4M"
 
 
 # --------------------------------------------------------------------------- helpers
 def _progress_enabled(args) -> bool:
+    """Progress bars (with an ETA where the total is known): on a terminal, or with
+    --progress; never with -q."""
+    if getattr(args, "quiet", False):
+        return False
     return bool(getattr(args, "progress", False)) or sys.stderr.isatty()
 
 
-def _bar(args, **kw):
+def _bar(args, leave=True, **kw):
+    """A tqdm bar on stderr; on a terminal it stays as a summary line when it closes."""
     from tqdm import tqdm
 
     return tqdm(disable=not _progress_enabled(args), file=sys.stderr, dynamic_ncols=True,
-                leave=False, **kw)
+                leave=leave, **kw)
+
+
+def _chunk_progress(args) -> None:
+    """score/decode -v without a progress bar (stderr a pipe): one line per chunk, with the
+    share of the input read and an ETA when its size is known."""
+    if not getattr(args, "verbose", False) or _progress_enabled(args):
+        return
+    s, total = args.stats, getattr(args, "total_bytes", None)
+    done = f"{s['bytes'] / 1e6:.1f} MB"
+    elapsed = time.perf_counter() - args.t0
+    if total and s["bytes"]:
+        frac = min(1.0, s["bytes"] / total)
+        done += f" of {total / 1e6:.1f} MB ({100 * frac:.0f}%), ETA {elapsed / frac - elapsed:.0f} s"
+    _log(args, f"progress: {s['sequences']} sequences, {done}")
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread by the CLI's handler so that the cleanup paths
+    (temporary output files, checkpoints) run as for Ctrl-C."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signal_handlers():
+    """While the command runs: SIGINT raises KeyboardInterrupt (even where the parent ignored
+    it) and SIGTERM raises :class:`Terminated`; the old handlers come back after."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum, frame):
+        raise Terminated(signum)
+
+    old = {sig: signal.signal(sig, h) for sig, h in
+           ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, on_term))}
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h if h is not None else signal.SIG_DFL)
+
+
+def _warm_up(fn) -> None:
+    """Run ``fn`` (a kernel call on a few symbols) so that compiling the kernel (numba's first
+    call) stays out of the timed work; its errors are the real call's to report."""
+    with contextlib.suppress(Exception):
+        fn()
 
 
 def _log(args, msg: str) -> None:
@@ -168,6 +226,7 @@ def _chunks(args, model):
     if args.seqs != "-" and not is_npz(args.seqs) and not args.seqs.endswith(".gz"):
         with contextlib.suppress(OSError):
             total = os.path.getsize(args.seqs)
+    args.total_bytes = total
     bar = _bar(args, total=total, unit="B", unit_scale=True, unit_divisor=1024, desc="parse")
     stats = args.stats = dict(bytes=0, parse_s=0.0, sequences=0, symbols=0, work_s=0.0)
 
@@ -237,7 +296,8 @@ def _report(args, verb: str, unit_work: str = "symbols") -> None:
     mb = s["bytes"] / 1e6
     parse = f"parse {mb / s['parse_s']:.0f} MB/s ({mb:.1f} MB in {s['parse_s']:.3f} s)" if s["parse_s"] > 0 else "parse -"
     rate = (f"{verb} {s['symbols'] / s['work_s'] / 1e6:.1f} M {unit_work}/s, "
-            f"{s['sequences'] / s['work_s']:.0f} sequences/s ({s['work_s']:.3f} s)") if s["work_s"] > 0 else f"{verb} -"
+            f"{s['sequences'] / s['work_s']:.0f} sequences/s ({s['work_s']:.3f} s, compile time "
+            f"excluded)") if s["work_s"] > 0 else f"{verb} -"
     _log(args, f"{s['sequences']} sequences, {s['symbols']} {unit_work}; {parse}; {rate}; "
                f"wall {time.perf_counter() - args.t0:.3f} s")
 
@@ -326,12 +386,15 @@ def cmd_score(args) -> int:
             else:
                 out.write("index,length,log_likelihood\n")
             for c in _chunks(args, model):
+                if client is None and args.stats["sequences"] == 0 and len(c):
+                    _warm_up(lambda: _score_chunk(models, _head(c), None))
                 t0 = time.perf_counter()
                 with _naming_input(args, model):
                     ll = _score_chunk(models, c, client)
                 args.stats["work_s"] += time.perf_counter() - t0
                 args.stats["sequences"] += len(c)
                 args.stats["symbols"] += int(c.X.shape[0])
+                _chunk_progress(args)
                 idx = range(c.start, c.start + len(c))
                 if not multi:
                     out.write("".join(f"{i},{n},{v!r}\n" for i, n, v in
@@ -348,6 +411,14 @@ def cmd_score(args) -> int:
             client.close()
     _report(args, "score", _unit(model))
     return 0
+
+
+def _head(c):
+    """The first few symbols (frames) of a chunk's first sequence, as a chunk: a warm-up call."""
+    import types
+
+    k = int(min(int(c.lengths[0]), 8))
+    return types.SimpleNamespace(X=c.X[:k], lengths=np.array([k], np.int64))
 
 
 # --------------------------------------------------------------------------- decode
@@ -394,6 +465,9 @@ def cmd_decode(args) -> int:
             with atomic_output(args.output) as out:
                 out.write("index,length,log_probability,states\n")
                 for c in _chunks(args, model):
+                    if client is None and args.stats["sequences"] == 0 and len(c):
+                        h = _head(c)
+                        _warm_up(lambda: _decode_chunk(model, h.X, h.lengths))
                     t0 = time.perf_counter()
                     with _naming_input(args, model):
                         if client is not None:
@@ -403,6 +477,7 @@ def cmd_decode(args) -> int:
                         else:
                             lp, states = _decode_chunk(model, c.X, c.lengths)
                     _count(args, c, t0)
+                    _chunk_progress(args)
                     out.write(_decode_rows(c, lp, states))
     finally:
         if client is not None:
@@ -497,13 +572,21 @@ def _read_for_fit(args):
     if args.seqs == "-":
         data = sys.stdin.buffer.read()
     else:
+        import gzip
+
+        # ``.gz`` is decompressed, as score and decode read it (iter_chunks)
+        opener = gzip.open if args.seqs.endswith(".gz") else open
         try:
-            with open(args.seqs, "rb") as f:
+            with opener(args.seqs, "rb") as f:
                 data = f.read()
         except FileNotFoundError:
             raise CLIError(f"{args.seqs}: no such file") from None
         except IsADirectoryError:
             raise CLIError(f"{args.seqs}: is a directory, expected a SEQS file") from None
+        except PermissionError:
+            raise CLIError(f"{args.seqs}: permission denied") from None
+        except (OSError, EOFError) as exc:  # not gzip data, or a truncated .gz
+            raise CLIError(f"{args.seqs}: cannot read: {exc}") from None
     import io
 
     stream = io.BytesIO(data)
@@ -590,8 +673,54 @@ def _read_frames_for_fit(args, cls):
     return X, lengths
 
 
+_FIT_OPTIONS = ("model_type", "n_states", "n_iter", "tol", "seed", "covariance_type", "n_mix",
+                "n_features", "symbols", "param")
+_FIT_DEFAULTS = dict(n_iter=100, tol=1e-2, seed=0, model_type="categorical")
+
+
+def _read_checkpoint(args) -> dict:
+    """fit --resume PATH: the checkpoint object of PATH; its fit options become the command's
+    (an option given again on the command line must agree, except --n-iter, which may grow)."""
+    import json
+
+    path = args.resume
+    try:
+        with open(path, encoding="utf-8") as f:
+            obj = json.load(f)
+    except FileNotFoundError:
+        raise CLIError(f"--resume: {path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CLIError(f"--resume: {path}: not a fit checkpoint ({_first_line(exc)})") from None
+    ck = obj.get("checkpoint") if isinstance(obj, dict) else None
+    if not isinstance(ck, dict) or not isinstance(ck.get("history"), list) \
+            or not isinstance(ck.get("options"), dict):
+        raise CLIError(f"--resume: {path}: not a fit checkpoint (no 'checkpoint' object; write "
+                       f"one with fit --checkpoint)")
+    for k, v in ck["options"].items():
+        if k not in _FIT_OPTIONS:
+            continue
+        given = getattr(args, k, None)
+        if k == "n_iter" and given is not None:
+            continue  # more (or fewer) iterations than the interrupted run asked for
+        if given is not None and given != v:
+            raise CLIError(f"--resume: {path} was written by a fit with {k}={v!r}, not {given!r}")
+        setattr(args, k, v)
+    return ck
+
+
+def _fit_options(args) -> dict:
+    return {k: getattr(args, k, None) for k in _FIT_OPTIONS}
+
+
 def cmd_fit(args) -> int:
-    refuse_overwrite([(_OUT, args.output)], _data_inputs(args))
+    ck = _read_checkpoint(args) if args.resume else None
+    for k, v in _FIT_DEFAULTS.items():
+        if getattr(args, k, None) is None:
+            setattr(args, k, v)
+    if args.n_states is None:
+        raise CLIError("-n/--n-states is required (unless --resume names a checkpoint)")
+    outputs = [(_OUT, args.output)] + ([("--checkpoint", args.checkpoint)] if args.checkpoint else [])
+    refuse_overwrite(outputs, _data_inputs(args))
     types = model_types()
     cls = types[args.model_type]
     kwargs = constructor_kwargs(args, cls)
@@ -616,50 +745,120 @@ def cmd_fit(args) -> int:
     else:
         _log(args, f"{len(lengths)} sequences, {X.shape[0]} frames of {X.shape[1]} "
                    f"feature{'s' if X.shape[1] != 1 else ''}; read in {parse_s:.3f} s")
+    data_id = dict(sequences=int(len(lengths)), frames=int(X.shape[0]))
     try:
         model = cls(n_components=args.n_states, n_iter=1, tol=args.tol, random_state=args.seed,
                     **kwargs)
     except (TypeError, ValueError) as exc:
         raise CLIError(f"--model {args.model_type}: {_first_line(exc)}") from None
     if args.scheduler:
+        if args.checkpoint or args.resume:
+            raise CLIError("--checkpoint and --resume are for a local fit, not --scheduler")
         history, converged, fit_s = _fit_on_cluster(args, model, X, lengths, seqs_model)
         save_model_atomic(model, args.output, symbols)
-        steps = len(history) * X.shape[0] * args.n_states ** 2
-        _log(args, f"{len(history)} iterations in {fit_s:.3f} s ({steps / max(fit_s, 1e-12) / 1e6:.1f} "
-                   f"M state-steps/s), {'converged' if converged else 'not converged'}; "
-                   f"final log-likelihood {history[-1]:.10g}")
+        _fit_summary(args, history, converged, fit_s, len(history), X, first_s=None)
         return 0
     history = []
-    bar = _bar(args, total=args.n_iter, desc="fit", unit="it")
+    if ck is not None:
+        if ck.get("data") not in (None, data_id):
+            raise CLIError(f"--resume: {args.resume} was written by a fit on other data "
+                           f"({ck['data']['sequences']} sequences, {ck['data']['frames']} "
+                           f"{unit}), not {data_id['sequences']} sequences, {data_id['frames']}")
+        try:
+            saved = cls.load(args.resume)
+        except (TypeError, ValueError) as exc:
+            raise CLIError(f"--resume: {args.resume}: {_first_line(exc)}") from None
+        for k, v in vars(saved).items():  # the parameters (and what they hold) it reached
+            if k.endswith("_") and k != "monitor_" and not k.startswith("__"):
+                setattr(model, k, v)
+        history = [float(v) for v in ck["history"]]
+    else:
+        try:
+            model._init(X, lengths)  # what the first fit call would set, before EM
+        except (TypeError, ValueError) as exc:
+            if seqs_model:
+                raise
+            raise _input_error(args, exc) from None
+    model.init_params = ""  # every fit call continues from the current parameters
+    every = args.checkpoint_every
+    done_before = len(history)
+
+    def checkpoint():
+        if args.checkpoint:
+            save_checkpoint_atomic(model, args.checkpoint, symbols, dict(
+                iterations=len(history), history=history, converged=converged(),
+                options=_fit_options(args), data=data_id))
+
+    def converged():
+        return len(history) > 1 and history[-1] - history[-2] < args.tol
+
+    args.interrupt_note = f" after {len(history)} iterations; no output written"
+    bar = _bar(args, total=args.n_iter, initial=len(history), desc="fit", unit="it")
     t_fit = time.perf_counter()
-    converged = False
+    first_s = None
     try:
-        for it in range(args.n_iter):
+        while len(history) < args.n_iter and not converged():
+            t_it = time.perf_counter()
             try:
                 model.fit(X, lengths)
             except (TypeError, ValueError) as exc:
                 if seqs_model:
                     raise
                 raise _input_error(args, exc) from None
-            model.init_params = ""  # later calls continue from the current parameters
             ll = float(model.monitor_.history[-1])
             history.append(ll)
+            if first_s is None:
+                first_s = time.perf_counter() - t_it
+            args.interrupt_note = f" after {len(history)} iterations; no output written"
             bar.update(1)
             bar.set_postfix(loglik=f"{ll:.6g}")
             if args.verbose:
-                _log(args, f"iteration {it + 1}: log-likelihood {ll:.10g}")
-            if len(history) > 1 and history[-1] - history[-2] < args.tol:
-                converged = True
-                break
+                _log(args, f"iteration {len(history)}: log-likelihood {ll:.10g}")
+            if args.checkpoint and (len(history) % every == 0 or converged()
+                                    or len(history) == args.n_iter):
+                checkpoint()
+    except (KeyboardInterrupt, Terminated):
+        # the model holds the parameters of its last completed iteration (fit is all or nothing)
+        note = f" after {len(history)} iterations"
+        if args.checkpoint:
+            try:
+                checkpoint()
+                note += (f"; checkpoint {args.checkpoint} holds them (continue with --resume "
+                         f"{args.checkpoint}); no output written")
+            except BaseException:  # noqa: BLE001 -- a second signal, a full disk
+                note += "; no checkpoint or output written"
+        else:
+            note += "; no output written"
+        args.interrupt_note = note
+        raise
     finally:
         bar.close()
     fit_s = time.perf_counter() - t_fit
+    args.interrupt_note = f" after {len(history)} iterations; no output written"
     save_model_atomic(model, args.output, symbols)
-    steps = len(history) * X.shape[0] * args.n_states ** 2
-    _log(args, f"{len(history)} iterations in {fit_s:.3f} s ({steps / max(fit_s, 1e-12) / 1e6:.1f} M "
-               f"state-steps/s), {'converged' if converged else 'not converged'}; "
-               f"final log-likelihood {history[-1]:.10g}")
+    _fit_summary(args, history, converged(), fit_s, len(history) - done_before, X, first_s)
     return 0
+
+
+def _fit_summary(args, history, converged, fit_s, ran, X, first_s) -> None:
+    """fit's last line on stderr (unless -q): iterations, final log-likelihood, converged; with
+    -v the time and throughput, without the first iteration (numba compiles in it)."""
+    if args.quiet:
+        return
+    final = f"{history[-1]:.10g}" if history else "-"
+    msg = (f"{len(history)} iteration{'s' if len(history) != 1 else ''}"
+           f"{f' ({ran} this run)' if ran != len(history) else ''}, final log-likelihood "
+           f"{final}, {'converged' if converged else 'not converged'}")
+    if args.verbose and ran:
+        timed_s, timed = fit_s, ran
+        if first_s is not None and ran > 1:
+            timed_s, timed = fit_s - first_s, ran - 1
+        steps = timed * X.shape[0] * args.n_states ** 2
+        how = ("first iteration (compile time) excluded" if first_s is not None and ran > 1
+               else "compile time included" if first_s is not None else "on the cluster")
+        msg += (f"; {fit_s:.3f} s, {steps / max(timed_s, 1e-12) / 1e6:.1f} M state-steps/s "
+                f"({how})")
+    print(f"fasthw6 fit: {msg}", file=sys.stderr, flush=True)
 
 
 def _fit_on_cluster(args, model, X, lengths, seqs_model):
@@ -919,16 +1118,25 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("fit", parents=[common, seqs], help="train a model with Baum-Welch",
                        description="Train an HMM of the type --model names on SEQS and save it "
                                    "as JSON.")
-    f.add_argument("-n", "--n-states", type=positive, required=True, metavar="N_STATES",
-                   help="number of hidden states")
+    f.add_argument("-n", "--n-states", type=positive, metavar="N_STATES",
+                   help="number of hidden states (required unless --resume)")
     f.add_argument("-o", "--output", required=True, metavar="MODEL.json",
                    help="where to write the trained model")
-    f.add_argument("--model", dest="model_type", choices=types, default="categorical",
+    f.add_argument("--model", dest="model_type", choices=types,
                    help=f"model type to train, from fasthw6.hmm.MODEL_TYPES: {', '.join(types)} "
                         f"(default categorical)")
-    f.add_argument("--n-iter", type=positive, default=100, help="maximum EM iterations (default 100)")
-    f.add_argument("--tol", type=float, default=1e-2, help="stop when the gain is below (default 1e-2)")
-    f.add_argument("--seed", type=seed, default=0, help="random initialisation seed (default 0)")
+    f.add_argument("--n-iter", type=positive, help="maximum EM iterations (default 100)")
+    f.add_argument("--tol", type=float, help="stop when the gain is below (default 1e-2)")
+    f.add_argument("--seed", type=seed, help="random initialisation seed (default 0)")
+    f.add_argument("--checkpoint", metavar="PATH",
+                   help="write the model, with what --resume needs (iterations, log-likelihood "
+                        "history, fit options), to PATH atomically every --checkpoint-every "
+                        "iterations and when interrupted (SIGINT, SIGTERM)")
+    f.add_argument("--checkpoint-every", type=positive, default=1, metavar="K",
+                   help="iterations between checkpoints (default 1)")
+    f.add_argument("--resume", metavar="PATH",
+                   help="continue the fit a --checkpoint file holds, with its options and the "
+                        "same SEQS, to the result of an uninterrupted run")
     f.add_argument("--covariance-type", choices=COVARIANCE_TYPES,
                    help="covariance of each Gaussian, for the models that take one (gaussian, "
                         "gmm; default: the class's, diag)")
@@ -944,6 +1152,9 @@ def build_parser() -> argparse.ArgumentParser:
     _scheduler_options(f, "run the E-step on a Dask cluster (tcp://host:port); one progress "
                           "line per iteration on stderr")
     f.set_defaults(func=cmd_fit)
+    for sp_ in (s, d, f):
+        sp_.add_argument("-q", "--quiet", action="store_true",
+                         help="no progress bars and no summary line on stderr (errors only)")
 
     m = sub.add_parser("sample", parents=[common, model_file], help="random sequences from a model",
                        description="Write N sequences of length L: SEQS text, one per line "
@@ -1010,6 +1221,22 @@ def main(argv=None) -> int:
     args.t0 = time.perf_counter()
     from .seqio import SeqsError
 
+    with _signal_handlers():
+        try:
+            return _run(args, SeqsError)
+        except KeyboardInterrupt:
+            code = 130
+        except Terminated as exc:
+            code = 128 + int(exc.signum)
+        with contextlib.suppress(Exception):
+            print(f"fasthw6 {args.command}: interrupted"
+                  f"{getattr(args, 'interrupt_note', '; no output written')}",
+                  file=sys.stderr, flush=True)
+        return code
+
+
+def _run(args, SeqsError) -> int:
+    """The command, its errors as one line on stderr and an exit status; an interrupt passes."""
     try:
         _setup(args)
         return args.func(args)
@@ -1025,9 +1252,6 @@ def main(argv=None) -> int:
         return 141
     except OSError as exc:
         msg = f"{exc.filename + ': ' if getattr(exc, 'filename', None) else ''}{exc.strerror or exc}"
-    except KeyboardInterrupt:
-        print(f"fasthw6 {args.command}: interrupted", file=sys.stderr)
-        return 130
     print(f"fasthw6 {args.command}: error: {msg}", file=sys.stderr)
     return 2
 

@@ -322,7 +322,8 @@ def test_cli_fit_and_decode_with_scheduler(client, tmp_path):
     assert r.returncode == 0, r.stderr
     r, _ = _run(*args, "-o", tmp_path / "dist.json", "--scheduler", addr)
     assert r.returncode == 0, r.stderr
-    lines = r.stderr.splitlines()
+    *lines, summary = r.stderr.splitlines()  # fit ends with its summary line
+    assert summary.startswith("fasthw6 fit: 6 iterations, final log-likelihood ")
     assert [ln.split(":")[1].strip() for ln in lines] == [f"iteration {i}" for i in range(1, 7)]
     a, b = (json.loads((tmp_path / f).read_text()) for f in ("local.json", "dist.json"))
     for key in ("startprob", "transmat", "emissionprob"):

@@ -20,10 +20,13 @@ building frames, which keeps its specialised speed.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
 import numbers
 import os
+import stat
 import tempfile
 
 import numpy as np
@@ -327,8 +330,14 @@ class BaseHMM:
         per = self._n_fit_scalars_per_param()
         n_fit = sum(per.get(p, 0) for p in self.params)
         if n_samples_size < n_fit:
-            _log.warning("Fitting a model with %d free scalar parameters with only %d data points "
-                         "will result in a degenerate solution.", n_fit, n_samples_size)
+            # once per fit: a call that initialises nothing (init_params "") on the data it
+            # warned about already continues that fit (the CLI calls fit once per iteration)
+            key = (int(n_fit), int(n_samples_size))
+            if self.init_params != "" or getattr(self, "_degenerate_warned", None) != key:
+                _log.warning("Fitting a model with %d free scalar parameters with only %d data "
+                             "points will result in a degenerate solution.", n_fit,
+                             n_samples_size)
+            self._degenerate_warned = key
 
     def _init(self, X, lengths=None):
         """hmmlearn's initialisation (kept under its name for code that calls it): what
@@ -366,20 +375,42 @@ class BaseHMM:
 
     def _mstep(self, sums):
         """The M-step from summed statistics (``_estep`` of every batch, added up): the chain's
-        Dirichlet updates, then ``_mstep_emissions``.  Needs ``_start_em`` to have run."""
-        sp, tm = self.startprob_, self.transmat_
-        sprior, tprior = self._chain_priors
-        if "s" in self.params:
-            sp = dirichlet_update(sp, sums["start"], sprior, True)
-        if "t" in self.params:
-            tm = dirichlet_update(tm, sums["trans"], tprior, True)
-        dt = self._dtype()
-        if dt != np.float64:
-            # EM drives unused probabilities down geometrically; below the dtype's range they
-            # are 0 in its arithmetic already: stored as 0, they pass the operand check
-            sp, tm = (np.where(a.astype(dt) == 0, 0.0, a) for a in (sp, tm))
-        self.startprob_, self.transmat_ = sp, tm
-        self._mstep_emissions(sums)
+        Dirichlet updates, then ``_mstep_emissions``.  Needs ``_start_em`` to have run.
+
+        All or nothing: the new parameters are taken together once all are computed, and an
+        exception (a ``KeyboardInterrupt`` included) half-way restores the old ones."""
+        with self._all_or_nothing():
+            sp, tm = self.startprob_, self.transmat_
+            sprior, tprior = self._chain_priors
+            if "s" in self.params:
+                sp = dirichlet_update(sp, sums["start"], sprior, True)
+            if "t" in self.params:
+                tm = dirichlet_update(tm, sums["trans"], tprior, True)
+            dt = self._dtype()
+            if dt != np.float64:
+                # EM drives unused probabilities down geometrically; below the dtype's range
+                # they are 0 in its arithmetic already: stored as 0, they pass the operand check
+                sp, tm = (np.where(a.astype(dt) == 0, 0.0, a) for a in (sp, tm))
+            self._mstep_emissions(sums)
+            self.startprob_, self.transmat_ = sp, tm
+
+    @contextlib.contextmanager
+    def _all_or_nothing(self):
+        """Undo every attribute (re)bound in the block, and ``monitor_``'s reports, if it
+        raises: the M-steps rebind parameters, never change arrays in place."""
+        saved = dict(self.__dict__)
+        mon = self.__dict__.get("monitor_")
+        mon_state = (mon.iter, len(mon.history)) if mon is not None else None
+        try:
+            yield
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            if mon_state is not None:
+                mon.iter = mon_state[0]
+                while len(mon.history) > mon_state[1]:
+                    mon.history.pop()
+            raise
 
     def _start_em(self, n_iter, tol=None):
         """Check the parameters and priors once before EM and reset ``monitor_`` (its
@@ -407,7 +438,10 @@ class BaseHMM:
     def fit(self, X, lengths=None):
         """Estimate the parameters by EM (Baum-Welch), hmmlearn's ``fit``: initialise what
         ``init_params`` names (or is unset), then iterate until the log-likelihood gains less
-        than ``tol`` or ``n_iter`` iterations ran (``monitor_``).  Returns self."""
+        than ``tol`` or ``n_iter`` iterations ran (``monitor_``).  Returns self.
+
+        Interrupted (``KeyboardInterrupt`` or any exception during EM), the estimator keeps the
+        parameters of its last completed iteration, and ``monitor_.iter`` says how many ran."""
         n_iter = self._check_fit_args()
         data, off = self._data(X, lengths, fitting=True)
         if len(data) == 0:
@@ -417,9 +451,10 @@ class BaseHMM:
         sp, tm = self._start_em(n_iter)
         for _ in range(n_iter):
             sums = self._estep(data, off, sp, tm)
-            self._mstep(sums)
+            with self._all_or_nothing():  # parameters and monitor_ move on together
+                self._mstep(sums)
+                self.monitor_.report(sums["loglik"])
             sp, tm = self.startprob_, self.transmat_
-            self.monitor_.report(sums["loglik"])
             if self.monitor_.converged:
                 break
         return self
@@ -465,13 +500,76 @@ class BaseHMM:
         return model
 
 
+class JSONTextError(ValueError):
+    """A model file's JSON that parses but cannot be read as numbers: an integer beyond float64's
+    range, or nesting deeper than the parser recurses.  ``str()`` is ``"<path>:<line>: <message>"``;
+    ``line`` and ``message`` are kept apart for callers that format their own."""
+
+    def __init__(self, path, line, message):
+        self.path, self.line, self.message = path, line, message
+        super().__init__(f"{path}:{line}: {message}")
+
+
+class _HugeInt(Exception):
+    def __init__(self, digits):
+        self.digits = digits
+
+
+def _parse_int(text):
+    # an integer beyond float64's range overflows where the arrays are made (and one over 4300
+    # digits does not even convert): refused here, where the file and line are known
+    if len(text) > 300 and math.isinf(float(text)):
+        raise _HugeInt(text)
+    return int(text)
+
+
+def _deep_line(text, limit=256):
+    """1-based line where JSON brackets (outside strings) first nest ``limit`` deep."""
+    depth, in_str, esc = 0, False, False
+    for i, c in enumerate(text):
+        if in_str:
+            if esc:
+                esc = False
+            elif c == "\\":
+                esc = True
+            elif c == '"':
+                in_str = False
+        elif c == '"':
+            in_str = True
+        elif c in "[{":
+            depth += 1
+            if depth >= limit:
+                return text.count("\n", 0, i) + 1
+        elif c in "]}":
+            depth -= 1
+    return 1
+
+
+def parse_json(text, path):
+    """``json.loads(text)``, refusing an integer beyond float64's range and too deep nesting with
+    a :class:`JSONTextError` naming ``path`` and the line (``json.JSONDecodeError`` as it is)."""
+    try:
+        return json.loads(text, parse_int=_parse_int)
+    except _HugeInt as exc:
+        d = exc.digits
+        i = text.find(d)
+        line = text.count("\n", 0, i) + 1 if i >= 0 else 1
+        shown = d if len(d) <= 24 else f"{d[:12]}...{d[-6:]}"
+        raise JSONTextError(path, line, f"number {shown} ({len(d.lstrip('-'))} digits) is "
+                            f"out of range of a float") from None
+    except RecursionError:
+        raise JSONTextError(path, _deep_line(text), "JSON nested too deeply "
+                            "(a model file holds arrays of at most 3 dimensions)") from None
+
+
 def read_json(path):
     """The JSON object of a model file, its format version checked."""
     with open(path, encoding="utf-8") as f:
-        try:
-            obj = json.load(f)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not a JSON model file ({exc})") from None
+        text = f.read()
+    try:
+        obj = parse_json(text, path)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not a JSON model file ({exc})") from None
     if not isinstance(obj, dict):
         raise ValueError(f"{path}: expected a JSON object (a model), got {type(obj).__name__}")
     version = obj.get("format_version", 0)
@@ -515,8 +613,18 @@ def add_sums(a, b):
 
 
 def write_json_atomic(path, obj):
-    """Write ``obj`` as JSON to ``path`` through a temporary file renamed into place."""
+    """Write ``obj`` as JSON to ``path`` through a temporary file renamed into place (straight
+    through to a device or a pipe such as /dev/stdout: there is nothing to rename onto)."""
     path = os.fspath(path)
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        st = None
+    if st is not None and not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=1)
+            f.write("\n")
+        return
     d = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".part", dir=d)
     try:

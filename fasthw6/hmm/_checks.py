@@ -152,6 +152,20 @@ def _offsets(lengths, n):
     return off
 
 
+def check_real(a, name):
+    """Raise ValueError when ``a`` holds complex numbers (converting to float would drop the
+    imaginary part without a word); returns ``a`` unchanged."""
+    dt = getattr(a, "dtype", None)
+    if dt is None:
+        try:
+            dt = np.asarray(a).dtype
+        except (TypeError, ValueError, OverflowError):
+            return a  # the caller's conversion reports it
+    if np.issubdtype(dt, np.complexfloating):
+        raise ValueError(f"{name} must be real, got dtype {dt}")
+    return a
+
+
 def check_symbols(symbols, n_features=None, name="symbols"):
     """``symbols`` as a list of str, proven to be distinct names that survive a SEQS text round
     trip (non-empty, no whitespace, which separates tokens), one per emission column when
@@ -185,10 +199,13 @@ def check_symbols(symbols, n_features=None, name="symbols"):
 
 
 def _prob(a, name, shape, what):
+    check_real(a, name)
     try:
         arr = np.array(a, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be a numeric array: {exc}") from None
+    except OverflowError:  # a Python int beyond float64's range
+        raise ValueError(f"{name} holds a number out of range of a float") from None
     if arr.shape != shape:
         raise ValueError(f"{name} must have shape {shape} ({what}), got {arr.shape}")
     if not np.isfinite(arr).all():

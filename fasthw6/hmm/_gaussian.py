@@ -32,6 +32,9 @@ def compact_shape(kind, K, D):
 def check_covars(covars, kind, K, D, name="covars_", what="state"):
     """``covars`` as float64 in the compact shape of ``kind``, each matrix symmetric positive
     definite (each variance positive); ValueError naming the state otherwise."""
+    from ._checks import check_real  # noqa: PLC0415
+
+    check_real(covars, name)
     try:
         cv = np.array(covars, dtype=np.float64)
     except (TypeError, ValueError):

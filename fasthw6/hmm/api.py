@@ -24,6 +24,20 @@ ESTEP_BLOCK_ELEMS = 1 << 20
 # blocks are the same whatever the thread count.
 SCORE_LANES = _sizes.LANES
 SCORE_PIECES_PER_THREAD = 4  # more balance ragged batches; each costs a kernel call
+# Scoring and Viterbi (whose results do not depend on the pieces) cut a big batch into pieces of
+# at most about this much work (symbols x N^2), so that an interrupted call leaves at most one
+# short piece running behind it.  The E-step's pieces stay as they are: its sums are merged per
+# piece, and another count rounds differently.
+PIECE_WORK = 1 << 28
+
+
+def _work(x, n):
+    """About the scalar operations of a kernel call on the symbols ``x`` with ``n`` states."""
+    return int(x.shape[0]) * int(n) * int(n)
+
+
+def _extra_pieces(work, n_pieces):
+    return max(int(n_pieces), -(-int(work) // PIECE_WORK))
 
 
 def _score_batch(X, lengths, sp, tm, em, dtype, backend):
@@ -73,14 +87,15 @@ def _score_ops(x, off, ops, backend):
     n_blocks = -(-order.shape[0] // SCORE_LANES)
     work = np.add.reduceat(lens[order], np.arange(0, order.shape[0], SCORE_LANES)) \
         if n_blocks else np.zeros(0, np.int64)
+    total = _work(x, ops[0].shape[0])
     bounds = cut(np.concatenate(([0], np.cumsum(work))),
-                 SCORE_PIECES_PER_THREAD * _n_threads(backend)) * SCORE_LANES
+                 _extra_pieces(total, SCORE_PIECES_PER_THREAD * _n_threads(backend))) * SCORE_LANES
     bad = np.full(bounds.shape[0] - 1, -1, np.int64)
 
     def piece(i):
         bad[i] = kernel(x, off, order[bounds[i]:bounds[i + 1]], *ops, out)
 
-    run_pieces(piece, bounds.shape[0] - 1, _n_threads(backend))
+    run_pieces(piece, bounds.shape[0] - 1, _n_threads(backend), work=total)
     return (int(bad[bad >= 0][0]) if bad.max(initial=-1) >= 0 else -1), out
 
 
@@ -116,7 +131,7 @@ def _lockstep(x, off, ops, backend, per_thread, gamma, want_stats, m, obs=None):
         kernel(x, off, *ops, order, bstart, cbound[c], cbound[c + 1], sizes[c], st[c], tr[c],
                ob[c] if obs is None else obs, gamma, out, want_stats, not want_stats)
 
-    run_pieces(piece, C, _n_threads(backend))
+    run_pieces(piece, C, _n_threads(backend), work=_work(x, n))
     return out, (st, tr, ob)
 
 
@@ -288,7 +303,8 @@ def _viterbi_logs(x, off, lsp, ltm, lem, backend):
     states = np.empty(x.shape[0], np.int64)
     out = np.empty(S, np.float64)
     kernel = get_kernel(SYSTEM, "viterbi", backend)
-    bounds = _pieces(off, backend, 1)
+    total = _work(x, lsp.shape[0])
+    bounds = cut(off, _extra_pieces(total, _n_threads(backend)))
     bp_dtype = _bp_dtype(lsp.shape[0])
 
     def piece(i):
@@ -297,5 +313,5 @@ def _viterbi_logs(x, off, lsp, ltm, lem, backend):
         bp = np.empty((1, maxlen, lsp.shape[0]), bp_dtype)
         kernel(x, off[a:b + 1], lsp, ltm, lem, bp, states, out[a:b])
 
-    run_pieces(piece, bounds.shape[0] - 1, _n_threads(backend))
+    run_pieces(piece, bounds.shape[0] - 1, _n_threads(backend), work=total)
     return out, states

@@ -19,7 +19,7 @@ from scipy.special import gammaln
 
 from ._base import COMMON_PARAMS, BaseHMM, check_prior, check_random_state, dirichlet_update, \
     require
-from ._checks import NotFittedError, _offsets, _prob
+from ._checks import NotFittedError, _offsets, _prob, check_real
 
 _EXACT = 2.0 ** 53  # counts above this are not exact in float64
 
@@ -114,6 +114,7 @@ class _CountsRoom(BaseHMM):
         """The emission parameter as a finite float64 (n_components, n_features) array."""
         n = self._check_n_components()
         name = self._PARAM
+        check_real(getattr(self, name), name)
         try:
             a = np.atleast_2d(np.array(getattr(self, name), dtype=np.float64))
         except (TypeError, ValueError):

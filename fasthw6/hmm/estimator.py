@@ -10,7 +10,7 @@ import numpy as np
 
 from .._backend import get_kernel
 from ._base import BaseHMM, check_prior, check_random_state, dirichlet_update, positive_int
-from ._checks import SYSTEM, _as_symbols, _batch, _offsets, check_parameters
+from ._checks import SYSTEM, _as_symbols, _batch, _offsets, check_parameters, check_real
 from .api import _estep, _forward_backward, _score_batch, _viterbi
 from .io import read_model, write_model
 from .monitor import ConvergenceMonitor  # noqa: F401  (re-exported by fasthw6.hmm)
@@ -113,7 +113,8 @@ class CategoricalHMM(BaseHMM):
     def _check_emissions(self):
         n = self._check_n_components()
         positive_int(self.n_features, "n_features", allow_none=True)
-        em = np.atleast_2d(np.asarray(self.emissionprob_, dtype=np.float64))
+        em = np.atleast_2d(np.asarray(check_real(self.emissionprob_, "emissionprob_"),
+                                      dtype=np.float64))
         if self.n_features is None:
             self.n_features = int(em.shape[1])
         if em.shape != (n, self.n_features):

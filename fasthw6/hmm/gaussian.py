@@ -11,7 +11,7 @@ from .._backend import get_kernel, kernel_threads
 from .._parallel import run_pieces
 from . import _gaussian as G
 from ._base import COMMON_PARAMS, BaseHMM, check_prior, require
-from ._checks import SYSTEM, NotFittedError, _offsets
+from ._checks import SYSTEM, NotFittedError, _offsets, check_real
 
 _PIECE_FRAMES = 1 << 16  # frames per piece of the fused kernels' work
 
@@ -129,7 +129,7 @@ class GaussianHMM(BaseHMM):
     @covars_.setter
     def covars_(self, covars):
         kind = G.check_covariance_type(self.covariance_type)
-        cv = np.array(covars, dtype=np.float64)
+        cv = np.array(check_real(covars, "covars_"), dtype=np.float64)
         if kind == "spherical" and cv.size == self.n_components:
             cv = cv.reshape(-1)
         self._covars_ = cv
@@ -145,7 +145,7 @@ class GaussianHMM(BaseHMM):
     def _check_emissions(self):
         kind = G.check_covariance_type(self.covariance_type)
         n = self._check_n_components()
-        means = np.asarray(self.means_, dtype=np.float64)
+        means = np.asarray(check_real(self.means_, "means_"), dtype=np.float64)
         if means.ndim != 2 or means.shape[0] != n or means.shape[1] < 1:
             raise ValueError(f"means_ must have shape ({n}, n_features), got {means.shape}")
         if not np.isfinite(means).all():

@@ -20,7 +20,7 @@ from . import _gaussian as G
 from . import frames
 from ._base import (COMMON_PARAMS, BaseHMM, check_prior, dirichlet_update, positive_int,
                     require)
-from ._checks import NotFittedError, _offsets, _prob
+from ._checks import NotFittedError, _offsets, _prob, check_real
 from .gaussian import check_features
 
 _PARAM_NAMES = COMMON_PARAMS + ("n_mix", "covariance_type", "min_covar", "weights_prior",
@@ -46,6 +46,7 @@ def default_covar_priors(kind, n_mix, D):
 def check_mix_covars(covars, kind, n, n_mix, D, name="covars_"):
     """``covars`` as float64 of hmmlearn's shape for ``kind``; each variance positive, each
     matrix symmetric positive definite, else ValueError naming the state (and component)."""
+    check_real(covars, name)
     try:
         cv = np.array(covars, dtype=np.float64)
     except (TypeError, ValueError):
@@ -210,7 +211,7 @@ class GMMHMM(BaseHMM):
         kind = G.check_covariance_type(self.covariance_type)
         n, nm = self._check_n_components(), self._n_mix()
         self.weights_ = _prob(self.weights_, "weights_", (n, nm), "n_components x n_mix")
-        means = np.array(self.means_, dtype=np.float64)
+        means = np.array(check_real(self.means_, "means_"), dtype=np.float64)
         if means.ndim != 3 or means.shape[:2] != (n, nm) or means.shape[2] < 1:
             raise ValueError(f"means_ must have shape ({n}, {nm}, n_features) (n_components, "
                              f"n_mix, n_features), got {means.shape}")

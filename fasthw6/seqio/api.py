@@ -21,6 +21,8 @@ import os
 import re
 import sys
 import time
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterator, Sequence
 
@@ -273,6 +275,11 @@ def iter_text_chunks(source, n_symbols=None, symbols=None, chunk_bytes=DEFAULT_C
             f.close()
 
 
+# what np.load raises for a damaged file: a truncated or corrupt zip archive (BadZipFile), a
+# corrupt compressed member (zlib.error), a bad header (ValueError), a short read (EOFError)
+_NPZ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
 def _npz_arrays(path):
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -285,7 +292,7 @@ def _npz_arrays(path):
         raise SeqsError(path, None, "no such file") from None
     except SeqsError:
         raise
-    except (ValueError, OSError, EOFError) as exc:
+    except _NPZ_ERRORS as exc:
         raise SeqsError(path, None, f"not a readable .npz file ({exc})") from None
 
 

@@ -31,7 +31,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..hmm._checks import check_lengths
-from .api import Chunk, SeqsError, _open_text, _source_name
+from .api import _NPZ_ERRORS, Chunk, SeqsError, _open_text, _source_name
 
 KINDS = ("float", "count")
 LENGTHS_SUFFIX = ".lengths.npy"
@@ -161,7 +161,7 @@ def _load_array(path, what):
         raise SeqsError(path, None, f"is a directory, expected a .npy {what} file") from None
     except PermissionError:
         raise SeqsError(path, None, "permission denied") from None
-    except (ValueError, OSError, EOFError) as exc:
+    except _NPZ_ERRORS as exc:
         raise SeqsError(path, None, f"not a readable .npy file ({exc})") from None
     if not isinstance(arr, np.ndarray):  # an .npz archive under a .npy name
         arr.close()
@@ -184,7 +184,7 @@ def _load_npz(path):
         raise SeqsError(path, None, "permission denied") from None
     except SeqsError:
         raise
-    except (ValueError, OSError, EOFError, AttributeError) as exc:
+    except (*_NPZ_ERRORS, AttributeError) as exc:
         raise SeqsError(path, None, f"not a readable .npz file ({exc})") from None
 
 

@@ -26,9 +26,12 @@ def tokenize(buf, n_symbols, X, lengths, lines):
             for k, ch in enumerate(tok):
                 if not 48 <= ch <= 57:
                     return nt, ns, pos + i + k, 1
-            if int(tok) >= n_symbols:
+            # compared by length first: int() refuses a string of over 4300 digits (and the
+            # alphabet has at most 2**31 symbols, 10 digits); leading zeros do not count
+            digits = tok.lstrip(b"0") or b"0"
+            if len(digits) > 10 or int(digits) >= n_symbols:
                 return nt, ns, pos + i, 2
-            X[nt] = int(tok)
+            X[nt] = int(digits)
             nt += 1
             i = j
         if nt > start:

@@ -148,7 +148,13 @@ class HardMarginSVC:
         if abs(e) <= 8:  # near enough to 1 for every threshold: no pass to scale
             e = 0
         else:
-            XT *= 2.0 ** -e
+            # ldexp, not XT *= 2.0 ** -e: 2.0 ** 1074 (X of subnormals) is an OverflowError
+            with np.errstate(over="ignore"):
+                np.ldexp(XT, -e, out=XT)
+            if not np.isfinite(XT).all():
+                raise ValueError(f"X's features span too many decades (max |x| = "
+                                 f"{np.abs(X).max():.3g}, smallest feature scale "
+                                 f"{top.min():.3g}) to scale into float64's range; rescale X")
         w, b, alpha, it = self._solve(XT, ys, tol, max_iter, cache_rows)
         sv = alpha > 0
         if e:

@@ -13,8 +13,11 @@ from ._common import (
 @njit(nogil=True, cache=True)
 def _finish_one(X, a, b, transmat_t, emit_t, cur, nxt, k):
     """Carry one sequence alone over X[a:b] from α in ``cur`` (unscaled, k factors 2 so far)
-    and return log P.  The arithmetic is the lanes' own, operation for operation, so a score
-    does not depend on which sequences shared its block."""
+    and return log P.  For N <= SMALL_MAX_N (8) the arithmetic is the unrolled lanes' own,
+    operation for operation, so a score does not depend on which sequences shared its block.
+    Above that the lanes step by a BLAS GEMM (``_lanes_gemm``), whose summation order differs
+    from this loop's, so a score can change in the last bits with the block it was scored in
+    (how many of its steps ran in lockstep: the block's shortest length)."""
     N = cur.shape[0]
     for t in range(a, b):
         s = np.float64(cur[0])
