@@ -39,10 +39,12 @@ def _chain(startprob, transmat):
             _prob(transmat, "transmat", (n, n), "n_components x n_components"))
 
 
-def check_frames(framelogprob, n_states, lengths=None, name="framelogprob"):
+def check_frames(framelogprob, n_states, lengths=None, name="framelogprob", scan=True):
     """(framelogprob as a C-contiguous float64 array of shape (n_samples, n_states), offsets).
 
-    Entries may be -inf (a state that cannot emit the frame); NaN and +inf raise ValueError."""
+    Entries may be -inf (a state that cannot emit the frame); NaN and +inf raise ValueError.
+    ``scan=False``: the caller finds them later for free (``scaled_frames`` does, from each
+    frame's maximum), which saves two passes over the array."""
     arr = np.asarray(framelogprob)
     if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.floating)
                                      or np.issubdtype(arr.dtype, np.integer)):
@@ -51,6 +53,8 @@ def check_frames(framelogprob, n_states, lengths=None, name="framelogprob"):
         raise ValueError(f"{name} must have shape (n_samples, {n_states}) (one column per "
                          f"state), got {arr.shape}")
     arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if not scan:
+        return arr, _offsets(lengths, arr.shape[0])
     bad = np.isnan(arr) | (arr == np.inf)
     if bad.any():
         r, c = (int(i) for i in np.argwhere(bad)[0])
@@ -59,7 +63,7 @@ def check_frames(framelogprob, n_states, lengths=None, name="framelogprob"):
     return arr, _offsets(lengths, arr.shape[0])
 
 
-def scaled_frames(flp, dtype, backend=None, overwrite=False):
+def scaled_frames(flp, dtype, backend=None, overwrite=False, name=None):
     """(B, shift): B[t] = exp(flp[t] - shift[t]) in ``dtype``, shift[t] = max_i flp[t, i]
     (0 for a frame impossible in every state, whose row of B is then 0).
 
@@ -97,9 +101,15 @@ def scaled_frames(flp, dtype, backend=None, overwrite=False):
             B[a:b] = tmp
 
     run_pieces(block, nb, threads)
-    if np.isnan(shift).any():  # a NaN in a row makes its maximum NaN
-        t = int(np.argmax(np.isnan(shift)))
-        raise ValueError(f"the emission log-likelihoods of frame {t} hold NaN")
+    bad = ~np.isfinite(shift)  # a NaN or +inf in a row makes its maximum NaN or +inf
+    if bad.any():
+        t = int(np.argmax(bad))
+        if name is not None and not inplace:
+            row = flp[t]
+            c = int(np.argmax(np.isnan(row) | (row == np.inf)))
+            raise ValueError(f"{name}[{t}, {c}] is {row[c]}: log-likelihoods must be finite "
+                             f"or -inf")
+        raise ValueError(f"the emission log-likelihoods of frame {t} hold NaN or +inf")
     return B, shift
 
 
@@ -109,12 +119,13 @@ def _seq_sums(v, off):
     return c[off[1:]] - c[off[:-1]]
 
 
-def _operands(framelogprob, lengths, startprob, transmat, dtype, backend):
+def _operands(framelogprob, lengths, startprob, transmat, dtype, backend, scan=False):
+    """Checked operands; ``scan=False`` leaves NaN and +inf to ``scaled_frames``."""
     sp, tm = _chain(startprob, transmat)
     if dtype is None:
         dtype = np.float32 if np.asarray(framelogprob).dtype == np.float32 else np.float64
     dt = check_dtype_arg(dtype)
-    flp, off = check_frames(framelogprob, sp.shape[0], lengths)
+    flp, off = check_frames(framelogprob, sp.shape[0], lengths, scan=scan)
     return sp, tm, dt, flp, off
 
 
@@ -189,18 +200,20 @@ def statistics_table(sp, tm, B, shift, off, dt, backend):
     return dict(loglik=out, start=start, trans=trans, gamma=gamma)
 
 
+def _scaled(flp, dt, backend, overwrite):
+    return scaled_frames(flp, dt, backend, overwrite, "framelogprob")
+
+
 def _score(sp, tm, flp, off, dt, backend, overwrite=False):
-    return score_table(sp, tm, *scaled_frames(flp, dt, backend, overwrite), off, dt, backend)
+    return score_table(sp, tm, *_scaled(flp, dt, backend, overwrite), off, dt, backend)
 
 
 def _posteriors(sp, tm, flp, off, dt, backend, overwrite=False):
-    return posteriors_table(sp, tm, *scaled_frames(flp, dt, backend, overwrite), off, dt,
-                            backend)
+    return posteriors_table(sp, tm, *_scaled(flp, dt, backend, overwrite), off, dt, backend)
 
 
 def _statistics(sp, tm, flp, off, dt, backend, overwrite=False):
-    return statistics_table(sp, tm, *scaled_frames(flp, dt, backend, overwrite), off, dt,
-                            backend)
+    return statistics_table(sp, tm, *_scaled(flp, dt, backend, overwrite), off, dt, backend)
 
 
 def _viterbi(sp, tm, flp, off, backend):
@@ -314,5 +327,5 @@ def viterbi_frames(framelogprob, lengths, startprob, transmat, *, backend=None):
     [0, 0]
     """
     sp, tm, _, flp, off = _operands(framelogprob, lengths, startprob, transmat, np.float64,
-                                    backend)
+                                    backend, scan=True)
     return _viterbi(sp, tm, flp, off, backend)
