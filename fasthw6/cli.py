@@ -1048,12 +1048,25 @@ def _scheduler_options(parser, help_text) -> None:
                         help=argparse.SUPPRESS)
 
 
+_EXAMPLES = """examples:
+  fasthw6 fit -n 4 seqs.txt -o model.json       train a 4-state model on SEQS
+  fasthw6 score -m model.json seqs.txt          per-sequence log-likelihoods as CSV
+  fasthw6 demo                                  the document's five questions, checked
+
+"""
+
+
+def _plain(text: str) -> str:
+    """Help text without the reStructuredText markup of the docstrings it comes from."""
+    return text.replace("``", "'").replace(":func:", "").replace(":class:", "")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    p = argparse.ArgumentParser(prog="fasthw6", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="fasthw6", description=_plain(__doc__.split("\n\n")[0]),
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 2)[2])
+                                epilog=_EXAMPLES + _plain(__doc__.split("\n\n", 2)[2]))
     p.add_argument("--version", action="version", version=f"fasthw6 {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -1172,7 +1185,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="categorical: write symbol indices even if the model names symbols")
     m.set_defaults(func=cmd_sample)
 
-    e = sub.add_parser("demo", parents=[common], help="the document's five questions, end to end")
+    e = sub.add_parser("demo", parents=[common], help="the document's five questions, end to end",
+                       description="Run the five systems of the source document (a machine-"
+                                   "learning homework) end to end on small data, each checked "
+                                   "against its NumPy reference; Q picks questions (1-5, all by "
+                                   "default).")
     e.add_argument("questions", nargs="*", metavar="Q", help="only these questions (1-5 or Q1-Q5)")
     e.set_defaults(func=cmd_demo)
 
