@@ -141,68 +141,56 @@ def atomic_output(path: str | None, mode: str = "w", stdout: IO | None = None) -
         raise
 
 
-def save_model_atomic(model, path: str, symbols=None) -> None:
+def save_model_atomic(model, path: str, symbols=None, checkpoint: dict | None = None) -> None:
     """``model.save`` (with ``symbols``, which only the categorical model takes, when given) into
     a temporary file beside ``path``, then rename; written through to a device or a pipe."""
     st = _stat(path)
-    if st is not None and not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+    if (checkpoint is None and st is not None
+            and not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode))):
         model.save(path) if symbols is None else model.save(path, symbols=symbols)
         return
+    what = "output" if checkpoint is None else "checkpoint"
     target = _destination(path)
     directory = os.path.dirname(target)
     if not os.path.isdir(directory):
-        raise CLIError(f"{path}: cannot write output: directory {directory} does not exist")
+        raise CLIError(f"{path}: cannot write {what}: directory {directory} does not exist")
     try:
         fd, tmp, perm = _temp_beside(target)
     except PermissionError:
-        raise CLIError(f"{path}: cannot write output: permission denied") from None
+        raise CLIError(f"{path}: cannot write {what}: permission denied") from None
     os.close(fd)
     try:
         if symbols is None:
             model.save(tmp)
         else:
             model.save(tmp, symbols=symbols)
+        if checkpoint is not None:
+            _add_checkpoint(tmp, checkpoint)
         os.chmod(tmp, perm)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _add_checkpoint(path: str, checkpoint: dict) -> None:
+    import json
+
+    with open(path, encoding="utf-8") as f:
+        obj = json.load(f)
+    obj["checkpoint"] = checkpoint
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=1)
+        f.write("\n")
 
 
 def save_checkpoint_atomic(model, path: str, symbols, checkpoint: dict) -> None:
     """A fit checkpoint: the model file ``model.save`` writes (loadable as a model) with a
-    ``checkpoint`` object added (iterations, log-likelihood history, fit options), written to a
-    temporary file beside ``path`` and renamed into place, so a reader (or an interrupted
-    write) never sees half a file."""
-    import json
-
-    target = _destination(path)
-    directory = os.path.dirname(target)
-    if not os.path.isdir(directory):
-        raise CLIError(f"{path}: cannot write checkpoint: directory {directory} does not exist")
-    try:
-        fd, tmp, perm = _temp_beside(target)
-    except PermissionError:
-        raise CLIError(f"{path}: cannot write checkpoint: permission denied") from None
-    os.close(fd)
-    try:
-        if symbols is None:
-            model.save(tmp)
-        else:
-            model.save(tmp, symbols=symbols)
-        with open(tmp, encoding="utf-8") as f:
-            obj = json.load(f)
-        obj["checkpoint"] = checkpoint
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=1)
-            f.write("\n")
-        os.chmod(tmp, perm)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    ``checkpoint`` object added (iterations, log-likelihood history, fit options), written as
+    :func:`save_model_atomic` writes, so a reader (or an interrupted write) never sees half a
+    file."""
+    save_model_atomic(model, path, symbols, checkpoint=checkpoint)
 
 
 # --------------------------------------------------------------------------- model files
