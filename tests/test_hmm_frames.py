@@ -9,6 +9,8 @@ import json
 import numpy as np
 import pytest
 
+from _hmm_agree import LENGTHS, assert_agrees_with_hmmlearn
+
 from fasthw6.hmm import (GaussianHMM, CategoricalHMM, em_statistics, frames_statistics,
                          load_model, posteriors, posteriors_frames, score_frames,
                          score_sequences, viterbi, viterbi_frames)
@@ -150,21 +152,8 @@ def test_gaussian_matches_hmmlearn(kind):
     h = hmm.GaussianHMM(3, kind, init_params="", implementation="scaling")
     h.startprob_, h.transmat_, h.means_, h.covars_ = f.startprob_, f.transmat_, f.means_, \
         f._covars_
-    X, Z = h.sample(400, random_state=5)
-    Xf, Zf = f.sample(400, random_state=5)
-    np.testing.assert_array_equal(Xf, X)  # the same draws
-    np.testing.assert_array_equal(Zf, Z)
-    lengths = [100, 1, 250, 49]
-    assert f.score(X, lengths) == pytest.approx(h.score(X, lengths), rel=1e-12)
-    np.testing.assert_allclose(f.predict_proba(X, lengths), h.predict_proba(X, lengths),
-                               atol=1e-10)
-    for alg in ("viterbi", "map"):
-        lf, sf = f.decode(X, lengths, algorithm=alg)
-        lh, sh = h.decode(X, lengths, algorithm=alg)
-        np.testing.assert_array_equal(sf, sh)
-        assert lf == pytest.approx(lh, rel=1e-10)
-    assert f.aic(X, lengths) == pytest.approx(h.aic(X, lengths), rel=1e-12)
-    assert f.bic(X, lengths) == pytest.approx(h.bic(X, lengths), rel=1e-12)
+    lengths = LENGTHS
+    X = assert_agrees_with_hmmlearn(f, h, lengths)
     np.testing.assert_allclose(f.get_stationary_distribution(), h.get_stationary_distribution(),
                                atol=1e-12)
     # EM from hmmlearn's own start (k-means and the data covariance, same seed)

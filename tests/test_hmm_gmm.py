@@ -10,6 +10,8 @@ import warnings
 import numpy as np
 import pytest
 
+from _hmm_agree import LENGTHS, assert_agrees_with_hmmlearn
+
 from fasthw6.hmm import GaussianHMM
 from fasthw6.hmm.gmm import GMMHMM
 
@@ -80,21 +82,8 @@ def test_matches_hmmlearn(hmmlearn_hmm, kind):
     f = set_params(GMMHMM(3, 2, covariance_type=kind, init_params="", backend="cython"), params)
     h = set_params(hmmlearn_hmm.GMMHMM(3, 2, covariance_type=kind, init_params="",
                                        implementation="scaling"), params)
-    X, Z = h.sample(400, random_state=5)
-    Xf, Zf = f.sample(400, random_state=5)
-    np.testing.assert_array_equal(Xf, X)  # the same draws
-    np.testing.assert_array_equal(Zf, Z)
-    lengths = [100, 1, 250, 49]
-    assert f.score(X, lengths) == pytest.approx(h.score(X, lengths), rel=1e-12)
-    np.testing.assert_allclose(f.predict_proba(X, lengths), h.predict_proba(X, lengths),
-                               atol=1e-10)
-    for alg in ("viterbi", "map"):
-        lf, sf = f.decode(X, lengths, algorithm=alg)
-        lh, sh = h.decode(X, lengths, algorithm=alg)
-        np.testing.assert_array_equal(sf, sh)
-        assert lf == pytest.approx(lh, rel=1e-10)
-    assert f.aic(X, lengths) == pytest.approx(h.aic(X, lengths), rel=1e-12)
-    assert f.bic(X, lengths) == pytest.approx(h.bic(X, lengths), rel=1e-12)
+    lengths = LENGTHS
+    X = assert_agrees_with_hmmlearn(f, h, lengths)
     # EM from hmmlearn's own start (k-means per state, the data covariance, same seed)
     hf = hmmlearn_hmm.GMMHMM(3, 2, covariance_type=kind, n_iter=5, tol=-np.inf, random_state=3,
                              implementation="scaling").fit(X, lengths)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import gammaln
 
+from .gaussian import check_matrix
 from ._base import COMMON_PARAMS, BaseHMM, check_prior, check_random_state, dirichlet_update, \
     require
 from ._checks import NotFittedError, _offsets, _prob, check_real
@@ -49,16 +50,7 @@ def check_counts(X, n_features=None, name="X"):
         Not 2-D, the wrong number of features, or an entry that is NaN, infinite, negative,
         fractional or too large to be exact in float64; the message names the entry.
     """
-    arr = np.asarray(X)
-    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.floating)
-                                     or np.issubdtype(arr.dtype, np.integer)):
-        raise TypeError(f"{name} must hold counts (non-negative integers), got {arr.dtype}")
-    if arr.ndim != 2:
-        hint = " (one feature: X.reshape(-1, 1))" if arr.ndim == 1 else ""
-        raise ValueError(f"{name} must have shape (n_samples, n_features), got {arr.shape}{hint}")
-    if n_features is not None and arr.shape[1] != n_features:
-        raise ValueError(f"{name} has {arr.shape[1]} features per sample but the model has "
-                         f"n_features={n_features}")
+    arr = check_matrix(X, n_features, name, "counts (non-negative integers)")
     if arr.shape[1] == 0:
         raise ValueError(f"{name} must have at least one feature, got shape {arr.shape}")
     x = np.ascontiguousarray(arr, dtype=np.float64)

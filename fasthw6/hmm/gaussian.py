@@ -19,19 +19,26 @@ _PARAM_NAMES = COMMON_PARAMS + ("covariance_type", "min_covar", "means_prior", "
                                 "covars_prior", "covars_weight")
 
 
-def check_features(X, n_features=None, name="X"):
-    """X as a C-contiguous float64 (n_samples, n_features) array of finite values."""
+def check_matrix(X, n_features, name, kind="real numbers"):
+    """X as an array of real numbers of shape (n_samples, n_features) (any real dtype, not yet
+    converted): TypeError for other dtypes (``kind`` says what was expected), ValueError for
+    another shape or feature count.  Shared by every frames-reading model."""
     arr = np.asarray(X)
     if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.floating)
                                      or np.issubdtype(arr.dtype, np.integer)):
-        raise TypeError(f"{name} must hold real numbers, got {arr.dtype}")
+        raise TypeError(f"{name} must hold {kind}, got {arr.dtype}")
     if arr.ndim != 2:
         hint = " (one feature: X.reshape(-1, 1))" if arr.ndim == 1 else ""
         raise ValueError(f"{name} must have shape (n_samples, n_features), got {arr.shape}{hint}")
     if n_features is not None and arr.shape[1] != n_features:
         raise ValueError(f"{name} has {arr.shape[1]} features per sample but the model has "
                          f"n_features={n_features}")
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    return arr
+
+
+def check_features(X, n_features=None, name="X"):
+    """X as a C-contiguous float64 (n_samples, n_features) array of finite values."""
+    arr = np.ascontiguousarray(check_matrix(X, n_features, name), dtype=np.float64)
     if not np.isfinite(arr).all():
         r, c = (int(i) for i in np.argwhere(~np.isfinite(arr))[0])
         raise ValueError(f"{name}[{r}, {c}] is {arr[r, c]}: features must be finite")
