@@ -2,17 +2,17 @@
 """Cython convolution kernels (backend ``"cython"``): the numba kernels' algorithms, same names.
 
 Shapes were validated by the caller.  Row buffers have the output's dtype, as in the numba
-kernels; a thread whose buffer cannot be allocated skips its work and the call raises
-``MemoryError``.  The phase divisions ``(ry - ky) / sh`` and
+kernels, and come from the caller with them (``fasthw6.conv.api``: slots of scratch sized to the
+work, allocated by NumPy, so that a failed allocation is a ``MemoryError`` before any kernel
+runs; slot t runs jobs t, t+S, ...).  The phase divisions ``(ry - ky) / sh`` and
 ``(px + pw - kx) / sw`` are exact by construction, so C division is right there; the two
 divisions that can see a negative numerator go through ``_floordiv``.
 """
-from cython.parallel cimport parallel, prange
+from cython.parallel cimport prange
 cimport openmp
 from cpython.pythread cimport PyThread_get_thread_ident
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 from libc.math cimport fabs
-from libc.stdlib cimport free, malloc
 
 import os as _os
 
@@ -111,95 +111,94 @@ cdef inline Py_ssize_t _ntaps(Py_ssize_t first, Py_ssize_t k, Py_ssize_t step) n
 
 
 
+def n_threads():
+    """Threads a parallel kernel of this backend runs on now (the most slots worth cutting a
+    call into)."""
+    return _omp_threads()
+
+
 def conv2d(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const real[::1] bias,
            Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, bint relu,
-           real[:, :, :, ::1] out):
+           real[:, :, :, ::1] out, real[:, ::1] rows):
+    """``rows`` (S, Wo): a row buffer per slot; slot t runs jobs t, t+S, ... (as numba)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t O = w.shape[0], kh = w.shape[2], kw = w.shape[3]
-    cdef Py_ssize_t Ho = out.shape[2], Wo = out.shape[3]
-    cdef Py_ssize_t job, n, o, oy, c, ky, kx, iy, j, j0, j1
+    cdef Py_ssize_t Ho = out.shape[2], Wo = out.shape[3], S = rows.shape[0]
+    cdef Py_ssize_t t, k, job, n, o, oy, c, ky, kx, iy, j, j0, j1
     cdef real b
     cdef real *acc
-    cdef Py_ssize_t nomem = 0
     cdef int nt = _omp_threads()
     with nogil:
-        for job in prange(N * O, schedule="dynamic", num_threads=nt):
-            n = job // O
-            o = job % O
-            acc = <real *> malloc(Wo * sizeof(real))
-            if acc == NULL:
-                nomem += 1
-                continue
-            b = bias[o]
-            for oy in range(Ho):
-                for j in range(Wo):
-                    acc[j] = 0.0
-                for c in range(C):
-                    for ky in range(kh):
-                        iy = oy * sh + ky - ph
-                        if iy < 0 or iy >= H:
-                            continue
-                        for kx in range(kw):
-                            j0 = _max(0, -_floordiv(kx - pw, sw))
-                            j1 = _min(Wo, _floordiv(W - 1 + pw - kx, sw) + 1)
-                            if j1 > j0:
-                                _axpy(w[o, c, ky, kx], &x[n, c, iy, j0 * sw + kx - pw], sw,
-                                      acc + j0, j1 - j0)
-                _store_row(acc, b, relu, &out[n, o, oy, 0], 1, Wo)
-            free(acc)
-    if nomem:
-        raise MemoryError(f"conv2d: no memory for a {Wo}-value row buffer")
+        for t in prange(S, schedule="static", num_threads=nt):
+            acc = &rows[t, 0]
+            for k in range((N * O - t + S - 1) // S):  # jobs t, t+S, ... (numba: range step)
+                job = t + k * S
+                n = job // O
+                o = job % O
+                b = bias[o]
+                for oy in range(Ho):
+                    for j in range(Wo):
+                        acc[j] = 0.0
+                    for c in range(C):
+                        for ky in range(kh):
+                            iy = oy * sh + ky - ph
+                            if iy < 0 or iy >= H:
+                                continue
+                            for kx in range(kw):
+                                j0 = _max(0, -_floordiv(kx - pw, sw))
+                                j1 = _min(Wo, _floordiv(W - 1 + pw - kx, sw) + 1)
+                                if j1 > j0:
+                                    _axpy(w[o, c, ky, kx], &x[n, c, iy, j0 * sw + kx - pw], sw,
+                                          acc + j0, j1 - j0)
+                    _store_row(acc, b, relu, &out[n, o, oy, 0], 1, Wo)
     return out
 
 
 def conv_transpose2d(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const real[::1] bias,
                      Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, bint relu,
-                     real[:, :, :, ::1] out):
+                     real[:, :, :, ::1] out, real[:, :, ::1] phases):
+    """``phases`` (S, min(sw, Wo), ceil(Wo/sw)): a row buffer per slot (as numba)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t O = w.shape[1], kh = w.shape[2], kw = w.shape[3]
-    cdef Py_ssize_t Ho = out.shape[2], Wo = out.shape[3]
+    cdef Py_ssize_t Ho = out.shape[2], Wo = out.shape[3], S = phases.shape[0]
     cdef Py_ssize_t nmax = (Wo + sw - 1) // sw
-    cdef Py_ssize_t job, n, o, oy, ry, px, nj, c, ky, kx, ty, tx, iy, d, j, j0, j1
+    cdef Py_ssize_t t, k, job, n, o, oy, ry, px, nj, c, ky, kx, ty, tx, iy, d, j, j0, j1
     cdef real b
     cdef real *acc
     cdef real *a
-    cdef Py_ssize_t nomem = 0
     cdef int nt = _omp_threads()
     with nogil:
-        for job in prange(N * O, schedule="dynamic", num_threads=nt):
-            n = job // O
-            o = job % O
-            acc = <real *> malloc(sw * nmax * sizeof(real))
-            if acc == NULL:
-                nomem += 1
-                continue
-            b = bias[o]
-            for oy in range(Ho):
-                ry = oy + ph
-                for px in range(_min(sw, Wo)):
-                    nj = (Wo - px + sw - 1) // sw
-                    a = acc + px * nmax
-                    for j in range(nj):
-                        a[j] = 0.0
-                    for c in range(C):
-                        for ty in range(_ntaps(ry % sh, kh, sh)):
-                            ky = ry % sh + ty * sh
-                            iy = (ry - ky) / sh
-                            if iy < 0:
-                                break
-                            if iy >= H:
-                                continue
-                            for tx in range(_ntaps((px + pw) % sw, kw, sw)):
-                                kx = (px + pw) % sw + tx * sw
-                                d = (px + pw - kx) / sw
-                                j0 = _max(0, -d)
-                                j1 = _min(nj, W - d)
-                                if j1 > j0:
-                                    _axpy(w[c, o, ky, kx], &x[n, c, iy, j0 + d], 1, a + j0, j1 - j0)
-                _store_phases(acc, nmax, sw, b, relu, &out[n, o, oy, 0], Wo)
-            free(acc)
-    if nomem:
-        raise MemoryError(f"conv_transpose2d: no memory for a {sw * nmax}-value row buffer")
+        for t in prange(S, schedule="static", num_threads=nt):
+            acc = &phases[t, 0, 0]
+            for k in range((N * O - t + S - 1) // S):  # jobs t, t+S, ... (numba: range step)
+                job = t + k * S
+                n = job // O
+                o = job % O
+                b = bias[o]
+                for oy in range(Ho):
+                    ry = oy + ph
+                    for px in range(_min(sw, Wo)):
+                        nj = (Wo - px + sw - 1) // sw
+                        a = acc + px * nmax
+                        for j in range(nj):
+                            a[j] = 0.0
+                        for c in range(C):
+                            for ty in range(_ntaps(ry % sh, kh, sh)):
+                                ky = ry % sh + ty * sh
+                                iy = (ry - ky) / sh
+                                if iy < 0:
+                                    break
+                                if iy >= H:
+                                    continue
+                                for tx in range(_ntaps((px + pw) % sw, kw, sw)):
+                                    kx = (px + pw) % sw + tx * sw
+                                    d = (px + pw - kx) / sw
+                                    j0 = _max(0, -d)
+                                    j1 = _min(nj, W - d)
+                                    if j1 > j0:
+                                        _axpy(w[c, o, ky, kx], &x[n, c, iy, j0 + d], 1, a + j0,
+                                              j1 - j0)
+                    _store_phases(acc, nmax, sw, b, relu, &out[n, o, oy, 0], Wo)
     return out
 
 
@@ -249,27 +248,20 @@ cdef inline void _gemm(int m, int n, int k, const real *a, const real *b, real *
 
 def conv_transpose2d_gemm(const real[:, :, :, ::1] x, const real[:, ::1] wmat, const real[::1] bias,
                           Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
-                          Py_ssize_t ph, Py_ssize_t pw, bint relu, real[:, :, :, ::1] out):
-    """Per image: one BLAS GEMM cols = wmat @ x[n], then col2im while cols is still in cache."""
+                          Py_ssize_t ph, Py_ssize_t pw, bint relu, real[:, :, :, ::1] out,
+                          real[:, :, ::1] cols, real[:, :, ::1] phases):
+    """Per image: one BLAS GEMM cols = wmat @ x[n], then col2im while cols is still in cache.
+    ``cols`` (S, C_out*kh*kw, H*W) and ``phases``: a column matrix and a row buffer per slot."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t O = out.shape[1], Ho = out.shape[2], Wo = out.shape[3]
-    cdef Py_ssize_t M = wmat.shape[0], n
-    cdef real *cols
-    cdef real *acc
-    cdef Py_ssize_t nomem = 0
+    cdef Py_ssize_t M = wmat.shape[0], S = cols.shape[0], t, k, n
     cdef int nt = _omp_threads()
-    with nogil, parallel(num_threads=nt):
-        cols = <real *> malloc(M * H * W * sizeof(real))
-        acc = <real *> malloc(sw * ((Wo + sw - 1) // sw) * sizeof(real))
-        for n in prange(N, schedule="dynamic"):
-            if cols == NULL or acc == NULL:
-                nomem += 1
-                continue
-            _gemm(<int> M, <int> (H * W), <int> C, &wmat[0, 0], &x[n, 0, 0, 0], cols)
-            _col2im_image(cols, &bias[0], O, kh, kw, H, W, sh, sw, ph, pw, relu,
-                          &out[n, 0, 0, 0], Ho, Wo, acc)
-        free(acc)
-        free(cols)
-    if nomem:
-        raise MemoryError(f"conv_transpose2d: no memory for a {M} x {H * W} column buffer")
+    with nogil:
+        for t in prange(S, schedule="static", num_threads=nt):
+            for k in range((N - t + S - 1) // S):
+                n = t + k * S
+                _gemm(<int> M, <int> (H * W), <int> C, &wmat[0, 0], &x[n, 0, 0, 0],
+                      &cols[t, 0, 0])
+                _col2im_image(&cols[t, 0, 0], &bias[0], O, kh, kw, H, W, sh, sw, ph, pw, relu,
+                              &out[n, 0, 0, 0], Ho, Wo, &phases[t, 0, 0])
     return out

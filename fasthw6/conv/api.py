@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._backend import get_kernel
+from .._backend import get_kernel, kernel_threads, resolve_backend
 from .._validate import as_float_array, as_pair, result_dtype
 from . import _anchors  # noqa: F401  (registers torch as the anchor of these functions)
 
@@ -25,6 +25,20 @@ def _empty(shape, dtype, why, alloc=np.empty):
     if size * np.dtype(dtype).itemsize >= 2**62:
         raise ValueError(f"{why} give an output of shape {tuple(shape)}, too large to allocate")
     return alloc(shape, dtype=dtype)
+
+
+def _scratch(jobs, backend, shape, dtype, what):
+    """The compiled kernels' scratch: one ``shape`` buffer per slot, as many slots as the kernel
+    has threads (at most one per job; slot t runs jobs t, t+S, ...).  Allocated here, by NumPy,
+    so that memory that is not there is a MemoryError naming the buffer before any kernel runs;
+    the NumPy reference gets an empty one it does not use."""
+    if resolve_backend(backend) == "numpy":
+        return np.empty((0,) + tuple(shape), dtype)
+    slots = max(1, min(int(jobs), kernel_threads("conv", backend)))
+    try:
+        return np.empty((slots,) + tuple(shape), dtype)
+    except MemoryError:
+        raise MemoryError(f"conv: no memory for {slots} x {what} of scratch") from None
 
 
 # From this many channel pairs on, a transposed convolution is a BLAS GEMM per image (no zeros
@@ -118,7 +132,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, *, activation=None, backen
         )
     out = _empty((N, O, (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1), x.dtype,
                  f"padding ({ph}, {pw}) and stride ({sh}, {sw})")
-    get_kernel("conv", "conv2d", backend)(x, weight, bias, sh, sw, ph, pw, relu, out)
+    Wo = out.shape[3]
+    rows = _scratch(N * O, backend, (Wo,), x.dtype, f"a {Wo}-value row buffer")
+    get_kernel("conv", "conv2d", backend)(x, weight, bias, sh, sw, ph, pw, relu, out, rows)
     return _finish(out, plain)
 
 
@@ -174,14 +190,23 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     if Ho <= 0 or Wo <= 0:
         raise ValueError(f"padding ({ph}, {pw}) leaves an empty output ({Ho}, {Wo})")
     out = _empty((N, Cout, Ho, Wo), x.dtype, f"stride ({sh}, {sw}) and output_padding ({oph}, {opw})")
-    if Cin * Cout >= GEMM_MIN_CHANNEL_PAIRS:
+    # a row buffer holds the min(sw, Wo) phases of an output row, ceil(Wo / sw) values each
+    phase = (min(sw, Wo), -(-Wo // sw))
+    gemm = Cin * Cout >= GEMM_MIN_CHANNEL_PAIRS
+    jobs = N if gemm else N * Cout
+    phases = _scratch(jobs, backend, phase, x.dtype, f"a {phase[0]} x {phase[1]} row buffer")
+    if gemm:
         # cols[(o, ky, kx), (iy, ix)] = sum_c wmat[(o, ky, kx), c] * x[n, c, iy, ix]
         wmat = np.ascontiguousarray(weight.reshape(Cin, Cout * kh * kw).T)
+        cols = _scratch(jobs, backend, (Cout * kh * kw, H * W), x.dtype,
+                        f"a {Cout * kh * kw} x {H * W} column matrix")
         get_kernel("conv", "conv_transpose2d_gemm", backend)(
-            x, wmat, bias, kh, kw, sh, sw, ph, pw, relu, out
+            x, wmat, bias, kh, kw, sh, sw, ph, pw, relu, out, cols, phases
         )
     else:
-        get_kernel("conv", "conv_transpose2d", backend)(x, weight, bias, sh, sw, ph, pw, relu, out)
+        get_kernel("conv", "conv_transpose2d", backend)(
+            x, weight, bias, sh, sw, ph, pw, relu, out, phases
+        )
     return _finish(out, plain)
 
 

@@ -33,8 +33,9 @@ def doc_subpixel_convolution(A, K, stride=2):
     return np.abs(np.multiply(F, (F >= 0.0).astype(F.dtype)))
 
 
-def conv2d(x, w, bias, sh, sw, ph, pw, relu, out):
-    """out[n, o] = bias[o] + sum_c xcorr(pad(x[n, c]), w[o, c]) sampled every (sh, sw)."""
+def conv2d(x, w, bias, sh, sw, ph, pw, relu, out, rows=None):
+    """out[n, o] = bias[o] + sum_c xcorr(pad(x[n, c]), w[o, c]) sampled every (sh, sw).
+    (``rows``: the compiled kernels' scratch, unused here.)"""
     N, C, H, W = x.shape
     O, _, kh, kw = w.shape
     Ho, Wo = out.shape[2], out.shape[3]
@@ -48,8 +49,9 @@ def conv2d(x, w, bias, sh, sw, ph, pw, relu, out):
         np.maximum(out, 0, out=out)
 
 
-def conv_transpose2d(x, w, bias, sh, sw, ph, pw, relu, out):
-    """Zero-interpolate x by the stride, pad k-1-p, then conv2d with the flipped, transposed kernel."""
+def conv_transpose2d(x, w, bias, sh, sw, ph, pw, relu, out, phases=None):
+    """Zero-interpolate x by the stride, pad k-1-p, then conv2d with the flipped, transposed kernel.
+    (``phases``: the compiled kernels' scratch, unused here.)"""
     N, C, H, W = x.shape
     _, O, kh, kw = w.shape
     Ho, Wo = out.shape[2], out.shape[3]
@@ -66,10 +68,12 @@ def conv_transpose2d(x, w, bias, sh, sw, ph, pw, relu, out):
     conv2d(z, wf, bias, 1, 1, 0, 0, relu, out)
 
 
-def conv_transpose2d_gemm(x, wmat, bias, kh, kw, sh, sw, ph, pw, relu, out):
+def conv_transpose2d_gemm(x, wmat, bias, kh, kw, sh, sw, ph, pw, relu, out, cols=None,
+                          phases=None):
     """The compiled backends' GEMM entry point, answered here by the document's method too: the
     reference has one algorithm whatever the channel count (``wmat`` is the weight reshaped to
-    (C_in, C_out*kh*kw) and transposed; this undoes that)."""
+    (C_in, C_out*kh*kw) and transposed; this undoes that; ``cols``, ``phases``: the compiled
+    kernels' scratch, unused here)."""
     C, O = x.shape[1], out.shape[1]
     w = np.ascontiguousarray(wmat.T.reshape(C, O, kh, kw))
     conv_transpose2d(x, w, bias, sh, sw, ph, pw, relu, out)

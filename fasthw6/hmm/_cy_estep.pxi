@@ -600,7 +600,9 @@ def lockstep_run(const sym_t[::1] X, const int64_t[::1] offsets, const real[::1]
     # a block of L lanes gathers K·L <= max(L, ESTEP_XI_COLS) Σξ columns
     XC = max(LM, min(<Py_ssize_t>ESTEP_XI_COLS, ESTEP_GEMM_MAX_MADDS // (N * N)))
     n_f = 3 * N * LM + 4 * N
-    n_d = N * LM + 6 * LM + N + 2 * N * XC + N * N * LM
+    # xacc (N, N, L) only without a GEMM; with one, its place holds tnn (N, N): scratch sized
+    # to the work (N=3000 would otherwise ask 4.6 GB per thread)
+    n_d = N * LM + 6 * LM + N + 2 * N * XC + N * N * (LM if N < ESTEP_GEMM_MIN_N else 1)
     with nogil:
         abuf = <real*>malloc(max(1, sizes[0]) * sizeof(real))
         xbuf = <int64_t*>malloc(max(1, sizes[1]) * sizeof(int64_t))

@@ -317,8 +317,9 @@ def _lockstep_block(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, a
     o = nl + 6 * R
     start_discard = dbuf[o:o + N]
     o += N
-    xacc = dbuf[o:o + N * N * R].reshape((N, N, R))
-    o += N * N * R
+    XR = 0 if gemm else R  # the per-lane Σξ accumulators, only without a GEMM
+    xacc = dbuf[o:o + N * N * XR].reshape((N, N, XR))
+    o += N * N * XR
     tnn = dbuf[o:o + N * N].reshape((N, N))
     o += N * N
     # Σξ columns: the T0-1 lockstep backward steps go in groups of K (the last one shorter),
@@ -508,9 +509,12 @@ def _lanes_matmul(m, x, y, L):
 @njit(nogil=True, cache=True)
 def _lockstep_scratch(N, L, dtype_like):
     """Per-thread scratch for ``_lockstep_block`` with at most L lanes: (fbuf, dbuf)."""
-    K = _xi_steps(N, L) if N >= ESTEP_GEMM_MIN_N else 1
+    gemm = N >= ESTEP_GEMM_MIN_N
+    # a block of l <= L lanes gathers K(l)·l <= max(L, cols) Σξ columns (as the Cython mirror)
+    XC = max(L, min(ESTEP_XI_COLS, ESTEP_GEMM_MAX_MADDS // (N * N))) if gemm else L
+    XR = 0 if gemm else L  # xacc (N, N, L) only without a GEMM: scratch sized to the work
     fbuf = np.empty(3 * N * L + 4 * N, dtype_like.dtype)
-    dbuf = np.empty(N * L + 6 * L + N + 2 * N * K * L + N * N + N * N * L, np.float64)
+    dbuf = np.empty(N * L + 6 * L + N + 2 * N * XC + N * N + N * N * XR, np.float64)
     return fbuf, dbuf
 
 
