@@ -40,9 +40,15 @@ def _separate(models, X, lens, backend, dtype=None):
                             for mdl in models])
 
 
+@pytest.mark.parametrize("route", ["rule", "kernel"])
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("K", [1, 3, 20])
-def test_equals_score_sequences(backend, K):
+def test_equals_score_sequences(backend, K, route, monkeypatch):
+    """``route="kernel"``: every model through the many-model kernel (several sequence slots
+    at K = 1 and 3, a partial second group at K = 20), which the API's rule would send model
+    by model at those K; ``"rule"``: as the API chooses."""
+    if route == "kernel":
+        monkeypatch.setattr(multi_mod, "_kernel_models", lambda ops, backend: len(ops))
     rng = np.random.default_rng(K)
     M = 5
     models = [_model(rng, int(rng.integers(1, 9)), M, zeros=(k % 3 == 1)) for k in range(K)]
@@ -61,9 +67,25 @@ def test_equals_score_sequences(backend, K):
         assert np.array_equal(out, ref)
 
 
-def test_many_groups_and_estimators():
+def test_which_models_the_kernel_takes():
+    """Whole groups of 16 models, and a group of at least MIN_GROUP; the rest model by model;
+    none above 8 states."""
+    def ops(K, n=8):
+        return [(np.ones(n),)] * K
+    W, low = multi_mod.MULTI_LANES, multi_mod.MIN_GROUP
+    take = multi_mod._kernel_models
+    assert take(ops(low - 1), "numba") == 0 and take(ops(low), "numba") == low
+    assert take(ops(W), "numba") == W and take(ops(64), "numba") == 64
+    assert take(ops(W + low - 1), "numba") == W and take(ops(W + low), "numba") == W + low
+    assert take(ops(64, n=9), "numba") == 0 and take(ops(64), "cython") == 64
+
+
+@pytest.mark.parametrize("route", ["rule", "kernel"])
+def test_many_groups_and_estimators(route, monkeypatch):
     """More models than the kernel's lanes (several groups, a partial last one), estimators and
     triples mixed, uint8 symbols, a long sequence next to short ones (the tails)."""
+    if route == "kernel":
+        monkeypatch.setattr(multi_mod, "_kernel_models", lambda ops, backend: len(ops))
     rng = np.random.default_rng(1)
     M = 4
     triples = [_model(rng, 3, M) for _ in range(multi_mod.MULTI_LANES * 2 + 3)]

@@ -11,31 +11,34 @@ cdef void multi_run(const sym_t[::1] X, const int64_t* pos, Py_ssize_t nslots, P
                     Py_ssize_t ta, Py_ssize_t tb, const real* sp, const real* A, const real* E,
                     Py_ssize_t N, real* em, Py_ssize_t TT, real* alpha, real* acc, double* r,
                     int64_t* k) noexcept nogil:
-    """Steps ta..tb-1 of the sequences at pos[0:nslots] (``_numba.multi._run``)."""
+    """Steps ta..tb-1 of the sequences at pos[0:nslots] (``_numba.multi._run``): with one slot
+    a step reads its row of ``E`` in place, with several the tile's rows are gathered first."""
     cdef Py_ssize_t W = MULTI_LANES, NW = N * MULTI_LANES, t0, nt, tt, s, lo, hi, j, i, l
     cdef Py_ssize_t first
     cdef const real* row
-    cdef real* e
+    cdef const real* e
     cdef double sm
     t0 = ta
     while t0 < tb:
         nt = min(TT, tb - t0)
-        for tt in range(nt):
-            for s in range(nslots):
-                row = E + <Py_ssize_t>X[pos[s] + t0 + tt] * NW
-                lo = s * Kg
-                hi = W if s == nslots - 1 else lo + Kg
-                for j in range(N):
-                    for l in range(lo, hi):
-                        em[tt * NW + j * W + l] = row[j * W + l]
+        if nslots > 1:  # several symbols per step: gather the tile's rows (one slot: in place)
+            for tt in range(nt):
+                for s in range(nslots):
+                    row = E + <Py_ssize_t>X[pos[s] + t0 + tt] * NW
+                    lo = s * Kg
+                    hi = W if s == nslots - 1 else lo + Kg
+                    for j in range(N):
+                        for l in range(lo, hi):
+                            em[tt * NW + j * W + l] = row[j * W + l]
         first = 0
         if t0 == 0:
+            e = em if nslots > 1 else E + <Py_ssize_t>X[pos[0]] * NW
             for j in range(N):
                 for l in range(W):
-                    alpha[j * W + l] = sp[j * W + l] * em[j * W + l]
+                    alpha[j * W + l] = sp[j * W + l] * e[j * W + l]
             first = 1
         for tt in range(first, nt):
-            e = em + tt * NW
+            e = em + tt * NW if nslots > 1 else E + <Py_ssize_t>X[pos[0] + t0 + tt] * NW
             for l in range(W):
                 sm = alpha[l]
                 for i in range(1, N):

@@ -27,6 +27,9 @@ from .estimator import CategoricalHMM
 # explains the choice; tests compare the three)
 MULTI_LANES = 16
 W = MULTI_LANES
+# fewest models worth a group of the kernel's lanes (``_kernel_models``): 16 lanes x 4.9 ns
+# against about 8 ns per model-step for one model at a time (N = M = 8, bench_score_models)
+MIN_GROUP = 10
 
 
 def _describe(m):
@@ -108,20 +111,36 @@ def _make_tables(ops, dt):
     return Ls, Kg, sp_rep, A_rep, E_rep
 
 
+def _kernel_models(ops, backend):
+    """How many of the models (the first ones) the many-model kernel scores; the rest go model
+    by model through ``score_sequences``' kernel.  The kernel costs a step of all 16 lanes per
+    group of models whether the group is full or not (N = M = 8: 16 x 4.9 ns), and
+    ``score_sequences`` about 8 ns per model-step, so a group of fewer than ``MIN_GROUP``
+    models (alone or as the last group) is cheaper model by model.  Large N: each model's step
+    is a BLAS GEMM in ``score_sequences``, where sharing the pass over the symbols saves
+    nothing worth a worse kernel.  The Cython kernels, built for baseline x86-64, break even at
+    about the same group size (19 ns per model-step for a full group against 32 model by
+    model).  Either way every score is ``score_sequences``' bit for bit."""
+    K = len(ops)
+    if max(o[0].shape[0] for o in ops) > _sizes.SMALL_MAX_N:
+        return 0
+    if K < W:
+        return K if K >= MIN_GROUP else 0
+    return K - (K % W if K % W < MIN_GROUP else 0)
+
+
 def _score_models_ops(x, off, ops, dt, backend):
     """(position of a symbol outside the emission tables or -1, (S, K) log-likelihoods)."""
     S, K = off.shape[0] - 1, len(ops)
-    if max(o[0].shape[0] for o in ops) > _sizes.SMALL_MAX_N:
-        # large N: each model's step is a BLAS GEMM (score_sequences' kernel), where sharing
-        # the pass over the symbols saves nothing worth a worse kernel
-        out = np.zeros((S, K))
-        for m, o in enumerate(ops):
-            bad, out[:, m] = _score_ops(x, off, o, backend)
-            if bad >= 0:
-                return bad, out
-        return -1, out
-    Ls, Kg, sp_rep, A_rep, E_rep = _make_tables(ops, dt)
     out = np.zeros((S, K))  # an empty sequence scores 0
+    nk = _kernel_models(ops, backend)
+    for m in range(nk, K):  # model by model (all bit for bit score_sequences')
+        bad, out[:, m] = _score_ops(x, off, ops[m], backend)
+        if bad >= 0:
+            return bad, out
+    if nk == 0:
+        return -1, out
+    Ls, Kg, sp_rep, A_rep, E_rep = _make_tables(ops[:nk], dt)
     kernel = get_kernel(SYSTEM, "forward_loglik_models", backend)
     lens = off[1:] - off[:-1]
     order = np.argsort(lens, kind="stable")  # shortest first; blocks of Ls consecutive entries
@@ -132,11 +151,15 @@ def _score_models_ops(x, off, ops, dt, backend):
                  SCORE_PIECES_PER_THREAD * _n_threads(backend)) * Ls
     bad = np.full(bounds.shape[0] - 1, -1, np.int64)
 
+    head = out[:, :nk] if nk == K else np.zeros((S, nk))
+
     def piece(i):
         bad[i] = kernel(x, off, order[bounds[i]:bounds[i + 1]], Ls, Kg, sp_rep, A_rep, E_rep,
-                        out)
+                        head)
 
     run_pieces(piece, bounds.shape[0] - 1, _n_threads(backend))
+    if nk < K:
+        out[:, :nk] = head
     return (int(bad[bad >= 0][0]) if bad.max(initial=-1) >= 0 else -1), out
 
 

@@ -10,15 +10,20 @@ in turn, its symbols read from memory once and then from L1).  Sixteen lanes, no
 tables of 64 lanes (transitions and emissions 32 KB each at N = M = 8) do not fit in L1 with
 the rest (8.1 against 6.6 ns per model-step).  The
 tables are replicated per lane (``_make_tables`` in ``fasthw6.hmm.multi``): ``E_rep[g, x]`` holds
-symbol x's emission of every state and lane, so the lanes of a slot copy one contiguous run of
-values per state (vector loads and stores) where ``forward_loglik`` gathered scalars, and the
+symbol x's emission of every state and lane.  With one slot (16 models or more, or a sequence
+finishing alone) every lane reads the same symbol, and a step reads the row ``E_rep[g, x]`` in
+place: no gather at all, the step's arithmetic is the whole cost (K = 64, N = M = 8, one
+thread: 5.0 ns per model-step against 11.3 with a gathered tile, and 7.8 for ``score_sequences``
+per model).  With several slots the lanes of a slot copy one contiguous run of values per state
+into the tile (vector loads and stores) where ``forward_loglik`` gathered scalars, and the
 symbol is read once for all the models of its slot.  ``A_rep`` holds each lane's transition
 matrix, a vector load where ``forward_loglik`` broadcast a scalar.
 
 Each (sequence, model) chain does exactly the operations of ``forward_loglik``'s lanes and
 ``_finish_one``, in the same order (sum of α in float64, power-of-two scale, Σ_i A_ij α_i from
 i = 0, times the emission times the scale), so a score equals ``score_sequences``'s bit for bit
-for N <= SMALL_MAX_N, and the lanes it shares do not matter.  Models of fewer states than the
+for N <= SMALL_MAX_N (the only N this kernel takes: above it the API scores model by model),
+and the lanes it shares do not matter.  Models of fewer states than the
 largest are padded with zero states, which add exact zeros.
 
 Layouts (W = MULTI_LANES, N the padded state count, G model groups of ``Kg`` models each):
@@ -45,15 +50,16 @@ def _steps_source(N):
     over array elements), LLVM reloads every α and stores every partial sum through memory:
     1.8x slower at N=8 (12 against 6.6 ns per model-step)."""
     W = MULTI_LANES
-    L = ["def steps(em, nt, first, sp, A, alpha, k):",
+    L = ["def steps(em, xs, nt, first, sp, A, alpha, k):",
          "    t0 = 0",
          "    if first:",
+         "        e = em[xs[0]]",
          "        for l in range(%d):" % W]
-    L += [f"            alpha[{j * W} + l] = sp[{j * W} + l] * em[0, {j * W} + l]"
+    L += [f"            alpha[{j * W} + l] = sp[{j * W} + l] * e[{j * W} + l]"
           for j in range(N)]
     L += ["        t0 = 1",
           "    for tt in range(t0, nt):",
-          "        e = em[tt]",
+          "        e = em[xs[tt]]",
           "        for l in range(%d):" % W]
     L += [f"            a{i} = alpha[{i * W} + l]" for i in range(N)]
     L += ["            s = np.float64(a0)"] + [f"            s += a{i}" for i in range(1, N)]
@@ -67,8 +73,10 @@ def _steps_source(N):
 
 
 def _make_steps(N):
-    """``nt`` forward steps of all lanes for a fixed N, from the gathered emissions ``em``
-    (TT, N*W); ``first``: the tile's step 0 is the sequences' first symbol.  Compiled per float
+    """``nt`` forward steps of all lanes for a fixed N, step tt's emissions the row
+    ``em[xs[tt]]`` (N*W): a row of the emission table itself when every lane reads one symbol,
+    else of the tile's gathered rows; ``first``: the tile's step 0 is the sequences' first
+    symbol.  Compiled per float
     dtype only (no symbols here).  The source is generated (``_steps_source``) and compiled
     under this file's name, so numba caches it as any kernel of this module (the cache stamp
     is this package's sources, ``fasthw6._jit.source_stamp``)."""
@@ -102,77 +110,51 @@ _steps_8 = _make_steps(8)  # SMALL_MAX_N
 
 
 @njit(nogil=True, cache=True)
-def _steps_any(em, nt, first, sp, A, alpha, k, acc):
-    """As the ``_make_steps`` kernels for a run-time N (above SMALL_MAX_N): same operations per
-    lane, in passes over the lanes (``acc``: W values of scratch, of the float dtype)."""
-    W = MULTI_LANES
-    N = alpha.shape[0] // W
-    t0 = 0
-    if first:
-        for j in range(N):
-            for l in range(W):
-                alpha[j * W + l] = sp[j * W + l] * em[0, j * W + l]
-        t0 = 1
-    r = np.empty(W, np.float64)
-    for tt in range(t0, nt):
-        e = em[tt]
-        for l in range(W):
-            s = np.float64(alpha[l])
-            for i in range(1, N):
-                s += alpha[i * W + l]
-            rr, kk = _pow2_scale(s)
-            r[l] = rr
-            k[l] += kk
-        for j in range(N):
-            for l in range(W):
-                acc[l] = A[j * W + l] * alpha[l]
-            for i in range(1, N):
-                for l in range(W):
-                    acc[l] += A[(i * N + j) * W + l] * alpha[i * W + l]
-            for l in range(W):
-                e[j * W + l] = acc[l] * (e[j * W + l] * r[l])
-        for j in range(N):
-            for l in range(W):
-                alpha[j * W + l] = e[j * W + l]
-
-
-@njit(nogil=True, cache=True)
-def _run(X, pos, nslots, Kg, ta, tb, sp, A, E, em, alpha, k, acc):
+def _run(X, pos, nslots, Kg, ta, tb, sp, A, E, em, xs, alpha, k):
     """Steps ta..tb-1 of the sequences starting at pos[0:nslots] (slot s: lanes s*Kg.., the last
-    slot up to W), tile by tile: the emissions of a tile gathered first (contiguous runs of
-    ``E[x]``), then ``nt`` steps."""
+    slot up to W), tile by tile.  One slot (16 or more models, or a sequence finishing alone):
+    every lane reads the same symbol, so a step reads its row of ``E`` in place; several: the
+    tile's emissions are gathered first (contiguous runs of ``E[x]``) into ``em``.  ``xs``
+    (TT,) int64 scratch: the row of each step."""
     W = MULTI_LANES
     N = alpha.shape[0] // W
     TT = em.shape[0]
     for t0 in range(ta, tb, TT):
         nt = min(TT, tb - t0)
-        for tt in range(nt):
-            for s in range(nslots):
-                row = E[X[pos[s] + t0 + tt]]
-                lo = s * Kg
-                hi = W if s == nslots - 1 else lo + Kg
-                for j in range(N):
-                    for l in range(lo, hi):
-                        em[tt, j * W + l] = row[j * W + l]
+        if nslots == 1:
+            for tt in range(nt):
+                xs[tt] = X[pos[0] + t0 + tt]
+            rows = E
+        else:
+            for tt in range(nt):
+                xs[tt] = tt
+                for s in range(nslots):
+                    row = E[X[pos[s] + t0 + tt]]
+                    lo = s * Kg
+                    hi = W if s == nslots - 1 else lo + Kg
+                    for j in range(N):
+                        for l in range(lo, hi):
+                            em[tt, j * W + l] = row[j * W + l]
+            rows = em
         first = t0 == 0
         if N == 1:
-            _steps_1(em, nt, first, sp, A, alpha, k)
+            _steps_1(rows, xs, nt, first, sp, A, alpha, k)
         elif N == 2:
-            _steps_2(em, nt, first, sp, A, alpha, k)
+            _steps_2(rows, xs, nt, first, sp, A, alpha, k)
         elif N == 3:
-            _steps_3(em, nt, first, sp, A, alpha, k)
+            _steps_3(rows, xs, nt, first, sp, A, alpha, k)
         elif N == 4:
-            _steps_4(em, nt, first, sp, A, alpha, k)
+            _steps_4(rows, xs, nt, first, sp, A, alpha, k)
         elif N == 5:
-            _steps_5(em, nt, first, sp, A, alpha, k)
+            _steps_5(rows, xs, nt, first, sp, A, alpha, k)
         elif N == 6:
-            _steps_6(em, nt, first, sp, A, alpha, k)
+            _steps_6(rows, xs, nt, first, sp, A, alpha, k)
         elif N == 7:
-            _steps_7(em, nt, first, sp, A, alpha, k)
+            _steps_7(rows, xs, nt, first, sp, A, alpha, k)
         elif N == 8:
-            _steps_8(em, nt, first, sp, A, alpha, k)
-        else:
-            _steps_any(em, nt, first, sp, A, alpha, k, acc)
+            _steps_8(rows, xs, nt, first, sp, A, alpha, k)
+        else:  # the API scores models of more states one at a time (score_sequences)
+            raise ValueError("forward_loglik_models: models of at most 8 states")
 
 
 @njit(nogil=True, cache=True)
@@ -204,7 +186,7 @@ def forward_loglik_models(X, offsets, order, Ls, Kg, sp_rep, A_rep, E_rep, out):
     em = np.zeros((TT, N * W), sp_rep.dtype)
     alpha = np.zeros(N * W, sp_rep.dtype)
     keep = np.zeros(N * W, sp_rep.dtype)
-    acc = np.zeros(W, sp_rep.dtype)
+    xs = np.zeros(TT, np.int64)
     k = np.zeros(W, np.int64)
     kkeep = np.zeros(W, np.int64)
     pos = np.empty(Ls, np.int64)
@@ -224,7 +206,7 @@ def forward_loglik_models(X, offsets, order, Ls, Kg, sp_rep, A_rep, E_rep, out):
             nq = min(Kg, K - g * Kg)
             for l in range(W):
                 k[l] = 0
-            _run(X, pos, Ls, Kg, 0, T, sp_rep[g], A_rep[g], E_rep[g], em, alpha, k, acc)
+            _run(X, pos, Ls, Kg, 0, T, sp_rep[g], A_rep[g], E_rep[g], em, xs, alpha, k)
             keep[:] = alpha
             kkeep[:] = k
             for s in range(L):
@@ -242,7 +224,7 @@ def forward_loglik_models(X, offsets, order, Ls, Kg, sp_rep, A_rep, E_rep, out):
                 for q in range(Kg):
                     k[q] = kkeep[base + q]
                 one[0] = a
-                _run(X, one, 1, Kg, T, b - a, sp_rep[g], A_rep[g], E_rep[g], em, alpha, k, acc)
+                _run(X, one, 1, Kg, T, b - a, sp_rep[g], A_rep[g], E_rep[g], em, xs, alpha, k)
                 for q in range(nq):
                     out[idx[s], g * Kg + q] = _finish(alpha, k, q, N)
     return bad
