@@ -984,10 +984,14 @@ def cmd_sample(args) -> int:
     refuse_overwrite(outputs, [(_MODEL, args.model)])
     model = load_model(args.model)
     rng = np.random.default_rng(args.seed)
+    t0 = time.perf_counter()
     if _reads_seqs(type(model)):
         _sample_seqs(args, model, rng)
     else:
         _sample_frames(args, model, rng)
+    _log(args, f"{args.n_sequences} sequences of {args.length} "
+               f"{'symbols' if _reads_seqs(type(model)) else 'frames'} in "
+               f"{time.perf_counter() - t0:.3f} s")
     return 0
 
 
@@ -1072,8 +1076,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="store_true",
-                        help="report parse MB/s, throughput and timings on stderr")
     common.add_argument("--progress", action="store_true",
                         help="show progress bars on stderr even when it is not a terminal")
     common.add_argument("--backend", choices=["auto", "numba", "cython", "numpy"],
@@ -1104,6 +1106,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "with several -m, index,length and one log-likelihood column "
                                    "per model, named by its file's stem (scored in one pass, "
                                    "fasthw6.hmm.score_models).")
+    s.add_argument("-v", "--verbose", action="store_true",
+                   help="report parse MB/s, throughput and timings on stderr")
     s.add_argument("-m", "--model", required=True, action="append", metavar="MODEL.json",
                    help="model file; its 'type' field picks the model class (categorical when "
                         "absent); repeat to score under several models of the same input")
@@ -1118,6 +1122,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("decode", parents=[common, model_file, seqs],
                        help="Viterbi path of every sequence as CSV",
                        description="Write index,length,log_probability,states (space-separated).")
+    d.add_argument("-v", "--verbose", action="store_true",
+                   help="report parse MB/s, throughput and timings on stderr")
     d.add_argument("-o", "--output", metavar="OUT.csv",
                    help="output file (default: stdout); with --scheduler, a DIR (new or empty) "
                         "where the workers write part-NNNNN.npz files (logprob, states, lengths) "
@@ -1131,6 +1137,9 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("fit", parents=[common, seqs], help="train a model with Baum-Welch",
                        description="Train an HMM of the type --model names on SEQS and save it "
                                    "as JSON.")
+    f.add_argument("-v", "--verbose", action="store_true",
+                   help="report each iteration, parse MB/s, throughput and timings on "
+                        "stderr")
     f.add_argument("-n", "--n-states", type=positive, metavar="N_STATES",
                    help="number of hidden states (required unless --resume)")
     f.add_argument("-o", "--output", required=True, metavar="MODEL.json",
@@ -1174,6 +1183,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(categorical), or FRAMES as CSV rows with a blank line between "
                                    "sequences; an output named .npz holds X and lengths, one named "
                                    ".npy (FRAMES) holds X, with NAME.lengths.npy written beside it.")
+    m.add_argument("-v", "--verbose", action="store_true",
+                   help="report the time taken on stderr")
     m.add_argument("-n", "--n-sequences", type=nonneg, required=True, metavar="N",
                    help="number of sequences")
     m.add_argument("-l", "--length", type=sequence_length, required=True, metavar="LENGTH",
@@ -1190,6 +1201,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "learning homework) end to end on small data, each checked "
                                    "against its NumPy reference; Q picks questions (1-5, all by "
                                    "default).")
+    e.add_argument("-v", "--verbose", action="store_true",
+                   help="accepted for symmetry; the demo always prints its checks and timings")
     e.add_argument("questions", nargs="*", metavar="Q", help="only these questions (1-5 or Q1-Q5)")
     e.set_defaults(func=cmd_demo)
 
@@ -1198,6 +1211,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "($NUMBA_CACHE_DIR, $FASTHW6_CACHE_DIR or ~/.cache/fasthw6), for "
                                    "container images, Dask workers and CI. Until a kernel is "
                                    "compiled, the default backend answers with the Cython build.")
+    c.add_argument("-v", "--verbose", action="store_true",
+                   help="list each kernel set's compile time even under a progress bar")
     c.add_argument("systems", nargs="*", metavar="SYSTEM",
                    help="hmm, seqio, conv, nn, vae, svm (default: all)")
     c.add_argument("--floats", default="float64,float32", help="float dtypes (default float64,float32)")
@@ -1210,6 +1225,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", parents=[common], help="run the benchmarks, print the table, plot",
                        description="Run bench/bench_*.py (pytest-benchmark), print bench/report.py's "
                                    "table. The suites live in the source repository, not the package.")
+    b.add_argument("-v", "--verbose", action="store_true",
+                   help="show pytest's own output while the suites run")
     b.add_argument("suites", nargs="*", help="suite names (conv, hmm, cli, ...); default all")
     b.add_argument("--quick", action="store_true", help="fewer rounds, no JIT-in-fresh-process cases")
     b.add_argument("--plot", metavar="PATH.png", help="write a PNG of throughput against problem size")

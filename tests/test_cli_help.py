@@ -34,3 +34,14 @@ def test_top_level_help_is_plain_text_with_examples():
     assert "``" not in out and ":func:" not in out
     examples = out.split("examples:", 1)[1].strip().splitlines()
     assert sum(line.strip().startswith("fasthw6 ") for line in examples[:4]) == 3
+
+
+def test_verbose_says_what_it_reports_per_subcommand():
+    """-v once promised parse MB/s on subcommands that parse nothing (sample, demo, bench)."""
+    p = cli.build_parser()
+    helps = {path[-1]: a.help for path, _, a in _walk(p, ["fasthw6"]) if "-v" in a.option_strings}
+    assert set(helps) >= {"score", "decode", "fit", "sample", "demo", "compile", "bench"}
+    for name in ("score", "decode", "fit"):
+        assert "parse MB/s" in helps[name], name
+    for name in ("sample", "demo", "compile", "bench"):
+        assert "parse" not in helps[name], name
