@@ -63,3 +63,41 @@ def test_parse_seqs(measure, tmpdir_str, case, impl):
     measure(lambda: fn(path, M), group="parse SEQS text", case=case, impl=impl,
             work=os.path.getsize(path), unit="B/s", baseline="python", check=check,
             rounds=3 if impl in ("python", "numpy") else None)
+
+
+# named symbols (issue 18): the same sequences written with words for symbols, against the same
+# sequences as integers, per symbol; the compiled tokeniser looks each token up in a hash table
+WORDS = ["the", "and", "of", "to", "a", "in", "is", "it"]
+NAMED_CASE = "2000x500 M=8" if QUICK else "20000x500 M=8"
+
+
+@functools.lru_cache(maxsize=None)
+def named_file(tmpdir):
+    S, T, M = CASES[NAMED_CASE]
+    _, X = data_file(NAMED_CASE, tmpdir)
+    path = os.path.join(tmpdir, f"named-{S}x{T}.txt")
+    words = np.array(WORDS)
+    with open(path, "w") as f:
+        f.write("\n".join(" ".join(r) for r in words[X.reshape(S, T)].tolist()) + "\n")
+    return path
+
+
+NAMED_IMPLS = ["numba names", "numba integers", "cython names", "cython integers"]
+
+
+@pytest.mark.parametrize("impl", NAMED_IMPLS)
+def test_parse_named_symbols(measure, tmpdir_str, impl):
+    backend, kind = impl.split()
+    S, T, M = CASES[NAMED_CASE]
+    ints, expected = data_file(NAMED_CASE, tmpdir_str)
+    path = named_file(tmpdir_str) if kind == "names" else ints
+    symbols = WORDS if kind == "names" else None
+
+    def check(res):
+        X, lengths = res
+        np.testing.assert_array_equal(X, expected)
+        assert lengths.shape == (S,) and (lengths == T).all()
+
+    measure(lambda: read_sequences(path, M, symbols=symbols, backend=backend),
+            group="parse named symbols", case=f"{NAMED_CASE} ({', '.join(WORDS[:3])}, ...)",
+            impl=impl, work=S * T, unit="symbols/s", baseline="numba integers", check=check)

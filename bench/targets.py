@@ -47,6 +47,9 @@ TARGETS = [
     ("framewise vs categorical scoring (numba)", None, "score_frames", "score_sequences", 0.6),
     # issue 15: K models at once, per model-state-step: at K=64 at most 0.7x the separate calls
     ("score_models", "K=64", "numba score_models", "numba separate", 1 / 0.7),
+    # issue 18: named symbols parsed within 2x of the same sequences as integers
+    ("parse named symbols", None, "numba names", "numba integers", 0.5),
+    ("parse named symbols", None, "cython names", "cython integers", 0.5),
     # issue 4: batch norm forward + backward float32, latent layer of the VAE
     ("batchnorm fwd+bwd f32", None, "numba", "torch", 2.0),
     ("batchnorm fwd+bwd f32", None, "numba", "numpy copy (bandwidth)", 0.5),

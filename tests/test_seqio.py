@@ -11,6 +11,12 @@ from hypothesis import strategies as st
 
 from fasthw6.seqio import SeqsError, format_sequences, iter_chunks, read_sequences
 from fasthw6.seqio import _numba, reference
+from fasthw6.seqio.api import _name_table
+
+try:
+    from fasthw6.seqio import _cython
+except ImportError:  # pragma: no cover - a build without the Cython extensions
+    _cython = None
 
 
 def _run(tok, data: bytes, n_symbols: int):
@@ -29,6 +35,67 @@ def _run(tok, data: bytes, n_symbols: int):
 def test_numba_tokenizer_matches_reference(parts, n_symbols):
     data = b"".join(parts)
     assert _run(_numba.tokenize, data, n_symbols) == _run(reference.tokenize, data, n_symbols)
+
+
+# names the hash table must tell apart: a shared prefix, multi-byte UTF-8, digits (an integer
+# also means a symbol), one byte, many bytes
+NAMES = ["a", "ab", "abc", "b", "é", "日本", "x1", "long-name-of-a-symbol", "A",
+         "other-name-of-a-symbol", "12345678", "ab12345678"]
+_LUT = {n.encode(): i for i, n in enumerate(NAMES)}
+_LUT.update({str(i).encode(): i for i in range(len(NAMES))})
+
+
+def _run_names(tok, data: bytes):
+    buf = np.frombuffer(data, dtype=np.uint8)
+    X = np.full(len(data) // 2 + 1, -1, np.int32)
+    L = np.full(data.count(b"\n") + 1, -1, np.int64)
+    lines = np.full_like(L, -1)
+    nt, ns, err, kind = tok(buf, *_name_table(_LUT), X, L, lines)
+    return X[:nt].tolist(), L[:ns].tolist(), lines[:ns].tolist(), (err, kind) if kind else (-1, 0)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from([n.encode() for n in NAMES] + [
+    b"0", b"3", b"8", b"9", b"abcd", b"\xc3", b"B", b"xname-of-a-symbol", b"1", b" ", b"\t",
+    b"\r", b"\n", b"\n\n"]),
+    max_size=40))
+def test_name_tokenizers_match_reference(parts):
+    """Tokens glue together where no space parts them (``a`` + ``b`` is ``ab``, ``abcd`` and
+    half a UTF-8 character are unknown): every backend gives the reference's symbols, lengths,
+    lines and first unknown token."""
+    data = b"".join(parts)
+    ref = _run_names(reference.tokenize_names, data)
+    assert _run_names(_numba.tokenize_names, data) == ref
+    if _cython is not None:
+        assert _run_names(_cython.tokenize_names, data) == ref
+
+
+def test_name_table_with_colliding_slots():
+    """Thousands of names in a table at most half full: every one found at its own index
+    (linear probing past collisions), and a near miss is not."""
+    names = [f"w{i}" for i in range(5000)] + [f"a-name-longer-than-eight-bytes-{i}" for i in
+                                              range(50)]
+    lut = {n.encode(): i for i, n in enumerate(names)}
+    keys, koff, kword, slots, values = _name_table(lut)
+    assert (slots >= 0).sum() == 5050 and slots.shape[0] >= 10100
+    data = (" ".join(names[::-1]) + "\nw5000").encode()
+    for tok in [_numba.tokenize_names] + ([_cython.tokenize_names] if _cython else []):
+        X = np.empty(len(data), np.int32)
+        L, lines = np.empty(3, np.int64), np.empty(3, np.int64)
+        nt, ns, err, kind = tok(np.frombuffer(data, np.uint8), keys, koff, kword, slots, values, X,
+                                L, lines)
+        assert X[:nt].tolist() == list(range(5049, -1, -1)) and kind == 3
+        assert data[err:] == b"w5000"
+
+
+@pytest.mark.parametrize("backend", ["numba", "cython", "numpy"])
+def test_named_symbols_every_backend(backend):
+    X, L = read_sequences(io.BytesIO("é 日本 1\r\n\nab a\n".encode()), n_symbols=len(NAMES),
+                          symbols=NAMES, backend=backend)
+    assert X.tolist() == [4, 5, 1, 1, 0] and L.tolist() == [3, 2]
+    with pytest.raises(SeqsError, match=r":2: token 'abd' is not a symbol"):
+        read_sequences(io.BytesIO(b"a\nb abd\n"), n_symbols=len(NAMES), symbols=NAMES,
+                       backend=backend)
 
 
 @pytest.mark.parametrize("backend", ["numba", "cython", "numpy"])

@@ -9,8 +9,8 @@ A SEQS input is
   ``lengths``.
 
 Text is read in blocks of about ``chunk_bytes`` bytes cut at a line end; each block is tokenised
-by one compiled call (``_numba.tokenize``) into an ``int32`` array of symbols plus lengths, so
-memory stays bounded by a few blocks whatever the size of the input.  Every error names the
+by one compiled call (``_numba.tokenize``; named symbols ``tokenize_names``, a hash table of the
+names) into an ``int32`` array of symbols plus lengths, so memory stays bounded by a few blocks whatever the size of the input.  Every error names the
 input and the 1-based line (or, for ``.npz``, the array and sequence).
 """
 from __future__ import annotations
@@ -97,6 +97,42 @@ def _symbol_table(symbols, n_symbols):
     return lut, numeric_ok
 
 
+_MASK64 = (1 << 64) - 1
+_NAME_MUL = 0x9E3779B97F4A7C15  # as the kernels' NAME_MUL (there a signed 64-bit value)
+
+
+def name_word(key: bytes) -> int:
+    """A token's word in ``tokenize_names``: its last 8 bytes packed, as a signed 64-bit int."""
+    w = int.from_bytes(key[-8:], "big")
+    return w - (1 << 64) if w >= 1 << 63 else w
+
+
+def name_slot(key: bytes, bits: int) -> int:
+    """The slot of a token in a table of 2^bits slots: the top bits of (word ^ length) * mul."""
+    w = (name_word(key) ^ len(key)) & _MASK64
+    return ((w * _NAME_MUL) & _MASK64) >> (64 - bits)
+
+
+def _name_table(lut: dict):
+    """(keys, koff, kword, slots, values): the operands of ``tokenize_names`` for a {name bytes:
+    symbol} table, an open-addressing hash table at most half full."""
+    items = list(lut.items())
+    koff = np.zeros(len(items) + 1, np.int64)
+    koff[1:] = np.cumsum([len(k) for k, _ in items])
+    keys = np.frombuffer(b"".join(k for k, _ in items) or b"\0", np.uint8).copy()
+    kword = np.array([name_word(k) for k, _ in items], np.int64)
+    values = np.array([v for _, v in items], np.int32)
+    bits = max(4, (2 * len(items)).bit_length())
+    size = 1 << bits
+    slots = np.full(size, -1, np.int32)
+    for e, (k, _) in enumerate(items):
+        j = name_slot(k, bits)
+        while slots[j] >= 0:
+            j = (j + 1) & (size - 1)
+        slots[j] = e
+    return keys, koff, kword, slots, values
+
+
 def _token_at(block: bytes, pos: int) -> str:
     end = pos
     while end < len(block) and block[end] not in b" \t\r\n\x0b\x0c":
@@ -138,6 +174,8 @@ class _BlockParser:
         if self.lut is not None:
             for i in range(min(self.n_symbols, 1 << 16)):  # integers are accepted as well
                 self.lut.setdefault(str(i).encode(), i)
+            self.names = _name_table(self.lut)
+            self.tokenize_names = get_kernel("seqio", "tokenize_names", backend)
         self.tokenize = _tokenizer(backend)
         # load (or compile) the kernel now, so that the first block's timing is parsing only
         t0 = time.perf_counter()
@@ -147,42 +185,28 @@ class _BlockParser:
 
     def parse(self, block: bytes, first_line: int):
         """(X, lengths, lines) of a block of whole lines starting at 1-based ``first_line``."""
+        buf = np.frombuffer(block, dtype=np.uint8)
+        X = np.empty(len(block) // 2 + 1, dtype=np.int32)
+        n_lines = block.count(b"\n") + 1
+        lengths = np.empty(n_lines, dtype=np.int64)
+        lines = np.empty(n_lines, dtype=np.int64)
         if self.lut is None or self.numeric_ok:
-            buf = np.frombuffer(block, dtype=np.uint8)
-            X = np.empty(len(block) // 2 + 1, dtype=np.int32)
-            n_lines = block.count(b"\n") + 1
-            lengths = np.empty(n_lines, dtype=np.int64)
-            lines = np.empty(n_lines, dtype=np.int64)
             nt, ns, err, kind = self.tokenize(buf, self.n_symbols, X, lengths, lines)
             if kind == 0:
                 return X[:nt], lengths[:ns], lines[:ns] + first_line
             if kind == 2 or self.lut is None:
                 self._fail(block, err, first_line)
-        return self._parse_symbols(block, first_line)
+        # names: one compiled pass with a hash table of the names (and integers)
+        nt, ns, err, kind = self.tokenize_names(buf, *self.names, X, lengths, lines)
+        if kind:
+            self._fail(block, err, first_line)
+        return X[:nt], lengths[:ns], lines[:ns] + first_line
 
     def _fail(self, block, pos, first_line):
         line = first_line + block.count(b"\n", 0, pos)
         tok = _token_at(block, pos)
         raise SeqsError(self.name, line,
                         f"token {tok!r} is not {_alphabet(self.n_symbols, self.symbols)}")
-
-    def _parse_symbols(self, block, first_line):
-        lut = self.lut
-        rows = [ln.split() for ln in block.split(b"\n")]
-        counts = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-        flat = [t for r in rows for t in r]
-        try:
-            X = np.fromiter(map(lut.__getitem__, flat), dtype=np.int32, count=len(flat))
-        except KeyError as exc:
-            bad = exc.args[0]
-            for i, r in enumerate(rows):
-                if bad in r:
-                    break
-            tok = bad.decode("utf-8", "replace")
-            raise SeqsError(self.name, first_line + i,
-                            f"token {tok!r} is not {_alphabet(self.n_symbols, self.symbols)}") from None
-        keep = np.flatnonzero(counts)
-        return X, counts[keep], keep.astype(np.int64) + first_line
 
 
 def _open_text(source) -> tuple[BinaryIO, bool, int | None]:

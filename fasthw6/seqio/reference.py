@@ -40,3 +40,35 @@ def tokenize(buf, n_symbols, X, lengths, lines):
             ns += 1
         pos += len(line) + 1
     return nt, ns, -1, 0
+
+
+def tokenize_names(buf, keys, koff, kword, slots, values, X, lengths, lines):
+    """See ``fasthw6.seqio._numba.tokenize_names``: the same results from a dict of the names
+    (the hash table ``slots`` is the compiled kernels' business)."""
+    keys = bytes(keys)
+    index = {keys[koff[k]:koff[k + 1]]: k for k in range(len(koff) - 1)}
+    data = bytes(buf)
+    nt = ns = 0
+    pos = 0
+    for line_no, line in enumerate(data.split(b"\n")):
+        start = nt
+        i = 0
+        while i < len(line):
+            if line[i] in _WS:
+                i += 1
+                continue
+            j = i
+            while j < len(line) and line[j] not in _WS:
+                j += 1
+            k = index.get(line[i:j])
+            if k is None:
+                return nt, ns, pos + i, 3
+            X[nt] = values[k]
+            nt += 1
+            i = j
+        if nt > start:
+            lengths[ns] = nt - start
+            lines[ns] = line_no
+            ns += 1
+        pos += len(line) + 1
+    return nt, ns, -1, 0
