@@ -76,14 +76,13 @@ def test_name_table_with_colliding_slots():
     names = [f"w{i}" for i in range(5000)] + [f"a-name-longer-than-eight-bytes-{i}" for i in
                                               range(50)]
     lut = {n.encode(): i for i, n in enumerate(names)}
-    keys, koff, kword, slots, values = _name_table(lut)
-    assert (slots >= 0).sum() == 5050 and slots.shape[0] >= 10100
+    keys, koff, table = _name_table(lut)
+    assert (table[:, 3] >= 0).sum() == 5050 and table.shape[0] >= 10100
     data = (" ".join(names[::-1]) + "\nw5000").encode()
     for tok in [_numba.tokenize_names] + ([_cython.tokenize_names] if _cython else []):
         X = np.empty(len(data), np.int32)
         L, lines = np.empty(3, np.int64), np.empty(3, np.int64)
-        nt, ns, err, kind = tok(np.frombuffer(data, np.uint8), keys, koff, kword, slots, values, X,
-                                L, lines)
+        nt, ns, err, kind = tok(np.frombuffer(data, np.uint8), keys, koff, table, X, L, lines)
         assert X[:nt].tolist() == list(range(5049, -1, -1)) and kind == 3
         assert data[err:] == b"w5000"
 

@@ -80,67 +80,69 @@ def _bits(mask):
 NAME_MUL = 0x9E3779B97F4A7C15 - (1 << 64)
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _is_space(c):
+    """Whitespace as ``bytes.split`` has it; one compare for a token byte (> 32)."""
+    return c <= 32 and (c == 32 or c == 10 or c == 9 or c == 13 or c == 11 or c == 12)
+
+
 @njit(nogil=True, cache=True)
-def tokenize_names(buf, keys, koff, kword, slots, values, X, lengths, lines):
+def tokenize_names(buf, keys, koff, table, X, lengths, lines):
     """``tokenize`` for symbol names: each whitespace-separated token is looked up in a hash
     table of the model's names (and of the integers that also mean symbols).
 
     A token's *word* is its last 8 bytes packed into 64 bits (``w = w << 8 | byte``, built as
-    the bytes go by: no per-byte multiply); its hash, the top bits of ``(word ^ length) *
-    NAME_MUL``, one multiply per token.  ``keys`` (uint8) holds the names end to end, name ``k``
-    at ``keys[koff[k]:koff[k+1]]`` with word ``kword[k]``, meaning symbol ``values[k]`` (several
-    names may mean one symbol: a name and an integer); ``slots`` (int32, 2^b long, at most half
-    full) maps a hash to a name, -1 for an empty slot, collisions in the next slots.  A name
-    matches on length and word, and past 8 bytes on its bytes too.  Returns ``(n_tokens,
+    the bytes go by: no per-byte multiply); its slot, the top bits of ``(word ^ length) *
+    NAME_MUL``, one multiply per token.  ``table`` (int64, (2^b, 4), at most half full) holds
+    per slot the word, the length, the symbol and the name's index ``k`` (-1: an empty slot;
+    collisions in the next slots), so that a lookup reads one slot; ``keys`` (uint8) holds the
+    names end to end, name ``k`` at ``keys[koff[k]:koff[k+1]]``, compared past 8 bytes only.
+    Several names may mean one symbol (a name and an integer).  Returns ``(n_tokens,
     n_sequences, err_pos, err_kind)``: err_kind 0 success, 3 an unknown token starting at
     ``err_pos``.  Outputs and blank lines as ``tokenize``."""
     n = buf.shape[0]
-    mask = slots.shape[0] - 1
+    mask = table.shape[0] - 1
     shift = 64 - _bits(mask)
     nt = 0
     ns = 0
     line = 0
     seq_start = 0
-    w = 0
-    in_tok = False
-    tok_start = 0
-    for i in range(n + 1):
+    i = 0
+    while i <= n:
         c = buf[i] if i < n else 10
-        if c > 32 or not (c == 10 or c == 32 or c == 9 or c == 13 or c == 11 or c == 12):
-            if not in_tok:
-                in_tok = True
-                tok_start = i
-                w = 0
-            w = (w << 8) | c
+        if _is_space(c):
+            if c == 10:
+                if nt > seq_start:
+                    lengths[ns] = nt - seq_start
+                    lines[ns] = line
+                    ns += 1
+                    seq_start = nt
+                line += 1
+            i += 1
             continue
-        if in_tok:
-            in_tok = False
-            ln = i - tok_start
-            j = (((w ^ ln) * NAME_MUL) >> shift) & mask
-            found = -1
-            while slots[j] >= 0:
-                k = slots[j]
-                a = koff[k]
-                if kword[k] == w and koff[k + 1] - a == ln:
-                    same = True
-                    for q in range(ln - 8):  # longer than a word: the rest of the bytes
-                        if keys[a + q] != buf[tok_start + q]:
-                            same = False
-                            break
-                    if same:
-                        found = k
+        w = 0
+        j = i
+        while j < n and not _is_space(buf[j]):
+            w = (w << 8) | buf[j]
+            j += 1
+        ln = j - i
+        h = (((w ^ ln) * NAME_MUL) >> shift) & mask
+        found = -1
+        while table[h, 3] >= 0:
+            if table[h, 0] == w and table[h, 1] == ln:
+                same = True
+                a = koff[table[h, 3]]
+                for q in range(ln - 8):  # longer than a word: the rest of the bytes
+                    if keys[a + q] != buf[i + q]:
+                        same = False
                         break
-                j = (j + 1) & mask
-            if found < 0:
-                return nt, ns, tok_start, 3
-            X[nt] = values[found]
-            nt += 1
-        if c == 10:
-            if nt > seq_start:
-                lengths[ns] = nt - seq_start
-                lines[ns] = line
-                ns += 1
-                seq_start = nt
-            line += 1
+                if same:
+                    found = table[h, 2]
+                    break
+            h = (h + 1) & mask
+        if found < 0:
+            return nt, ns, i, 3
+        X[nt] = found
+        nt += 1
+        i = j
     return nt, ns, -1, 0
-

@@ -114,23 +114,21 @@ def name_slot(key: bytes, bits: int) -> int:
 
 
 def _name_table(lut: dict):
-    """(keys, koff, kword, slots, values): the operands of ``tokenize_names`` for a {name bytes:
-    symbol} table, an open-addressing hash table at most half full."""
+    """(keys, koff, table): the operands of ``tokenize_names`` for a {name bytes: symbol}
+    table; ``table`` an open-addressing hash table at most half full."""
     items = list(lut.items())
     koff = np.zeros(len(items) + 1, np.int64)
     koff[1:] = np.cumsum([len(k) for k, _ in items])
     keys = np.frombuffer(b"".join(k for k, _ in items) or b"\0", np.uint8).copy()
-    kword = np.array([name_word(k) for k, _ in items], np.int64)
-    values = np.array([v for _, v in items], np.int32)
     bits = max(4, (2 * len(items)).bit_length())
     size = 1 << bits
-    slots = np.full(size, -1, np.int32)
-    for e, (k, _) in enumerate(items):
+    table = np.full((size, 4), -1, np.int64)
+    for e, (k, v) in enumerate(items):
         j = name_slot(k, bits)
-        while slots[j] >= 0:
+        while table[j, 3] >= 0:
             j = (j + 1) & (size - 1)
-        slots[j] = e
-    return keys, koff, kword, slots, values
+        table[j] = (name_word(k), len(k), v, e)
+    return keys, koff, table
 
 
 def _token_at(block: bytes, pos: int) -> str:

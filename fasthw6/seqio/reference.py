@@ -42,11 +42,11 @@ def tokenize(buf, n_symbols, X, lengths, lines):
     return nt, ns, -1, 0
 
 
-def tokenize_names(buf, keys, koff, kword, slots, values, X, lengths, lines):
+def tokenize_names(buf, keys, koff, table, X, lengths, lines):
     """See ``fasthw6.seqio._numba.tokenize_names``: the same results from a dict of the names
-    (the hash table ``slots`` is the compiled kernels' business)."""
+    (the hash table ``table`` is the compiled kernels' business)."""
     keys = bytes(keys)
-    index = {keys[koff[k]:koff[k + 1]]: k for k in range(len(koff) - 1)}
+    index = {keys[koff[k]:koff[k + 1]]: v for _, _, v, k in table.tolist() if k >= 0}
     data = bytes(buf)
     nt = ns = 0
     pos = 0
@@ -63,7 +63,7 @@ def tokenize_names(buf, keys, koff, kword, slots, values, X, lengths, lines):
             k = index.get(line[i:j])
             if k is None:
                 return nt, ns, pos + i, 3
-            X[nt] = values[k]
+            X[nt] = k
             nt += 1
             i = j
         if nt > start:
