@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import sys
 import time
@@ -227,7 +228,9 @@ def _chunks(args, model):
         with contextlib.suppress(OSError):
             total = os.path.getsize(args.seqs)
     args.total_bytes = total
-    bar = _bar(args, total=total, unit="B", unit_scale=True, unit_divisor=1024, desc="parse")
+    # the bar follows the input as the command works through it (parsing runs one chunk ahead)
+    bar = _bar(args, total=total, unit="B", unit_scale=True, unit_divisor=1024,
+               desc=getattr(args, "command", None) or "parse")
     stats = args.stats = dict(bytes=0, parse_s=0.0, sequences=0, symbols=0, work_s=0.0)
 
     def gen():
@@ -241,6 +244,12 @@ def _chunks(args, model):
         yield from prefetch(gen())
     finally:
         bar.close()
+
+
+def _set_total(bar, total) -> None:
+    """Give a bar its total once it is known (a FRAMES input, when it has been read)."""
+    bar.total = total
+    bar.refresh()
 
 
 def _check_width(name, X, model):
@@ -257,11 +266,13 @@ def _frame_chunks(args, model):
     from .seqio.frames import iter_frame_chunks
 
     name = "<stdin>" if args.seqs == "-" else args.seqs
-    bar = _bar(args, unit="B", unit_scale=True, unit_divisor=1024, desc="frames")
+    bar = _bar(args, unit="B", unit_scale=True, unit_divisor=1024,
+               desc=getattr(args, "command", None) or "frames")
     stats = args.stats = dict(bytes=0, parse_s=0.0, sequences=0, symbols=0, work_s=0.0)
     try:
         for c in iter_frame_chunks(args.seqs, _frame_kind(type(model)), args.lengths,
-                                   chunk_bytes=args.chunk_size, on_bytes=bar.update):
+                                   chunk_bytes=args.chunk_size, on_bytes=bar.update,
+                                   on_total=functools.partial(_set_total, bar)):
             _check_width(name, c.X, model)
             stats["bytes"] += c.nbytes
             stats["parse_s"] += c.parse_seconds

@@ -391,14 +391,17 @@ def read_frames(source, kind="float", lengths=None) -> tuple[np.ndarray, np.ndar
 
 
 def iter_frame_chunks(source, kind="float", lengths=None, chunk_bytes=16 << 20,
-                      on_bytes=None) -> Iterator[Chunk]:
+                      on_bytes=None, on_total=None) -> Iterator[Chunk]:
     """A FRAMES input (see :func:`read_frames`) as :class:`~fasthw6.seqio.Chunk` batches of
     whole sequences with about ``chunk_bytes`` bytes of frames each (``X`` 2-D here); the file
-    is read whole first.  ``on_bytes`` is called with the bytes of each batch."""
+    is read whole first.  ``on_total`` is called once, when it has been read, with the bytes of
+    all its frames; ``on_bytes`` with the bytes of each batch."""
     t0 = time.perf_counter()
     X, lens, lines = read_frames(source, kind, lengths)
     parse_s = time.perf_counter() - t0
     row_bytes = max(1, X.shape[1]) * X.itemsize
+    if on_total is not None:
+        on_total(X.shape[0] * row_bytes)
     per = max(1, int(chunk_bytes) // row_bytes)
     ends = np.cumsum(lens)
     first = 0
