@@ -14,10 +14,10 @@ import os
 import numpy as np
 import pytest
 
+from bench.conftest import QUICK
 from fasthw6._backend import comparisons
 from fasthw6.seqio import read_sequences
 
-QUICK = os.environ.get("FASTHW6_BENCH_QUICK") == "1"
 CASES = {
     "2000x500 M=8": (2000, 500, 8),
     "20000x500 M=8": (20000, 500, 8),

@@ -13,17 +13,20 @@ import pytest
 import fasthw6
 from fasthw6._backend import comparisons
 
-from .conftest import assert_close
+from .conftest import QUICK, assert_close
 
+# quick: case a on a 128x128 image (the naive reference takes ~13 s at 512x512), b and c on a
+# quarter of the batch
+_A, _Q = (128, 4) if QUICK else (512, 1)
 CASES = {
-    "a: 1x1x512x512 k3 s2": dict(n=1, cin=1, cout=1, hw=512, k=3, s=2, p=0),
-    "b: 8x64->64 64x64 k3 s2": dict(n=8, cin=64, cout=64, hw=64, k=3, s=2, p=0),
-    "c: 64x128->64 16x16 k4 s2 p1": dict(n=64, cin=128, cout=64, hw=16, k=4, s=2, p=1),
+    f"a: 1x1x{_A}x{_A} k3 s2": dict(n=1, cin=1, cout=1, hw=_A, k=3, s=2, p=0),
+    f"b: {8 // _Q}x64->64 64x64 k3 s2": dict(n=8 // _Q, cin=64, cout=64, hw=64, k=3, s=2, p=0),
+    f"c: {64 // _Q}x128->64 16x16 k4 s2 p1": dict(n=64 // _Q, cin=128, cout=64, hw=16, k=4, s=2, p=1),
 }
 IMPLS = comparisons("conv_transpose2d", fasthw6.conv_transpose2d)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=1)  # one case's arrays at a time (the cases run in turn)
 def operands(case):
     c = CASES[case]
     rng = np.random.default_rng(5)
@@ -33,7 +36,7 @@ def operands(case):
     return x, w, b
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=1)
 def expected(case):
     """float64 result of the numba backend, itself checked against the reference by the tests."""
     c = CASES[case]

@@ -13,12 +13,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bench.conftest import QUICK, batch
 from fasthw6._backend import comparisons
 from fasthw6.hmm import GMMHMM, GaussianHMM, PoissonHMM, score_frames, score_sequences
 
-S, T = 2000, 500
+S, T = batch(2000), 500
 CHECK = 20  # sequences hmmlearn re-scores, untimed, to check the reference
-CASES = [(kind, n, d) for kind in ("diag", "full") for n in (3, 16, 64) for d in (4, 16)]
+# quick: D=4 only, and the naive reference on its first case only (seconds per call)
+CASES = [(kind, n, d) for kind in ("diag", "full") for n in (3, 16, 64) for d in ((4,) if QUICK else (4, 16))]
 GAUSSIAN = comparisons("GaussianHMM", GaussianHMM)
 SLOW = {"numpy": 3}  # the naive reference backend: tens of seconds per call beyond N=3
 
@@ -69,9 +71,11 @@ def _reference(c):
     return c["ref"]
 
 
-def _skip(impl, cls, n):
+def _skip(impl, cls, n, key=None):
     if cls is None:
         pytest.skip(f"{impl} not installed")
+    if QUICK and impl == "numpy" and key is not None and key != CASES[0]:
+        pytest.skip("--quick: the naive reference runs on the first case only (seconds per call)")
     if n > SLOW.get(impl, n):
         pytest.skip(f"{impl} takes tens of seconds per call at N={n}")
 
@@ -85,7 +89,7 @@ def _rounds(impl, n):
 def test_gaussian_score(measure, key, impl):
     c = _case(key)
     cls = GAUSSIAN[impl]
-    _skip(impl, cls, c["n"])
+    _skip(impl, cls, c["n"], key)
     total = _reference(c)["ll"].sum()
     m = _model(cls, c)
 
@@ -102,7 +106,7 @@ def test_gaussian_score(measure, key, impl):
 def test_gaussian_decode(measure, key, impl):
     c = _case(key)
     cls = GAUSSIAN[impl]
-    _skip(impl, cls, c["n"])
+    _skip(impl, cls, c["n"], key)
     path = _reference(c)["path"]
     m = _model(cls, c)
 
@@ -123,7 +127,7 @@ _FIT = {}
 def test_gaussian_fit_iteration(measure, key, impl):
     c = _case(key)
     cls = GAUSSIAN[impl]
-    _skip(impl, cls, c["n"])
+    _skip(impl, cls, c["n"], key)
     if key not in _FIT:  # hmmlearn's one iteration, computed apart from any timed run
         ref_cls = GAUSSIAN["hmmlearn"] or GAUSSIAN["cython"]
         r = _model(ref_cls, c, n_iter=1, tol=-np.inf).fit(c["X"], c["lengths"])

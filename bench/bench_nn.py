@@ -12,13 +12,16 @@ import numpy as np
 import pytest
 
 import fasthw6.nn as nn
+from bench.conftest import QUICK
 from fasthw6._backend import comparisons
 
-CASES = {"(1024, 4096)": (1024, 4096), "(32, 64, 56, 56)": (32, 64, 56, 56)}
+# quick: a quarter of the rows and of the batch
+_SHAPES = [(256, 4096), (8, 64, 56, 56)] if QUICK else [(1024, 4096), (32, 64, 56, 56)]
+CASES = {str(shape): shape for shape in _SHAPES}
 IMPLS = comparisons("batchnorm_forward_backward", nn.batchnorm_forward_backward)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=1)  # one case's arrays at a time (the cases run in turn)
 def operands(case):
     shape = CASES[case]
     rng = np.random.default_rng(4)
@@ -29,7 +32,7 @@ def operands(case):
     return x, g, b, dy
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=1)
 def expected(case):
     x, g, b, dy = operands(case)
     return nn.batchnorm_forward_backward(x.astype(np.float64), g.astype(np.float64),

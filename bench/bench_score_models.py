@@ -13,10 +13,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bench.conftest import batch
 from fasthw6.hmm import score_models, score_sequences
 from fasthw6.hmm._anchors import hmmlearn_model
 
-N, M, S, T = 8, 8, 2000, 500
+N, M, S, T = 8, 8, batch(2000), 500
 CHECK = 20  # sequences hmmlearn's results are compared on
 HMMLEARN_MAX_K = 8
 

@@ -14,6 +14,16 @@ import numpy as np
 import pytest
 
 THREADS = int(os.environ.get("FASTHW6_BENCH_THREADS", "1"))
+# ``fasthw6 bench --quick``: the cases on smaller batches (the suites size theirs with ``batch``)
+# and without the slowest anchors, in about a minute and a half; its figures show the shape,
+# not the published numbers
+QUICK = os.environ.get("FASTHW6_BENCH_QUICK") == "1"
+
+
+def batch(n_sequences: int) -> int:
+    """The number of sequences (rows) a suite's batch holds: ``n_sequences``, or 1/50 of it
+    (at least 40) with --quick."""
+    return max(40, n_sequences // 50) if QUICK else n_sequences
 
 
 _blas_limits = None
@@ -49,7 +59,8 @@ def pin_threads(n: int = THREADS) -> None:
         torch.set_num_threads(n)
     except ImportError:
         pass
-    _pin_jax(n)
+    if not QUICK:  # JAX serves dynamax only, which --quick leaves out
+        _pin_jax(n)
 
 
 _jax_pinned = False
@@ -120,6 +131,21 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["libraries"] = versions
 
 
+_NOT_RUN = []
+
+
+def pytest_runtest_logreport(report):
+    """Cases a suite skips (an anchor not installed, minutes per call, one core) are kept with
+    their reason, for the report to list as not run."""
+    if report.skipped and isinstance(report.longrepr, tuple):
+        reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+        _NOT_RUN.append(dict(test=report.nodeid.split("::")[-1], reason=reason))
+
+
+def pytest_benchmark_update_json(config, benchmarks, output_json):
+    output_json["not_run"] = list(_NOT_RUN)
+
+
 @pytest.fixture(autouse=True)
 def _pools_pinned():
     """Every thread pool loaded by now (BLAS, OpenMP) runs the benchmark's thread count: pools
@@ -140,16 +166,17 @@ def measure(benchmark):
 
     ``work`` is the count of useful operations of one call (multiply-adds, state-steps, bytes),
     ``unit`` its name; ``baseline`` names the implementation the ratio is taken against;
-    ``check(result)`` must raise if the result is wrong.
+    ``check(result)`` must raise if the result is wrong; ``threads`` is recorded as the row's
+    thread count (a benchmark about threads sets its own).
     """
 
-    def run(fn, *, group, case, impl, work, unit, baseline, check, rounds=None):
+    def run(fn, *, group, case, impl, work, unit, baseline, check, rounds=None, threads=THREADS):
         result = fn()  # warm-up: JIT compilation and first-touch excluded from the timing
         check(result)
         benchmark.group = f"{group} | {case}"
         benchmark.extra_info.update(
             group=group, case=case, impl=impl, work=float(work), unit=unit,
-            baseline=baseline, threads=THREADS,
+            baseline=baseline, threads=threads,
         )
         if rounds is None:
             out = benchmark(fn)

@@ -69,11 +69,10 @@ def cmd_bench(args) -> int:
                if not k.startswith("PYTEST_XDIST_") and k != "PYTEST_CURRENT_TEST"}
         if args.quick:
             env["FASTHW6_BENCH_QUICK"] = "1"
-            # one timed round per case, no compile-time-in-a-fresh-process cases, and not the
-            # naive document-method backend (seconds per call); suites may read
-            # FASTHW6_BENCH_QUICK to shrink their problem sizes as well
+            # one timed round per case, no compile-time-in-a-fresh-process cases; the suites
+            # read FASTHW6_BENCH_QUICK to run their batches on a twentieth of the sequences
             cmd += ["--benchmark-min-rounds=1", "--benchmark-max-time=0.05", "--benchmark-warmup=off",
-                    "-k", "not jit and not numpy" + (f" and ({args.k})" if args.k else "")]
+                    "-k", "not jit" + (f" and ({args.k})" if args.k else "")]
         elif args.k:
             cmd += ["-k", args.k]
         print(f"running: {' '.join(cmd)}", file=sys.stderr, flush=True)
@@ -97,7 +96,14 @@ def cmd_bench(args) -> int:
         if not isinstance(benches, list) or not all(isinstance(b, dict) for b in benches):
             raise CLIError(f"{p}: not pytest-benchmark JSON: expected an object whose "
                            f"'benchmarks' is a list of objects")
+        label = report.cpu_label(d.get("machine_info") or {})
+        for b in benches:  # each file's CPU stays with its rows (the plot names it per panel)
+            if isinstance(b.get("extra_info"), dict):
+                b["extra_info"].setdefault("cpu", label)
         merged["benchmarks"].extend(benches)
+        if isinstance(d.get("not_run"), list):
+            merged.setdefault("not_run", []).extend(x for x in d["not_run"] if isinstance(x, dict)
+                                                    and {"test", "reason"} <= x.keys())
         merged.setdefault("machine_info", d.get("machine_info", {}))
     if not merged["benchmarks"]:
         raise CLIError("no benchmark results (every case skipped or deselected)")
@@ -116,31 +122,159 @@ def cmd_bench(args) -> int:
     return 0
 
 
+# one colour per implementation, the same in every panel: the usual names keep theirs; a variant
+# ("numba 2 thread(s)", "numpy matmul") takes its library's colour and a line style or hatch
+_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+            "#7f7f7f", "#bcbd22", "#17becf", "#6b6ecf", "#000000")
+_KNOWN = ("numba", "cython", "numpy", "hmmlearn", "hmmlearn-scaling", "hmmlearn-log", "hmmkay",
+          "dynamax", "pomegranate", "torch", "python", "sklearn")
+_OTHERS = ("#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#e7ba52", "#3182bd",
+           "#31a354")
+_DASHES = ("-", "--", ":", "-.")
+_HATCHES = ("", "//", "..", "xx")
+
+
+def impl_colours(impls) -> dict:
+    """A fixed colour per implementation name, whatever else the run holds: a known library's
+    own, a variant of one ('numba names') its library's, the others one each in sorted order."""
+    known = dict(zip(_KNOWN, _PALETTE))
+    out = {}
+    rest = []
+    for name in sorted(set(impls)):
+        base = name if name in known else name.split()[0]
+        if base in known:
+            out[name] = known[base]
+        else:
+            rest.append(name)
+    for i, name in enumerate(rest):
+        out[name] = _OTHERS[i % len(_OTHERS)]
+    return out
+
+
+def _variants(impls, colours) -> dict:
+    """Within one panel, the n-th implementation of a colour gets the n-th dash and hatch."""
+    seen: dict = {}
+    out = {}
+    for impl in impls:
+        k = seen.get(colours[impl], 0)
+        seen[colours[impl]] = k + 1
+        out[impl] = (_DASHES[k % len(_DASHES)], _HATCHES[k % len(_HATCHES)])
+    return out
+
+
+def _trim_common(cases):
+    """Tick labels without the words every case shares (', 2000x500'), and those words."""
+    import os.path
+
+    if len(cases) < 2:
+        return list(cases), ""
+    words = [c.split() for c in cases]
+    pre = os.path.commonprefix(words)
+    post = os.path.commonprefix([w[::-1] for w in words])[::-1]
+    if len(pre) + len(post) >= min(len(w) for w in words):
+        return list(cases), ""
+    labels = [" ".join(w[len(pre):len(w) - len(post)]).strip(" ,") for w in words]
+    return labels, " ".join(pre + post).strip(" ,")
+
+
+_NUM = r"\d+(?:\.\d+)?"
+
+
+def sweep_axis(cases):
+    """``(label, values)`` when the cases are one size sweep (their names differ in one number
+    only, e.g. 'N=3, 2000x500' ... 'N=64, 2000x500': label 'N'), else None: distinct cases."""
+    import re
+
+    if len(cases) < 2:
+        return None
+    skeletons = {re.sub(_NUM, "#", c) for c in cases}
+    nums = [re.findall(_NUM, c) for c in cases]
+    if len(skeletons) != 1 or len({len(n) for n in nums}) != 1:
+        return None
+    varying = [k for k in range(len(nums[0])) if len({n[k] for n in nums}) > 1]
+    if len(varying) != 1:
+        return None
+    k = varying[0]
+    before = re.split(_NUM, cases[0])[k].rstrip("= ,(")
+    label = re.split(r"[ ,(]", before)[-1] or "size"
+    return label, [float(n[k]) for n in nums]
+
+
+def _row_threads(r):
+    """A row's thread count: the one its implementation names ('numba 2 thread(s)'), else the
+    run's."""
+    import re
+
+    m = re.search(r"(\d+) thread", r["impl"])
+    return int(m.group(1)) if m else r.get("threads")
+
+
 def plot_throughput(rows, path) -> None:
-    """PNG of throughput against problem size (work per call), one panel per benchmark group."""
+    """PNG of the run: one panel per operation, throughput (higher is better) on a log axis.
+    A size sweep (cases that differ in one number) is drawn as lines against that number;
+    distinct cases as grouped bars.  Each implementation keeps one colour in every panel, and
+    each panel names its machine and thread count."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
     rows = [r for r in rows if r["time"] > 0]
     groups = list(dict.fromkeys(r["group"] for r in rows))
     if not groups:
         raise CLIError("nothing to plot: no throughput rows")
+    colours = impl_colours(r["impl"] for r in rows)
     ncol = min(3, len(groups))
     nrow = -(-len(groups) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 3.8 * nrow), squeeze=False)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(6.0 * ncol, 4.4 * nrow), squeeze=False)
     for ax, g in zip(axes.flat, groups):
         sub = [r for r in rows if r["group"] == g]
-        for impl in dict.fromkeys(r["impl"] for r in sub):
-            pts = sorted((r["throughput"] * r["time"], r["throughput"]) for r in sub if r["impl"] == impl)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=impl)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_title(g, fontsize=9)
-        ax.set_xlabel(f"problem size (work per call, {sub[0]['unit'].split('/')[0]})")
-        ax.set_ylabel(f"throughput ({sub[0]['unit']})")
-        ax.grid(True, which="both", alpha=0.3)
+        cases = list(dict.fromkeys(r["case"] for r in sub))
+        impls = list(dict.fromkeys(r["impl"] for r in sub))
+        at = {(r["case"], r["impl"]): r["throughput"] for r in sub}
+        sweep = sweep_axis(cases)
+        style = _variants(impls, colours)
+        ys_all = [at[k] for k in at]
+        if sweep:
+            label, xs = sweep
+            x_of = dict(zip(cases, xs))
+            for impl in impls:
+                pts = sorted((x_of[c], at[(c, impl)]) for c in cases if (c, impl) in at)
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
+                        linestyle=style[impl][0], color=colours[impl], label=impl)
+            ax.set_xscale("log")
+            ax.set_xticks(sorted(set(xs)))
+            ax.set_xticklabels([f"{v:g}" for v in sorted(set(xs))])
+            ax.minorticks_off()
+            ax.set_xlabel(label)
+        else:
+            width = 0.8 / len(impls)
+            for j, impl in enumerate(impls):
+                xs = [i + (j - (len(impls) - 1) / 2) * width for i, c in enumerate(cases)
+                      if (c, impl) in at]
+                ys = [at[(c, impl)] for c in cases if (c, impl) in at]
+                ax.bar(xs, ys, width=width, color=colours[impl], hatch=style[impl][1],
+                       edgecolor="white" if style[impl][1] else None, label=impl)
+            labels, shared = _trim_common(cases)
+            ax.set_xticks(np.arange(len(cases)))
+            many = len(cases) > 3
+            ax.set_xticklabels(labels, fontsize=7, rotation=35 if many else 0,
+                               ha="right" if many else "center")
+            ax.set_xlabel(f"case{f' ({shared})' if shared else ''}", fontsize=8)
+        if max(ys_all) > 30 * min(ys_all):  # a wide range on a log axis; else from zero
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(0, 1.1 * max(ys_all))
+        unit = sub[0]["unit"]
+        ax.set_ylabel(f"throughput, {unit}\n(higher is better)", fontsize=8)
+        threads = sorted({_row_threads(r) for r in sub} - {None})
+        tlabel = ("? threads" if not threads else
+                  f"{threads[0]} thread{'s' if threads[0] != 1 else ''}" if len(threads) == 1
+                  else f"{threads[0]}-{threads[-1]} threads, as labelled")
+        machine = "; ".join(dict.fromkeys(r["machine"] or "unknown CPU" for r in sub))
+        ax.set_title(f"{g}\n{machine}, {tlabel}", fontsize=8)
+        ax.grid(True, which="major", axis="y", alpha=0.3)
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(groups):]:
         ax.set_visible(False)

@@ -1239,8 +1239,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("-v", "--verbose", action="store_true",
                    help="show pytest's own output while the suites run")
     b.add_argument("suites", nargs="*", help="suite names (conv, hmm, cli, ...); default all")
-    b.add_argument("--quick", action="store_true", help="fewer rounds, no JIT-in-fresh-process cases")
-    b.add_argument("--plot", metavar="PATH.png", help="write a PNG of throughput against problem size")
+    b.add_argument("--quick", action="store_true",
+                   help="about a minute: smaller batches, one round, without the fresh-process "
+                        "JIT cases and the peers that compile per case (listed as not run)")
+    b.add_argument("--plot", metavar="PATH.png",
+                   help="write a PNG: one panel per operation, throughput against size (lines) "
+                        "or per case (bars)")
     b.add_argument("--bench-dir", help="the bench/ folder (default: found from the source tree)")
     b.add_argument("-k", help="pytest -k expression selecting cases")
     b.add_argument("--json", dest="json_in", nargs="+", metavar="FILE",

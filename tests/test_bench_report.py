@@ -76,3 +76,88 @@ def test_rows_keyed_by_machine_and_headline(report, tmp_path):
     report.write_docs(str(doc), data)
     text = doc.read_text()
     assert "## Targets set by the issues" in text and "CPU B (AVX2)" in text
+
+
+def test_missing_baseline_and_skipped_cases_are_named(report):
+    data = {"benchmarks": [_bench("vae", "(8, 4)", "numba", 1.0, 10, "numpy"),
+                           _bench("vae", "(8, 4)", "numpy", 2.0, 10, "numpy"),
+                           _bench("svm", "n=5", "numba", 1.0, 10, "sklearn SVC")],
+            "not_run": [dict(test="test_fit[sklearn SVC]", reason="sklearn SVC not installed"),
+                        dict(test="test_fit[torch]", reason="sklearn SVC not installed")]}
+    text = report.table(data)
+    assert "| vae | (8, 4) | numba | 1.00 s | 10 x/s | 2x numpy |" in text
+    assert "| vae | (8, 4) | numpy | 2.00 s | 5 x/s | 2x numpy |" not in text
+    assert "| vae | (8, 4) | numpy | 2.00 s | 5 x/s | 1x numpy |" in text
+    assert "| svm | n=5 | numba | 1.00 s | 10 x/s | not run: sklearn SVC (see below) |" in text
+    assert "- 2 cases of `test_fit`: sklearn SVC not installed" in text.splitlines()
+    assert " - |" not in text  # no row left blank
+
+
+# --------------------------------------------------------------------------- the plot
+@pytest.fixture(scope="module")
+def plot():
+    from fasthw6 import _clibench
+
+    return _clibench
+
+
+@pytest.mark.parametrize("cases, want", [
+    (["N=3, 2000x500", "N=16, 2000x500", "N=64, 2000x500"], ("N", [3, 16, 64])),
+    (["K=1", "K=8", "K=64"], ("K", [1, 8, 64])),
+    (["a: 1x1x512x512 k3 s2", "b: 8x64->64 64x64 k3 s2"], None),  # distinct shapes: bars
+    (["diag N=3 D=4", "diag N=16 D=4", "diag N=3 D=16"], None),  # two numbers vary
+    (["(1024, 4096)", "(32, 64, 56, 56)"], None),
+    (["multiply-adds"], None),
+])
+def test_sweep_or_cases(plot, cases, want):
+    got = plot.sweep_axis(cases)
+    if want is None:
+        assert got is None
+    else:
+        assert got[0] == want[0] and got[1] == [float(v) for v in want[1]]
+
+
+def test_colours_fixed_across_panels(plot):
+    a = plot.impl_colours(["numba", "hmmlearn", "zeta lib"])
+    b = plot.impl_colours(["cython", "numba", "alpha lib", "zeta lib", "numba 2 thread(s)"])
+    assert a["numba"] == b["numba"] == b["numba 2 thread(s)"]
+    assert len({b["numba"], b["cython"], b["alpha lib"], b["zeta lib"]}) == 4
+    # a variant sharing its library's colour is told apart by dash and hatch
+    c = plot.impl_colours(["numba 1 thread(s)", "numba 2 thread(s)"])
+    style = plot._variants(["numba 1 thread(s)", "numba 2 thread(s)"], c)
+    assert style["numba 1 thread(s)"] != style["numba 2 thread(s)"]
+
+
+def test_trim_common_words(plot):
+    assert plot._trim_common(["diag N=3 D=4, 2000x500", "full N=16 D=4, 2000x500"]) == (
+        ["diag N=3", "full N=16"], "D=4, 2000x500")
+    assert plot._trim_common(["only"]) == (["only"], "")
+
+
+def test_plot_panels(plot, tmp_path, monkeypatch):
+    """One panel per operation: a sweep drawn as lines over its number, cases as bars, the
+    y axis naming unit and 'higher is better', the title the machine and thread count."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = []
+    for n, t in ((3, 1.0), (16, 2.0)):
+        for impl, thr in (("numba", 1), ("numba 2 thread(s)", 1)):
+            rows.append(dict(group="score", case=f"N={n}, 100x500", impl=impl, time=t,
+                             throughput=n / t, unit="state-steps/s", machine="CPU X (AVX2)",
+                             threads=thr))
+    rows += [dict(group="conv", case=c, impl=i, time=1.0, throughput=v, unit="MAC/s",
+                  machine="CPU X (AVX2)", threads=1)
+             for c in ("a: 1x1", "b: 8x64") for i, v in (("numba", 5.0), ("torch", 4.0))]
+    saved = {}
+    monkeypatch.setattr(plt, "close", lambda fig: saved.setdefault("fig", fig))
+    plot.plot_throughput(rows, str(tmp_path / "p.png"))
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+    ax_sweep, ax_cases = [a for a in saved["fig"].axes if a.get_visible()]
+    assert ax_sweep.get_xlabel() == "N" and len(ax_sweep.get_lines()) == 2
+    assert [list(ln.get_xdata()) for ln in ax_sweep.get_lines()] == [[3.0, 16.0]] * 2
+    assert "higher is better" in ax_sweep.get_ylabel() and "state-steps/s" in ax_sweep.get_ylabel()
+    assert "CPU X (AVX2), 1-2 threads" in ax_sweep.get_title()
+    assert len(ax_cases.patches) == 4 and not ax_cases.get_lines()
+    assert "CPU X (AVX2), 1 thread" in ax_cases.get_title()
