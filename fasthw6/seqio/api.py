@@ -182,23 +182,25 @@ class _BlockParser:
         self.load_seconds = time.perf_counter() - t0
 
     def parse(self, block: bytes, first_line: int):
-        """(X, lengths, lines) of a block of whole lines starting at 1-based ``first_line``."""
+        """(X, lengths, lines, newlines) of a block of whole lines starting at 1-based
+        ``first_line``; ``newlines`` the block's count of line ends."""
         buf = np.frombuffer(block, dtype=np.uint8)
         X = np.empty(len(block) // 2 + 1, dtype=np.int32)
-        n_lines = block.count(b"\n") + 1
+        newlines = int(np.count_nonzero(buf == 10))  # NumPy: ~3x bytes.count
+        n_lines = newlines + 1
         lengths = np.empty(n_lines, dtype=np.int64)
         lines = np.empty(n_lines, dtype=np.int64)
         if self.lut is None or self.numeric_ok:
             nt, ns, err, kind = self.tokenize(buf, self.n_symbols, X, lengths, lines)
             if kind == 0:
-                return X[:nt], lengths[:ns], lines[:ns] + first_line
+                return X[:nt], lengths[:ns], lines[:ns] + first_line, newlines
             if kind == 2 or self.lut is None:
                 self._fail(block, err, first_line)
         # names: one compiled pass with a hash table of the names (and integers)
         nt, ns, err, kind = self.tokenize_names(buf, *self.names, X, lengths, lines)
         if kind:
             self._fail(block, err, first_line)
-        return X[:nt], lengths[:ns], lines[:ns] + first_line
+        return X[:nt], lengths[:ns], lines[:ns] + first_line, newlines
 
     def _fail(self, block, pos, first_line):
         line = first_line + block.count(b"\n", 0, pos)
@@ -284,9 +286,9 @@ def iter_text_chunks(source, n_symbols=None, symbols=None, chunk_bytes=DEFAULT_C
                 parts = [data[cut:]] if cut < len(data) else []
             if not block:
                 continue
-            X, lengths, lines = parser.parse(block, line)
+            X, lengths, lines, newlines = parser.parse(block, line)
             dt = time.perf_counter() - t0
-            line += block.count(b"\n")
+            line += newlines
             if on_bytes is not None:
                 on_bytes(len(block))
             if len(lengths):
