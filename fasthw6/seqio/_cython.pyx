@@ -61,60 +61,135 @@ cdef inline bint _is_space(uint8_t c) noexcept nogil:
     return c <= 32 and (c == 32 or c == 10 or c == 9 or c == 13 or c == 11 or c == 12)
 
 
+cdef extern from *:
+    """
+    #include <string.h>
+    static inline unsigned long long fh6_load8(const unsigned char *p) {
+        unsigned long long x; memcpy(&x, p, 8); return x;  /* little-endian: x86-64 */
+    }
+    static inline int fh6_ctz(unsigned long long x) { return __builtin_ctzll(x); }
+    """
+    uint64_t fh6_load8(const uint8_t *p) nogil
+    int fh6_ctz(uint64_t x) nogil
+
+cdef uint64_t _LOW7 = 0x7F7F7F7F7F7F7F7FULL, _HIGH = 0x8080808080808080ULL
+cdef uint64_t _ONES = 0x0101010101010101ULL, _GATHER = 0x0102040810204080ULL
+
+
+cdef inline uint64_t _le(uint64_t x, uint64_t c) noexcept nogil:
+    return ~(((x & _LOW7) + _ONES * (0x7F - c)) | x) & _HIGH
+
+
+cdef inline uint64_t _gather(uint64_t m) noexcept nogil:
+    return (((m >> 7) & _ONES) * _GATHER) >> 56
+
+
+cdef inline void _block_masks(const uint8_t *p, Py_ssize_t b, Py_ssize_t n, uint64_t *sp,
+                              uint64_t *nl) noexcept nogil:
+    cdef uint64_t x, spw, s = 0, l = 0, bit
+    cdef int q, k
+    cdef uint8_t c
+    if b + 64 <= n:
+        for q in range(8):
+            x = fh6_load8(p + b + 8 * q)
+            spw = _le(x, 32) & ~(_le(x, 8) | (_le(x, 31) & ~_le(x, 13)))
+            s |= _gather(spw) << (8 * q)
+            l |= _gather(_le(x ^ (_ONES * 10), 0)) << (8 * q)
+    else:
+        for k in range(64):
+            bit = (<uint64_t>1) << k
+            if b + k < n:
+                c = p[b + k]
+                if _is_space(c):
+                    s |= bit
+                if c == 10:
+                    l |= bit
+            else:
+                s |= bit
+    sp[0] = s
+    nl[0] = l
+
+
 def tokenize_names(const uint8_t[::1] buf, const uint8_t[::1] keys, const int64_t[::1] koff,
                    const int64_t[:, ::1] table, int32_t[::1] X, int64_t[::1] lengths,
                    int64_t[::1] lines):
-    """See ``fasthw6.seqio._numba.tokenize_names``: the same loop, word and hash (unsigned
-    64-bit arithmetic here, numba's wrapping signed one there: the same bits)."""
-    cdef Py_ssize_t n = buf.shape[0], i = 0, j, ln, q
-    cdef uint64_t w, mul = 0x9E3779B97F4A7C15ULL
-    cdef int64_t mask = table.shape[0] - 1, h, a, found
-    cdef int shift = 64
+    """See ``fasthw6.seqio._numba.tokenize_names``: the same blocks, masks, word and hash
+    (unsigned 64-bit arithmetic: the bits of numba's)."""
+    cdef Py_ssize_t n = buf.shape[0], b, s, e, ln, q, a
+    cdef const uint8_t *p = &buf[0] if n > 0 else NULL
+    cdef const uint8_t *kp = &keys[0]
+    cdef uint64_t w, mul = 0x9E3779B97F4A7C15ULL, sp = 0, nl = 0, ev, carry = 1, rem
+    cdef int64_t mask = table.shape[0] - 1, h, found
+    cdef int shift = 64, k
     cdef int64_t nt = 0, ns = 0, line = 0, seq_start = 0
     cdef int64_t err_pos = -1, err_kind = 0
     cdef bint same
-    cdef uint8_t c
     h = mask
     while h > 0:
         h >>= 1
         shift -= 1
     with nogil:
-        while i <= n:
-            c = buf[i] if i < n else 10
-            if _is_space(c):
-                if c == 10:
+        b = 0
+        while b < n and err_kind == 0:
+            _block_masks(p, b, n, &sp, &nl)
+            ev = (~sp & ((sp << 1) | carry)) | nl  # token starts and line ends
+            carry = sp >> 63
+            while ev != 0:
+                k = fh6_ctz(ev)
+                ev &= ev - 1
+                if (nl >> k) & 1:
                     if nt > seq_start:
                         lengths[ns] = nt - seq_start
                         lines[ns] = line
                         ns += 1
                         seq_start = nt
                     line += 1
-                i += 1
-                continue
-            w = 0
-            j = i
-            while j < n and not _is_space(buf[j]):
-                w = (w << 8) | buf[j]
-                j += 1
-            ln = j - i
-            h = <int64_t>(((w ^ <uint64_t>ln) * mul) >> shift) & mask
-            found = -1
-            while table[h, 3] >= 0:
-                if <uint64_t>table[h, 0] == w and table[h, 1] == ln:
-                    same = True
-                    a = koff[table[h, 3]]
-                    for q in range(ln - 8):  # longer than a word: the rest of the bytes
-                        if keys[a + q] != buf[i + q]:
-                            same = False
+                    continue
+                s = b + k
+                rem = sp >> k
+                if rem != 0:
+                    e = s + fh6_ctz(rem)
+                else:  # runs past the block
+                    e = b + 64
+                    while e < n and not _is_space(p[e]):
+                        e += 1
+                ln = e - s
+                if s + 8 <= n:
+                    w = fh6_load8(p + s)
+                    if ln < 8:
+                        w &= ((<uint64_t>1) << (8 * ln)) - 1
+                else:
+                    w = 0
+                    for q in range(min(ln, 8)):
+                        w |= (<uint64_t>p[s + q]) << (8 * q)
+                if ln > 8:
+                    w ^= fh6_load8(p + e - 8)
+                h = <int64_t>(((w ^ <uint64_t>ln) * mul) >> shift) & mask
+                found = -1
+                while table[h, 3] >= 0:
+                    if <uint64_t>table[h, 0] == w and table[h, 1] == ln:
+                        same = True
+                        if ln > 8:  # 8 bytes at a time, the last 8 overlapping
+                            a = koff[table[h, 3]]
+                            q = 0
+                            while q < ln:
+                                q = min(q, ln - 8)
+                                if fh6_load8(kp + a + q) != fh6_load8(p + s + q):
+                                    same = False
+                                    break
+                                q += 8
+                        if same:
+                            found = table[h, 2]
                             break
-                    if same:
-                        found = table[h, 2]
-                        break
-                h = (h + 1) & mask
-            if found < 0:
-                err_pos, err_kind = i, 3
-                break
-            X[nt] = <int32_t>found
-            nt += 1
-            i = j
+                    h = (h + 1) & mask
+                if found < 0:
+                    err_pos, err_kind = s, 3
+                    break
+                X[nt] = <int32_t>found
+                nt += 1
+            b += 64
+        if err_kind == 0 and nt > seq_start:
+            lengths[ns] = nt - seq_start
+            lines[ns] = line
+            ns += 1
     return nt, ns, err_pos, err_kind

@@ -5,7 +5,11 @@ block (a block of B bytes holds at most B//2 + 1 tokens and count('\\n') + 1 lin
 """
 from __future__ import annotations
 
-from numba import njit
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.cpython.unsafe.numbers import trailing_zeros
+from numba.extending import intrinsic
 
 from .._jit import install_cache_locator
 
@@ -86,20 +90,89 @@ def _is_space(c):
     return c <= 32 and (c == 32 or c == 10 or c == 9 or c == 13 or c == 11 or c == 12)
 
 
+@intrinsic
+def _load8(typingctx, buf, i):
+    """The 8 bytes ``buf[i:i+8]`` as one little-endian int64 (an unaligned load; the caller
+    keeps ``i + 8 <= len(buf)``)."""
+    def codegen(context, builder, sig, args):
+        arr = context.make_array(sig.args[0])(context, builder, args[0])
+        ptr = builder.bitcast(builder.gep(arr.data, [args[1]]), ir.IntType(64).as_pointer())
+        return builder.load(ptr, align=1)
+
+    return types.int64(buf, types.intp), codegen
+
+
+# SWAR constants; the word arithmetic is unsigned (it wraps by design)
+_LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
+_HIGH = np.uint64(0x8080808080808080)
+_ONES = np.uint64(0x0101010101010101)
+_GATHER = np.uint64(0x0102040810204080)  # high bits of 8 bytes -> one byte, byte k to bit k
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _le(x, c):
+    """Per byte of the uint64 x: its high bit set where the byte is <= c (0 <= c < 128)."""
+    return ~(((x & _LOW7) + _ONES * np.uint64(0x7F - c)) | x) & _HIGH
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _gather(m):
+    """The high bits of the 8 bytes of the uint64 m as an 8-bit mask (byte k -> bit k)."""
+    return (((m >> np.uint64(7)) & _ONES) * _GATHER) >> np.uint64(56)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _block_masks(buf, b, n):
+    """(spaces, newlines): uint64 masks of the bytes ``buf[b:b+64]`` that are whitespace and
+    that are '\n' (bit k for byte b+k; bytes past the end count as spaces)."""
+    sp = np.uint64(0)
+    nl = np.uint64(0)
+    if b + 64 <= n:
+        for q in range(8):
+            x = np.uint64(_load8(buf, b + 8 * q))
+            le32 = _le(x, 32)
+            # 9..13 and 32: <= 32 but not <= 8, nor in 14..31
+            spw = le32 & ~(_le(x, 8) | (_le(x, 31) & ~_le(x, 13)))
+            nlw = _le(x ^ (_ONES * np.uint64(10)), 0)
+            sp |= _gather(spw) << np.uint64(8 * q)
+            nl |= _gather(nlw) << np.uint64(8 * q)
+    else:
+        for k in range(64):
+            bit = np.uint64(1) << np.uint64(k)
+            if b + k < n:
+                c = buf[b + k]
+                if _is_space(c):
+                    sp |= bit
+                if c == 10:
+                    nl |= bit
+            else:
+                sp |= bit
+    return sp, nl
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _ctz(x):
+    """Trailing zero bits of a non-zero uint64, as an int64."""
+    return np.int64(trailing_zeros(x))
+
+
 @njit(nogil=True, cache=True)
 def tokenize_names(buf, keys, koff, table, X, lengths, lines):
     """``tokenize`` for symbol names: each whitespace-separated token is looked up in a hash
     table of the model's names (and of the integers that also mean symbols).
 
-    A token's *word* is its last 8 bytes packed into 64 bits (``w = w << 8 | byte``, built as
-    the bytes go by: no per-byte multiply); its slot, the top bits of ``(word ^ length) *
-    NAME_MUL``, one multiply per token.  ``table`` (int64, (2^b, 4), at most half full) holds
-    per slot the word, the length, the symbol and the name's index ``k`` (-1: an empty slot;
-    collisions in the next slots), so that a lookup reads one slot; ``keys`` (uint8) holds the
-    names end to end, name ``k`` at ``keys[koff[k]:koff[k+1]]``, compared past 8 bytes only.
-    Several names may mean one symbol (a name and an integer).  Returns ``(n_tokens,
-    n_sequences, err_pos, err_kind)``: err_kind 0 success, 3 an unknown token starting at
-    ``err_pos``.  Outputs and blank lines as ``tokenize``."""
+    The bytes go by 64 at a time: two masks per block (whitespace, line ends; 8 bytes per
+    unaligned load, exact per-byte compares on 64-bit words), from which the token starts and
+    line ends are taken lowest bit first, so that where a token ends costs no byte loop and no
+    branch on its length.  A token's *word* is its first 8 bytes as a little-endian int64
+    (fewer bytes: zero-padded), xor its last 8 when it is longer; its slot, the top bits of
+    ``(word ^ length) * NAME_MUL``.  ``table`` (int64, (2^b, 4), at most half full) holds per
+    slot the word, the length, the symbol and the name's index ``k`` (-1: an empty slot;
+    collisions in the next slots); ``keys`` (uint8) holds the names end to end, name ``k`` at
+    ``keys[koff[k]:koff[k+1]]``, compared only for names longer than 8 bytes.  Several names
+    may mean one symbol (a name and an integer).  Returns ``(n_tokens, n_sequences, err_pos,
+    err_kind)``: err_kind 0 success, 3 an unknown token starting at ``err_pos``.  Outputs and
+    blank lines as ``tokenize``."""
     n = buf.shape[0]
     mask = table.shape[0] - 1
     shift = 64 - _bits(mask)
@@ -107,42 +180,67 @@ def tokenize_names(buf, keys, koff, table, X, lengths, lines):
     ns = 0
     line = 0
     seq_start = 0
-    i = 0
-    while i <= n:
-        c = buf[i] if i < n else 10
-        if _is_space(c):
-            if c == 10:
+    one = np.uint64(1)
+    carry = one  # the byte before the block was whitespace (or there was none)
+    for b in range(0, n, 64):
+        sp, nl = _block_masks(buf, b, n)
+        ev = (~sp & ((sp << one) | carry)) | nl  # token starts and line ends
+        carry = sp >> np.uint64(63)
+        while ev != 0:
+            k = _ctz(ev)
+            ev &= ev - one
+            if (nl >> np.uint64(k)) & one:
                 if nt > seq_start:
                     lengths[ns] = nt - seq_start
                     lines[ns] = line
                     ns += 1
                     seq_start = nt
                 line += 1
-            i += 1
-            continue
-        w = 0
-        j = i
-        while j < n and not _is_space(buf[j]):
-            w = (w << 8) | buf[j]
-            j += 1
-        ln = j - i
-        h = (((w ^ ln) * NAME_MUL) >> shift) & mask
-        found = -1
-        while table[h, 3] >= 0:
-            if table[h, 0] == w and table[h, 1] == ln:
-                same = True
-                a = koff[table[h, 3]]
-                for q in range(ln - 8):  # longer than a word: the rest of the bytes
-                    if keys[a + q] != buf[i + q]:
-                        same = False
+                continue
+            s = b + k
+            rem = sp >> np.uint64(k)
+            if rem != 0:
+                e = s + _ctz(rem)
+            else:  # runs past the block
+                e = b + 64
+                while e < n and not _is_space(buf[e]):
+                    e += 1
+            ln = e - s
+            # the word, written out here: as an inlined helper it cost 10 ns per token
+            if s + 8 <= n:
+                w = _load8(buf, s)
+                if ln < 8:
+                    w &= (1 << (8 * ln)) - 1
+            else:
+                w = np.int64(0)
+                for q in range(min(ln, 8)):
+                    w |= np.int64(buf[s + q]) << (8 * q)  # int64 (uint8 << int would widen)
+            if ln > 8:
+                w ^= _load8(buf, e - 8)
+            h = (((w ^ ln) * NAME_MUL) >> shift) & mask
+            found = -1
+            while table[h, 3] >= 0:
+                if table[h, 0] == w and table[h, 1] == ln:
+                    same = True
+                    if ln > 8:  # 8 bytes at a time, the last 8 overlapping
+                        a = koff[table[h, 3]]
+                        q = 0
+                        while q < ln:
+                            q = min(q, ln - 8)
+                            if _load8(keys, a + q) != _load8(buf, s + q):
+                                same = False
+                                break
+                            q += 8
+                    if same:
+                        found = table[h, 2]
                         break
-                if same:
-                    found = table[h, 2]
-                    break
-            h = (h + 1) & mask
-        if found < 0:
-            return nt, ns, i, 3
-        X[nt] = found
-        nt += 1
-        i = j
+                h = (h + 1) & mask
+            if found < 0:
+                return nt, ns, s, 3
+            X[nt] = found
+            nt += 1
+    if nt > seq_start:
+        lengths[ns] = nt - seq_start
+        lines[ns] = line
+        ns += 1
     return nt, ns, -1, 0

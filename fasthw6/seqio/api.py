@@ -102,8 +102,11 @@ _NAME_MUL = 0x9E3779B97F4A7C15  # as the kernels' NAME_MUL (there a signed 64-bi
 
 
 def name_word(key: bytes) -> int:
-    """A token's word in ``tokenize_names``: its last 8 bytes packed, as a signed 64-bit int."""
-    w = int.from_bytes(key[-8:], "big")
+    """A token's word in ``tokenize_names``: its first 8 bytes as a little-endian integer
+    (zero-padded), xor its last 8 when it is longer, as a signed 64-bit int."""
+    w = int.from_bytes(key[:8], "little")
+    if len(key) > 8:
+        w ^= int.from_bytes(key[-8:], "little")
     return w - (1 << 64) if w >= 1 << 63 else w
 
 
