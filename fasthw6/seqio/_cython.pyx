@@ -64,48 +64,65 @@ cdef inline bint _is_space(uint8_t c) noexcept nogil:
 cdef extern from *:
     """
     #include <string.h>
+    #include <stdint.h>
     static inline unsigned long long fh6_load8(const unsigned char *p) {
         unsigned long long x; memcpy(&x, p, 8); return x;  /* little-endian: x86-64 */
     }
     static inline int fh6_ctz(unsigned long long x) { return __builtin_ctzll(x); }
+    #if defined(__SSE2__) || defined(__x86_64__)
+    #include <emmintrin.h>
+    /* whitespace (' ', 9..13) and '\n' masks of p[0:64]: SSE2, every x86-64 has it */
+    static inline void fh6_masks64(const unsigned char *p, uint64_t *sp, uint64_t *nl) {
+        const __m128i c32 = _mm_set1_epi8(32), c9 = _mm_set1_epi8(9);
+        const __m128i c4 = _mm_set1_epi8(4), c10 = _mm_set1_epi8(10);
+        uint64_t s = 0, l = 0;
+        for (int q = 0; q < 4; q++) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(p + 16 * q));
+            __m128i t = _mm_sub_epi8(v, c9);
+            __m128i ws = _mm_or_si128(_mm_cmpeq_epi8(v, c32),
+                                      _mm_cmpeq_epi8(_mm_min_epu8(t, c4), t));
+            s |= (uint64_t)(unsigned)_mm_movemask_epi8(ws) << (16 * q);
+            l |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, c10)) << (16 * q);
+        }
+        *sp = s;
+        *nl = l;
+    }
+    #else
+    static inline void fh6_masks64(const unsigned char *p, uint64_t *sp, uint64_t *nl) {
+        uint64_t s = 0, l = 0;
+        for (int k = 0; k < 64; k++) {
+            unsigned char c = p[k];
+            s |= (uint64_t)(c == 32 || (unsigned char)(c - 9) <= 4) << k;
+            l |= (uint64_t)(c == 10) << k;
+        }
+        *sp = s;
+        *nl = l;
+    }
+    #endif
     """
     uint64_t fh6_load8(const uint8_t *p) nogil
     int fh6_ctz(uint64_t x) nogil
-
-cdef uint64_t _LOW7 = 0x7F7F7F7F7F7F7F7FULL, _HIGH = 0x8080808080808080ULL
-cdef uint64_t _ONES = 0x0101010101010101ULL, _GATHER = 0x0102040810204080ULL
-
-
-cdef inline uint64_t _le(uint64_t x, uint64_t c) noexcept nogil:
-    return ~(((x & _LOW7) + _ONES * (0x7F - c)) | x) & _HIGH
-
-
-cdef inline uint64_t _gather(uint64_t m) noexcept nogil:
-    return (((m >> 7) & _ONES) * _GATHER) >> 56
+    void fh6_masks64(const uint8_t *p, uint64_t *sp, uint64_t *nl) nogil
 
 
 cdef inline void _block_masks(const uint8_t *p, Py_ssize_t b, Py_ssize_t n, uint64_t *sp,
                               uint64_t *nl) noexcept nogil:
-    cdef uint64_t x, spw, s = 0, l = 0, bit
-    cdef int q, k
+    cdef uint64_t s = 0, l = 0, bit
+    cdef int k
     cdef uint8_t c
     if b + 64 <= n:
-        for q in range(8):
-            x = fh6_load8(p + b + 8 * q)
-            spw = _le(x, 32) & ~(_le(x, 8) | (_le(x, 31) & ~_le(x, 13)))
-            s |= _gather(spw) << (8 * q)
-            l |= _gather(_le(x ^ (_ONES * 10), 0)) << (8 * q)
-    else:
-        for k in range(64):
-            bit = (<uint64_t>1) << k
-            if b + k < n:
-                c = p[b + k]
-                if _is_space(c):
-                    s |= bit
-                if c == 10:
-                    l |= bit
-            else:
+        fh6_masks64(p + b, sp, nl)
+        return
+    for k in range(64):
+        bit = (<uint64_t>1) << k
+        if b + k < n:
+            c = p[b + k]
+            if _is_space(c):
                 s |= bit
+            if c == 10:
+                l |= bit
+        else:
+            s |= bit
     sp[0] = s
     nl[0] = l
 
@@ -166,7 +183,9 @@ def tokenize_names(const uint8_t[::1] buf, const uint8_t[::1] keys, const int64_
                     w ^= fh6_load8(p + e - 8)
                 h = <int64_t>(((w ^ <uint64_t>ln) * mul) >> shift) & mask
                 found = -1
-                while table[h, 3] >= 0:
+                if ln <= 8 and <uint64_t>table[h, 0] == w and table[h, 1] == ln:
+                    found = table[h, 2]  # at its own slot, as most names are (empty: -1, -1)
+                while found < 0 and table[h, 3] >= 0:
                     if <uint64_t>table[h, 0] == w and table[h, 1] == ln:
                         same = True
                         if ln > 8:  # 8 bytes at a time, the last 8 overlapping

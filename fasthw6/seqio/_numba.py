@@ -102,51 +102,48 @@ def _load8(typingctx, buf, i):
     return types.int64(buf, types.intp), codegen
 
 
-# SWAR constants; the word arithmetic is unsigned (it wraps by design)
-_LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
-_HIGH = np.uint64(0x8080808080808080)
-_ONES = np.uint64(0x0101010101010101)
-_GATHER = np.uint64(0x0102040810204080)  # high bits of 8 bytes -> one byte, byte k to bit k
+@intrinsic
+def _masks64(typingctx, buf, b):
+    """(spaces, newlines) of the 64 bytes ``buf[b:b+64]`` as uint64 masks (bit k: byte b+k
+    is whitespace / '\n'): one unaligned 64-byte vector load and byte compares, which LLVM
+    lowers to the target's own (k-masks with AVX-512BW, movemask with AVX2 or SSE2)."""
+    def codegen(context, builder, sig, args):
+        arr = context.make_array(sig.args[0])(context, builder, args[0])
+        vty = ir.VectorType(ir.IntType(8), 64)
+        v = builder.load(builder.bitcast(builder.gep(arr.data, [args[1]]), vty.as_pointer()),
+                         align=1)
 
+        def splat(c):
+            return ir.Constant(vty, [ir.Constant(ir.IntType(8), c)] * 64)
 
-@njit(nogil=True, cache=True, inline="always")
-def _le(x, c):
-    """Per byte of the uint64 x: its high bit set where the byte is <= c (0 <= c < 128)."""
-    return ~(((x & _LOW7) + _ONES * np.uint64(0x7F - c)) | x) & _HIGH
+        ws = builder.or_(builder.icmp_unsigned("==", v, splat(32)),  # ' ', and 9..13
+                         builder.icmp_unsigned("<=", builder.sub(v, splat(9)), splat(4)))
+        nl = builder.icmp_unsigned("==", v, splat(10))
+        i64 = ir.IntType(64)
+        return context.make_tuple(builder, sig.return_type,
+                                  [builder.bitcast(ws, i64), builder.bitcast(nl, i64)])
 
-
-@njit(nogil=True, cache=True, inline="always")
-def _gather(m):
-    """The high bits of the 8 bytes of the uint64 m as an 8-bit mask (byte k -> bit k)."""
-    return (((m >> np.uint64(7)) & _ONES) * _GATHER) >> np.uint64(56)
+    return types.UniTuple(types.uint64, 2)(buf, types.intp), codegen
 
 
 @njit(nogil=True, cache=True, inline="always")
 def _block_masks(buf, b, n):
     """(spaces, newlines): uint64 masks of the bytes ``buf[b:b+64]`` that are whitespace and
     that are '\n' (bit k for byte b+k; bytes past the end count as spaces)."""
+    if b + 64 <= n:
+        return _masks64(buf, b)
     sp = np.uint64(0)
     nl = np.uint64(0)
-    if b + 64 <= n:
-        for q in range(8):
-            x = np.uint64(_load8(buf, b + 8 * q))
-            le32 = _le(x, 32)
-            # 9..13 and 32: <= 32 but not <= 8, nor in 14..31
-            spw = le32 & ~(_le(x, 8) | (_le(x, 31) & ~_le(x, 13)))
-            nlw = _le(x ^ (_ONES * np.uint64(10)), 0)
-            sp |= _gather(spw) << np.uint64(8 * q)
-            nl |= _gather(nlw) << np.uint64(8 * q)
-    else:
-        for k in range(64):
-            bit = np.uint64(1) << np.uint64(k)
-            if b + k < n:
-                c = buf[b + k]
-                if _is_space(c):
-                    sp |= bit
-                if c == 10:
-                    nl |= bit
-            else:
+    for k in range(64):
+        bit = np.uint64(1) << np.uint64(k)
+        if b + k < n:
+            c = buf[b + k]
+            if _is_space(c):
                 sp |= bit
+            if c == 10:
+                nl |= bit
+        else:
+            sp |= bit
     return sp, nl
 
 
@@ -219,7 +216,9 @@ def tokenize_names(buf, keys, koff, table, X, lengths, lines):
                 w ^= _load8(buf, e - 8)
             h = (((w ^ ln) * NAME_MUL) >> shift) & mask
             found = -1
-            while table[h, 3] >= 0:
+            if ln <= 8 and table[h, 0] == w and table[h, 1] == ln:  # (an empty slot: -1, -1)
+                found = table[h, 2]  # at its own slot, as most names are
+            while found < 0 and table[h, 3] >= 0:
                 if table[h, 0] == w and table[h, 1] == ln:
                     same = True
                     if ln > 8:  # 8 bytes at a time, the last 8 overlapping
