@@ -337,3 +337,43 @@ def test_every_registered_reader_agrees(tmp_path):
         X, lengths = fn(str(path), 12)
         np.testing.assert_array_equal(X, np.concatenate(rows), err_msg=name)
         np.testing.assert_array_equal(lengths, [5, 1, 17, 40], err_msg=name)
+
+
+_ISA_SCRIPT = r"""
+import numpy as np
+from fasthw6.seqio import _numba, reference
+from fasthw6.seqio.api import _name_table
+rng = np.random.default_rng(11)
+names = {b"ab": 0, b"a": 1, b"long-name-of-a-symbol": 2, b"a\x01": 0, b"\x1fab": 1}
+toks = list(names)
+gaps = [b" ", b"  ", b"\t", b"\n", b"\r\n", b"\x0b", b"\x0c", b"\n\n", b" \r "]
+data = b"".join(toks[i] + gaps[j] for i, j in zip(rng.integers(0, len(toks), 5000),
+                                                   rng.integers(0, len(gaps), 5000)))
+for case in (data, data + b" zz " + data):
+    out = []
+    for tok in (reference.tokenize_names, _numba.tokenize_names):
+        buf = np.frombuffer(case, np.uint8)
+        X = np.full(len(case), -1, np.int32)
+        L, lines = (np.full(case.count(b"\n") + 1, -1, np.int64) for _ in range(2))
+        r = tok(buf, *_name_table(names), X, L, lines)
+        out.append((tuple(r), X[:r[0]].tolist(), L[:r[1]].tolist(), lines[:r[1]].tolist()))
+    assert out[0] == out[1], "differs"
+    assert out[0][0][0] > 4000, out[0][0]  # the run went far past the first blocks
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("cpu", ["x86-64", "haswell"])
+def test_name_masks_on_narrower_isas(cpu, tmp_path):
+    """The name tokeniser's 64-byte masks are vector compares that LLVM lowers per target
+    (AVX-512 k-masks here maybe, AVX2 or SSE2 movemask elsewhere): compiled for a baseline
+    x86-64 and for an AVX2 CPU, in a fresh cache, it gives the reference's results."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NUMBA_CPU_NAME=cpu, NUMBA_CPU_FEATURES="",
+               NUMBA_CACHE_DIR=str(tmp_path), XDG_CACHE_HOME=str(tmp_path))
+    r = subprocess.run([sys.executable, "-c", _ISA_SCRIPT], env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
