@@ -15,7 +15,7 @@ import pytest
 
 THREADS = int(os.environ.get("FASTHW6_BENCH_THREADS", "1"))
 # ``fasthw6 bench --quick``: the cases on smaller batches (the suites size theirs with ``batch``)
-# and without the slowest anchors, in about a minute and a half; its figures show the shape,
+# and without the slowest anchors, in about a minute; its figures show the shape,
 # not the published numbers
 QUICK = os.environ.get("FASTHW6_BENCH_QUICK") == "1"
 

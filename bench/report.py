@@ -69,7 +69,6 @@ def table(data: dict) -> str:
     ]
     for r in rs:
         ratio = (f"{r['ratio']:.3g}x {r['baseline']}" if r["ratio"] is not None
-                 else "(baseline)" if r["impl"] == r["baseline"]
                  else f"not run: {r['baseline']} (see below)")
         lines.append(
             "| " + (f"{r['machine']} | " if several else "")
@@ -294,22 +293,33 @@ def write_docs(path: str, data: dict) -> None:
         f.write(text)
 
 
+def merge(docs) -> dict:
+    """One results object from several pytest-benchmark JSON objects: each file's CPU stays
+    with its rows (``extra_info['cpu']``), and the cases each skipped (``not_run``) are kept."""
+    merged = {"benchmarks": [], "not_run": []}
+    for d in docs:
+        label = cpu_label(d.get("machine_info") or {})
+        for b in d["benchmarks"]:
+            if isinstance(b.setdefault("extra_info", {}), dict):
+                b["extra_info"].setdefault("cpu", label)
+        merged["benchmarks"].extend(d["benchmarks"])
+        merged["not_run"].extend(x for x in d.get("not_run") or ()
+                                 if isinstance(x, dict) and {"test", "reason"} <= x.keys())
+        merged.setdefault("machine_info", d.get("machine_info", {}))
+    return merged
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("json", nargs="+", help="pytest-benchmark --benchmark-json output(s)")
     ap.add_argument("--readme", help="rewrite the tables between the markers in this file")
     ap.add_argument("--docs", help="write the targets and full tables to this Markdown file")
     args = ap.parse_args(argv)
-    merged = {"benchmarks": []}
+    docs = []
     for p in args.json:
         with open(p, encoding="utf-8") as f:
-            d = json.load(f)
-        label = cpu_label(d.get("machine_info", {}))
-        for b in d["benchmarks"]:  # each file's CPU stays with its rows when files are merged
-            b.setdefault("extra_info", {}).setdefault("cpu", label)
-        merged["benchmarks"].extend(d["benchmarks"])
-        merged.setdefault("not_run", []).extend(d.get("not_run") or [])
-        merged.setdefault("machine_info", d.get("machine_info", {}))
+            docs.append(json.load(f))
+    merged = merge(docs)
     text = render(merged)
     if args.readme:
         update_readme(args.readme, first_call_table(merged) or "(no first-call results)")

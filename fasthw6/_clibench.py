@@ -70,7 +70,7 @@ def cmd_bench(args) -> int:
         if args.quick:
             env["FASTHW6_BENCH_QUICK"] = "1"
             # one timed round per case, no compile-time-in-a-fresh-process cases; the suites
-            # read FASTHW6_BENCH_QUICK to run their batches on a twentieth of the sequences
+            # read FASTHW6_BENCH_QUICK to shrink their batches (bench/conftest.py: batch)
             cmd += ["--benchmark-min-rounds=1", "--benchmark-max-time=0.05", "--benchmark-warmup=off",
                     "-k", "not jit" + (f" and ({args.k})" if args.k else "")]
         elif args.k:
@@ -85,7 +85,7 @@ def cmd_bench(args) -> int:
                 sys.stderr.write(proc.stdout[-6000:])
             raise CLIError(f"benchmark run failed (pytest exit status {proc.returncode})")
         print(f"benchmarks ran in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    merged = {"benchmarks": []}
+    docs = []
     for p in files:
         try:
             with open(p, encoding="utf-8") as f:
@@ -96,15 +96,9 @@ def cmd_bench(args) -> int:
         if not isinstance(benches, list) or not all(isinstance(b, dict) for b in benches):
             raise CLIError(f"{p}: not pytest-benchmark JSON: expected an object whose "
                            f"'benchmarks' is a list of objects")
-        label = report.cpu_label(d.get("machine_info") or {})
-        for b in benches:  # each file's CPU stays with its rows (the plot names it per panel)
-            if isinstance(b.get("extra_info"), dict):
-                b["extra_info"].setdefault("cpu", label)
-        merged["benchmarks"].extend(benches)
-        if isinstance(d.get("not_run"), list):
-            merged.setdefault("not_run", []).extend(x for x in d["not_run"] if isinstance(x, dict)
-                                                    and {"test", "reason"} <= x.keys())
-        merged.setdefault("machine_info", d.get("machine_info", {}))
+        d["benchmarks"] = benches
+        docs.append(d)
+    merged = report.merge(docs)
     if not merged["benchmarks"]:
         raise CLIError("no benchmark results (every case skipped or deselected)")
     try:
@@ -210,7 +204,8 @@ def _row_threads(r):
 
 
 def plot_throughput(rows, path) -> None:
-    """PNG of the run: one panel per operation, throughput (higher is better) on a log axis.
+    """PNG of the run: one panel per operation, throughput (higher is better; a log axis where
+    it spans more than 30x).
     A size sweep (cases that differ in one number) is drawn as lines against that number;
     distinct cases as grouped bars.  Each implementation keeps one colour in every panel, and
     each panel names its machine and thread count."""

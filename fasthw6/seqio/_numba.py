@@ -158,10 +158,10 @@ def tokenize_names(buf, keys, koff, table, X, lengths, lines):
     """``tokenize`` for symbol names: each whitespace-separated token is looked up in a hash
     table of the model's names (and of the integers that also mean symbols).
 
-    The bytes go by 64 at a time: two masks per block (whitespace, line ends; 8 bytes per
-    unaligned load, exact per-byte compares on 64-bit words), from which the token starts and
-    line ends are taken lowest bit first, so that where a token ends costs no byte loop and no
-    branch on its length.  A token's *word* is its first 8 bytes as a little-endian int64
+    The bytes go by 64 at a time: two masks per block (whitespace, line ends; one vector load
+    and byte compares, ``_masks64``), from which the token starts and line ends are taken
+    lowest bit first, so that where a token ends costs no byte loop and no branch on its
+    length.  A token's *word* is its first 8 bytes as a little-endian int64
     (fewer bytes: zero-padded), xor its last 8 when it is longer; its slot, the top bits of
     ``(word ^ length) * NAME_MUL``.  ``table`` (int64, (2^b, 4), at most half full) holds per
     slot the word, the length, the symbol and the name's index ``k`` (-1: an empty slot;
