@@ -161,6 +161,10 @@ def test_fit_summary_line_and_quiet(data, tmp_path):
 
 # --------------------------------------------------------------------------- library
 def _interrupt_after(delay):
+    # _thread.interrupt_main() does nothing unless Python's own SIGINT handler is installed
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, (
+        f"SIGINT handler in this process is {signal.getsignal(signal.SIGINT)!r}, not "
+        f"Python's default: an earlier test or library changed it")
     fired = []
 
     def fire():
@@ -201,7 +205,8 @@ def test_library_score_interrupted_quickly():
 def test_library_fit_interrupted_keeps_last_iteration():
     rng = np.random.default_rng(1)
     X, L = rng.integers(0, M, (2_000_000, 1)), np.full(2000, 1000)
-    model = CategoricalHMM(16, n_iter=10_000, tol=-np.inf, random_state=0, backend="cython")
+    # n_iter bounds the run (about 20 s) should the interrupt be lost: fail, never hang
+    model = CategoricalHMM(16, n_iter=100, tol=-np.inf, random_state=0, backend="cython")
     timer, fired = _interrupt_after(1.5)
     with pytest.raises(KeyboardInterrupt):
         model.fit(X, L)
