@@ -111,6 +111,26 @@ def test_name_table_with_colliding_slots():
         assert data[err:] == b"w5000"
 
 
+def test_name_table_seats_the_model_names_at_home():
+    """A small vocabulary whose names collide at the least table size ("in" and "and" share a
+    slot of 64) gets a larger table in which each of the model's names sits at its home slot,
+    the integers placed after them; a vocabulary too large to seat keeps the least size."""
+    from fasthw6.seqio.api import _NAME_TABLE_MAX_BYTES, name_slot
+    words = ["the", "and", "of", "to", "a", "in", "is", "it"]
+    lut = {w.encode(): i for i, w in enumerate(words)}
+    for i in range(8):
+        lut.setdefault(str(i).encode(), i)
+    assert name_slot(b"in", 6) == name_slot(b"and", 6)  # the collision this test is about
+    _, _, table = _name_table(lut, len(words))
+    bits = table.shape[0].bit_length() - 1
+    assert table.shape[0] > 64 and 32 * table.shape[0] <= _NAME_TABLE_MAX_BYTES
+    for i, w in enumerate(words):
+        assert table[name_slot(w.encode(), bits), 2] == i, w
+    assert (table[:, 3] >= 0).sum() == len(lut)
+    big = {f"w{i}".encode(): i for i in range(5000)}
+    assert _name_table(big)[2].shape[0] == 1 << (2 * 5000).bit_length()
+
+
 @pytest.mark.parametrize("backend", ["numba", "cython", "numpy"])
 def test_named_symbols_every_backend(backend):
     X, L = read_sequences(io.BytesIO("é 日本 1\r\n\nab a\n".encode()), n_symbols=len(NAMES),
