@@ -62,7 +62,7 @@ cdef (double, Py_ssize_t) vit_tail(const sym_t[::1] X, Py_ssize_t a, Py_ssize_t 
 
 cdef void vit_lanes(const sym_t[::1] X, const int64_t[::1] offsets, const int64_t[::1] order,
                     Py_ssize_t s0, Py_ssize_t L, const double* lsp, const double* lA,
-                    const double* lem_t, const double* lem, Py_ssize_t N, Py_ssize_t M,
+                    const double* lem_t, Py_ssize_t N, Py_ssize_t M,
                     double* D, Py_ssize_t Tb, Py_ssize_t WS, int8_t* P, int64_t* sym,
                     int64_t* pos, int64_t* kk, int64_t* nk, double* bb, double* g, bp_t* B,
                     double* vec, double* bvec, bp_t* avec, int64_t[::1] states,
@@ -92,12 +92,12 @@ cdef void vit_lanes(const sym_t[::1] X, const int64_t[::1] offsets, const int64_
         pos[l] = offsets[order[s0 + min(l, L - 1)]]
     for t in range(Tl):
         for l in range(W):
-            sym[l] = X[pos[l] + t]
+            sym[l] = <Py_ssize_t>X[pos[l] + t] * N  # the frame's row of log_emit_t
         cur = D + t * N * WS
         if t == 0:
             for j in range(N):
                 pj = lsp[j]
-                ej = lem + j * M
+                ej = lem_t + j
                 cj = cur + j * WS
                 for l in range(W):
                     cj[l] = pj + ej[sym[l]]
@@ -109,7 +109,7 @@ cdef void vit_lanes(const sym_t[::1] X, const int64_t[::1] offsets, const int64_
             d2 = prev + min(2, N - 1) * WS
             d3 = prev + min(3, N - 1) * WS
             for j in range(N):
-                ej = lem + j * M
+                ej = lem_t + j
                 cj = cur + j * WS
                 for l in range(W):
                     cj[l] = ej[sym[l]]
@@ -158,8 +158,8 @@ cdef void vit_lanes(const sym_t[::1] X, const int64_t[::1] offsets, const int64_
                     b0[l] = dmax(d0[l] + a0, b0[l])
                     b1[l] = dmax(d0[l] + a1, b1[l])
                 i = i + 1
-            ej = lem + j * M
-            e1 = ej + M
+            ej = lem_t + j
+            e1 = ej + 1
             for l in range(W):
                 b0[l] = b0[l] + ej[sym[l]]
                 b1[l] = b1[l] + e1[sym[l]]
@@ -173,7 +173,7 @@ cdef void vit_lanes(const sym_t[::1] X, const int64_t[::1] offsets, const int64_
                 d0 = prev + i * WS
                 for l in range(W):
                     b0[l] = dmax(d0[l] + a0, b0[l])
-            ej = lem + j * M
+            ej = lem_t + j
             for l in range(W):
                 b0[l] = b0[l] + ej[sym[l]]
     for l in range(L):
@@ -236,9 +236,7 @@ def viterbi(const sym_t[::1] X, const int64_t[::1] offsets, const double[::1] lo
     cdef const double* lsp = &log_startprob[0]
     cdef const double* lA = &log_transmat[0, 0]
     cdef const double* lem_t = &log_emit_t[0, 0]
-    cdef const double* lem
     cdef const int64_t[::1] order
-    cdef const double[:, ::1] lem_view
     cdef int64_t[::1] bounds
     cdef double* D
     cdef double* dbuf
@@ -247,8 +245,6 @@ def viterbi(const sym_t[::1] X, const int64_t[::1] offsets, const double[::1] lo
     cdef bp_t* arg
     if N <= VIT_WIDE_MAX_N:
         order = np.argsort(np.diff(np.asarray(offsets)), kind="stable").astype(np.int64)
-        lem_view = np.ascontiguousarray(np.asarray(log_emit_t).T)
-        lem = &lem_view[0, 0]
         n_blocks = (S + W - 1) // W
         Tb = min(maxlen, max(1, VIT_BLOCK_BYTES // (N * W * 8)))
         with nogil:
@@ -268,7 +264,7 @@ def viterbi(const sym_t[::1] X, const int64_t[::1] offsets, const double[::1] lo
                 blk = c
                 while blk < n_blocks:
                     vit_lanes(X, offsets, order, blk * W, min(W, S - blk * W), lsp, lA, lem_t,
-                              lem, N, M, D, Tb, W, P, ibuf, ibuf + W, ibuf + 2 * W,
+                              N, M, D, Tb, W, P, ibuf, ibuf + W, ibuf + 2 * W,
                               ibuf + 3 * W, dbuf, dbuf + W, &bp[c, 0, 0], dbuf + 2 * W,
                               dbuf + 2 * W + N, arg, states, out)
                     blk = blk + C

@@ -65,12 +65,13 @@ def diag_frames(X, center, a, b, lin, quad, const, out, shift, scaled):
     mx = np.empty(_W)
     for t0 in range(a, b, _W):
         w = min(_W, b - t0)
-        for l in range(w):
-            for d in range(D):
-                xt[d, l] = X[t0 + l, d] - center[d]
-        for l in range(w, _W):
-            for d in range(D):
-                xt[d, l] = 0.0
+        for d in range(D):  # features outer, lanes inner: 3x faster than frames outer
+            cd = center[d]
+            xd = xt[d]
+            for l in range(w):
+                xd[l] = X[t0 + l, d] - cd
+            for l in range(w, _W):
+                xd[l] = 0.0
         for l in range(_W):
             mx[l] = -np.inf
         for j in range(N):
@@ -97,9 +98,10 @@ def diag_frames(X, center, a, b, lin, quad, const, out, shift, scaled):
                     r[l] = _exp_le0(r[l] - mx[l])
             for l in range(w):
                 shift[t0 + l] = mx[l]
-        for l in range(w):
-            for j in range(N):
-                out[t0 + l, j] = acc[j, l]
+        for j in range(N):
+            r = acc[j]
+            for l in range(w):
+                out[t0 + l, j] = r[l]
 
 
 @njit(nogil=True, cache=True)
@@ -116,16 +118,19 @@ def diag_moments(X, center, gamma, a, b, post, obs, sq):
     gt = np.empty((N, _W))
     for t0 in range(a, b, _W):
         w = min(_W, b - t0)
-        for l in range(w):
-            for d in range(D):
-                xt[d, l] = X[t0 + l, d] - center[d]
-            for j in range(N):
-                gt[j, l] = gamma[t0 + l, j]
-        for l in range(w, _W):
-            for d in range(D):
-                xt[d, l] = 0.0
-            for j in range(N):
-                gt[j, l] = 0.0
+        for d in range(D):  # features (states) outer, lanes inner, as in diag_frames
+            cd = center[d]
+            xd = xt[d]
+            for l in range(w):
+                xd[l] = X[t0 + l, d] - cd
+            for l in range(w, _W):
+                xd[l] = 0.0
+        for j in range(N):
+            g = gt[j]
+            for l in range(w):
+                g[l] = gamma[t0 + l, j]
+            for l in range(w, _W):
+                g[l] = 0.0
         for j in range(N):
             g = gt[j]
             pj = pp[j]

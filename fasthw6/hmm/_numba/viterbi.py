@@ -74,8 +74,10 @@ def _viterbi_lanes(X, offsets, order, s0, L, log_startprob, log_transmat, log_em
     floats and the same ties (the largest maximising state) as a stored backpointer.
     Lockstep runs over the shortest length, at most D.shape[0] steps; a longer lane finishes
     alone (``_viterbi_tail``, backpointers in ``B``) before all lanes backtrack together.
-    Idle lanes (L < W, up to a multiple of 8) repeat the last sequence.  ``log_emit`` is (N, M), the transpose of
-    ``log_emit_t``.
+    Idle lanes (L < W, up to a multiple of 8) repeat the last sequence.  ``log_emit`` is ``log_emit_t``
+    flattened: lane l's emission of state j is ``log_emit[sym[l] + j]``, sym[l] its symbol's
+    row offset (no transposed copy, which for a frames table of 10^6 rows cost more than the
+    whole decode).
     """
     N = log_startprob.shape[0]
     W = min(D.shape[2], (L + 7) // 8 * 8)  # lanes computed: a small last block costs less
@@ -87,12 +89,12 @@ def _viterbi_lanes(X, offsets, order, s0, L, log_startprob, log_transmat, log_em
         pos[l] = offsets[order[s0 + min(l, L - 1)]]
     for t in range(Tl):
         for l in range(W):
-            sym[l] = X[pos[l] + t]
+            sym[l] = X[pos[l] + t] * N  # the frame's row of log_emit_t, flattened
         cur = D[t]
         if t == 0:
             for j in range(N):
                 pj = log_startprob[j]
-                ej = log_emit[j]
+                ej = log_emit[j:]
                 cj = cur[j]
                 for l in range(W):
                     cj[l] = pj + ej[sym[l]]
@@ -106,7 +108,7 @@ def _viterbi_lanes(X, offsets, order, s0, L, log_startprob, log_transmat, log_em
             q1, q2, q3 = min(1, N - 1), min(2, N - 1), min(3, N - 1)
             d0, d1, d2, d3 = prev[0], prev[q1], prev[q2], prev[q3]
             for j in range(N):
-                ej = log_emit[j]
+                ej = log_emit[j:]
                 cj = cur[j]
                 for l in range(W):
                     cj[l] = ej[sym[l]]
@@ -144,7 +146,7 @@ def _viterbi_lanes(X, offsets, order, s0, L, log_startprob, log_transmat, log_em
                     b0[l] = max(di[l] + a0, b0[l])
                     b1[l] = max(di[l] + a1, b1[l])
                 i += 1
-            e0, e1 = log_emit[j], log_emit[j + 1]
+            e0, e1 = log_emit[j:], log_emit[j + 1:]
             for l in range(W):
                 b0[l] += e0[sym[l]]
                 b1[l] += e1[sym[l]]
@@ -158,7 +160,7 @@ def _viterbi_lanes(X, offsets, order, s0, L, log_startprob, log_transmat, log_em
                 di = prev[i]
                 for l in range(W):
                     b0[l] = max(di[l] + a0, b0[l])
-            e0 = log_emit[j]
+            e0 = log_emit[j:]
             for l in range(W):
                 b0[l] += e0[sym[l]]
     # kk[l]: the state of lane l's path at step Tl-1
@@ -229,7 +231,7 @@ def viterbi(X, offsets, log_startprob, log_transmat, log_emit_t, bp, states, out
     if N <= VIT_WIDE_MAX_N:
         W = VIT_LANES if N < VIT_LANES_MAX_N else VIT_WIDE_LANES
         order = np.argsort(offsets[1:] - offsets[:-1], kind="mergesort")
-        log_emit = np.ascontiguousarray(log_emit_t.T)
+        log_emit = log_emit_t.reshape(-1)  # a view: no copy of a frames table
         n_blocks = (S + W - 1) // W
         Tb = min(bp.shape[1], max(1, VIT_BLOCK_BYTES // (N * W * 8)))
         for c in range(C):
