@@ -314,3 +314,34 @@ def test_diag_frames_kernels_agree_bit_for_bit():
     normal = ref > 2.3e-308
     np.testing.assert_allclose(e[normal], ref[normal], rtol=4e-16)
     assert (np.abs(e[~normal] - ref[~normal]) <= 5e-324).all()
+
+
+def test_gaussian_feature_check_without_a_mask():
+    """check_features sums X first and only then looks elementwise: an inf or NaN anywhere is
+    still found and named, and finite features whose sum overflows are accepted."""
+    from fasthw6.hmm.gaussian import check_features
+    for bad, r, c in ((np.inf, 3, 1), (-np.inf, 0, 0), (np.nan, 5, 1)):
+        X = np.ones((6, 2))
+        X[r, c] = bad
+        with pytest.raises(ValueError, match=rf"X\[{r}, {c}\] is {bad}"):
+            check_features(X)
+    X = np.array([[1e308, 1e308], [1e308, -1.0]])  # sum overflows, every value finite
+    np.testing.assert_array_equal(check_features(X), X)
+    X = np.array([[np.inf, -np.inf]])  # sums to NaN
+    with pytest.raises(ValueError, match=r"X\[0, 0\] is inf"):
+        check_features(X)
+
+
+def test_sequence_sums_and_shared_symbols():
+    """_seq_sums over ragged sequences with empty ones among them (first, middle, last) equals
+    the plain per-sequence sums; _iota is arange whatever the order of the sizes asked."""
+    from fasthw6.hmm import frames as F
+    rng = np.random.default_rng(3)
+    lengths = np.array([0, 3, 0, 0, 5, 1, 0])
+    off = np.concatenate(([0], np.cumsum(lengths)))
+    v = rng.normal(size=off[-1])
+    want = [v[a:b].sum() for a, b in zip(off[:-1], off[1:])]
+    np.testing.assert_allclose(F._seq_sums(v, off), want, rtol=1e-15, atol=0)
+    assert F._seq_sums(v[:0], np.zeros(3, np.int64)).tolist() == [0.0, 0.0]
+    for n in (5, 100, 3, 0, F._IOTA_MAX + 1, 7):
+        np.testing.assert_array_equal(F._iota(n), np.arange(n))

@@ -114,9 +114,29 @@ def scaled_frames(flp, dtype, backend=None, overwrite=False, name=None):
 
 
 def _seq_sums(v, off):
-    """Sum of ``v`` over each sequence's frames (0 for an empty one)."""
-    c = np.concatenate(([0.0], np.cumsum(v)))
-    return c[off[1:]] - c[off[:-1]]
+    """Sum of ``v`` over each sequence's frames (0 for an empty one): one pass
+    (``np.add.reduceat`` over the non-empty sequences), no cumulative-sum array."""
+    out = np.zeros(off.shape[0] - 1, np.float64)
+    starts = off[:-1][off[1:] > off[:-1]]
+    if starts.shape[0]:
+        out[off[1:] > off[:-1]] = np.add.reduceat(v[:off[-1]], starts)
+    return out
+
+
+_IOTA = np.zeros(0, np.int64)
+_IOTA_MAX = 1 << 22  # frames; a longer batch gets its own array
+
+
+def _iota(n):
+    """``np.arange(n)`` as int64, the framewise path's symbols (frame t is symbol t): a shared
+    read-only array for batches up to ``_IOTA_MAX`` frames, so that a call does not page in
+    8 bytes per frame again."""
+    global _IOTA
+    if n > _IOTA_MAX:
+        return np.arange(n, dtype=np.int64)
+    if _IOTA.shape[0] < n:
+        _IOTA = np.arange(max(n, min(2 * _IOTA.shape[0], _IOTA_MAX)), dtype=np.int64)
+    return _IOTA[:n]
 
 
 def _operands(framelogprob, lengths, startprob, transmat, dtype, backend, scan=False):
@@ -141,7 +161,7 @@ def _table_ops(sp, tm, B, dt):
                 idx = tuple(int(i) for i in np.argwhere(lost)[0])
                 raise ValueError(f"{name}[{', '.join(map(str, idx))}] = {a[idx]:.3g} underflows "
                                  f"to 0 in {np.dtype(dt)}; use dtype=np.float64")
-    return np.arange(B.shape[0], dtype=np.int64), ops
+    return _iota(B.shape[0]), ops
 
 
 def score_table(sp, tm, B, shift, off, dt, backend):
@@ -219,7 +239,7 @@ def _statistics(sp, tm, flp, off, dt, backend, overwrite=False):
 def _viterbi(sp, tm, flp, off, backend):
     with np.errstate(divide="ignore"):
         lsp, ltm = np.log(sp), np.log(tm)
-    return _viterbi_logs(np.arange(flp.shape[0], dtype=np.int64), off, lsp, ltm, flp, backend)
+    return _viterbi_logs(_iota(flp.shape[0]), off, lsp, ltm, flp, backend)
 
 
 # --------------------------------------------------------------------------- public functions

@@ -39,7 +39,11 @@ def check_matrix(X, n_features, name, kind="real numbers"):
 def check_features(X, n_features=None, name="X"):
     """X as a C-contiguous float64 (n_samples, n_features) array of finite values."""
     arr = np.ascontiguousarray(check_matrix(X, n_features, name), dtype=np.float64)
-    if not np.isfinite(arr).all():
+    # a NaN or inf makes the sum NaN or inf (one pass, no mask array); only then, or when
+    # finite values overflow it, the elementwise check finds which
+    with np.errstate(over="ignore", invalid="ignore"):
+        suspect = not np.isfinite(np.add.reduce(arr, axis=None))
+    if suspect and not np.isfinite(arr).all():
         r, c = (int(i) for i in np.argwhere(~np.isfinite(arr))[0])
         raise ValueError(f"{name}[{r}, {c}] is {arr[r, c]}: features must be finite")
     return arr
