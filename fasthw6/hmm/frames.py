@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import kernel_threads
-from .._parallel import cut, run_pieces
+from .._parallel import run_pieces
 from .._validate import check_dtype_arg
 from ._checks import SYSTEM, _offsets, _prob
 from . import _logspace
