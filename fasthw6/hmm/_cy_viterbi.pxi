@@ -62,7 +62,7 @@ cdef (double, Py_ssize_t) vit_tail(const sym_t[::1] X, Py_ssize_t a, Py_ssize_t 
 
 cdef void vit_lanes(const sym_t[::1] X, const int64_t[::1] offsets, const int64_t[::1] order,
                     Py_ssize_t s0, Py_ssize_t L, const double* lsp, const double* lA,
-                    const double* lem_t, Py_ssize_t N, Py_ssize_t M,
+                    const double* lem_t, Py_ssize_t N,
                     double* D, Py_ssize_t Tb, Py_ssize_t WS, int8_t* P, int64_t* sym,
                     int64_t* pos, int64_t* kk, int64_t* nk, double* bb, double* g, bp_t* B,
                     double* vec, double* bvec, bp_t* avec, int64_t[::1] states,
@@ -264,7 +264,7 @@ def viterbi(const sym_t[::1] X, const int64_t[::1] offsets, const double[::1] lo
                 blk = c
                 while blk < n_blocks:
                     vit_lanes(X, offsets, order, blk * W, min(W, S - blk * W), lsp, lA, lem_t,
-                              N, M, D, Tb, W, P, ibuf, ibuf + W, ibuf + 2 * W,
+                              N, D, Tb, W, P, ibuf, ibuf + W, ibuf + 2 * W,
                               ibuf + 3 * W, dbuf, dbuf + W, &bp[c, 0, 0], dbuf + 2 * W,
                               dbuf + 2 * W + N, arg, states, out)
                     blk = blk + C

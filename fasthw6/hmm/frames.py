@@ -117,9 +117,9 @@ def _seq_sums(v, off):
     """Sum of ``v`` over each sequence's frames (0 for an empty one): one pass
     (``np.add.reduceat`` over the non-empty sequences), no cumulative-sum array."""
     out = np.zeros(off.shape[0] - 1, np.float64)
-    starts = off[:-1][off[1:] > off[:-1]]
-    if starts.shape[0]:
-        out[off[1:] > off[:-1]] = np.add.reduceat(v[:off[-1]], starts)
+    full = off[1:] > off[:-1]
+    if full.any():
+        out[full] = np.add.reduceat(v[:off[-1]], off[:-1][full])
     return out
 
 
@@ -128,9 +128,10 @@ _IOTA_MAX = 1 << 22  # frames; a longer batch gets its own array
 
 
 def _iota(n):
-    """``np.arange(n)`` as int64, the framewise path's symbols (frame t is symbol t): a shared
-    read-only array for batches up to ``_IOTA_MAX`` frames, so that a call does not page in
-    8 bytes per frame again."""
+    """``np.arange(n)`` as int64, the framewise path's symbols (frame t is symbol t): one
+    shared array for batches up to ``_IOTA_MAX`` frames, so that a call does not page in 8
+    bytes per frame again.  Left writeable (the kernels only read their symbols): a read-only
+    array is another type to numba and would compile every kernel again."""
     global _IOTA
     if n > _IOTA_MAX:
         return np.arange(n, dtype=np.int64)

@@ -54,6 +54,20 @@ def _exp_le0(y):
     return p * s1 * s2
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _frames_in(X, center, t0, w, xt):
+    """Frames X[t0:t0+w] - center into the lane block ``xt`` (D, _W), lanes past w zeroed.
+    Features outer, lanes inner: 3x faster than frames outer (10^6 x 4 frames: 10.6 vs
+    3.4 ms)."""
+    for d in range(X.shape[1]):
+        cd = center[d]
+        xd = xt[d]
+        for l in range(w):
+            xd[l] = X[t0 + l, d] - cd
+        for l in range(w, _W):
+            xd[l] = 0.0
+
+
 @njit(nogil=True, cache=True)
 def diag_frames(X, center, a, b, lin, quad, const, out, shift, scaled):
     """Frames X[a:b] - center (float64 (n, D)) into out[a:b] (float64 (n, N)); see the module
@@ -65,13 +79,7 @@ def diag_frames(X, center, a, b, lin, quad, const, out, shift, scaled):
     mx = np.empty(_W)
     for t0 in range(a, b, _W):
         w = min(_W, b - t0)
-        for d in range(D):  # features outer, lanes inner: 3x faster than frames outer
-            cd = center[d]
-            xd = xt[d]
-            for l in range(w):
-                xd[l] = X[t0 + l, d] - cd
-            for l in range(w, _W):
-                xd[l] = 0.0
+        _frames_in(X, center, t0, w, xt)
         for l in range(_W):
             mx[l] = -np.inf
         for j in range(N):
@@ -118,14 +126,8 @@ def diag_moments(X, center, gamma, a, b, post, obs, sq):
     gt = np.empty((N, _W))
     for t0 in range(a, b, _W):
         w = min(_W, b - t0)
-        for d in range(D):  # features (states) outer, lanes inner, as in diag_frames
-            cd = center[d]
-            xd = xt[d]
-            for l in range(w):
-                xd[l] = X[t0 + l, d] - cd
-            for l in range(w, _W):
-                xd[l] = 0.0
-        for j in range(N):
+        _frames_in(X, center, t0, w, xt)
+        for j in range(N):  # states outer, lanes inner, as _frames_in
             g = gt[j]
             for l in range(w):
                 g[l] = gamma[t0 + l, j]

@@ -74,10 +74,10 @@ def _viterbi_lanes(X, offsets, order, s0, L, log_startprob, log_transmat, log_em
     floats and the same ties (the largest maximising state) as a stored backpointer.
     Lockstep runs over the shortest length, at most D.shape[0] steps; a longer lane finishes
     alone (``_viterbi_tail``, backpointers in ``B``) before all lanes backtrack together.
-    Idle lanes (L < W, up to a multiple of 8) repeat the last sequence.  ``log_emit`` is ``log_emit_t``
-    flattened: lane l's emission of state j is ``log_emit[sym[l] + j]``, sym[l] its symbol's
-    row offset (no transposed copy, which for a frames table of 10^6 rows cost more than the
-    whole decode).
+    Idle lanes (L < W, up to a multiple of 8) repeat the last sequence.  ``log_emit`` is
+    ``log_emit_t`` flattened: lane l's emission of state j is ``log_emit[sym[l] + j]``, sym[l]
+    its symbol's row offset (no transposed copy, which for a frames table of 10^6 rows cost
+    more than the whole decode).
     """
     N = log_startprob.shape[0]
     W = min(D.shape[2], (L + 7) // 8 * 8)  # lanes computed: a small last block costs less
