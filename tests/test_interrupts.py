@@ -160,11 +160,24 @@ def test_fit_summary_line_and_quiet(data, tmp_path):
 
 
 # --------------------------------------------------------------------------- library
+@pytest.fixture
+def python_sigint():
+    """Python's own SIGINT handler for the test, whatever the process started with.
+
+    _thread.interrupt_main() raises KeyboardInterrupt only under that handler, and Python
+    installs it at start-up only when SIGINT is not ignored: a shell that starts a job in
+    the background (``cmd &`` without job control) starts it with SIGINT ignored, and there
+    the interrupt was silently lost (a newcomer's suite run in the background failed both
+    library tests below this way)."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
 def _interrupt_after(delay):
     # _thread.interrupt_main() does nothing unless Python's own SIGINT handler is installed
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, (
-        f"SIGINT handler in this process is {signal.getsignal(signal.SIGINT)!r}, not "
-        f"Python's default: an earlier test or library changed it")
+    # (the python_sigint fixture): fail here rather than wait for an interrupt that is lost
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     fired = []
 
     def fire():
@@ -178,7 +191,7 @@ def _interrupt_after(delay):
 
 @pytest.mark.skipif(os.environ.get('FASTHW6_REQUIRE_BACKENDS') is not None,
                     reason='on a cold cache numba compiles inside the timed window (CI)')
-def test_library_score_interrupted_quickly():
+def test_library_score_interrupted_quickly(python_sigint):
     rng = np.random.default_rng(0)
     n = 120
     sp, tm = rng.dirichlet(np.ones(n)), rng.dirichlet(np.ones(n), n)
@@ -202,7 +215,7 @@ def test_library_score_interrupted_quickly():
 
 @pytest.mark.skipif(os.environ.get('FASTHW6_REQUIRE_BACKENDS') is not None,
                     reason='on a cold cache numba compiles inside the timed window (CI)')
-def test_library_fit_interrupted_keeps_last_iteration():
+def test_library_fit_interrupted_keeps_last_iteration(python_sigint):
     rng = np.random.default_rng(1)
     X, L = rng.integers(0, M, (2_000_000, 1)), np.full(2000, 1000)
     # n_iter bounds the run (about 20 s) should the interrupt be lost: fail, never hang
