@@ -147,3 +147,28 @@ def diag_moments(const double[:, ::1] X, const double[::1] center, const double[
                     obs[j, d] += po[(j * D + d) * EM_W + l]
                     sq[j, d] += ps[(j * D + d) * EM_W + l]
         free(buf)
+
+
+def frame_pairs(const double[:, ::1] X, const double[::1] center, Py_ssize_t a, Py_ssize_t b,
+                double[:, ::1] out):
+    """See ``fasthw6.hmm._numba.emissions.frame_pairs``."""
+    cdef Py_ssize_t D = X.shape[1], P = D * (D + 1) // 2, w = b - a, d, i, j, l, p
+    cdef double cd
+    cdef double* r
+    cdef double* yi
+    cdef double* yj
+    with nogil:
+        for d in range(D):
+            cd = center[d]
+            r = &out[P + d, 0]
+            for l in range(w):
+                r[l] = X[a + l, d] - cd
+        p = 0
+        for i in range(D):
+            yi = &out[P + i, 0]
+            for j in range(i, D):
+                yj = &out[P + j, 0]
+                r = &out[p, 0]
+                for l in range(w):
+                    r[l] = yi[l] * yj[l]
+                p += 1

@@ -1,5 +1,7 @@
 """Gaussian densities and moments for the continuous emission models (``GaussianHMM``, and the
-components of ``GMMHMM``), every one a BLAS product over all frames and all states at once.
+components of ``GMMHMM``): fused compiled kernels (``diag_frames``, ``diag_moments``) or a
+compiled kernel's features times one BLAS product (``frame_pairs``), over blocks of frames and
+all states at once, pieces of frames on the backend's threads.
 
 Covariances come in hmmlearn's four kinds and its compact shapes, for K densities (states, or
 states x mixture components) in D dimensions: "spherical" (K,), "diag" (K, D), "tied" (D, D)
@@ -13,9 +15,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._backend import get_kernel, kernel_threads
+from .._parallel import run_pieces
+from ._checks import SYSTEM
+
 COVARIANCE_TYPES = ("spherical", "diag", "full", "tied")
 _LOG_2PI = np.log(2.0 * np.pi)
-_PAIR_ELEMS = 1 << 16  # pairwise products x_a x_b per block of frames (stays in cache)
+_PAIR_ELEMS = 1 << 16  # frame_pairs features per block of frames (stays in cache)
+_PIECE_FRAMES = 1 << 16  # frames per piece of the moments (fixed by n: see _pieces)
 
 
 def check_covariance_type(kind):
@@ -95,31 +102,49 @@ def diag_terms(means, cv, kind):
             np.ascontiguousarray(-0.5 * prec), np.ascontiguousarray(const))
 
 
-def log_density(X, means, cv, kind, center=None):
-    """log N(x_t | means_k, Σ_k): float64 (n_samples, K).
+def _pieces(n, threads_of=None):
+    """Bounds of the pieces a pass over n frames runs as: fixed by n alone (so sums folded in
+    piece order do not depend on the thread count), or 4 per thread with ``threads_of``."""
+    k = max(1, -(-n // _PIECE_FRAMES)) if threads_of is None else 4 * threads_of
+    return (n * np.arange(k + 1)) // k
 
-    diag/spherical: products of X² and X against the precisions; full/tied: products of the
-    pairwise products x_a x_b and of X against every state's precision entries (frames in
-    blocks that stay in cache), with no loop over states."""
-    X = np.asarray(X, np.float64)
+
+def diag_frames(X, means, cv, kind, scaled, backend=None):
+    """Diagonal densities of every frame in one fused pass (the backend's ``diag_frames``
+    kernel, pieces of frames on its threads): (out (n, K), shift (n,)); with ``scaled``, out
+    holds exp(ll - shift) and shift each frame's maximum, else out holds ll (shift empty)."""
+    c, lin, quad, const = diag_terms(means, cv, kind)
+    n, K = X.shape[0], lin.shape[0]
+    out = np.empty((n, K))
+    shift = np.empty(n if scaled else 0)
+    kernel = get_kernel(SYSTEM, "diag_frames", backend)
+    threads = kernel_threads(SYSTEM, backend)
+    b = _pieces(n, threads)
+    run_pieces(lambda i: kernel(X, c, b[i], b[i + 1], lin, quad, const, out, shift, scaled),
+               len(b) - 1, threads)
+    return out, shift
+
+
+def _pair_rows(D):
+    """Frames per block of ``frame_pairs`` features (the block stays in cache)."""
+    return int(min(4096, max(64, _PAIR_ELEMS // (D * (D + 3) // 2))))
+
+
+def log_density(X, means, cv, kind, backend=None):
+    """log N(x_t | means_k, Σ_k): float64 (n_samples, K), X float64 C-contiguous (n, D).
+
+    diag/spherical: the fused ``diag_frames`` kernel.  full/tied: log N = c_k - ½ yᵀP_k y +
+    yᵀ P_k μ_k (y = x - center, P_k = Σ_k⁻¹ from its Cholesky factor), and yᵀP_k y is a
+    product too: of the D(D+1)/2 pairwise products y_i y_j (i <= j) against each state's
+    matching entries of P_k (doubled off the diagonal).  The ``frame_pairs`` kernel writes
+    the pairs and y of a block of frames, one BLAS product gives every state's density of
+    the block: no loop over states, pieces of frames on the backend's threads."""
+    if kind in ("spherical", "diag"):
+        return diag_frames(X, means, cv, kind, False, backend)[0]
     n, D = X.shape
     K = means.shape[0]
-    c = means.mean(axis=0) if center is None else center
-    Xc = X - c
+    c = means.mean(axis=0)
     mc = means - c
-    if kind in ("spherical", "diag"):
-        var = np.repeat(cv[:, None], D, axis=1) if kind == "spherical" else cv
-        prec = 1.0 / var
-        const = -0.5 * (D * _LOG_2PI + np.log(var).sum(axis=1) + (mc * mc * prec).sum(axis=1))
-        # np.dot: numpy's matmul is ~3x slower on these skinny shapes (1e6 x 4 by 4 x 3)
-        out = np.dot(Xc * Xc, (-0.5 * prec).T)
-        out += np.dot(Xc, (mc * prec).T)
-        out += const
-        return out
-    # tied and full: log N = c_k - ½ xᵀP_k x + xᵀ P_k μ_k, P_k = Σ_k⁻¹ (from its Cholesky
-    # factor).  xᵀP_k x is a product too: of the D(D+1)/2 pairwise products x_a x_b (a <= b)
-    # against each state's matching entries of P_k (doubled off the diagonal), so every
-    # state's quadratic form comes from one product per block of frames.
     mats = cv[None] if kind == "tied" else cv
     L = np.linalg.cholesky(mats)
     Linv = np.linalg.inv(L)
@@ -132,40 +157,64 @@ def log_density(X, means, cv, kind, center=None):
     const = -0.5 * (D * _LOG_2PI + logdet + (Pm * mc).sum(axis=1))
     iu, ju = np.triu_indices(D)
     Wq = -0.5 * P[:, iu, ju] * np.where(iu == ju, 1.0, 2.0)  # (K, D(D+1)/2)
-    Wq = np.ascontiguousarray(Wq.T)
-    Wl = np.ascontiguousarray(Pm.T)
+    W = np.ascontiguousarray(np.hstack([Wq, Pm]).T)  # (D(D+1)/2 + D, K): pairs, then y
     out = np.empty((n, K))
-    rows = max(64, _PAIR_ELEMS // iu.shape[0])
-    for a in range(0, n, rows):
-        x = Xc[a:a + rows]
-        o = out[a:a + rows]
-        np.dot(x[:, iu] * x[:, ju], Wq, out=o)
-        o += np.dot(x, Wl)
-        o += const
+    pairs = get_kernel(SYSTEM, "frame_pairs", backend)
+    rows = _pair_rows(D)
+    threads = kernel_threads(SYSTEM, backend)
+    bounds = _pieces(n, threads)
+
+    def piece(i):
+        buf = np.empty((W.shape[0], rows))
+        for a in range(bounds[i], bounds[i + 1], rows):
+            b = min(a + rows, bounds[i + 1])
+            pairs(X, c, a, b, buf)
+            o = out[a:b]
+            np.dot(buf[:, :b - a].T, W, out=o)
+            o += const
+
+    run_pieces(piece, len(bounds) - 1, threads)
     return out
 
 
-def moments(X, w, kind, center):
-    """Weighted moments of the centred data: (Σ_t w_tk, Σ_t w_tk x_t, second moments), with
-    second moments (K, D) Σ w x² for diag/spherical, (K, D, D) Σ w x xᵀ for full/tied; each a
-    product of the weights against the data (frames in blocks for the outer products)."""
-    Xc = np.asarray(X, np.float64) - center
-    post = w.sum(axis=0)
-    obs = np.dot(w.T, Xc)
-    n, D = Xc.shape
-    if kind in ("spherical", "diag"):
-        return post, obs, np.dot(w.T, Xc * Xc)
+def moments(X, w, kind, center, backend=None):
+    """Weighted moments of the centred data y = x - center: (Σ_t w_tk, Σ_t w_tk y_t, second
+    moments), with second moments (K, D) Σ w y² for diag/spherical (the fused
+    ``diag_moments`` kernel), (K, D, D) Σ w y yᵀ for full/tied (products of the weights against
+    the ``frame_pairs`` features of blocks of frames).  Pieces of frames fixed by n, on the
+    backend's threads, folded in piece order: the sums do not depend on the thread count."""
+    n, D = X.shape
     K = w.shape[1]
+    w = np.ascontiguousarray(w, dtype=np.float64)
+    center = np.ascontiguousarray(center, dtype=np.float64)
+    bounds = _pieces(n)
+    k = len(bounds) - 1
+    threads = kernel_threads(SYSTEM, backend)
+    if kind in ("spherical", "diag"):
+        post, obs, sq = np.zeros((k, K)), np.zeros((k, K, D)), np.zeros((k, K, D))
+        kernel = get_kernel(SYSTEM, "diag_moments", backend)
+        run_pieces(lambda i: kernel(X, center, w, bounds[i], bounds[i + 1], post[i], obs[i],
+                                    sq[i]), k, threads)
+        return post.sum(axis=0), obs.sum(axis=0), sq.sum(axis=0)
     iu, ju = np.triu_indices(D)
-    acc = np.zeros((K, iu.shape[0]))
-    rows = max(64, _PAIR_ELEMS // iu.shape[0])
-    for a in range(0, n, rows):
-        x = Xc[a:a + rows]
-        acc += np.dot(w[a:a + rows].T, x[:, iu] * x[:, ju])  # the D(D+1)/2 distinct products
+    npair = iu.shape[0]
+    acc = np.zeros((k, K, npair + D))
+    pairs = get_kernel(SYSTEM, "frame_pairs", backend)
+    rows = _pair_rows(D)
+
+    def piece(i):
+        buf = np.empty((npair + D, rows))
+        for a in range(bounds[i], bounds[i + 1], rows):
+            b = min(a + rows, bounds[i + 1])
+            pairs(X, center, a, b, buf)
+            acc[i] += np.dot(w[a:b].T, buf[:, :b - a].T)
+
+    run_pieces(piece, k, threads)
+    acc = acc.sum(axis=0)
     sq = np.empty((K, D, D))
-    sq[:, iu, ju] = acc
-    sq[:, ju, iu] = acc
-    return post, obs, sq
+    sq[:, iu, ju] = acc[:, :npair]
+    sq[:, ju, iu] = acc[:, :npair]
+    return w.sum(axis=0), acc[:, npair:], sq
 
 
 def floor_covars(cv, kind, min_covar):

@@ -1,19 +1,16 @@
 """``GaussianHMM``: a drop-in for hmmlearn 0.3's, the Gaussian room of the HMM engine.
 
-Emission log-likelihoods and the M-step's weighted sums are BLAS products over all frames and
-all states (``_gaussian``); the chain runs on the framewise kernels (``frames``).
+Emission log-likelihoods and the M-step's weighted sums come from fused compiled kernels or
+kernel-built features times BLAS products, over all frames and all states (``_gaussian``); the
+chain runs on the framewise kernels (``frames``).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .._backend import get_kernel, kernel_threads
-from .._parallel import run_pieces
 from . import _gaussian as G
 from ._base import COMMON_PARAMS, BaseHMM, check_prior, require
-from ._checks import SYSTEM, NotFittedError, _offsets, check_real
-
-_PIECE_FRAMES = 1 << 16  # frames per piece of the fused kernels' work
+from ._checks import NotFittedError, _offsets, check_real
 
 _PARAM_NAMES = COMMON_PARAMS + ("covariance_type", "min_covar", "means_prior", "means_weight",
                                 "covars_prior", "covars_weight")
@@ -187,47 +184,18 @@ class GaussianHMM(BaseHMM):
         return x, _offsets(lengths, x.shape[0])
 
     def _log_frames(self, X):
-        if self.covariance_type in ("diag", "spherical"):
-            return self._diag_frames(X, False)[0]
-        return G.log_density(X, self.means_, self._covars_, self.covariance_type)
+        return G.log_density(X, self.means_, self._covars_, self.covariance_type,
+                             self._backend())
 
     def _scaled_frames(self, X, dtype):
         if self.covariance_type in ("diag", "spherical"):
-            B, shift = self._diag_frames(X, True)
+            B, shift = G.diag_frames(X, self.means_, self._covars_, self.covariance_type, True,
+                                     self._backend())
             return (B if dtype == np.float64 else B.astype(dtype)), shift
         return super()._scaled_frames(X, dtype)
 
-    def _diag_frames(self, X, scaled):
-        """Diagonal densities of every frame in one fused pass (``diag_frames`` kernel of the
-        backend, blocks of frames on the backend's threads), scaled by each frame's maximum
-        when ``scaled``."""
-        c, lin, quad, const = G.diag_terms(self.means_, self._covars_, self.covariance_type)
-        n, N = X.shape[0], lin.shape[0]
-        out = np.empty((n, N))
-        shift = np.empty(n if scaled else 0)
-        be = self._backend()
-        kernel = get_kernel(SYSTEM, "diag_frames", be)
-        k = 4 * kernel_threads(SYSTEM, be)
-        bounds = (n * np.arange(k + 1)) // k
-        run_pieces(lambda i: kernel(X, c, bounds[i], bounds[i + 1], lin, quad, const, out,
-                                    shift, scaled), k, kernel_threads(SYSTEM, be))
-        return out, shift
-
     def _sample_from_state(self, state, random_state):
         return random_state.multivariate_normal(self.means_[state], self.covars_[state])
-
-    def _diag_moments(self, X, gamma, c):
-        """(Σγ, Σγy, Σγy²), y = x - c, in one fused pass (``diag_moments`` kernel of the
-        backend; pieces of frames on its threads, summed in piece order)."""
-        be = self._backend()
-        n, D, N = X.shape[0], X.shape[1], gamma.shape[1]
-        k = max(1, -(-n // _PIECE_FRAMES))  # pieces fixed by n: the sums do not depend on threads
-        bounds = (n * np.arange(k + 1)) // k
-        post, obs, sq = np.zeros((k, N)), np.zeros((k, N, D)), np.zeros((k, N, D))
-        kernel = get_kernel(SYSTEM, "diag_moments", be)
-        run_pieces(lambda i: kernel(X, c, gamma, bounds[i], bounds[i + 1], post[i], obs[i],
-                                    sq[i]), k, kernel_threads(SYSTEM, be))
-        return post.sum(axis=0), obs.sum(axis=0), sq.sum(axis=0)
 
     # ----------------------------------------------------------------- training
     def _init(self, X, lengths=None):
@@ -290,10 +258,8 @@ class GaussianHMM(BaseHMM):
             return {}
         gamma = stats["gamma"]
         c = self._centre()
-        if self.covariance_type in ("diag", "spherical"):
-            post, obs, sq = self._diag_moments(X, gamma, c)
-        else:
-            post, obs, sq = G.moments(X, gamma, "full", c)
+        kind = "diag" if self.covariance_type in ("diag", "spherical") else "full"
+        post, obs, sq = G.moments(X, gamma, kind, c, self._backend())
         return dict(post=post, obs=obs, sq=sq)
 
     def _mstep_emissions(self, sums):

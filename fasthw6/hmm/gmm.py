@@ -2,11 +2,12 @@
 
 Each state emits from a mixture of ``n_mix`` Gaussians.  The N states x n_mix components are
 flattened to K = N * n_mix densities, so every component's log-density comes from one call of
-``_gaussian.log_density`` (one BLAS product or so over all frames); a log-sum-exp over each
+``_gaussian.log_density`` (one fused kernel pass, or kernel-built features times a BLAS
+product, over all frames); a log-sum-exp over each
 state's components, weighted by its mixture weights, gives the frames' emission log-likelihoods,
 and the chain runs on the framewise kernels (``frames``).  The M-step weights every frame by
 its component responsibility (the state posterior times the posterior of the component within
-the state) and takes the weighted sums as products (``_gaussian.moments``).
+the state) and takes the weighted sums in one pass (``_gaussian.moments``).
 
 hmmlearn's "tied" is not ``GaussianHMM``'s: a GMMHMM state has one full matrix shared by its
 own components, ``covars_`` of shape (n_components, n_features, n_features).  For the densities
@@ -247,7 +248,7 @@ class GMMHMM(BaseHMM):
         (n_samples, N, n_mix), or None without ``want_mix``)."""
         n, nm = self.weights_.shape
         means, cv, kind = self._flat_components()
-        L = G.log_density(X, means, cv, kind).reshape(X.shape[0], n, nm)
+        L = G.log_density(X, means, cv, kind, self._backend()).reshape(X.shape[0], n, nm)
         with np.errstate(divide="ignore"):
             L += np.log(self.weights_)
         top = L.max(axis=2)
@@ -402,7 +403,7 @@ class GMMHMM(BaseHMM):
         out = dict(state_post=gamma.sum(axis=0))
         if "c" in self.params:
             post, obs, sq = G.moments(X, resp, "diag" if self.covariance_type in
-                                      ("diag", "spherical") else "full", c)
+                                      ("diag", "spherical") else "full", c, self._backend())
             out["sq"] = sq.reshape((n, nm) + sq.shape[1:])
         else:
             post, obs = resp.sum(axis=0), resp.T @ (X - c)

@@ -217,3 +217,13 @@ def diag_moments(X, center, gamma, a, b, post, obs, sq):
     post += g.sum(axis=0)
     obs += g.T @ y
     sq += g.T @ (y * y)
+
+
+def frame_pairs(X, center, a, b, out):
+    """Pairwise products y_i y_j (i <= j, row-major upper triangle) and y = x - center of
+    frames [a, b), lanes innermost, into out (P + D, >= b - a)."""
+    y = (X[a:b] - center).T
+    iu, ju = np.triu_indices(X.shape[1])
+    P = iu.shape[0]
+    out[:P, :b - a] = y[iu] * y[ju]
+    out[P:, :b - a] = y
