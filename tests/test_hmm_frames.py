@@ -359,6 +359,46 @@ def test_frame_pairs_kernels_agree():
         np.testing.assert_allclose(sq, np.einsum("nk,ni,nj->kij", w, y, y), rtol=1e-10)
 
 
+def test_mixture_frames_kernels_agree():
+    """GMMHMM's mixture kernel: numba and Cython give the same bits, the NumPy reference the
+    same values, in both outputs (logs; scaled table and shift) and with the posteriors; a zero
+    weight, a state whose components are all -inf and a frame with every state -inf give 0
+    (scaled), -inf (logs) and posteriors 0, never NaN; rows outside [a, b) are untouched."""
+    from fasthw6.hmm import _cython, _numba, reference
+
+    rng = np.random.default_rng(2)
+    N, nm, n = 3, 4, 300
+    L0 = rng.normal(size=(n, N * nm)) * 50 - 300
+    L0[5, 4:8] = -np.inf  # state 1 impossible at frame 5
+    L0[9] = -np.inf  # every state impossible at frame 9
+    logw = np.log(rng.dirichlet(np.ones(nm), N))
+    logw[2, 1] = -np.inf  # a zero weight
+    for scaled in (False, True):
+        res = []
+        for mod in (_numba, _cython, reference):
+            L = L0.copy()
+            out, shift = np.full((n, N), 7.0), np.full(n if scaled else 0, 7.0)
+            mod.mixture_frames(L, logw, 3, 290, out, shift, True, scaled)
+            assert (out[:3] == 7).all() and (out[290:] == 7).all()
+            assert (L[:3] == L0[:3]).all() and (L[290:] == L0[290:]).all()
+            assert not np.isnan(out).any() and not np.isnan(L).any()
+            res.append((out[3:290], shift[3:290] if scaled else shift, L[3:290]))
+        for k in range(3):
+            np.testing.assert_array_equal(res[0][k], res[1][k])
+            np.testing.assert_allclose(res[0][k], res[2][k], rtol=1e-13, atol=1e-300)
+        out, shift, post = res[0]
+        x = L0[3:290].reshape(-1, N, nm) + logw
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ll = np.log(np.exp(x - x.max(axis=2, keepdims=True)).sum(axis=2)) + x.max(axis=2)
+        ll[np.isnan(ll)] = -np.inf
+        with np.errstate(divide="ignore"):
+            got = np.log(out) + shift[:, None] if scaled else out
+        np.testing.assert_allclose(got, ll, rtol=1e-13)
+        assert (got[2, 1] == -np.inf) and (got[6] == -np.inf).all()
+        assert (post[2, 4:8] == 0).all() and (post[6] == 0).all()
+        np.testing.assert_allclose(post.reshape(-1, N, nm)[[0, 1, 3]].sum(axis=2), 1.0)
+
+
 def test_gaussian_feature_check_without_a_mask():
     """check_features sums X first and only then looks elementwise: an inf or NaN anywhere is
     still found and named, and finite features whose sum overflows are accepted."""

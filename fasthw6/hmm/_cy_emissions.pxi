@@ -172,3 +172,86 @@ def frame_pairs(const double[:, ::1] X, const double[::1] center, Py_ssize_t a, 
                 for l in range(w):
                     r[l] = yi[l] * yj[l]
                 p += 1
+
+
+def mixture_frames(double[:, ::1] L, const double[:, ::1] logw, Py_ssize_t a, Py_ssize_t b,
+                   double[:, ::1] out, double[::1] shift, bint mix, bint scaled):
+    """See ``fasthw6.hmm._numba.emissions.mixture_frames`` (the same operations in the same
+    order, so the same bits)."""
+    cdef Py_ssize_t N = logw.shape[0], nm = logw.shape[1], K, t0, w, l, j, m, k
+    cdef double lw, v
+    cdef double* lt
+    cdef double* top
+    cdef double* s
+    cdef double mx[EM_W]
+    K = N * nm
+    with nogil:
+        lt = <double*>malloc(max(1, (K + 2 * N) * EM_W) * sizeof(double))
+        if lt == NULL:
+            with gil:
+                raise MemoryError("mixture_frames: no memory for a block of frames")
+        top = lt + K * EM_W
+        s = top + N * EM_W
+        t0 = a
+        while t0 < b:
+            w = min(<Py_ssize_t>EM_W, b - t0)
+            for l in range(w):
+                for k in range(K):
+                    lt[k * EM_W + l] = L[t0 + l, k]
+            for k in range(K):
+                for l in range(w, EM_W):
+                    lt[k * EM_W + l] = 0.0
+            for j in range(N):
+                for l in range(EM_W):
+                    top[j * EM_W + l] = -INFINITY
+                    s[j * EM_W + l] = 0.0
+                for m in range(nm):
+                    lw = logw[j, m]
+                    k = (j * nm + m) * EM_W
+                    for l in range(EM_W):
+                        lt[k + l] += lw
+                        if lt[k + l] > top[j * EM_W + l]:
+                            top[j * EM_W + l] = lt[k + l]
+                for l in range(EM_W):
+                    if top[j * EM_W + l] == -INFINITY:
+                        top[j * EM_W + l] = 0.0
+                for m in range(nm):
+                    k = (j * nm + m) * EM_W
+                    for l in range(EM_W):
+                        lt[k + l] = exp_le0(lt[k + l] - top[j * EM_W + l])
+                        s[j * EM_W + l] += lt[k + l]
+                if mix:
+                    for m in range(nm):
+                        k = (j * nm + m) * EM_W
+                        for l in range(EM_W):
+                            v = s[j * EM_W + l]
+                            lt[k + l] = lt[k + l] / v if v > 0.0 else 0.0
+            if scaled:
+                for l in range(EM_W):
+                    mx[l] = -INFINITY
+                for j in range(N):
+                    for l in range(EM_W):
+                        if s[j * EM_W + l] > 0.0 and top[j * EM_W + l] > mx[l]:
+                            mx[l] = top[j * EM_W + l]
+                for l in range(EM_W):
+                    if mx[l] == -INFINITY:
+                        mx[l] = 0.0
+                for j in range(N):
+                    for l in range(EM_W):
+                        v = s[j * EM_W + l]
+                        s[j * EM_W + l] = v * exp_le0(top[j * EM_W + l] - mx[l]) if v > 0.0 else 0.0
+                for l in range(w):
+                    shift[t0 + l] = mx[l]
+                    for j in range(N):
+                        out[t0 + l, j] = s[j * EM_W + l]
+            else:
+                for l in range(w):
+                    for j in range(N):
+                        v = s[j * EM_W + l]
+                        out[t0 + l, j] = log(v) + top[j * EM_W + l] if v > 0.0 else -INFINITY
+            if mix:
+                for l in range(w):
+                    for k in range(K):
+                        L[t0 + l, k] = lt[k * EM_W + l]
+            t0 += EM_W
+        free(lt)

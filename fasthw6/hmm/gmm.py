@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._backend import get_kernel, kernel_threads
+from .._parallel import run_pieces
 from . import _gaussian as G
 from . import frames
 from ._base import (COMMON_PARAMS, BaseHMM, check_prior, dirichlet_update, positive_int,
                     require)
-from ._checks import NotFittedError, _offsets, _prob, check_real
+from ._checks import SYSTEM, NotFittedError, _offsets, _prob, check_real
 from .gaussian import check_features
 
 _PARAM_NAMES = COMMON_PARAMS + ("n_mix", "covariance_type", "min_covar", "weights_prior",
@@ -243,26 +245,27 @@ class GMMHMM(BaseHMM):
             return means, np.repeat(self.covars_, nm, axis=0), "full"
         return means, self.covars_.reshape((n * nm,) + self.covars_.shape[2:]), kind
 
-    def _mixture(self, X, want_mix=True):
-        """(framelogprob (n_samples, N), within-state component posteriors
-        (n_samples, N, n_mix), or None without ``want_mix``)."""
+    def _mixture(self, X, want_mix, scaled):
+        """(table, shift, within-state component posteriors (n_samples, N, n_mix) or None
+        without ``want_mix``): the components' log-densities (``_gaussian.log_density``), then
+        each state's weighted sum over them in one pass of the backend's ``mixture_frames``
+        kernel, pieces of frames on its threads.  ``scaled``: the table holds the frames'
+        likelihoods scaled by their maxima, ``shift`` the maxima's logs (the framewise
+        engine's input); else the frames' log-likelihoods (``shift`` empty)."""
         n, nm = self.weights_.shape
         means, cv, kind = self._flat_components()
-        L = G.log_density(X, means, cv, kind, self._backend()).reshape(X.shape[0], n, nm)
+        be = self._backend()
+        L = G.log_density(X, means, cv, kind, be)
         with np.errstate(divide="ignore"):
-            L += np.log(self.weights_)
-        top = L.max(axis=2)
-        top[~np.isfinite(top)] = 0.0  # every component impossible: exp(-inf - 0) = 0
-        L -= top[:, :, None]
-        np.exp(L, out=L)
-        total = L.sum(axis=2)
-        with np.errstate(divide="ignore"):
-            flp = np.log(total)
-        flp += top
-        if not want_mix:
-            return flp, None
-        L /= np.where(total > 0, total, 1.0)[:, :, None]
-        return flp, L
+            logw = np.log(self.weights_)
+        out = np.empty((X.shape[0], n))
+        shift = np.empty(X.shape[0] if scaled else 0)
+        kernel = get_kernel(SYSTEM, "mixture_frames", be)
+        threads = kernel_threads(SYSTEM, be)
+        b = G._pieces(X.shape[0], threads)
+        run_pieces(lambda i: kernel(L, logw, b[i], b[i + 1], out, shift, want_mix, scaled),
+                   len(b) - 1, threads)
+        return out, shift, (L.reshape(X.shape[0], n, nm) if want_mix else None)
 
     # ----------------------------------------------------------------- the engine's hooks
     def _data(self, X, lengths, fitting=False):
@@ -277,13 +280,19 @@ class GMMHMM(BaseHMM):
         return x, _offsets(lengths, x.shape[0])
 
     def _log_frames(self, X):
-        return self._mixture(X, want_mix=False)[0]
+        return self._mixture(X, False, False)[0]
+
+    def _scaled_frames(self, X, dtype):
+        B, shift, _ = self._mixture(X, False, True)
+        return (B if dtype == np.float64 else B.astype(dtype)), shift
 
     def _run(self, kind, data, off, sp, tm):
         if kind != "stats":
             return super()._run(kind, data, off, sp, tm)
-        flp, mix = self._mixture(data)  # the M-step needs the component posteriors too
-        stats = frames._statistics(sp, tm, flp, off, self._dtype(), self._backend())
+        B, shift, mix = self._mixture(data, True, True)  # the M-step needs the posteriors too
+        dt = self._dtype()
+        stats = frames.statistics_table(sp, tm, B if dt == np.float64 else B.astype(dt), shift,
+                                        off, dt, self._backend())
         stats["mix"] = mix
         return stats
 

@@ -227,3 +227,25 @@ def frame_pairs(X, center, a, b, out):
     P = iu.shape[0]
     out[:P, :b - a] = y[iu] * y[ju]
     out[P:, :b - a] = y
+
+
+def mixture_frames(L, logw, a, b, out, shift, mix, scaled):
+    """Per-state log-sum-exp of weighted component log-densities of frames [a, b): the
+    frames' likelihoods scaled by their maximum (``shift``) with ``scaled``, else their logs,
+    into out; with ``mix`` the components' posteriors within their state replace L's rows."""
+    N, nm = logw.shape
+    x = L[a:b].reshape(-1, N, nm) + logw
+    top = x.max(axis=2)
+    top[top == -np.inf] = 0.0
+    e = np.exp(x - top[:, :, None])
+    s = e.sum(axis=2)
+    if mix:
+        L[a:b] = (e / np.where(s > 0, s, 1.0)[:, :, None]).reshape(b - a, N * nm)
+    if scaled:
+        m = np.where(s > 0, top, -np.inf).max(axis=1)
+        m[m == -np.inf] = 0.0
+        shift[a:b] = m
+        out[a:b] = np.where(s > 0, s * np.exp(np.minimum(top - m[:, None], 0.0)), 0.0)
+    else:
+        with np.errstate(divide="ignore"):
+            out[a:b] = np.log(s) + top

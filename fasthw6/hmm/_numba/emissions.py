@@ -181,3 +181,86 @@ def frame_pairs(X, center, a, b, out):
             for l in range(w):
                 r[l] = yi[l] * yj[l]
             p += 1
+
+
+@njit(nogil=True, cache=True)
+def mixture_frames(L, logw, a, b, out, shift, mix, scaled):
+    """Mixture likelihoods of frames [a, b): ``L`` (n, N * nm) holds the log-densities of each
+    state's nm components (state-major), ``logw`` (N, nm) the log mixture weights (-inf for a
+    zero weight).  With top_j the largest of state j's terms L[t, j nm + m] + logw[j, m] and
+    s_j = Σ_m exp(term - top_j) (``_exp_le0``; 0 when every term is -inf):
+
+    - ``scaled``: out[t, j] = s_j exp(top_j - shift[t]), shift[t] = max_j top_j (0 when every
+      state's terms are -inf): the framewise engine's scaled table, without a logarithm;
+    - else out[t, j] = log s_j + top_j, the state's log-likelihood (-inf where s_j = 0).
+
+    With ``mix``, L[t, j nm + m] is replaced by the component's posterior within state j (0
+    where the state's terms are all -inf).  W frames at a time, copied lanes innermost so
+    every loop runs on vectors of frames: at N=3, nm=4 NumPy's passes over axes of length nm
+    cost 0.25 s per 10^6 frames."""
+    N, nm = logw.shape
+    K = N * nm
+    lt = np.empty((K, _W))
+    top = np.empty((N, _W))
+    s = np.empty((N, _W))
+    mx = np.empty(_W)
+    for t0 in range(a, b, _W):
+        w = min(_W, b - t0)
+        for l in range(w):
+            for k in range(K):
+                lt[k, l] = L[t0 + l, k]
+        for k in range(K):
+            for l in range(w, _W):
+                lt[k, l] = 0.0
+        for j in range(N):
+            tj = top[j]
+            sj = s[j]
+            for l in range(_W):
+                tj[l] = -np.inf
+                sj[l] = 0.0
+            for m in range(nm):
+                lw = logw[j, m]
+                r = lt[j * nm + m]
+                for l in range(_W):
+                    r[l] += lw
+                    tj[l] = max(tj[l], r[l])
+            for l in range(_W):
+                if tj[l] == -np.inf:
+                    tj[l] = 0.0
+            for m in range(nm):
+                r = lt[j * nm + m]
+                for l in range(_W):
+                    r[l] = _exp_le0(r[l] - tj[l])
+                    sj[l] += r[l]
+            if mix:
+                for m in range(nm):
+                    r = lt[j * nm + m]
+                    for l in range(_W):
+                        r[l] = r[l] / sj[l] if sj[l] > 0.0 else 0.0
+        if scaled:
+            for l in range(_W):
+                mx[l] = -np.inf
+            for j in range(N):
+                for l in range(_W):
+                    if s[j, l] > 0.0:
+                        mx[l] = max(mx[l], top[j, l])
+            for l in range(_W):
+                if mx[l] == -np.inf:
+                    mx[l] = 0.0
+            for j in range(N):
+                tj = top[j]
+                sj = s[j]
+                for l in range(_W):  # a state with s_j = 0 holds top_j = 0: not above mx
+                    sj[l] = sj[l] * _exp_le0(tj[l] - mx[l]) if sj[l] > 0.0 else 0.0
+            for l in range(w):
+                shift[t0 + l] = mx[l]
+                for j in range(N):
+                    out[t0 + l, j] = s[j, l]
+        else:
+            for l in range(w):
+                for j in range(N):
+                    out[t0 + l, j] = math.log(s[j, l]) + top[j, l] if s[j, l] > 0.0 else -np.inf
+        if mix:
+            for l in range(w):
+                for k in range(K):
+                    L[t0 + l, k] = lt[k, l]
