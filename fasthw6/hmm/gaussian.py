@@ -187,11 +187,10 @@ class GaussianHMM(BaseHMM):
         return G.log_density(X, self.means_, self._covars_, self.covariance_type,
                              self._backend())
 
-    def _scaled_frames(self, X, dtype):
+    def _scaled_frames(self, X, dtype):  # float64; the table kernels' operands take dtype
         if self.covariance_type in ("diag", "spherical"):
-            B, shift = G.diag_frames(X, self.means_, self._covars_, self.covariance_type, True,
-                                     self._backend())
-            return (B if dtype == np.float64 else B.astype(dtype)), shift
+            return G.diag_frames(X, self.means_, self._covars_, self.covariance_type, True,
+                                 self._backend())
         return super()._scaled_frames(X, dtype)
 
     def _sample_from_state(self, state, random_state):

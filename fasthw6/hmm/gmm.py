@@ -282,17 +282,14 @@ class GMMHMM(BaseHMM):
     def _log_frames(self, X):
         return self._mixture(X, False, False)[0]
 
-    def _scaled_frames(self, X, dtype):
-        B, shift, _ = self._mixture(X, False, True)
-        return (B if dtype == np.float64 else B.astype(dtype)), shift
+    def _scaled_frames(self, X, dtype):  # float64; the table kernels' operands take dtype
+        return self._mixture(X, False, True)[:2]
 
     def _run(self, kind, data, off, sp, tm):
         if kind != "stats":
             return super()._run(kind, data, off, sp, tm)
         B, shift, mix = self._mixture(data, True, True)  # the M-step needs the posteriors too
-        dt = self._dtype()
-        stats = frames.statistics_table(sp, tm, B if dt == np.float64 else B.astype(dt), shift,
-                                        off, dt, self._backend())
+        stats = frames.statistics_table(sp, tm, B, shift, off, self._dtype(), self._backend())
         stats["mix"] = mix
         return stats
 
