@@ -77,6 +77,22 @@ def check_counts(X, n_features=None, name="X"):
     return x.view(_Counts)
 
 
+# log(k!) of the counts k < 4096: a lookup gives gammaln's own values at a tenth of its cost
+# (gammaln is ~100 ns an entry: 0.1 s of a 0.15 s PoissonHMM score of 10^6 frames x 4)
+_LOG_FACTORIAL = gammaln(np.arange(4096) + 1.0)
+
+
+def _log_factorial(x):
+    """log(x!) of validated counts (float64, whole, 0 <= x <= 2**53), the values
+    ``gammaln(x + 1)`` gives: a table lookup below 4096, gammaln itself above."""
+    x = np.asarray(x, dtype=np.float64)
+    out = _LOG_FACTORIAL.take(x.astype(np.intp), mode="clip")
+    if x.size and x.max() >= _LOG_FACTORIAL.shape[0]:
+        big = x >= _LOG_FACTORIAL.shape[0]
+        out[big] = gammaln(x[big] + 1.0)
+    return out
+
+
 def _xlogy_product(x, theta):
     """``x @ log(theta).T`` over all frames and states with ``0 * log(0) = 0``: a zero entry of
     theta meeting a positive count gives -inf, meeting a zero count contributes 0."""
@@ -250,7 +266,7 @@ class PoissonHMM(_CountsRoom):
     def _log_frames(self, data):
         x = _plain(data)
         if data._coef is None:  # -sum_j log(x_j!), once per batch
-            data._coef = -gammaln(x + 1.0).sum(axis=1)
+            data._coef = -_log_factorial(x).sum(axis=1)
         out = _xlogy_product(x, self.lambdas_)
         out -= self.lambdas_.sum(axis=1)
         out += data._coef[:, None]
@@ -450,7 +466,7 @@ class MultinomialHMM(_CountsRoom):
     def _log_frames(self, data):
         x = _plain(data)
         if data._coef is None:  # log(n! / prod_j x_j!), once per batch
-            data._coef = gammaln(x.sum(axis=1) + 1.0) - gammaln(x + 1.0).sum(axis=1)
+            data._coef = _log_factorial(x.sum(axis=1)) - _log_factorial(x).sum(axis=1)
         out = _xlogy_product(x, self.emissionprob_)
         out += data._coef[:, None]
         return out
