@@ -117,6 +117,50 @@ def test_frames_bad_input():
         score_frames(np.zeros((3, 2)), None, sp, [[0.5, 0.5], [0.5, 0.6]])
 
 
+
+@pytest.mark.parametrize("N", [1, 3, 8, 9, 64])
+def test_frames_scoring_kernel_scales_as_it_reads(N):
+    """``forward_loglik_frames`` (the kernel reads log-likelihoods and scales each frame by
+    its maximum as it goes): numba and Cython give the same bits, on the lockstep lanes (N <= 8
+    scaled lanes innermost, above row by row after the GEMM) and the sequences' tails alone;
+    both match the reference and the table path (``scaled_frames`` + ``forward_loglik``) to
+    rounding; frames at -1000, rows of -inf and impossible sequences come out right; a NaN or
+    +inf entry anywhere gives a ValueError naming it, from every backend."""
+    from fasthw6.hmm import _cython, _numba, reference
+    from fasthw6.hmm.frames import _iota, _table_ops, scaled_frames, score_table
+
+    rng = np.random.default_rng(N)
+    lengths = np.concatenate([rng.integers(1, 40, 150), [0, 300]])
+    rng.shuffle(lengths)
+    off = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    n = int(off[-1])
+    sp, tm = chain(N, N)
+    flp = rng.normal(size=(n, N)) * 4 - 1000.0
+    flp[rng.random((n, N)) < 0.2] = -np.inf
+    flp[7] = -np.inf  # a frame no state emits: its sequence is impossible
+    order = np.argsort(lengths, kind="stable")[np.count_nonzero(lengths == 0):]
+    res = []
+    for mod in (_numba, _cython, reference):
+        out = np.zeros(lengths.size)
+        assert mod.forward_loglik_frames(_iota(n), off, order.astype(np.int64), sp, tm, flp,
+                                         out) == -1
+        res.append(out)
+    np.testing.assert_array_equal(res[0], res[1])
+    np.testing.assert_allclose(res[0], res[2], rtol=1e-12)
+    impossible = res[0] == -np.inf
+    s7 = int(np.searchsorted(off, 7, side="right")) - 1
+    assert impossible[s7] and not np.isnan(res[0]).any()
+    table = score_table(sp, tm, *scaled_frames(flp, np.float64), off, np.float64, "cython")
+    np.testing.assert_allclose(score_frames(flp, lengths, sp, tm, backend="numba"), table,
+                               rtol=1e-12)
+    assert (score_frames(flp, lengths, sp, tm, backend="numba")[~impossible] > -np.inf).all()
+    for bad in (np.nan, np.inf):
+        g = flp.copy()
+        g[n - 5, N - 1] = bad
+        for backend in BACKENDS:
+            with pytest.raises(ValueError, match=rf"framelogprob\[{n - 5}, {N - 1}\] is"):
+                score_frames(g, lengths, sp, tm, backend=backend)
+
 # ------------------------------------------------------------------------- GaussianHMM
 KINDS = ["diag", "spherical", "full", "tied"]
 

@@ -226,13 +226,15 @@ def test_every_cached_kernel_has_a_name_of_its_own():
 
     seen = {}
     for mod in _numba_modules():
-        for obj in vars(mod).values():
-            if isinstance(obj, CPUDispatcher) and type(obj._cache).__name__ != "NullCache":
-                key = (obj.py_func.__module__, obj.py_func.__qualname__)
-                assert seen.setdefault(key, obj) is obj, f"two cached kernels named {key}"
+        for obj in vars(mod).values():  # kernels, and the dicts factories return them in
+            for k in (obj.values() if isinstance(obj, dict) else (obj,)):
+                if isinstance(k, CPUDispatcher) and type(k._cache).__name__ != "NullCache":
+                    key = (k.py_func.__module__, k.py_func.__qualname__)
+                    assert seen.setdefault(key, k) is k, f"two cached kernels named {key}"
     assert len(seen) > 50  # every system's kernels were found
     lanes = [v for (m, q), v in seen.items() if "_make_lanes_small" in q]
-    assert len(lanes) == 8
+    assert len(lanes) == 16  # N = 1..8, for rows of likelihoods and for frames of logs
+    assert sum("_make_forward" in q for m, q in seen) == 8  # 4 kernels, twice
 
 
 def test_njit_variant_names_and_compiles():

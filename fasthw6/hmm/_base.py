@@ -197,6 +197,9 @@ class BaseHMM:
         be, dt = self._backend(), self._dtype()
         if kind == "viterbi":
             return frames._viterbi(sp, tm, self._log_frames(data), off, be)
+        if kind == "score" and type(self)._scaled_frames is BaseHMM._scaled_frames:
+            # no fused scaling of its own: the kernel scales the log frames as it reads them
+            return frames._score(sp, tm, self._log_frames(data), off, dt, be, overwrite=True)
         B, shift = self._scaled_frames(data, dt)
         if kind == "score":
             return frames.score_table(sp, tm, B, shift, off, dt, be)

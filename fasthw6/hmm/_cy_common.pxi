@@ -71,3 +71,32 @@ def _bounds(const int64_t[::1] offsets, Py_ssize_t n_chunks):
         bounds[c] = max(bounds[c - 1], min(b, S))
     bounds[n_chunks] = S
     return bounds
+
+
+cdef inline double exp_le0(double y) noexcept nogil:
+    """As _numba._common._exp_le0, operation for operation (the two backends give the same
+    bits): exp(y) for y <= 0, 0 below -708.  Constants as literals, so that gcc sees them
+    constant and vectorises the loops calling it."""
+    cdef double z, t, k, r, p, s
+    cdef uint64_t bits
+    z = y if y > -708.0 else -708.0
+    t = z * 1.4426950408889634 + 6755399441055744.0  # the shifter: 1.5 * 2^52
+    k = t - 6755399441055744.0
+    r = (z - k * 0.6931471803691238) - k * 1.9082149292705877e-10  # ln 2, hi + lo
+    p = 1.0 / 479001600.0
+    p = p * r + 1.0 / 39916800.0
+    p = p * r + 1.0 / 3628800.0
+    p = p * r + 1.0 / 362880.0
+    p = p * r + 1.0 / 40320.0
+    p = p * r + 1.0 / 5040.0
+    p = p * r + 1.0 / 720.0
+    p = p * r + 1.0 / 120.0
+    p = p * r + 1.0 / 24.0
+    p = p * r + 1.0 / 6.0
+    p = p * r + 0.5
+    p = p * r + 1.0
+    p = p * r + 1.0
+    memcpy(&bits, &t, 8)
+    bits = (bits + 1023) << 52
+    memcpy(&s, &bits, 8)
+    return p * s if y > -708.0 else 0.0

@@ -5,39 +5,6 @@
 cdef enum:
     EM_W = 64
 
-cdef double EM_LN2_HI = 0.6931471803691238
-cdef double EM_LN2_LO = 1.9082149292705877e-10
-cdef double EM_INV_LN2 = 1.4426950408889634
-cdef double EM_SHIFTER = 6755399441055744.0
-
-
-cdef inline double exp_le0(double y) noexcept nogil:
-    """As _numba.emissions._exp_le0, operation for operation (the two backends give the same
-    bits): exp(y) for y <= 0, 0 below -708."""
-    cdef double z, t, k, r, p, s
-    cdef uint64_t bits
-    z = y if y > -708.0 else -708.0
-    t = z * EM_INV_LN2 + EM_SHIFTER
-    k = t - EM_SHIFTER
-    r = (z - k * EM_LN2_HI) - k * EM_LN2_LO
-    p = 1.0 / 479001600.0
-    p = p * r + 1.0 / 39916800.0
-    p = p * r + 1.0 / 3628800.0
-    p = p * r + 1.0 / 362880.0
-    p = p * r + 1.0 / 40320.0
-    p = p * r + 1.0 / 5040.0
-    p = p * r + 1.0 / 720.0
-    p = p * r + 1.0 / 120.0
-    p = p * r + 1.0 / 24.0
-    p = p * r + 1.0 / 6.0
-    p = p * r + 0.5
-    p = p * r + 1.0
-    p = p * r + 1.0
-    memcpy(&bits, &t, 8)
-    bits = (bits + 1023) << 52
-    memcpy(&s, &bits, 8)
-    return p * s if y > -708.0 else 0.0
-
 
 def diag_frames(const double[:, ::1] X, const double[::1] center, Py_ssize_t a, Py_ssize_t b, const double[:, ::1] lin,
                 const double[:, ::1] quad, const double[::1] const_, double[:, ::1] out,

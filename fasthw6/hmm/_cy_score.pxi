@@ -47,9 +47,83 @@ cdef inline void gemm_rows(int W, int N, const real* a, const real* A, real* c) 
               &N)
 
 
+cdef inline double fmax_(double a, double b) noexcept nogil:
+    return b if b > a else a
+
+
+cdef inline double row_max(const real* row, Py_ssize_t N) noexcept nogil:
+    """As _numba.score._row_max: the row's maximum (0 if all -inf), NaN if it holds NaN or
+    +inf."""
+    cdef double m0 = -INFINITY, m1 = -INFINITY, m2 = -INFINITY, m3 = -INFINITY
+    cdef double m4 = -INFINITY, m5 = -INFINITY, m6 = -INFINITY, m7 = -INFINITY, m
+    cdef bint ok = True
+    cdef Py_ssize_t j = 0, i
+    while j + 8 <= N:
+        for i in range(8):
+            ok = ok & (row[j + i] < INFINITY)
+        m0 = fmax_(m0, row[j])
+        m1 = fmax_(m1, row[j + 1])
+        m2 = fmax_(m2, row[j + 2])
+        m3 = fmax_(m3, row[j + 3])
+        m4 = fmax_(m4, row[j + 4])
+        m5 = fmax_(m5, row[j + 5])
+        m6 = fmax_(m6, row[j + 6])
+        m7 = fmax_(m7, row[j + 7])
+        j += 8
+    while j < N:
+        ok = ok & (row[j] < INFINITY)
+        m0 = fmax_(m0, row[j])
+        j += 1
+    m = fmax_(fmax_(fmax_(m0, m1), fmax_(m2, m3)), fmax_(fmax_(m4, m5), fmax_(m6, m7)))
+    if not ok:
+        return NAN
+    return m if m > -INFINITY else 0.0
+
+
+cdef inline const real* emission_row(const real[:, ::1] emit_t, int64_t p, bint logs, real* e,
+                                     double* sh) noexcept nogil:
+    """As _numba.score._emission_row: the emission factors of symbol p; framewise (``logs``),
+    exp(row - m) written into ``e``, and m added to ``sh[0]``."""
+    cdef const real* row = &emit_t[p, 0]
+    cdef Py_ssize_t j, N = emit_t.shape[1]
+    cdef double m
+    if not logs:
+        return row
+    m = row_max(row, N)
+    for j in range(N):
+        e[j] = <real>exp_le0(row[j] - m)
+    sh[0] = sh[0] + m
+    return e
+
+
+cdef inline void scale_lanes(real* e, Py_ssize_t N, Py_ssize_t W, double* mx,
+                             double* sh) noexcept nogil:
+    """As _numba.score._scale_lanes: one step's W lanes of log-likelihoods e[j*W + l] scaled
+    in place by each lane's maximum, the maxima added to sh."""
+    cdef Py_ssize_t j, l
+    cdef double v, m
+    for l in range(W):
+        mx[l] = e[l]
+    for j in range(1, N):
+        for l in range(W):
+            v = e[j * W + l]
+            mx[l] = v if v > mx[l] else mx[l]
+    for j in range(N):
+        for l in range(W):
+            mx[l] = mx[l] if e[j * W + l] < INFINITY else NAN
+    for l in range(W):
+        m = mx[l]
+        m = 0.0 if m == -INFINITY else m
+        mx[l] = m
+        sh[l] = sh[l] + m
+    for j in range(N):
+        for l in range(W):
+            e[j * W + l] = <real>exp_le0(e[j * W + l] - mx[l])
+
+
 cdef double finish_one(const sym_t[::1] X, Py_ssize_t a, Py_ssize_t b, const real* at,
-                       const real[:, ::1] emit_t, real* cur, real* nxt, int64_t k,
-                       Py_ssize_t N) noexcept nogil:
+                       const real[:, ::1] emit_t, real* cur, real* nxt, int64_t k, double sh,
+                       bint logs, real* e, Py_ssize_t N) noexcept nogil:
     """One sequence alone over X[a:b] from unscaled α in ``cur`` (``_numba._finish_one``)."""
     cdef Py_ssize_t t, i, j
     cdef double s, r
@@ -62,7 +136,7 @@ cdef double finish_one(const sym_t[::1] X, Py_ssize_t a, Py_ssize_t b, const rea
         for i in range(1, N):
             s = s + cur[i]
         r = pow2_scale(s, &k)
-        row = &emit_t[X[t], 0]
+        row = emission_row(emit_t, X[t], logs, e, &sh)
         for j in range(N):
             arow = at + j * N
             acc = arow[0] * cur[0]
@@ -75,13 +149,13 @@ cdef double finish_one(const sym_t[::1] X, Py_ssize_t a, Py_ssize_t b, const rea
     s = cur[0]
     for i in range(1, N):
         s = s + cur[i]
-    return loglik_pow2(s, k)
+    return loglik_pow2(s, k) + sh
 
 
 cdef void lanes_small(const sym_t[::1] X, const int64_t* pos, Py_ssize_t T,
                       const real[::1] startprob, const real* A, const real[:, ::1] emit_t,
-                      real* em, real* alpha, real* acc, double* r, int64_t* k,
-                      Py_ssize_t N) noexcept nogil:
+                      real* em, real* alpha, real* acc, double* r, int64_t* k, double* sh,
+                      bint logs, Py_ssize_t N) noexcept nogil:
     """LANES sequences in lockstep, α state-major (N, LANES), lanes innermost
     (``_numba._make_lanes_small``; here N is a run-time value and each pass runs over lanes)."""
     cdef Py_ssize_t W = LANES, t, i, j, l
@@ -92,6 +166,8 @@ cdef void lanes_small(const sym_t[::1] X, const int64_t* pos, Py_ssize_t T,
             row = &emit_t[X[pos[l] + t], 0]
             for j in range(N):
                 em[j * W + l] = row[j]
+        if logs:
+            scale_lanes(em, N, W, r, sh)
         if t == 0:
             for j in range(N):
                 for l in range(W):
@@ -117,7 +193,8 @@ cdef void lanes_small(const sym_t[::1] X, const int64_t* pos, Py_ssize_t T,
 
 cdef real* lanes_gemm(const sym_t[::1] X, const int64_t* pos, Py_ssize_t T,
                       const real[::1] startprob, const real* A, const real[:, ::1] emit_t,
-                      real* alpha, real* nxt, int64_t* k, Py_ssize_t N) noexcept nogil:
+                      real* alpha, real* nxt, int64_t* k, double* sh, bint logs, real* e,
+                      Py_ssize_t N) noexcept nogil:
     """LANES sequences in lockstep, α lane-major (LANES, N), each step one GEMM α A
     (``_numba._lanes_gemm``); returns the buffer holding the last α."""
     cdef Py_ssize_t W = LANES, t, j, l
@@ -126,14 +203,14 @@ cdef real* lanes_gemm(const sym_t[::1] X, const int64_t* pos, Py_ssize_t T,
     cdef real* sw
     cdef double rl
     for l in range(W):
-        row = &emit_t[X[pos[l]], 0]
+        row = emission_row(emit_t, X[pos[l]], logs, e, &sh[l])
         for j in range(N):
             alpha[l * N + j] = startprob[j] * row[j]
     for t in range(1, T):
         gemm_rows(<int>W, <int>N, alpha, A, nxt)
         for l in range(W):
             rl = pow2_scale(sum4(alpha + l * N, N), &k[l])
-            row = &emit_t[X[pos[l] + t], 0]
+            row = emission_row(emit_t, X[pos[l] + t], logs, e, &sh[l])
             o = nxt + l * N
             for j in range(N):
                 o[j] = <real>(o[j] * (row[j] * rl))
@@ -146,7 +223,7 @@ cdef real* lanes_gemm(const sym_t[::1] X, const int64_t* pos, Py_ssize_t T,
 cdef void score_block(const sym_t[::1] X, const int64_t[::1] offsets, const int64_t* idx,
                       Py_ssize_t L, const real[::1] startprob, const real* A, const real* At,
                       const real[:, ::1] emit_t, real* buf, double* r, int64_t* k,
-                      int64_t* pos, double[::1] out) noexcept nogil:
+                      int64_t* pos, double* sh, bint logs, double[::1] out) noexcept nogil:
     """Sequences ``idx`` (non-empty, shortest first) in lockstep over the shortest one's
     length, then each alone (``_numba._score_block``)."""
     cdef Py_ssize_t N = startprob.shape[0], W = LANES, T, l, j, a, b
@@ -155,22 +232,24 @@ cdef void score_block(const sym_t[::1] X, const int64_t[::1] offsets, const int6
     cdef real* nxt = buf + 2 * N * W
     cdef real* one = buf + 3 * N * W
     cdef real* two = one + N
+    cdef real* e = two + N
     cdef real* cur
     T = offsets[idx[0] + 1] - offsets[idx[0]]
     for l in range(W):
         pos[l] = offsets[idx[l if l < L else L - 1]]
         k[l] = 0
+        sh[l] = 0
     if N <= SMALL_MAX_N:
-        lanes_small(X, pos, T, startprob, A, emit_t, em, alpha, nxt, r, k, N)
+        lanes_small(X, pos, T, startprob, A, emit_t, em, alpha, nxt, r, k, sh, logs, N)
         cur = alpha
     else:
-        cur = lanes_gemm(X, pos, T, startprob, A, emit_t, alpha, nxt, k, N)
+        cur = lanes_gemm(X, pos, T, startprob, A, emit_t, alpha, nxt, k, sh, logs, e, N)
     for l in range(L):
         a = offsets[idx[l]]
         b = offsets[idx[l] + 1]
         for j in range(N):
             one[j] = cur[j * W + l] if N <= SMALL_MAX_N else cur[l * N + j]
-        out[idx[l]] = finish_one(X, a + T, b, At, emit_t, one, two, k[l], N)
+        out[idx[l]] = finish_one(X, a + T, b, At, emit_t, one, two, k[l], sh[l], logs, e, N)
 
 
 cdef inline int64_t first_bad_symbol(const sym_t[::1] X, const int64_t[::1] offsets,
@@ -192,12 +271,10 @@ cdef inline int64_t first_bad_symbol(const sym_t[::1] X, const int64_t[::1] offs
     return -1
 
 
-def forward_loglik(const sym_t[::1] X, const int64_t[::1] offsets, const int64_t[::1] order,
-                   const real[::1] startprob, const real[:, ::1] transmat,
-                   const real[:, ::1] emit_t, double[::1] out):
-    """As _numba.forward_loglik: scores of the sequences ``order`` into ``out``, blocks of LANES
-    consecutive entries; returns -1, or the position of a symbol outside [0, M) (the blocks
-    holding one are not scored)."""
+cdef int64_t forward(const sym_t[::1] X, const int64_t[::1] offsets, const int64_t[::1] order,
+                     const real[::1] startprob, const real[:, ::1] transmat,
+                     const real[:, ::1] emit_t, double[::1] out, bint logs) except -2:
+    """forward_loglik (``logs`` False) or forward_loglik_frames (True), as _numba.score._forward."""
     cdef Py_ssize_t N = startprob.shape[0], S = order.shape[0], W = LANES, s0, L
     cdef int64_t M = emit_t.shape[0], p, bad = -1
     if S == 0:
@@ -210,8 +287,8 @@ def forward_loglik(const sym_t[::1] X, const int64_t[::1] offsets, const int64_t
     cdef double* r
     cdef int64_t* k
     with nogil:
-        buf = <real*>malloc((3 * N * W + 2 * N) * sizeof(real))
-        r = <double*>malloc(W * sizeof(double))
+        buf = <real*>malloc((3 * N * W + 3 * N) * sizeof(real))
+        r = <double*>malloc(2 * W * sizeof(double))
         k = <int64_t*>malloc(2 * W * sizeof(int64_t))
         if buf == NULL or r == NULL or k == NULL:
             free(buf)
@@ -222,14 +299,32 @@ def forward_loglik(const sym_t[::1] X, const int64_t[::1] offsets, const int64_t
         s0 = 0
         while s0 < S:
             L = min(W, S - s0)
-            p = first_bad_symbol(X, offsets, &order[s0], L, M)
+            p = -1 if logs else first_bad_symbol(X, offsets, &order[s0], L, M)
             if p >= 0:
                 bad = p
             else:
                 score_block(X, offsets, &order[s0], L, startprob, A, At, emit_t, buf, r, k,
-                            k + W, out)
+                            k + W, r + W, logs, out)
             s0 = s0 + W
         free(buf)
         free(r)
         free(k)
     return bad
+
+
+def forward_loglik(const sym_t[::1] X, const int64_t[::1] offsets, const int64_t[::1] order,
+                   const real[::1] startprob, const real[:, ::1] transmat,
+                   const real[:, ::1] emit_t, double[::1] out):
+    """As _numba.forward_loglik: scores of the sequences ``order`` into ``out``, blocks of LANES
+    consecutive entries; returns -1, or the position of a symbol outside [0, M) (the blocks
+    holding one are not scored)."""
+    return forward(X, offsets, order, startprob, transmat, emit_t, out, False)
+
+
+def forward_loglik_frames(const int64_t[::1] X, const int64_t[::1] offsets,
+                          const int64_t[::1] order, const double[::1] startprob,
+                          const double[:, ::1] transmat, const double[:, ::1] flp,
+                          double[::1] out):
+    """As _numba.forward_loglik_frames: scores from the frames' emission log-likelihoods
+    ``flp`` (X = 0..n-1), each row scaled by its maximum as it is read; returns -1."""
+    return forward(X, offsets, order, startprob, transmat, flp, out, True)

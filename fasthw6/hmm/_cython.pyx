@@ -12,7 +12,7 @@ except the symbols' range in ``forward_loglik``, which checks each block before 
 import numpy as np
 
 cimport cython
-from libc.math cimport INFINITY, floor, ldexp, log
+from libc.math cimport INFINITY, NAN, floor, ldexp, log
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy

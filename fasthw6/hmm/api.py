@@ -75,11 +75,12 @@ def _recover(out, off, x, sp, tm, em):
                 yield s, a, b, ll, g, xi
 
 
-def _score_ops(x, off, ops, backend):
+def _score_ops(x, off, ops, backend, name="forward_loglik"):
     """(position of a symbol outside the emission table or -1, per-sequence log-likelihoods)
-    of kernel operands ``ops`` = (startprob, transmat, emission rows by symbol)."""
+    of kernel operands ``ops`` = (startprob, transmat, emission rows by symbol); ``name``: the
+    kernel, ``forward_loglik`` or (rows of log-likelihoods) ``forward_loglik_frames``."""
     out = np.zeros(off.shape[0] - 1, np.float64)  # an empty sequence scores 0
-    kernel = get_kernel(SYSTEM, "forward_loglik", backend)
+    kernel = get_kernel(SYSTEM, name, backend)
     lens = off[1:] - off[:-1]
     order = np.argsort(lens, kind="stable")  # shortest first; the kernels' blocks are
     order = order[np.count_nonzero(lens == 0):]  # SCORE_LANES consecutive entries of it

@@ -249,3 +249,23 @@ def mixture_frames(L, logw, a, b, out, shift, mix, scaled):
     else:
         with np.errstate(divide="ignore"):
             out[a:b] = np.log(s) + top
+
+
+def forward_loglik_frames(X, offsets, order, startprob, transmat, flp, out):
+    """As the compiled ``forward_loglik_frames``: scores of the sequences ``order`` from the
+    frames' emission log-likelihoods ``flp`` (X = 0..n-1, symbol t is frame t), each frame
+    scaled by its maximum (0 when all are -inf) and the maxima added back; a sequence with a
+    NaN or +inf entry scores NaN.  Returns -1."""
+    flp = np.asarray(flp, np.float64)
+    A, PI = np.asarray(transmat, np.float64), np.asarray(startprob, np.float64)
+    for s in order:
+        rows = flp[offsets[s]:offsets[s + 1]]
+        if (np.isnan(rows) | (rows == np.inf)).any():
+            out[s] = np.nan
+            continue
+        m = rows.max(axis=1)
+        m[m == -np.inf] = 0.0
+        B = np.exp(rows - m[:, None]).T  # (N, T): frame t's scaled likelihoods
+        _, c = _forward(A, B, PI, np.arange(rows.shape[0]))
+        out[s] = _loglik(c) + m.sum()
+    return -1

@@ -1,5 +1,11 @@
 """Scoring: per-sequence log-likelihoods (``forward_loglik``), the forward pass of blocks of
-sequences in lockstep, with exact power-of-two scaling and the symbols range-checked as read."""
+sequences in lockstep, with exact power-of-two scaling and the symbols range-checked as read.
+
+``forward_loglik_frames`` runs the same kernels on a table of emission *log*-likelihoods (the
+framewise engine, ``frames.py``; the symbol of frame t is t): each row read is turned into the
+frame's likelihoods scaled by their maximum as it is used (``_emission_row``), and the maxima are
+added to the sequence's log-likelihood, so no scaled copy of the table is written and read back.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -7,39 +13,87 @@ from numba import njit
 
 from ..._jit import njit_variant
 from ._common import (
-    GEMM_LANES, LANES, SMALL_MAX_N, TILE, TILE_BYTES, _loglik_pow2, _pow2_scale, _span_range)
+    GEMM_LANES, LANES, SMALL_MAX_N, TILE, TILE_BYTES, _exp_le0, _loglik_pow2, _pow2_scale,
+    _span_range)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _row_max(row):
+    """max_j row[j] (0 when every entry is -inf), or NaN when an entry is NaN or +inf: eight
+    running maxima, so the loop is not one chain of dependent compares."""
+    N = row.shape[0]
+    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = -np.inf
+    ok = True
+    j = 0
+    while j + 8 <= N:
+        v0, v1, v2, v3 = row[j], row[j + 1], row[j + 2], row[j + 3]
+        v4, v5, v6, v7 = row[j + 4], row[j + 5], row[j + 6], row[j + 7]
+        ok &= (v0 < np.inf) & (v1 < np.inf) & (v2 < np.inf) & (v3 < np.inf)
+        ok &= (v4 < np.inf) & (v5 < np.inf) & (v6 < np.inf) & (v7 < np.inf)
+        m0, m1, m2, m3 = max(m0, v0), max(m1, v1), max(m2, v2), max(m3, v3)
+        m4, m5, m6, m7 = max(m4, v4), max(m5, v5), max(m6, v6), max(m7, v7)
+        j += 8
+    while j < N:
+        v0 = row[j]
+        ok &= v0 < np.inf
+        m0 = max(m0, v0)
+        j += 1
+    m = max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)))
+    if not ok:
+        return np.nan
+    return m if m > -np.inf else 0.0
 
 
 @njit(nogil=True, cache=True)
-def _finish_one(X, a, b, transmat_t, emit_t, cur, nxt, k):
-    """Carry one sequence alone over X[a:b] from α in ``cur`` (unscaled, k factors 2 so far)
-    and return log P.  For N <= SMALL_MAX_N (8) the arithmetic is the unrolled lanes' own,
-    operation for operation, so a score does not depend on which sequences shared its block.
-    Above that the lanes step by a BLAS GEMM (``_lanes_gemm``), whose summation order differs
-    from this loop's, so a score can change in the last bits with the block it was scored in
-    (how many of its steps ran in lockstep: the block's shortest length)."""
-    N = cur.shape[0]
-    for t in range(a, b):
-        s = np.float64(cur[0])
-        for i in range(1, N):
-            s += cur[i]
-        r, kk = _pow2_scale(s)
-        k += kk
-        row = emit_t[X[t]]
-        for j in range(N):
-            at = transmat_t[j]
-            acc = at[0] * cur[0]
-            for i in range(1, N):
-                acc += at[i] * cur[i]
-            nxt[j] = acc * (row[j] * r)
-        cur, nxt = nxt, cur
-    s = np.float64(cur[0])
-    for i in range(1, N):
-        s += cur[i]
-    return _loglik_pow2(s, k)
+def _scale_row(row, e):
+    """e = exp(row - m), m = ``_row_max(row)``; returns m.  Not inlined: one compiled copy
+    serves every caller (inlined into each, it doubled the kernels' first-call compile)."""
+    m = _row_max(row)
+    for j in range(row.shape[0]):
+        e[j] = _exp_le0(row[j] - m)
+    return m
 
 
-def _make_lanes_small(N):
+@njit(nogil=True, cache=True, inline="always")
+def _emission_row(emit_t, p, logs, e):
+    """(row, shift): the emission factors of symbol ``p`` and the log of what they were
+    divided by.  Categorical (``logs`` False): the table's row, shift 0.  Framewise: ``emit_t``
+    holds log-likelihoods, and the factors exp(row - m), m = ``_row_max(row)``, are written
+    into ``e`` (``_scale_row``); a row holding NaN or +inf gives shift NaN, which the caller's
+    score carries."""
+    row = emit_t[p]
+    if not logs:
+        return row, 0.0
+    return e, _scale_row(row, e)
+
+
+@njit(nogil=True, cache=True)
+def _scale_lanes(e, N, W, mx, sh):
+    """Framewise, one step of W lanes: the log-likelihoods ``e[j*W + l]`` replaced by
+    exp(e - m_l), m_l the lane's maximum as ``_row_max`` gives it (0 if all -inf, NaN if one
+    is NaN or +inf), added to ``sh[l]``.  Lanes innermost: every loop is a vector loop, where
+    a row at a time (``_emission_row``) would run N = 3 scalar exponentials.  Not inlined, as
+    ``_scale_row``."""
+    for l in range(W):
+        mx[l] = e[l]
+    for j in range(1, N):
+        for l in range(W):
+            v = e[j * W + l]
+            mx[l] = v if v > mx[l] else mx[l]
+    for j in range(N):
+        for l in range(W):
+            mx[l] = mx[l] if e[j * W + l] < np.inf else np.nan
+    for l in range(W):
+        m = mx[l]
+        m = 0.0 if m == -np.inf else m
+        mx[l] = m
+        sh[l] += m
+    for j in range(N):
+        for l in range(W):
+            e[j * W + l] = _exp_le0(e[j * W + l] - mx[l])
+
+
+def _make_lanes_small(N, logs):
     """The lockstep kernel for a fixed small N, over LANES lanes.
 
     With N and the lane count compile-time constants, the loops over states unroll and every
@@ -49,13 +103,16 @@ def _make_lanes_small(N):
     for it to try: flat arrays (row j of α is ``alpha[j*W:(j+1)*W]``) and no third α buffer:
     the step writes into the emission tile it has just consumed and copies back.  The gather of
     emissions does not vectorise; it runs apart, TILE steps at a time.  Operands: ``transmat``
-    flat (N*N,), ``em`` (TILE, N*W), ``alpha`` (N*W,), ``k`` (W,) counts of factors 2 so far.
+    flat (N*N,), ``em`` (TILE, N*W), ``alpha`` (N*W,), ``k`` (W,) counts of factors 2 so far,
+    ``sh`` (W,) sums of emission shifts.  Framewise (``logs``, a compile-time constant), each
+    gathered step is scaled in place, lanes innermost (``_scale_lanes``).
     """
     W = LANES
     TT = max(2, min(TILE, TILE_BYTES // (8 * N * W)))
 
-    @njit_variant(f"n{N}", nogil=True)
-    def lanes(X, pos, T, startprob, transmat, emit_t, em, alpha, k):
+    @njit_variant(f"n{N}" + ("_frames" if logs else ""), nogil=True)
+    def lanes(X, pos, T, startprob, transmat, emit_t, em, alpha, k, sh):
+        mx = np.empty(W)
         for t0 in range(0, T, TT):
             nt = min(TT, T - t0)
             for tt in range(nt):
@@ -63,6 +120,9 @@ def _make_lanes_small(N):
                     row = emit_t[X[pos[l] + t0 + tt]]
                     for j in range(N):
                         em[tt, j * W + l] = row[j]
+            if logs:
+                for tt in range(nt):
+                    _scale_lanes(em[tt], N, W, mx, sh)
             first = 0
             if t0 == 0:
                 for j in range(N):
@@ -89,30 +149,6 @@ def _make_lanes_small(N):
     return lanes
 
 
-_lanes_1 = _make_lanes_small(1)
-
-
-_lanes_2 = _make_lanes_small(2)
-
-
-_lanes_3 = _make_lanes_small(3)
-
-
-_lanes_4 = _make_lanes_small(4)
-
-
-_lanes_5 = _make_lanes_small(5)
-
-
-_lanes_6 = _make_lanes_small(6)
-
-
-_lanes_7 = _make_lanes_small(7)
-
-
-_lanes_8 = _make_lanes_small(8)  # SMALL_MAX_N
-
-
 @njit(nogil=True, cache=True, inline="always")
 def _sum4(a):
     """Sum with four running partial sums: any fixed order will do for choosing a power-of-two
@@ -133,75 +169,6 @@ def _sum4(a):
 
 
 @njit(nogil=True, cache=True)
-def _lanes_gemm(X, pos, T, startprob, transmat, emit_t, alpha, nxt, k):
-    """The lockstep kernel for N > SMALL_MAX_N, lane-major: α is (W, N), one row per lane, so
-    a step is the BLAS GEMM α A, and each lane's emission row multiplies its contiguous row of
-    the product directly (no gather).  Returns the array holding the last α."""
-    N = startprob.shape[0]
-    W = alpha.shape[0]
-    for l in range(W):
-        row = emit_t[X[pos[l]]]
-        for j in range(N):
-            alpha[l, j] = startprob[j] * row[j]
-    for t in range(1, T):
-        np.dot(alpha, transmat, nxt)
-        for l in range(W):
-            r, kk = _pow2_scale(_sum4(alpha[l]))
-            k[l] += kk
-            row = emit_t[X[pos[l] + t]]
-            o = nxt[l]
-            for j in range(N):
-                o[j] *= row[j] * r
-        alpha, nxt = nxt, alpha
-    return alpha
-
-
-@njit(nogil=True, cache=True)
-def _score_block(X, offsets, idx, startprob, transmat, transmat_t, emit_t, em, alpha, nxt, k,
-                 out):
-    """Score the sequences ``idx`` (1 to W of them, non-empty, shortest first) in lockstep over
-    the shortest one's length; the lanes past it finish alone (``_finish_one``).  Spare lanes
-    repeat the last sequence and are discarded."""
-    N = startprob.shape[0]
-    W = k.shape[0]
-    L = idx.shape[0]
-    T = offsets[idx[0] + 1] - offsets[idx[0]]
-    pos = np.empty(W, np.int64)
-    for l in range(W):
-        pos[l] = offsets[idx[min(l, L - 1)]]
-        k[l] = 0
-    cur = alpha
-    a_flat = transmat.reshape(N * N)
-    if N <= SMALL_MAX_N:
-        if N == 1:
-            _lanes_1(X, pos, T, startprob, a_flat, emit_t, em, alpha, k)
-        elif N == 2:
-            _lanes_2(X, pos, T, startprob, a_flat, emit_t, em, alpha, k)
-        elif N == 3:
-            _lanes_3(X, pos, T, startprob, a_flat, emit_t, em, alpha, k)
-        elif N == 4:
-            _lanes_4(X, pos, T, startprob, a_flat, emit_t, em, alpha, k)
-        elif N == 5:
-            _lanes_5(X, pos, T, startprob, a_flat, emit_t, em, alpha, k)
-        elif N == 6:
-            _lanes_6(X, pos, T, startprob, a_flat, emit_t, em, alpha, k)
-        elif N == 7:
-            _lanes_7(X, pos, T, startprob, a_flat, emit_t, em, alpha, k)
-        else:
-            _lanes_8(X, pos, T, startprob, a_flat, emit_t, em, alpha, k)
-    else:
-        cur = _lanes_gemm(X, pos, T, startprob, transmat, emit_t, alpha.reshape((W, N)),
-                          nxt.reshape((W, N)), k).ravel()
-    one = np.empty(N, alpha.dtype)
-    two = np.empty(N, alpha.dtype)
-    for l in range(L):
-        a, b = offsets[idx[l]], offsets[idx[l] + 1]
-        for j in range(N):
-            one[j] = cur[j * W + l] if N <= SMALL_MAX_N else cur[l * N + j]
-        out[idx[l]] = _finish_one(X, a + T, b, transmat_t, emit_t, one, two, k[l])
-
-
-@njit(nogil=True, cache=True)
 def _first_bad_symbol(X, offsets, idx, M):
     """Position of a symbol outside [0, M) in the sequences ``idx``, or -1 if there is none.
 
@@ -218,32 +185,169 @@ def _first_bad_symbol(X, offsets, idx, M):
     return -1
 
 
+def _make_forward(logs):
+    """The scoring kernels over a table of emission rows (``logs`` False: ``forward_loglik``)
+    or of log-likelihood frames (True: ``forward_loglik_frames``).  ``logs`` is a compile-time
+    constant: each kernel compiles only its own branch (a runtime flag cost the categorical
+    kernel's first call 7.3 -> 11.4 s of compiling code it never runs).  Returns the kernels
+    by name (every one renamed by its variant tag, so the cache keeps them apart)."""
+    tag = "frames" if logs else "rows"
+    small = [_make_lanes_small(n, logs) for n in range(1, SMALL_MAX_N + 1)]
+    lanes_1, lanes_2, lanes_3, lanes_4, lanes_5, lanes_6, lanes_7, lanes_8 = small
+
+    @njit_variant(tag, nogil=True)
+    def finish_one(X, a, b, transmat_t, emit_t, cur, nxt, k, sh, e):
+        """Carry one sequence alone over X[a:b] from α in ``cur`` (unscaled, k factors 2 and
+        emission shifts summing to ``sh`` so far) and return log P.  For N <= SMALL_MAX_N (8)
+        the arithmetic is the unrolled lanes' own, operation for operation, so a score does not
+        depend on which sequences shared its block.  Above that the lanes step by a BLAS GEMM
+        (``lanes_gemm``), whose summation order differs from this loop's, so a score can change
+        in the last bits with the block it was scored in (how many of its steps ran in
+        lockstep: the block's shortest length)."""
+        N = cur.shape[0]
+        for t in range(a, b):
+            s = np.float64(cur[0])
+            for i in range(1, N):
+                s += cur[i]
+            r, kk = _pow2_scale(s)
+            k += kk
+            row, m = _emission_row(emit_t, X[t], logs, e)
+            sh += m
+            for j in range(N):
+                at = transmat_t[j]
+                acc = at[0] * cur[0]
+                for i in range(1, N):
+                    acc += at[i] * cur[i]
+                nxt[j] = acc * (row[j] * r)
+            cur, nxt = nxt, cur
+        s = np.float64(cur[0])
+        for i in range(1, N):
+            s += cur[i]
+        return _loglik_pow2(s, k) + sh
+
+    @njit_variant(tag, nogil=True)
+    def lanes_gemm(X, pos, T, startprob, transmat, emit_t, alpha, nxt, k, sh, e):
+        """The lockstep kernel for N > SMALL_MAX_N, lane-major: α is (W, N), one row per
+        lane, so a step is the BLAS GEMM α A, and each lane's emission row multiplies its
+        contiguous row of the product directly (no gather).  Returns the array holding the
+        last α."""
+        N = startprob.shape[0]
+        W = alpha.shape[0]
+        for l in range(W):
+            row, m = _emission_row(emit_t, X[pos[l]], logs, e)
+            sh[l] += m
+            for j in range(N):
+                alpha[l, j] = startprob[j] * row[j]
+        for t in range(1, T):
+            np.dot(alpha, transmat, nxt)
+            for l in range(W):
+                r, kk = _pow2_scale(_sum4(alpha[l]))
+                k[l] += kk
+                row, m = _emission_row(emit_t, X[pos[l] + t], logs, e)
+                sh[l] += m
+                o = nxt[l]
+                for j in range(N):
+                    o[j] *= row[j] * r
+            alpha, nxt = nxt, alpha
+        return alpha
+
+    @njit_variant(tag, nogil=True)
+    def score_block(X, offsets, idx, startprob, transmat, transmat_t, emit_t, em, alpha, nxt,
+                    k, sh, e, out):
+        """Score the sequences ``idx`` (1 to W of them, non-empty, shortest first) in lockstep
+        over the shortest one's length; the lanes past it finish alone (``finish_one``).
+        Spare lanes repeat the last sequence and are discarded."""
+        N = startprob.shape[0]
+        W = k.shape[0]
+        L = idx.shape[0]
+        T = offsets[idx[0] + 1] - offsets[idx[0]]
+        pos = np.empty(W, np.int64)
+        for l in range(W):
+            pos[l] = offsets[idx[min(l, L - 1)]]
+            k[l] = 0
+            sh[l] = 0.0
+        cur = alpha
+        a_flat = transmat.reshape(N * N)
+        ops = (X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
+        if N <= SMALL_MAX_N:
+            if N == 1:
+                lanes_1(*ops)
+            elif N == 2:
+                lanes_2(*ops)
+            elif N == 3:
+                lanes_3(*ops)
+            elif N == 4:
+                lanes_4(*ops)
+            elif N == 5:
+                lanes_5(*ops)
+            elif N == 6:
+                lanes_6(*ops)
+            elif N == 7:
+                lanes_7(*ops)
+            else:
+                lanes_8(*ops)
+        else:
+            cur = lanes_gemm(X, pos, T, startprob, transmat, emit_t, alpha.reshape((W, N)),
+                             nxt.reshape((W, N)), k, sh, e).ravel()
+        one = np.empty(N, alpha.dtype)
+        two = np.empty(N, alpha.dtype)
+        for l in range(L):
+            a, b = offsets[idx[l]], offsets[idx[l] + 1]
+            for j in range(N):
+                one[j] = cur[j * W + l] if N <= SMALL_MAX_N else cur[l * N + j]
+            out[idx[l]] = finish_one(X, a + T, b, transmat_t, emit_t, one, two, k[l], sh[l], e)
+
+    @njit_variant(tag, nogil=True)
+    def forward(X, offsets, order, startprob, transmat, emit_t, out):
+        S = order.shape[0]
+        N = startprob.shape[0]
+        W = LANES if N <= SMALL_MAX_N else GEMM_LANES
+        transmat_t = np.ascontiguousarray(transmat.T)
+        M = emit_t.shape[0]
+        em = np.empty((TILE, N * W) if N <= SMALL_MAX_N else (0, 0), transmat.dtype)
+        alpha = np.empty(N * W, transmat.dtype)
+        nxt = np.empty(N * W, transmat.dtype)
+        k = np.empty(W, np.int64)
+        sh = np.empty(W, np.float64)
+        e = np.empty(N, emit_t.dtype)
+        bad = -1
+        for s0 in range(0, S, W):
+            idx = order[s0:min(s0 + W, S)]
+            p = -1 if logs else _first_bad_symbol(X, offsets, idx, M)
+            if p >= 0:
+                bad = p
+                continue
+            score_block(X, offsets, idx, startprob, transmat, transmat_t, emit_t, em, alpha,
+                        nxt, k, sh, e, out)
+        return bad
+
+    return dict(forward=forward, score_block=score_block, lanes_gemm=lanes_gemm,
+                finish_one=finish_one, **{f"lanes_{n}": f for n, f in enumerate(small, 1)})
+
+
+_ROWS = _make_forward(False)
+_FRAMES = _make_forward(True)
+_forward_rows = _ROWS["forward"]
+_forward_frames = _FRAMES["forward"]
+
+
 @njit(nogil=True, cache=True)
 def forward_loglik(X, offsets, order, startprob, transmat, emit_t, out):
     """Log-likelihoods of the sequences ``order`` (non-empty, shortest first) into ``out``
     (float64, indexed by sequence); O(N) memory per sequence.  Blocks of LANES consecutive
-    entries of ``order`` advance in lockstep (``_score_block``); the caller cuts a batch's order
+    entries of ``order`` advance in lockstep (``score_block``); the caller cuts a batch's order
     into pieces at multiples of LANES, so blocks are the same whatever the pieces.
 
     The symbols are range-checked here, block by block before use (``_first_bad_symbol``):
     returns -1 if all lie in [0, M), else the position of one that does not, and the blocks
     holding such a symbol are not scored (their ``out`` entries are left unset)."""
-    S = order.shape[0]
-    N = startprob.shape[0]
-    W = LANES if N <= SMALL_MAX_N else GEMM_LANES
-    transmat_t = np.ascontiguousarray(transmat.T)
-    M = emit_t.shape[0]
-    em = np.empty((TILE, N * W) if N <= SMALL_MAX_N else (0, 0), transmat.dtype)
-    alpha = np.empty(N * W, transmat.dtype)
-    nxt = np.empty(N * W, transmat.dtype)
-    k = np.empty(W, np.int64)
-    bad = -1
-    for s0 in range(0, S, W):
-        idx = order[s0:min(s0 + W, S)]
-        p = _first_bad_symbol(X, offsets, idx, M)
-        if p >= 0:
-            bad = p
-            continue
-        _score_block(X, offsets, idx, startprob, transmat, transmat_t, emit_t, em, alpha, nxt,
-                     k, out)
-    return bad
+    return _forward_rows(X, offsets, order, startprob, transmat, emit_t, out)
+
+
+@njit(nogil=True, cache=True)
+def forward_loglik_frames(X, offsets, order, startprob, transmat, flp, out):
+    """As ``forward_loglik`` with ``X`` = 0, 1, ..., n-1 and ``flp`` (n, N) float64 the frames'
+    emission log-likelihoods (-inf allowed): each row is scaled by its maximum as it is read,
+    and the maxima go into the score.  A sequence with a NaN or +inf entry scores NaN; returns
+    -1."""
+    return _forward_frames(X, offsets, order, startprob, transmat, flp, out)
