@@ -29,7 +29,8 @@ openmp = [] if sys.platform == "darwin" else ["-fopenmp"]
 # does not contract by default, and x64 code without /arch:AVX2 has no FMA to contract to.
 # -fno-trapping-math: lets gcc turn a branch on a float comparison into a select, so loops such
 # as the polynomial exponential's vectorise; it changes no result, only floating-point traps.
-compile_args = ["-O3", "-ffp-contract=off", "-fno-trapping-math"] + openmp if os.name != "nt" else ["/O2", "/openmp"]
+compile_args = (["-O3", "-ffp-contract=off", "-fno-trapping-math"] + openmp if os.name != "nt"
+                else ["/O2", "/openmp"])
 link_args = openmp if os.name != "nt" else []
 
 

@@ -124,7 +124,8 @@ cdef inline void scale_lanes(real* e, Py_ssize_t N, Py_ssize_t W, double* mx,
 cdef double finish_one(const sym_t[::1] X, Py_ssize_t a, Py_ssize_t b, const real* at,
                        const real[:, ::1] emit_t, real* cur, real* nxt, int64_t k, double sh,
                        bint logs, real* e, Py_ssize_t N) noexcept nogil:
-    """One sequence alone over X[a:b] from unscaled α in ``cur`` (``_numba._finish_one``)."""
+    """One sequence alone over X[a:b] from unscaled α in ``cur`` (``finish_one`` of
+    ``_numba.score._make_forward``)."""
     cdef Py_ssize_t t, i, j
     cdef double s, r
     cdef real acc
@@ -196,7 +197,7 @@ cdef real* lanes_gemm(const sym_t[::1] X, const int64_t* pos, Py_ssize_t T,
                       real* alpha, real* nxt, int64_t* k, double* sh, bint logs, real* e,
                       Py_ssize_t N) noexcept nogil:
     """LANES sequences in lockstep, α lane-major (LANES, N), each step one GEMM α A
-    (``_numba._lanes_gemm``); returns the buffer holding the last α."""
+    (``lanes_gemm`` of ``_numba.score._make_forward``); returns the buffer holding the last α."""
     cdef Py_ssize_t W = LANES, t, j, l
     cdef const real* row
     cdef real* o
@@ -225,7 +226,7 @@ cdef void score_block(const sym_t[::1] X, const int64_t[::1] offsets, const int6
                       const real[:, ::1] emit_t, real* buf, double* r, int64_t* k,
                       int64_t* pos, double* sh, bint logs, double[::1] out) noexcept nogil:
     """Sequences ``idx`` (non-empty, shortest first) in lockstep over the shortest one's
-    length, then each alone (``_numba._score_block``)."""
+    length, then each alone (``score_block`` of ``_numba.score._make_forward``)."""
     cdef Py_ssize_t N = startprob.shape[0], W = LANES, T, l, j, a, b
     cdef real* em = buf
     cdef real* alpha = buf + N * W

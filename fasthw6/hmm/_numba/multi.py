@@ -20,11 +20,11 @@ symbol is read once for all the models of its slot.  ``A_rep`` holds each lane's
 matrix, a vector load where ``forward_loglik`` broadcast a scalar.
 
 Each (sequence, model) chain does exactly the operations of ``forward_loglik``'s lanes and
-``_finish_one``, in the same order (sum of α in float64, power-of-two scale, Σ_i A_ij α_i from
-i = 0, times the emission times the scale), so a score equals ``score_sequences``'s bit for bit
-for N <= SMALL_MAX_N (the only N this kernel takes: above it the API scores model by model),
-and the lanes it shares do not matter.  Models of fewer states than the
-largest are padded with zero states, which add exact zeros.
+``finish_one`` (``score._make_forward``), in the same order (sum of α in float64, power-of-two
+scale, Σ_i A_ij α_i from i = 0, times the emission times the scale), so a score equals
+``score_sequences``'s bit for bit for N <= SMALL_MAX_N (the only N this kernel takes: above it
+the API scores model by model), and the lanes it shares do not matter.  Models of fewer states
+than the largest are padded with zero states, which add exact zeros.
 
 Layouts (W = MULTI_LANES, N the padded state count, G model groups of ``Kg`` models each):
 ``sp_rep`` (G, N*W) [j*W + l]; ``A_rep`` (G, N*N*W) [(i*N + j)*W + l]; ``E_rep`` (G, M, N*W)

@@ -3,8 +3,10 @@ sequences in lockstep, with exact power-of-two scaling and the symbols range-che
 
 ``forward_loglik_frames`` runs the same kernels on a table of emission *log*-likelihoods (the
 framewise engine, ``frames.py``; the symbol of frame t is t): each row read is turned into the
-frame's likelihoods scaled by their maximum as it is used (``_emission_row``), and the maxima are
-added to the sequence's log-likelihood, so no scaled copy of the table is written and read back.
+frame's likelihoods scaled by their maximum as it is used (``_scale_lanes`` on the lockstep
+tiles of N <= 8, ``_emission_row`` row by row elsewhere), and the maxima are added to the
+sequence's log-likelihood, so no scaled copy of the table is written and read back.  Both
+kernels come from one factory (``_make_forward``), with the choice a compile-time constant.
 """
 from __future__ import annotations
 
