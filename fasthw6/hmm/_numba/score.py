@@ -4,7 +4,7 @@ sequences in lockstep, with exact power-of-two scaling and the symbols range-che
 ``forward_loglik_frames`` runs the same kernels on a table of emission *log*-likelihoods (the
 framewise engine, ``frames.py``; the symbol of frame t is t): each row read is turned into the
 frame's likelihoods scaled by their maximum as it is used (``_scale_lanes`` on the lockstep
-tiles of N <= 8, ``_emission_row`` row by row elsewhere), and the maxima are added to the
+tiles of N <= 8, ``_log_row`` row by row elsewhere), and the maxima are added to the
 sequence's log-likelihood, so no scaled copy of the table is written and read back.  Both
 kernels come from one factory (``_make_forward``), with the choice a compile-time constant.
 """
@@ -57,24 +57,44 @@ def _scale_row(row, e):
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _emission_row(emit_t, p, logs, e):
-    """(row, shift): the emission factors of symbol ``p`` and the log of what they were
-    divided by.  Categorical (``logs`` False): the table's row, shift 0.  Framewise: ``emit_t``
-    holds log-likelihoods, and the factors exp(row - m), m = ``_row_max(row)``, are written
-    into ``e`` (``_scale_row``); a row holding NaN or +inf gives shift NaN, which the caller's
-    score carries."""
-    row = emit_t[p]
-    if not logs:
-        return row, 0.0
-    return e, _scale_row(row, e)
+def _table_row(emit_t, p, e):
+    """(row, shift) of a table of emission likelihoods: symbol p's row, shift 0."""
+    return emit_t[p], 0.0
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _log_row(emit_t, p, e):
+    """(row, shift) of a table of log-likelihoods: exp(row - m) written into ``e``, shift m =
+    ``_row_max`` (``_scale_row``); a row holding NaN or +inf gives shift NaN, which the
+    caller's score carries."""
+    return e, _scale_row(emit_t[p], e)
 
 
 @njit(nogil=True, cache=True)
+def _no_bad_symbol(X, offsets, idx, M):
+    """The framewise kernels' symbols are 0..n-1, made by the API: nothing to check."""
+    return -1
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _keep_tile(em, nt, N, W, mx, sh):
+    """A tile of emission likelihoods is used as gathered."""
+    return
+
+
+@njit(nogil=True, cache=True)
+def _scale_tile(em, nt, N, W, mx, sh):
+    """Steps 0..nt-1 of a tile of log-likelihoods scaled in place (``_scale_lanes``)."""
+    for tt in range(nt):
+        _scale_lanes(em[tt], N, W, mx, sh)
+
+
+@njit(nogil=True, cache=True, inline="always")
 def _scale_lanes(e, N, W, mx, sh):
     """Framewise, one step of W lanes: the log-likelihoods ``e[j*W + l]`` replaced by
     exp(e - m_l), m_l the lane's maximum as ``_row_max`` gives it (0 if all -inf, NaN if one
     is NaN or +inf), added to ``sh[l]``.  Lanes innermost: every loop is a vector loop, where
-    a row at a time (``_emission_row``) would run N = 3 scalar exponentials.  Not inlined, as
+    a row at a time (``_log_row``) would run N = 3 scalar exponentials.  Not inlined, as
     ``_scale_row``."""
     for l in range(W):
         mx[l] = e[l]
@@ -111,6 +131,7 @@ def _make_lanes_small(N, logs):
     """
     W = LANES
     TT = max(2, min(TILE, TILE_BYTES // (8 * N * W)))
+    scale_tile = _scale_tile if logs else _keep_tile  # chosen here: the other is not compiled
 
     @njit_variant(f"n{N}" + ("_frames" if logs else ""), nogil=True)
     def lanes(X, pos, T, startprob, transmat, emit_t, em, alpha, k, sh):
@@ -122,9 +143,7 @@ def _make_lanes_small(N, logs):
                     row = emit_t[X[pos[l] + t0 + tt]]
                     for j in range(N):
                         em[tt, j * W + l] = row[j]
-            if logs:
-                for tt in range(nt):
-                    _scale_lanes(em[tt], N, W, mx, sh)
+            scale_tile(em, nt, N, W, mx, sh)
             first = 0
             if t0 == 0:
                 for j in range(N):
@@ -194,6 +213,8 @@ def _make_forward(logs):
     kernel's first call 7.3 -> 11.4 s of compiling code it never runs).  Returns the kernels
     by name (every one renamed by its variant tag, so the cache keeps them apart)."""
     tag = "frames" if logs else "rows"
+    row_of = _log_row if logs else _table_row  # chosen here: the other is not compiled
+    bad_symbol = _no_bad_symbol if logs else _first_bad_symbol
     small = [_make_lanes_small(n, logs) for n in range(1, SMALL_MAX_N + 1)]
     lanes_1, lanes_2, lanes_3, lanes_4, lanes_5, lanes_6, lanes_7, lanes_8 = small
 
@@ -213,7 +234,7 @@ def _make_forward(logs):
                 s += cur[i]
             r, kk = _pow2_scale(s)
             k += kk
-            row, m = _emission_row(emit_t, X[t], logs, e)
+            row, m = row_of(emit_t, X[t], e)
             sh += m
             for j in range(N):
                 at = transmat_t[j]
@@ -236,7 +257,7 @@ def _make_forward(logs):
         N = startprob.shape[0]
         W = alpha.shape[0]
         for l in range(W):
-            row, m = _emission_row(emit_t, X[pos[l]], logs, e)
+            row, m = row_of(emit_t, X[pos[l]], e)
             sh[l] += m
             for j in range(N):
                 alpha[l, j] = startprob[j] * row[j]
@@ -245,7 +266,7 @@ def _make_forward(logs):
             for l in range(W):
                 r, kk = _pow2_scale(_sum4(alpha[l]))
                 k[l] += kk
-                row, m = _emission_row(emit_t, X[pos[l] + t], logs, e)
+                row, m = row_of(emit_t, X[pos[l] + t], e)
                 sh[l] += m
                 o = nxt[l]
                 for j in range(N):
@@ -270,24 +291,23 @@ def _make_forward(logs):
             sh[l] = 0.0
         cur = alpha
         a_flat = transmat.reshape(N * N)
-        ops = (X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
         if N <= SMALL_MAX_N:
             if N == 1:
-                lanes_1(*ops)
+                lanes_1(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
             elif N == 2:
-                lanes_2(*ops)
+                lanes_2(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
             elif N == 3:
-                lanes_3(*ops)
+                lanes_3(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
             elif N == 4:
-                lanes_4(*ops)
+                lanes_4(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
             elif N == 5:
-                lanes_5(*ops)
+                lanes_5(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
             elif N == 6:
-                lanes_6(*ops)
+                lanes_6(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
             elif N == 7:
-                lanes_7(*ops)
+                lanes_7(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
             else:
-                lanes_8(*ops)
+                lanes_8(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
         else:
             cur = lanes_gemm(X, pos, T, startprob, transmat, emit_t, alpha.reshape((W, N)),
                              nxt.reshape((W, N)), k, sh, e).ravel()
@@ -315,7 +335,7 @@ def _make_forward(logs):
         bad = -1
         for s0 in range(0, S, W):
             idx = order[s0:min(s0 + W, S)]
-            p = -1 if logs else _first_bad_symbol(X, offsets, idx, M)
+            p = bad_symbol(X, offsets, idx, M)
             if p >= 0:
                 bad = p
                 continue
@@ -329,27 +349,20 @@ def _make_forward(logs):
 
 _ROWS = _make_forward(False)
 _FRAMES = _make_forward(True)
-_forward_rows = _ROWS["forward"]
-_forward_frames = _FRAMES["forward"]
 
-
-@njit(nogil=True, cache=True)
-def forward_loglik(X, offsets, order, startprob, transmat, emit_t, out):
-    """Log-likelihoods of the sequences ``order`` (non-empty, shortest first) into ``out``
-    (float64, indexed by sequence); O(N) memory per sequence.  Blocks of LANES consecutive
-    entries of ``order`` advance in lockstep (``score_block``); the caller cuts a batch's order
-    into pieces at multiples of LANES, so blocks are the same whatever the pieces.
+# The kernels themselves, no wrapper (a layer of call costs its own compile on the first call)
+forward_loglik = _ROWS["forward"]
+forward_loglik.__doc__ = """Log-likelihoods of the sequences ``order`` (non-empty, shortest first)
+    into ``out`` (float64, indexed by sequence); O(N) memory per sequence.  Blocks of LANES
+    consecutive entries of ``order`` advance in lockstep (``score_block``); the caller cuts a
+    batch's order into pieces at multiples of LANES, so blocks are the same whatever the pieces.
 
     The symbols are range-checked here, block by block before use (``_first_bad_symbol``):
     returns -1 if all lie in [0, M), else the position of one that does not, and the blocks
     holding such a symbol are not scored (their ``out`` entries are left unset)."""
-    return _forward_rows(X, offsets, order, startprob, transmat, emit_t, out)
 
-
-@njit(nogil=True, cache=True)
-def forward_loglik_frames(X, offsets, order, startprob, transmat, flp, out):
-    """As ``forward_loglik`` with ``X`` = 0, 1, ..., n-1 and ``flp`` (n, N) float64 the frames'
-    emission log-likelihoods (-inf allowed): each row is scaled by its maximum as it is read,
-    and the maxima go into the score.  A sequence with a NaN or +inf entry scores NaN; returns
-    -1."""
-    return _forward_frames(X, offsets, order, startprob, transmat, flp, out)
+forward_loglik_frames = _FRAMES["forward"]
+forward_loglik_frames.__doc__ = """As ``forward_loglik`` with ``X`` = 0, 1, ..., n-1 and
+    ``emit_t`` (n, N) float64 the frames' emission log-likelihoods (-inf allowed): each row is
+    scaled by its maximum as it is read, and the maxima go into the score.  A sequence with a
+    NaN or +inf entry scores NaN; returns -1."""
