@@ -82,8 +82,8 @@ cdef inline double row_max(const real* row, Py_ssize_t N) noexcept nogil:
 
 cdef inline const real* emission_row(const real[:, ::1] emit_t, int64_t p, bint logs, real* e,
                                      double* sh) noexcept nogil:
-    """As _numba.score._emission_row: the emission factors of symbol p; framewise (``logs``),
-    exp(row - m) written into ``e``, and m added to ``sh[0]``."""
+    """The emission factors of symbol p (_numba.score._table_row); framewise (``logs``,
+    _numba.score._log_row), exp(row - m) written into ``e``, and m added to ``sh[0]``."""
     cdef const real* row = &emit_t[p, 0]
     cdef Py_ssize_t j, N = emit_t.shape[1]
     cdef double m
@@ -275,7 +275,8 @@ cdef inline int64_t first_bad_symbol(const sym_t[::1] X, const int64_t[::1] offs
 cdef int64_t forward(const sym_t[::1] X, const int64_t[::1] offsets, const int64_t[::1] order,
                      const real[::1] startprob, const real[:, ::1] transmat,
                      const real[:, ::1] emit_t, double[::1] out, bint logs) except -2:
-    """forward_loglik (``logs`` False) or forward_loglik_frames (True), as _numba.score._forward."""
+    """forward_loglik (``logs`` False) or forward_loglik_frames (True), as the ``forward`` of
+    _numba.score._make_forward."""
     cdef Py_ssize_t N = startprob.shape[0], S = order.shape[0], W = LANES, s0, L
     cdef int64_t M = emit_t.shape[0], p, bad = -1
     if S == 0:

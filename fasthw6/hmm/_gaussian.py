@@ -113,6 +113,15 @@ def _pieces(n, threads_of=None):
     return (n * np.arange(k + 1)) // k
 
 
+def over_frames(n, backend, run):
+    """``run(a, b)`` on frames [a, b) of pieces of n frames, 4 per thread of the backend, on
+    its threads: how every per-frame pass of the continuous models is launched (densities,
+    mixtures); the moments, whose sums are folded by piece, cut by n alone instead."""
+    threads = kernel_threads(SYSTEM, backend)
+    b = _pieces(n, threads)
+    run_pieces(lambda i: run(b[i], b[i + 1]), len(b) - 1, threads)
+
+
 def diag_frames(X, means, cv, kind, scaled, backend=None):
     """Diagonal densities of every frame in one fused pass (the backend's ``diag_frames``
     kernel, pieces of frames on its threads): (out (n, K), shift (n,)); with ``scaled``, out
@@ -122,10 +131,7 @@ def diag_frames(X, means, cv, kind, scaled, backend=None):
     out = np.empty((n, K))
     shift = np.empty(n if scaled else 0)
     kernel = get_kernel(SYSTEM, "diag_frames", backend)
-    threads = kernel_threads(SYSTEM, backend)
-    b = _pieces(n, threads)
-    run_pieces(lambda i: kernel(X, c, b[i], b[i + 1], lin, quad, const, out, shift, scaled),
-               len(b) - 1, threads)
+    over_frames(n, backend, lambda a, b: kernel(X, c, a, b, lin, quad, const, out, shift, scaled))
     return out, shift
 
 
@@ -165,19 +171,17 @@ def log_density(X, means, cv, kind, backend=None):
     out = np.empty((n, K))
     pairs = get_kernel(SYSTEM, "frame_pairs", backend)
     rows = _pair_rows(D)
-    threads = kernel_threads(SYSTEM, backend)
-    bounds = _pieces(n, threads)
 
-    def piece(i):
+    def piece(lo, hi):
         buf = np.empty((W.shape[0], rows))
-        for a in range(bounds[i], bounds[i + 1], rows):
-            b = min(a + rows, bounds[i + 1])
+        for a in range(lo, hi, rows):
+            b = min(a + rows, hi)
             pairs(X, c, a, b, buf)
             o = out[a:b]
             np.dot(buf[:, :b - a].T, W, out=o)
             o += const
 
-    run_pieces(piece, len(bounds) - 1, threads)
+    over_frames(n, backend, piece)
     return out
 
 

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._backend import get_kernel, kernel_threads
-from .._parallel import run_pieces
+from .._backend import get_kernel
 from . import _gaussian as G
 from . import frames
 from ._base import (COMMON_PARAMS, BaseHMM, check_prior, dirichlet_update, positive_int,
@@ -261,10 +260,8 @@ class GMMHMM(BaseHMM):
         out = np.empty((X.shape[0], n))
         shift = np.empty(X.shape[0] if scaled else 0)
         kernel = get_kernel(SYSTEM, "mixture_frames", be)
-        threads = kernel_threads(SYSTEM, be)
-        b = G._pieces(X.shape[0], threads)
-        run_pieces(lambda i: kernel(L, logw, b[i], b[i + 1], out, shift, want_mix, scaled),
-                   len(b) - 1, threads)
+        G.over_frames(X.shape[0], be,
+                      lambda a, b: kernel(L, logw, a, b, out, shift, want_mix, scaled))
         return out, shift, (L.reshape(X.shape[0], n, nm) if want_mix else None)
 
     # ----------------------------------------------------------------- the engine's hooks

@@ -94,8 +94,8 @@ def _scale_lanes(e, N, W, mx, sh):
     """Framewise, one step of W lanes: the log-likelihoods ``e[j*W + l]`` replaced by
     exp(e - m_l), m_l the lane's maximum as ``_row_max`` gives it (0 if all -inf, NaN if one
     is NaN or +inf), added to ``sh[l]``.  Lanes innermost: every loop is a vector loop, where
-    a row at a time (``_log_row``) would run N = 3 scalar exponentials.  Not inlined, as
-    ``_scale_row``."""
+    a row at a time (``_log_row``) would run N = 3 scalar exponentials.  Inlined into
+    ``_scale_tile``, which is not: one compiled copy serves the eight lane kernels."""
     for l in range(W):
         mx[l] = e[l]
     for j in range(1, N):
