@@ -101,6 +101,65 @@ def install_cache_locator() -> None:
     # first: fasthw6's kernels go under cache_dir() (which is $NUMBA_CACHE_DIR when that is set)
     impl._locator_classes = [FastHW6CacheLocator, *impl._locator_classes]
     _lock_cache_saves(caching)
+    _stable_closure_keys(caching)
+
+
+def _ours(py_func) -> bool:
+    path = getattr(getattr(py_func, "__code__", None), "co_filename", "")
+    return bool(path) and os.path.commonpath([_PKG_DIR, os.path.abspath(path)]) == _PKG_DIR
+
+
+def _closure_identity(value, depth=0):
+    """What a closure cell of a fasthw6 kernel stands for, the same in every process: a kernel
+    (numba dispatcher) by its module, qualified name, bytecode and, in turn, its own cells;
+    anything else by value.  ``None`` when a value has no such identity."""
+    py_func = getattr(value, "py_func", None)
+    if py_func is not None and hasattr(value, "overloads"):
+        if not _ours(py_func) or depth > 8:
+            return None
+        cells = tuple(_closure_identity(c.cell_contents, depth + 1)
+                      for c in (py_func.__closure__ or ()))
+        if any(c is None for c in cells):
+            return None
+        code = py_func.__code__
+        return ("kernel", py_func.__module__, py_func.__qualname__,
+                hashlib.sha256(code.co_code).hexdigest(), cells)
+    if value is None or isinstance(value, (bool, int, float, str, bytes)):
+        return ("value", value)
+    if isinstance(value, tuple):
+        items = tuple(_closure_identity(v, depth + 1) for v in value)
+        return None if any(v is None for v in items) else ("tuple", items)
+    return None
+
+
+def _stable_closure_keys(caching) -> None:
+    """Make the cache key of a fasthw6 kernel that closes over other kernels (the factories'
+    variants: ``njit_variant``) the same in every process.
+
+    numba keys a cached closure by a pickle of its cells, and a pickled dispatcher carries a
+    random identifier drawn anew in each process.  A factory's kernel that calls another kernel
+    from its closure (``score._make_forward``, ``estep_small._make_estep_small``) was therefore
+    never found in the cache: every process compiled it again (seconds to tens of seconds on
+    each first call) and added one more entry to the index.  Here such a cell is keyed by what
+    the kernel is (:func:`_closure_identity`), and every other key stays numba's own.  Falls
+    back to numba's key if its internals have moved."""
+    cls = getattr(caching, "Cache", None)
+    orig = getattr(cls, "_index_key", None)
+    if orig is None or getattr(orig, "_fasthw6", False):
+        return
+
+    def _index_key(self, sig, codegen):
+        py_func = getattr(self, "_py_func", None)
+        if py_func is None or not py_func.__closure__ or not _ours(py_func):
+            return orig(self, sig, codegen)
+        cells = tuple(_closure_identity(c.cell_contents) for c in py_func.__closure__)
+        if any(c is None for c in cells):
+            return orig(self, sig, codegen)
+        h = lambda b: hashlib.sha256(b).hexdigest()  # noqa: E731
+        return (sig, codegen.magic_tuple(), (h(py_func.__code__.co_code), h(pickle.dumps(cells))))
+
+    _index_key._fasthw6 = True
+    cls._index_key = _index_key
 
 
 def _lock_cache_saves(caching) -> None:

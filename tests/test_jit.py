@@ -237,6 +237,49 @@ def test_every_cached_kernel_has_a_name_of_its_own():
     assert sum("_make_forward" in q for m, q in seen) == 8  # 4 kernels, twice
 
 
+_KEYS = """
+import hashlib, importlib, json, pickle, pkgutil
+import fasthw6
+from numba.core.registry import CPUDispatcher
+
+def mods(pkg):
+    yield pkg
+    for info in pkgutil.iter_modules(getattr(pkg, "__path__", [])):
+        yield from mods(importlib.import_module(f"{pkg.__name__}.{info.name}"))
+
+found, keys = [], {}
+for name in ("hmm", "nn", "conv", "svm", "vae", "seqio"):
+    for m in mods(importlib.import_module(f"fasthw6.{name}")):
+        for obj in vars(m).values():
+            for k in (obj.values() if isinstance(obj, dict) else obj if isinstance(obj, tuple) else (obj,)):
+                if isinstance(k, CPUDispatcher) and k.py_func.__closure__:
+                    found.append(k)
+while found:  # the kernels the factories' kernels call, reached through their cells
+    k = found.pop()
+    q = k.py_func.__module__ + "." + k.py_func.__qualname__
+    if q in keys or type(k._cache).__name__ == "NullCache":
+        continue
+    key = k._cache._index_key((), k.targetctx.codegen())
+    keys[q] = hashlib.sha256(pickle.dumps(key)).hexdigest()
+    found += [c.cell_contents for c in k.py_func.__closure__ or ()
+              if isinstance(c.cell_contents, CPUDispatcher) and c.cell_contents.py_func.__closure__]
+print(json.dumps(keys))
+"""
+
+
+def test_factory_kernels_have_the_same_cache_key_in_every_process(tmp_path):
+    """A kernel that calls another kernel held in its closure (a factory's variant) must be
+    found in the cache by the next process: numba keys it by a pickle of its cells, in which a
+    dispatcher carries an identifier drawn anew per process, so without
+    ``_jit._stable_closure_keys`` every process compiled the scoring kernels again (9 s per
+    first GaussianHMM score, measured).  Here two fresh interpreters compute every such key."""
+    first = run_py(_KEYS, tmp_path)
+    second = run_py(_KEYS, tmp_path)
+    assert sum("_make_forward" in q for q in first) == 8
+    assert any("_make_estep_small" in q for q in first)
+    assert first == second
+
+
 def test_njit_variant_names_and_compiles():
     def twice(x):
         return 2 * x + K
