@@ -177,6 +177,21 @@ def test_backpointer_dtype_boundary(n):
     assert (path == n - 1).any()
 
 
+@pytest.mark.parametrize("n", [128, 130])
+def test_one_at_a_time_zeros_and_ties(n):
+    """Above VIT_WIDE_MAX_N each sequence runs alone (``_viterbi_step_one``; in Cython the
+    running argmax is a double updated arithmetically, so the loop vectorises): forbidden
+    transitions and emissions (-inf columns point to the last state), exact ties between
+    predecessors (the largest maximising state wins), every backend equal to the reference."""
+    rng = np.random.default_rng(n)
+    sp, tm, em = zero_model(n, 4, n)
+    tm[:, 5] = 0.0  # a state no one can enter: its column of log A is all -inf
+    tm[:, 7] = tm[:, 9] = tm[:, 11] = 0.25  # entering 7, 9, 11: equal terms from many states
+    tm /= tm.sum(1, keepdims=True)
+    X, lengths = ragged(rng, 4, [0, 1, 3, 17, 40, 9])
+    check_against_reference(X, lengths, sp, tm, em)
+
+
 @settings(max_examples=25, deadline=None)
 @given(n=st.integers(1, 6), seed=st.integers(0, 2**32 - 1),
        lengths=st.lists(st.integers(0, 12), min_size=1, max_size=90))

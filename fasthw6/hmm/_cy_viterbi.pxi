@@ -8,32 +8,38 @@ cdef inline double dmax(double a, double b) noexcept nogil:
     return a if a >= b else b
 
 
-cdef inline void vit_step_one(double* delta, double* best, bp_t* arg, const double* lA,
+cdef inline void vit_step_one(double* delta, double* best, double* arg, const double* lA,
                               const double* em, bp_t* Bt, Py_ssize_t N) noexcept nogil:
-    """As ``_numba._viterbi_step_one``: axpy form, ``>=`` keeps the largest maximising state."""
+    """As ``_numba._viterbi_step_one``: axpy form, ``>=`` keeps the largest maximising state.
+    The running argmax is a double, moved to i by arithmetic on the compare (exact for these
+    small integers), so the inner loop is one loop of doubles and a single select, which gcc
+    vectorises at baseline x86-64 (SSE2); with a branch, or two selects on one compare, it
+    stayed scalar.  One thread, N=128, 10^5 frames: 1.75-1.97 s -> 0.98 s."""
     cdef Py_ssize_t i, j
-    cdef double di, w
+    cdef double di, fi, w, bj, m
     cdef const double* row
     for j in range(N):
         best[j] = -INFINITY
-        arg[j] = 0
+        arg[j] = 0.0
     for i in range(N):
         di = delta[i]
+        fi = <double>i
         row = lA + i * N
         for j in range(N):
             w = di + row[j]
-            if w >= best[j]:
-                best[j] = w
-                arg[j] = <bp_t>i
+            bj = best[j]
+            m = <double>(w >= bj)
+            best[j] = dmax(w, bj)
+            arg[j] = arg[j] + m * (fi - arg[j])  # fi where w >= bj, exactly (small integers)
     for j in range(N):
         delta[j] = best[j] + em[j]
-        Bt[j] = arg[j]
+        Bt[j] = <bp_t>arg[j]
 
 
 cdef (double, Py_ssize_t) vit_tail(const sym_t[::1] X, Py_ssize_t a, Py_ssize_t b,
                                    Py_ssize_t t0, const double* lsp, const double* lA,
                                    const double* lem_t, Py_ssize_t N, double* delta,
-                                   double* best, bp_t* arg, bp_t* B,
+                                   double* best, double* arg, bp_t* B,
                                    int64_t[::1] states) noexcept nogil:
     """As ``_numba._viterbi_tail``: steps t0.. of X[a:b] with backpointers in B (row t at
     B + t*N); returns (log prob, state at step max(t0-1, 0))."""
@@ -65,7 +71,7 @@ cdef void vit_lanes(const sym_t[::1] X, const int64_t[::1] offsets, const int64_
                     const double* lem_t, Py_ssize_t N,
                     double* D, Py_ssize_t Tb, Py_ssize_t WS, int8_t* P, int64_t* sym,
                     int64_t* pos, int64_t* kk, int64_t* nk, double* bb, double* g, bp_t* B,
-                    double* vec, double* bvec, bp_t* avec, int64_t[::1] states,
+                    double* vec, double* bvec, double* avec, int64_t[::1] states,
                     double[::1] out) noexcept nogil:
     """As ``_numba._viterbi_lanes``: D is (Tb, N, WS), P (Tb, WS), row-major."""
     cdef Py_ssize_t W = min(WS, (L + 7) // 8 * 8)
@@ -242,7 +248,7 @@ def viterbi(const sym_t[::1] X, const int64_t[::1] offsets, const double[::1] lo
     cdef double* dbuf
     cdef int64_t* ibuf
     cdef int8_t* P
-    cdef bp_t* arg
+    cdef double* arg
     if N <= VIT_WIDE_MAX_N:
         order = np.argsort(np.diff(np.asarray(offsets)), kind="stable").astype(np.int64)
         n_blocks = (S + W - 1) // W
@@ -252,7 +258,7 @@ def viterbi(const sym_t[::1] X, const int64_t[::1] offsets, const double[::1] lo
                 D = <double*>malloc((Tb * N * W + 3 * W + 3 * N) * sizeof(double))
                 P = <int8_t*>malloc((Tb * W + 1) * sizeof(int8_t))
                 ibuf = <int64_t*>calloc(4 * W, sizeof(int64_t))
-                arg = <bp_t*>malloc(N * sizeof(bp_t))
+                arg = <double*>malloc(N * sizeof(double))
                 if D == NULL or P == NULL or ibuf == NULL or arg == NULL:
                     free(D)
                     free(P)
@@ -278,7 +284,7 @@ def viterbi(const sym_t[::1] X, const int64_t[::1] offsets, const double[::1] lo
     with nogil:
         for c in range(C):
             dbuf = <double*>malloc(2 * N * sizeof(double))
-            arg = <bp_t*>malloc(N * sizeof(bp_t))
+            arg = <double*>malloc(N * sizeof(double))
             if dbuf == NULL or arg == NULL:
                 free(dbuf)
                 free(arg)
