@@ -328,7 +328,7 @@ def test_diag_frames_kernels_agree_bit_for_bit():
     from fasthw6.hmm import _cython, _numba, reference
 
     rng = np.random.default_rng(0)
-    for N, D in [(3, 4), (5, 1), (64, 16)]:
+    for N, D in [(3, 4), (5, 1), (8, 3), (64, 16)]:  # 8: frames-outer stores from there
         X = rng.normal(size=(300, D)) * 30
         args = (rng.normal(size=D), 3, 290, rng.normal(size=(N, D)), -rng.uniform(0.1, 3, (N, D)),
                 rng.normal(size=N))

@@ -74,10 +74,16 @@ def diag_frames(X, center, a, b, lin, quad, const, out, shift, scaled):
                     r[l] = _exp_le0(r[l] - mx[l])
             for l in range(w):
                 shift[t0 + l] = mx[l]
-        for j in range(N):
-            r = acc[j]
+        if N >= 8:  # frames outer, contiguous stores: N=16, 10^6 frames 66 -> 56 ms
             for l in range(w):
-                out[t0 + l, j] = r[l]
+                o = out[t0 + l]
+                for j in range(N):
+                    o[j] = acc[j, l]
+        else:  # states outer (strided stores) measured faster at N=3
+            for j in range(N):
+                r = acc[j]
+                for l in range(w):
+                    out[t0 + l, j] = r[l]
 
 
 @njit(nogil=True, cache=True)
