@@ -117,7 +117,6 @@ def test_frames_bad_input():
         score_frames(np.zeros((3, 2)), None, sp, [[0.5, 0.5], [0.5, 0.6]])
 
 
-
 @pytest.mark.parametrize("N", [1, 3, 8, 9, 64])
 def test_frames_scoring_kernel_scales_as_it_reads(N):
     """``forward_loglik_frames`` (the kernel reads log-likelihoods and scales each frame by
@@ -127,7 +126,7 @@ def test_frames_scoring_kernel_scales_as_it_reads(N):
     rounding; frames at -1000, rows of -inf and impossible sequences come out right; a NaN or
     +inf entry anywhere gives a ValueError naming it, from every backend."""
     from fasthw6.hmm import _cython, _numba, reference
-    from fasthw6.hmm.frames import _iota, _table_ops, scaled_frames, score_table
+    from fasthw6.hmm.frames import _iota, scaled_frames, score_table
 
     rng = np.random.default_rng(N)
     lengths = np.concatenate([rng.integers(1, 40, 150), [0, 300]])
@@ -160,6 +159,7 @@ def test_frames_scoring_kernel_scales_as_it_reads(N):
         for backend in BACKENDS:
             with pytest.raises(ValueError, match=rf"framelogprob\[{n - 5}, {N - 1}\] is"):
                 score_frames(g, lengths, sp, tm, backend=backend)
+
 
 # ------------------------------------------------------------------------- GaussianHMM
 KINDS = ["diag", "spherical", "full", "tied"]
@@ -426,6 +426,7 @@ def test_diag_moments_kernel_and_blas_agree(K, D):
         np.testing.assert_allclose(sq, w.T @ (y * y), rtol=1e-10)
     for a, b in zip(res["numba"], res["cython"]):
         np.testing.assert_array_equal(a, b)
+
 
 def test_mixture_frames_kernels_agree():
     """GMMHMM's mixture kernel: numba and Cython give the same bits, the NumPy reference the

@@ -22,6 +22,8 @@ from numba import njit
 from ._common import _exp_le0
 
 _W = 64  # frames per vector block
+
+
 @njit(nogil=True, cache=True, inline="always")
 def _frames_in(X, center, t0, w, xt):
     """Frames X[t0:t0+w] - center into the lane block ``xt`` (D, _W), lanes past w zeroed.
