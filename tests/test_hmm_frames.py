@@ -362,6 +362,78 @@ def test_diag_frames_kernels_agree_bit_for_bit():
     assert (e[~kept] == 0.0).all() and (ref[~kept] < 3.4e-308).all()
 
 
+@pytest.mark.parametrize("N, D", [(9, 3), (16, 1), (20, 16), (3, 4)])
+def test_fused_diag_scoring_kernels_agree_bit_for_bit(N, D):
+    """``forward_loglik_diag`` (the densities computed inside the scoring kernel) gives, in
+    numba and Cython alike, the bits of the framewise scoring kernel on the table of the same
+    log-likelihoods (``diag_frames``); the NumPy reference agrees to rounding.  Ragged lengths:
+    empty, one frame, blocks whose lanes finish alone, more sequences than one block."""
+    from fasthw6.hmm import _cython, _gaussian as G, _numba, reference
+    from fasthw6.hmm.frames import _iota
+
+    rng = np.random.default_rng(N * 100 + D)
+    lengths = np.concatenate([[0, 1, 2, 130], rng.integers(0, 40, 70)])
+    off = np.concatenate([[0], np.cumsum(lengths)])
+    n = int(off[-1])
+    X = rng.normal(size=(n, D)) * 3
+    sp, tm = chain(N, N)
+    means, cv = rng.normal(size=(N, D)) * 2, rng.uniform(0.2, 3, (N, D))
+    c, lin, quad, const = G.diag_terms(means, cv, "diag")
+    flp = np.empty((n, N))
+    _numba.diag_frames(X, c, 0, n, lin, quad, const, flp, np.empty(0), False)
+    order = np.argsort(lengths, kind="stable")
+    order = order[np.count_nonzero(lengths == 0):].astype(np.int64)
+    want = np.zeros(len(lengths))
+    assert _numba.forward_loglik_frames(_iota(n), off, order, sp, tm, flp, want) == -1
+    for mod in (_numba, _cython, reference):
+        out = np.zeros(len(lengths))
+        assert mod.forward_loglik_diag(_iota(n), off, order, sp, tm, (X, c, lin, quad, const),
+                                       out) == -1
+        if mod is reference:
+            np.testing.assert_allclose(out, want, rtol=1e-11)
+        elif N > 8:  # both step by GEMM: the same operations
+            np.testing.assert_array_equal(out, want)
+        else:  # the table kernel's unrolled lanes sum in another order
+            np.testing.assert_allclose(out, want, rtol=1e-12)
+    assert want[0] == 0.0 and np.isfinite(want).all()
+
+
+@pytest.mark.parametrize("kind", ["diag", "spherical"])
+@pytest.mark.parametrize("backend", ["numba", "cython"])
+def test_gaussian_fused_scoring_recovers_and_matches(kind, backend):
+    """GaussianHMM scores N >= FUSED_MIN_N diagonal models inside the scoring kernel: the
+    scores equal the framewise engine's on the model's own log-likelihoods; a sequence whose
+    only possible path runs through a frame that underflows in the scaled kernel (3600 nats
+    below the best state) is rescored in log space to its true value, never -inf or NaN."""
+    from fasthw6.hmm import _gaussian as G
+
+    N, D = G.FUSED_MIN_N + 1, 2
+    m = gaussian_model(kind, N=N, D=D, seed=5, backend=backend)
+    X, _ = m.sample(400, random_state=1)
+    lengths = [0, 1, 150, 249]
+    got = m.score_sequences(X, lengths)
+    want = score_frames(m._log_frames(X), lengths, m.startprob_, m.transmat_, backend="numpy")
+    np.testing.assert_allclose(got, want, rtol=1e-11)
+    assert m.score(X, lengths) == pytest.approx(want.sum(), rel=1e-11)
+    # state 0 alone can start and never leaves; frame 1 sits on state 1's mean, 3600 nats
+    # from state 0's
+    sp = np.zeros(N)
+    sp[0] = 1.0
+    tm = np.full((N, N), 1.0 / N)
+    tm[0] = 0.0
+    tm[0, 0] = 1.0
+    m.startprob_, m.transmat_ = sp, tm
+    means = np.zeros((N, D))
+    means[1:] = 60.0
+    m.means_ = means
+    m.covars_ = np.ones(N) if kind == "spherical" else np.ones((N, D))
+    Y = np.zeros((3, D))
+    Y[1] = 60.0
+    got = m.score_sequences(Y, [3])
+    exact = 3 * (-D / 2 * np.log(2 * np.pi)) - 0.5 * D * 60.0 ** 2
+    assert got[0] == pytest.approx(exact, rel=1e-12)
+
+
 def test_frame_pairs_kernels_agree():
     """The full-covariance features (pairwise products and the centred frame, lanes innermost):
     numba and Cython give the same bits, the NumPy reference the same values; columns past

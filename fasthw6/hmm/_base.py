@@ -191,12 +191,21 @@ class BaseHMM:
         return frames.scaled_frames(self._log_frames(data), dtype, self._backend(),
                                     overwrite=True)
 
+    def _fused_score(self, data, off, sp, tm, dtype, backend):
+        """Per-sequence log P with the emissions computed inside the scoring kernel, or None
+        where this room has no such kernel for these parameters (the default)."""
+        return None
+
     def _run(self, kind, data, off, sp, tm):
         """``kind``: "score" (per-sequence log P), "posteriors" ((log P, γ)), "stats" (the
         E-step dict) or "viterbi" ((log P, states)) of checked parameters."""
         be, dt = self._backend(), self._dtype()
         if kind == "viterbi":
             return frames._viterbi(sp, tm, self._log_frames(data), off, be)
+        if kind == "score":
+            out = self._fused_score(data, off, sp, tm, dt, be)
+            if out is not None:
+                return out
         if kind == "score" and type(self)._scaled_frames is BaseHMM._scaled_frames:
             # no fused scaling of its own: the kernel scales the log frames as it reads them
             return frames._score(sp, tm, self._log_frames(data), off, dt, be, overwrite=True)

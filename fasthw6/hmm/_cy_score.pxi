@@ -80,15 +80,61 @@ cdef inline double row_max(const real* row, Py_ssize_t N) noexcept nogil:
     return m if m > -INFINITY else 0.0
 
 
+cdef struct DiagG:
+    # frames of data under diagonal Gaussians (_numba.score._diag_row's tuple), C order
+    const double* data  # (n, D)
+    const double* c  # (D,)
+    const double* lin  # (N, D)
+    const double* quad  # (N, D)
+    const double* cst  # (N,)
+    double* y  # scratch, D * LANES
+    Py_ssize_t D
+
+
+cdef inline void diag_step(const DiagG* g, const int64_t* pos, Py_ssize_t t, real* em,
+                           Py_ssize_t N, Py_ssize_t W) noexcept nogil:
+    """As _numba.score._diag_step: step t of the W lanes' log-likelihoods into em[j*W + l]
+    (here the symbols are the frames, X[p] = p)."""
+    cdef Py_ssize_t D = g.D, d, j, l
+    cdef double cd, lj, qj, v
+    cdef double* y = g.y
+    for d in range(D):
+        cd = g.c[d]
+        for l in range(W):
+            y[d * W + l] = g.data[(pos[l] + t) * D + d] - cd
+    for j in range(N):
+        cd = g.cst[j]
+        for l in range(W):
+            em[j * W + l] = <real>cd
+        for d in range(D):
+            lj = g.lin[j * D + d]
+            qj = g.quad[j * D + d]
+            for l in range(W):
+                v = y[d * W + l]
+                em[j * W + l] = <real>(em[j * W + l] + v * (lj + v * qj))
+
+
 cdef inline const real* emission_row(const real[:, ::1] emit_t, int64_t p, bint logs, real* e,
-                                     double* sh) noexcept nogil:
+                                     double* sh, const DiagG* g) noexcept nogil:
     """The emission factors of symbol p (_numba.score._table_row); framewise (``logs``,
-    _numba.score._log_row), exp(row - m) written into ``e``, and m added to ``sh[0]``."""
-    cdef const real* row = &emit_t[p, 0]
-    cdef Py_ssize_t j, N = emit_t.shape[1]
-    cdef double m
-    if not logs:
-        return row
+    _numba.score._log_row), exp(row - m) written into ``e``, and m added to ``sh[0]``; with
+    ``g`` (_numba.score._diag_row), the row's log-likelihoods computed from frame p first."""
+    cdef const real* row
+    cdef Py_ssize_t j, d, N = emit_t.shape[1], D
+    cdef double m, r, v
+    if g != NULL:
+        D = g.D
+        for j in range(N):
+            r = g.cst[j]
+            for d in range(D):
+                v = g.data[p * D + d] - g.c[d]
+                r = r + v * (g.lin[j * D + d] + v * g.quad[j * D + d])
+            e[j] = <real>r
+        row = e
+    else:
+        row = &emit_t[p, 0]
+        if not logs:
+            return row
     m = row_max(row, N)
     for j in range(N):
         e[j] = <real>exp_le0(row[j] - m)
@@ -123,7 +169,7 @@ cdef inline void scale_lanes(real* e, Py_ssize_t N, Py_ssize_t W, double* mx,
 
 cdef double finish_one(const sym_t[::1] X, Py_ssize_t a, Py_ssize_t b, const real* at,
                        const real[:, ::1] emit_t, real* cur, real* nxt, int64_t k, double sh,
-                       bint logs, real* e, Py_ssize_t N) noexcept nogil:
+                       bint logs, real* e, Py_ssize_t N, const DiagG* g) noexcept nogil:
     """One sequence alone over X[a:b] from unscaled α in ``cur`` (``finish_one`` of
     ``_numba.score._make_forward``)."""
     cdef Py_ssize_t t, i, j
@@ -137,7 +183,7 @@ cdef double finish_one(const sym_t[::1] X, Py_ssize_t a, Py_ssize_t b, const rea
         for i in range(1, N):
             s = s + cur[i]
         r = pow2_scale(s, &k)
-        row = emission_row(emit_t, X[t], logs, e, &sh)
+        row = emission_row(emit_t, X[t], logs, e, &sh, g)
         for j in range(N):
             arow = at + j * N
             acc = arow[0] * cur[0]
@@ -195,26 +241,44 @@ cdef void lanes_small(const sym_t[::1] X, const int64_t* pos, Py_ssize_t T,
 cdef real* lanes_gemm(const sym_t[::1] X, const int64_t* pos, Py_ssize_t T,
                       const real[::1] startprob, const real* A, const real[:, ::1] emit_t,
                       real* alpha, real* nxt, int64_t* k, double* sh, bint logs, real* e,
-                      Py_ssize_t N) noexcept nogil:
+                      Py_ssize_t N, const DiagG* g, real* em, double* mx) noexcept nogil:
     """LANES sequences in lockstep, α lane-major (LANES, N), each step one GEMM α A
-    (``lanes_gemm`` of ``_numba.score._make_forward``); returns the buffer holding the last α."""
+    (``lanes_gemm_rows`` of ``_numba.score._make_forward``); with ``g``, each step's
+    emissions computed for all lanes into ``em`` (N*W) and scaled there (``lanes_gemm_tile``).
+    Returns the buffer holding the last α."""
     cdef Py_ssize_t W = LANES, t, j, l
     cdef const real* row
     cdef real* o
     cdef real* sw
     cdef double rl
-    for l in range(W):
-        row = emission_row(emit_t, X[pos[l]], logs, e, &sh[l])
-        for j in range(N):
-            alpha[l * N + j] = startprob[j] * row[j]
+    if g != NULL:
+        diag_step(g, pos, 0, em, N, W)
+        scale_lanes(em, N, W, mx, sh)
+        for l in range(W):
+            for j in range(N):
+                alpha[l * N + j] = startprob[j] * em[j * W + l]
+    else:
+        for l in range(W):
+            row = emission_row(emit_t, X[pos[l]], logs, e, &sh[l], g)
+            for j in range(N):
+                alpha[l * N + j] = startprob[j] * row[j]
     for t in range(1, T):
         gemm_rows(<int>W, <int>N, alpha, A, nxt)
-        for l in range(W):
-            rl = pow2_scale(sum4(alpha + l * N, N), &k[l])
-            row = emission_row(emit_t, X[pos[l] + t], logs, e, &sh[l])
-            o = nxt + l * N
-            for j in range(N):
-                o[j] = <real>(o[j] * (row[j] * rl))
+        if g != NULL:
+            diag_step(g, pos, t, em, N, W)
+            scale_lanes(em, N, W, mx, sh)
+            for l in range(W):
+                rl = pow2_scale(sum4(alpha + l * N, N), &k[l])
+                o = nxt + l * N
+                for j in range(N):
+                    o[j] = <real>(o[j] * (em[j * W + l] * rl))
+        else:
+            for l in range(W):
+                rl = pow2_scale(sum4(alpha + l * N, N), &k[l])
+                row = emission_row(emit_t, X[pos[l] + t], logs, e, &sh[l], g)
+                o = nxt + l * N
+                for j in range(N):
+                    o[j] = <real>(o[j] * (row[j] * rl))
         sw = alpha
         alpha = nxt
         nxt = sw
@@ -224,9 +288,11 @@ cdef real* lanes_gemm(const sym_t[::1] X, const int64_t* pos, Py_ssize_t T,
 cdef void score_block(const sym_t[::1] X, const int64_t[::1] offsets, const int64_t* idx,
                       Py_ssize_t L, const real[::1] startprob, const real* A, const real* At,
                       const real[:, ::1] emit_t, real* buf, double* r, int64_t* k,
-                      int64_t* pos, double* sh, bint logs, double[::1] out) noexcept nogil:
+                      int64_t* pos, double* sh, bint logs, double[::1] out,
+                      const DiagG* g) noexcept nogil:
     """Sequences ``idx`` (non-empty, shortest first) in lockstep over the shortest one's
-    length, then each alone (``score_block`` of ``_numba.score._make_forward``)."""
+    length, then each alone (``score_block`` of ``_numba.score._make_forward``); with ``g``
+    every N steps by GEMM."""
     cdef Py_ssize_t N = startprob.shape[0], W = LANES, T, l, j, a, b
     cdef real* em = buf
     cdef real* alpha = buf + N * W
@@ -240,17 +306,20 @@ cdef void score_block(const sym_t[::1] X, const int64_t[::1] offsets, const int6
         pos[l] = offsets[idx[l if l < L else L - 1]]
         k[l] = 0
         sh[l] = 0
-    if N <= SMALL_MAX_N:
+    cdef bint small = N <= SMALL_MAX_N and g == NULL
+    if small:
         lanes_small(X, pos, T, startprob, A, emit_t, em, alpha, nxt, r, k, sh, logs, N)
         cur = alpha
     else:
-        cur = lanes_gemm(X, pos, T, startprob, A, emit_t, alpha, nxt, k, sh, logs, e, N)
+        cur = lanes_gemm(X, pos, T, startprob, A, emit_t, alpha, nxt, k, sh, logs, e, N, g,
+                         em, r)  # em and r are the small lanes' scratch, free here
     for l in range(L):
         a = offsets[idx[l]]
         b = offsets[idx[l] + 1]
         for j in range(N):
-            one[j] = cur[j * W + l] if N <= SMALL_MAX_N else cur[l * N + j]
-        out[idx[l]] = finish_one(X, a + T, b, At, emit_t, one, two, k[l], sh[l], logs, e, N)
+            one[j] = cur[j * W + l] if small else cur[l * N + j]
+        out[idx[l]] = finish_one(X, a + T, b, At, emit_t, one, two, k[l], sh[l], logs, e, N,
+                                 g)
 
 
 cdef inline int64_t first_bad_symbol(const sym_t[::1] X, const int64_t[::1] offsets,
@@ -274,9 +343,10 @@ cdef inline int64_t first_bad_symbol(const sym_t[::1] X, const int64_t[::1] offs
 
 cdef int64_t forward(const sym_t[::1] X, const int64_t[::1] offsets, const int64_t[::1] order,
                      const real[::1] startprob, const real[:, ::1] transmat,
-                     const real[:, ::1] emit_t, double[::1] out, bint logs) except -2:
-    """forward_loglik (``logs`` False) or forward_loglik_frames (True), as the ``forward`` of
-    _numba.score._make_forward."""
+                     const real[:, ::1] emit_t, double[::1] out, bint logs,
+                     DiagG* g) except -2:
+    """forward_loglik (``logs`` False), forward_loglik_frames (True) or, with ``g``,
+    forward_loglik_diag, as the ``forward`` of _numba.score._make_forward."""
     cdef Py_ssize_t N = startprob.shape[0], S = order.shape[0], W = LANES, s0, L
     cdef int64_t M = emit_t.shape[0], p, bad = -1
     if S == 0:
@@ -306,7 +376,7 @@ cdef int64_t forward(const sym_t[::1] X, const int64_t[::1] offsets, const int64
                 bad = p
             else:
                 score_block(X, offsets, &order[s0], L, startprob, A, At, emit_t, buf, r, k,
-                            k + W, r + W, logs, out)
+                            k + W, r + W, logs, out, g)
             s0 = s0 + W
         free(buf)
         free(r)
@@ -320,7 +390,7 @@ def forward_loglik(const sym_t[::1] X, const int64_t[::1] offsets, const int64_t
     """As _numba.forward_loglik: scores of the sequences ``order`` into ``out``, blocks of LANES
     consecutive entries; returns -1, or the position of a symbol outside [0, M) (the blocks
     holding one are not scored)."""
-    return forward(X, offsets, order, startprob, transmat, emit_t, out, False)
+    return forward(X, offsets, order, startprob, transmat, emit_t, out, False, NULL)
 
 
 def forward_loglik_frames(const int64_t[::1] X, const int64_t[::1] offsets,
@@ -329,4 +399,37 @@ def forward_loglik_frames(const int64_t[::1] X, const int64_t[::1] offsets,
                           double[::1] out):
     """As _numba.forward_loglik_frames: scores from the frames' emission log-likelihoods
     ``flp`` (X = 0..n-1), each row scaled by its maximum as it is read; returns -1."""
-    return forward(X, offsets, order, startprob, transmat, flp, out, True)
+    return forward(X, offsets, order, startprob, transmat, flp, out, True, NULL)
+
+
+def forward_loglik_diag(const int64_t[::1] X, const int64_t[::1] offsets,
+                        const int64_t[::1] order, const double[::1] startprob,
+                        const double[:, ::1] transmat, tuple emissions, double[::1] out):
+    """As _numba.forward_loglik_diag: scores with the frames' log-likelihoods computed from
+    ``emissions`` = (data (n, D), center, lin (N, D), quad (N, D), const (N,)), float64 C
+    order, as they are used (here the symbols are the frames: X = 0..n-1); returns -1."""
+    cdef const double[:, ::1] data = emissions[0]
+    cdef const double[::1] c = emissions[1]
+    cdef const double[:, ::1] lin = emissions[2]
+    cdef const double[:, ::1] quad = emissions[3]
+    cdef const double[::1] cst = emissions[4]
+    cdef DiagG g
+    cdef int64_t bad
+    cdef Py_ssize_t D = data.shape[1], N = startprob.shape[0]
+    if lin.shape[0] != N or lin.shape[1] != D or quad.shape[0] != N or quad.shape[1] != D \
+            or cst.shape[0] != N or c.shape[0] != D:
+        raise ValueError("forward_loglik_diag: emission terms of mismatched shapes")
+    if order.shape[0] == 0:
+        return -1
+    # the table forward's emit_t is not read with g: any (., N) view will do
+    y = np.empty(max(1, D * LANES))
+    cdef double[::1] yv = y
+    g.data = &data[0, 0] if data.shape[0] > 0 and D > 0 else NULL
+    g.c = &c[0] if D > 0 else NULL
+    g.lin = &lin[0, 0] if D > 0 else NULL
+    g.quad = &quad[0, 0] if D > 0 else NULL
+    g.cst = &cst[0]
+    g.y = &yv[0]
+    g.D = D
+    bad = forward(X, offsets, order, startprob, transmat, transmat, out, True, &g)
+    return bad

@@ -17,7 +17,11 @@ import numpy as np
 
 from .._backend import get_kernel, kernel_threads
 from .._parallel import run_pieces
+from . import _logspace
 from ._checks import SYSTEM
+from ._sizes import SMALL_MAX_N
+from .api import _score_ops
+from .frames import _iota
 
 COVARIANCE_TYPES = ("spherical", "diag", "full", "tied")
 _LOG_2PI = np.log(2.0 * np.pi)
@@ -27,6 +31,13 @@ _LOG_2PI = np.log(2.0 * np.pi)
 _DIAG_BLAS_MIN = 256
 _PAIR_ELEMS = 1 << 16  # frame_pairs features per block of frames (stays in cache)
 _PIECE_FRAMES = 1 << 16  # frames per piece of the moments (fixed by n: see _pieces)
+# From this many states on, diagonal scoring computes the densities inside the scoring kernel
+# (``score_diag``), where the scoring steps are GEMMs anyway.  numba, one thread, 2000 x 500
+# frames, table of scaled densities -> fused: N=16 D=4 87 -> 61 ms, N=16 D=16 125 -> 99,
+# N=64 D=4 366 -> 277.  Below, the table measured faster (N=3 D=4 13.7 against 18.8 ms: the
+# unrolled small-N lanes beat a GEMM per step, and their gather of each lane's frame from
+# another sequence measured no faster than the table).
+FUSED_MIN_N = SMALL_MAX_N + 1
 
 
 def check_covariance_type(kind):
@@ -133,6 +144,19 @@ def diag_frames(X, means, cv, kind, scaled, backend=None):
     kernel = get_kernel(SYSTEM, "diag_frames", backend)
     over_frames(n, backend, lambda a, b: kernel(X, c, a, b, lin, quad, const, out, shift, scaled))
     return out, shift
+
+
+def score_diag(X, means, cv, kind, sp, tm, off, backend=None):
+    """Per-sequence log-likelihoods of the frames X (float64, C order) under diagonal (or
+    spherical) Gaussians and the chain (sp, tm), float64: the densities are computed inside
+    the scoring kernel as it uses them (``forward_loglik_diag``), so no (n, N) table is
+    written and read back; the same bits as ``frames._score`` on ``log_density``'s table."""
+    g = (X,) + diag_terms(means, cv, kind)
+    _, out = _score_ops(_iota(X.shape[0]), off, (sp, tm, g), backend, "forward_loglik_diag")
+    if (out == -np.inf).any():  # underflow inside one step, or truly impossible: log space
+        _logspace.rescore(out, off, lambda a, b: log_density(X[a:b], means, cv, kind, backend),
+                          *_logspace.logs(sp, tm))
+    return out
 
 
 def _pair_rows(D):

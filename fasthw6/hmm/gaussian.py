@@ -193,6 +193,13 @@ class GaussianHMM(BaseHMM):
                                  self._backend())
         return super()._scaled_frames(X, dtype)
 
+    def _fused_score(self, X, off, sp, tm, dtype, backend):
+        if self.covariance_type in ("diag", "spherical") and np.dtype(dtype) == np.float64 \
+                and sp.shape[0] >= G.FUSED_MIN_N:
+            return G.score_diag(X, self.means_, self._covars_, self.covariance_type, sp, tm,
+                                off, backend)
+        return None
+
     def _sample_from_state(self, state, random_state):
         return random_state.multivariate_normal(self.means_[state], self.covars_[state])
 

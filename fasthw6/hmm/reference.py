@@ -269,3 +269,13 @@ def forward_loglik_frames(X, offsets, order, startprob, transmat, flp, out):
         _, c = _forward(A, B, PI, np.arange(rows.shape[0]))
         out[s] = _loglik(c) + m.sum()
     return -1
+
+
+def forward_loglik_diag(X, offsets, order, startprob, transmat, emissions, out):
+    """As the compiled ``forward_loglik_diag``: ``forward_loglik_frames`` on the frames'
+    diagonal-Gaussian log-likelihoods, here computed first as a table (``emissions`` = (data,
+    center, lin, quad, const), see ``diag_frames``).  Returns -1."""
+    data, center, lin, quad, const = emissions
+    flp = np.empty((data.shape[0], lin.shape[0]))
+    diag_frames(data, center, 0, data.shape[0], lin, quad, const, flp, None, False)
+    return forward_loglik_frames(X, offsets, order, startprob, transmat, flp, out)

@@ -5,8 +5,11 @@ sequences in lockstep, with exact power-of-two scaling and the symbols range-che
 framewise engine, ``frames.py``; the symbol of frame t is t): each row read is turned into the
 frame's likelihoods scaled by their maximum as it is used (``_scale_lanes`` on the lockstep
 tiles of N <= 8, ``_log_row`` row by row elsewhere), and the maxima are added to the
-sequence's log-likelihood, so no scaled copy of the table is written and read back.  Both
-kernels come from one factory (``_make_forward``), with the choice a compile-time constant.
+sequence's log-likelihood, so no scaled copy of the table is written and read back.
+``forward_loglik_diag`` goes one step further for diagonal Gaussians: each step computes its
+lanes' log-likelihoods from the data (``_diag_step``) and scales them in place, so no table
+exists at all.  The three kernels come from one factory (``_make_forward``), the emission mode
+a compile-time constant.
 """
 from __future__ import annotations
 
@@ -83,6 +86,59 @@ def _keep_tile(em, nt, N, W, mx, sh):
 
 
 @njit(nogil=True, cache=True)
+def _diag_step(g, X, pos, t, em, N, W, y):
+    """Step t of the W lanes' diagonal-Gaussian log-likelihoods computed into ``em`` (N*W,),
+    lanes innermost: em[j*W + l] = const[j] + Σ_d y_d (lin[j, d] + y_d quad[j, d]) with
+    y = data[X[pos[l] + t]] - center (``g``, see ``_diag_row``): the arithmetic of
+    ``emissions.diag_frames`` operation for operation, so the values are its bits, and every
+    loop a vector loop over the lanes.  ``y``: scratch of D*W values."""
+    data, c, lin, quad, const = g
+    D = data.shape[1]
+    for d in range(D):
+        cd = c[d]
+        for l in range(W):
+            y[d * W + l] = data[X[pos[l] + t], d] - cd
+    for j in range(N):
+        cj = const[j]
+        for l in range(W):
+            em[j * W + l] = cj
+        for d in range(D):
+            lj = lin[j, d]
+            qj = quad[j, d]
+            for l in range(W):
+                v = y[d * W + l]
+                em[j * W + l] += v * (lj + v * qj)
+
+
+@njit(nogil=True, cache=True)
+def _diag_row(g, p, e):
+    """(row, shift) of frame p of the diagonal-Gaussian emissions ``g`` = (data (n, D),
+    center (D,), lin (N, D), quad (N, D), const (N,)), all float64: its log-likelihoods (as
+    ``_diag_step``) scaled by their maximum into ``e`` (``_scale_row``)."""
+    data, c, lin, quad, const = g
+    D = data.shape[1]
+    for j in range(e.shape[0]):
+        r = const[j]
+        for d in range(D):
+            v = data[p, d] - c[d]
+            r += v * (lin[j, d] + v * quad[j, d])
+        e[j] = r
+    return e, _scale_row(e, e)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _table_rows(emit_t):
+    """Rows of an emission table (the range the symbols are checked against)."""
+    return emit_t.shape[0]
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _data_rows(g):
+    """Frames of diagonal-Gaussian emissions (the symbols are 0..n-1, made by the API)."""
+    return g[0].shape[0]
+
+
+@njit(nogil=True, cache=True)
 def _scale_tile(em, nt, N, W, mx, sh):
     """Steps 0..nt-1 of a tile of log-likelihoods scaled in place (``_scale_lanes``)."""
     for tt in range(nt):
@@ -115,7 +171,7 @@ def _scale_lanes(e, N, W, mx, sh):
             e[j * W + l] = _exp_le0(e[j * W + l] - mx[l])
 
 
-def _make_lanes_small(N, logs):
+def _make_lanes_small(N, mode):
     """The lockstep kernel for a fixed small N, over LANES lanes.
 
     With N and the lane count compile-time constants, the loops over states unroll and every
@@ -126,11 +182,12 @@ def _make_lanes_small(N, logs):
     the step writes into the emission tile it has just consumed and copies back.  The gather of
     emissions does not vectorise; it runs apart, TILE steps at a time.  Operands: ``transmat``
     flat (N*N,), ``em`` (TILE, N*W), ``alpha`` (N*W,), ``k`` (W,) counts of factors 2 so far,
-    ``sh`` (W,) sums of emission shifts.  Framewise (``logs``, a compile-time constant), each
+    ``sh`` (W,) sums of emission shifts.  Framewise (``mode`` "frames", a compile-time constant), each
     gathered step is scaled in place, lanes innermost (``_scale_lanes``).
     """
     W = LANES
     TT = max(2, min(TILE, TILE_BYTES // (8 * N * W)))
+    logs = mode == "frames"
     scale_tile = _scale_tile if logs else _keep_tile  # chosen here: the other is not compiled
 
     @njit_variant(f"n{N}" + ("_frames" if logs else ""), nogil=True)
@@ -206,17 +263,55 @@ def _first_bad_symbol(X, offsets, idx, M):
     return -1
 
 
-def _make_forward(logs):
-    """The scoring kernels over a table of emission rows (``logs`` False: ``forward_loglik``)
-    or of log-likelihood frames (True: ``forward_loglik_frames``).  ``logs`` is a compile-time
-    constant: each kernel compiles only its own branch (a runtime flag cost the categorical
-    kernel's first call 7.3 -> 11.4 s of compiling code it never runs).  Returns the kernels
-    by name (every one renamed by its variant tag, so the cache keeps them apart)."""
-    tag = "frames" if logs else "rows"
-    row_of = _log_row if logs else _table_row  # chosen here: the other is not compiled
-    bad_symbol = _no_bad_symbol if logs else _first_bad_symbol
-    small = [_make_lanes_small(n, logs) for n in range(1, SMALL_MAX_N + 1)]
-    lanes_1, lanes_2, lanes_3, lanes_4, lanes_5, lanes_6, lanes_7, lanes_8 = small
+def _make_forward(mode):
+    """The scoring kernels over a table of emission rows (``mode`` "rows": ``forward_loglik``),
+    of log-likelihood frames ("frames": ``forward_loglik_frames``) or of frames of data under
+    diagonal Gaussians ("diag": ``forward_loglik_diag``, ``emit_t`` the tuple of ``_diag_row``).
+    ``mode`` is a compile-time constant: each kernel compiles only its own branch (a runtime
+    flag cost the categorical kernel's first call 7.3 -> 11.4 s of compiling code it never
+    runs).  Returns the kernels by name (every one renamed by its variant tag, so the cache
+    keeps them apart)."""
+    tag = mode
+    diag = mode == "diag"
+    # chosen here: the others are not compiled
+    row_of = {"rows": _table_row, "frames": _log_row, "diag": _diag_row}[mode]
+    bad_symbol = _first_bad_symbol if mode == "rows" else _no_bad_symbol
+    n_rows = _data_rows if diag else _table_rows
+    # diag: every N steps by GEMM (the unrolled small-N lanes would gather each lane's frame
+    # from another sequence, which measured no faster than the table at N=3: see
+    # ``forward_loglik_diag``), so none of the eight lane kernels is compiled for it
+    small_max = 0 if diag else SMALL_MAX_N
+    small = [] if diag else [_make_lanes_small(n, mode) for n in range(1, SMALL_MAX_N + 1)]
+
+    if diag:
+        @njit_variant(tag, nogil=True)
+        def lanes_small(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh):
+            """Not reached: every N steps by GEMM here."""
+            return
+    else:
+        lanes_1, lanes_2, lanes_3, lanes_4, lanes_5, lanes_6, lanes_7, lanes_8 = small
+
+        @njit_variant(tag, nogil=True)
+        def lanes_small(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh):
+            """The lane kernel compiled for this N (<= SMALL_MAX_N): numba cannot index a
+            tuple of functions at run time, so each has its own call."""
+            N = startprob.shape[0]
+            if N == 1:
+                lanes_1(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
+            elif N == 2:
+                lanes_2(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
+            elif N == 3:
+                lanes_3(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
+            elif N == 4:
+                lanes_4(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
+            elif N == 5:
+                lanes_5(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
+            elif N == 6:
+                lanes_6(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
+            elif N == 7:
+                lanes_7(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
+            else:
+                lanes_8(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
 
     @njit_variant(tag, nogil=True)
     def finish_one(X, a, b, transmat_t, emit_t, cur, nxt, k, sh, e):
@@ -249,7 +344,7 @@ def _make_forward(logs):
         return _loglik_pow2(s, k) + sh
 
     @njit_variant(tag, nogil=True)
-    def lanes_gemm(X, pos, T, startprob, transmat, emit_t, alpha, nxt, k, sh, e):
+    def lanes_gemm_rows(X, pos, T, startprob, transmat, emit_t, alpha, nxt, k, sh, e, em):
         """The lockstep kernel for N > SMALL_MAX_N, lane-major: α is (W, N), one row per
         lane, so a step is the BLAS GEMM α A, and each lane's emission row multiplies its
         contiguous row of the product directly (no gather).  Returns the array holding the
@@ -275,6 +370,39 @@ def _make_forward(logs):
         return alpha
 
     @njit_variant(tag, nogil=True)
+    def lanes_gemm_tile(X, pos, T, startprob, transmat, emit_t, alpha, nxt, k, sh, e, em):
+        """``lanes_gemm_rows`` with each step's emissions computed for all W lanes at once
+        into ``em`` (1, N*W), lanes innermost (``_diag_step``), and scaled there
+        (``_scale_lanes``): vector loops over the lanes, where a row at a time would run
+        scalar.  The factors are the rows' own bits, so the scores are those of
+        ``lanes_gemm_rows`` on a table of the same log-likelihoods."""
+        N = startprob.shape[0]
+        W = alpha.shape[0]
+        mx = np.empty(W)
+        y = np.empty(emit_t[0].shape[1] * W)
+        f = em[0]
+        _diag_step(emit_t, X, pos, 0, f, N, W, y)
+        _scale_tile(em, 1, N, W, mx, sh)
+        for l in range(W):
+            for j in range(N):
+                alpha[l, j] = startprob[j] * f[j * W + l]
+        for t in range(1, T):
+            np.dot(alpha, transmat, nxt)
+            _diag_step(emit_t, X, pos, t, f, N, W, y)
+            _scale_tile(em, 1, N, W, mx, sh)
+            for l in range(W):
+                r, kk = _pow2_scale(_sum4(alpha[l]))
+                k[l] += kk
+                o = nxt[l]
+                for j in range(N):
+                    o[j] *= f[j * W + l] * r
+            alpha, nxt = nxt, alpha
+        return alpha
+
+    lanes_gemm = lanes_gemm_tile if mode == "diag" else lanes_gemm_rows
+    gemm_tile = 1 if mode == "diag" else 0  # steps of emissions lanes_gemm keeps
+
+    @njit_variant(tag, nogil=True)
     def score_block(X, offsets, idx, startprob, transmat, transmat_t, emit_t, em, alpha, nxt,
                     k, sh, e, out):
         """Score the sequences ``idx`` (1 to W of them, non-empty, shortest first) in lockstep
@@ -290,48 +418,34 @@ def _make_forward(logs):
             k[l] = 0
             sh[l] = 0.0
         cur = alpha
-        a_flat = transmat.reshape(N * N)
-        if N <= SMALL_MAX_N:
-            if N == 1:
-                lanes_1(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
-            elif N == 2:
-                lanes_2(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
-            elif N == 3:
-                lanes_3(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
-            elif N == 4:
-                lanes_4(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
-            elif N == 5:
-                lanes_5(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
-            elif N == 6:
-                lanes_6(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
-            elif N == 7:
-                lanes_7(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
-            else:
-                lanes_8(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
+        if N <= small_max:
+            lanes_small(X, pos, T, startprob, transmat.reshape(N * N), emit_t, em, alpha, k,
+                        sh)
         else:
             cur = lanes_gemm(X, pos, T, startprob, transmat, emit_t, alpha.reshape((W, N)),
-                             nxt.reshape((W, N)), k, sh, e).ravel()
+                             nxt.reshape((W, N)), k, sh, e, em).ravel()
         one = np.empty(N, alpha.dtype)
         two = np.empty(N, alpha.dtype)
         for l in range(L):
             a, b = offsets[idx[l]], offsets[idx[l] + 1]
             for j in range(N):
-                one[j] = cur[j * W + l] if N <= SMALL_MAX_N else cur[l * N + j]
+                one[j] = cur[j * W + l] if N <= small_max else cur[l * N + j]
             out[idx[l]] = finish_one(X, a + T, b, transmat_t, emit_t, one, two, k[l], sh[l], e)
 
     @njit_variant(tag, nogil=True)
     def forward(X, offsets, order, startprob, transmat, emit_t, out):
         S = order.shape[0]
         N = startprob.shape[0]
-        W = LANES if N <= SMALL_MAX_N else GEMM_LANES
+        W = LANES if N <= small_max else GEMM_LANES
         transmat_t = np.ascontiguousarray(transmat.T)
-        M = emit_t.shape[0]
-        em = np.empty((TILE, N * W) if N <= SMALL_MAX_N else (0, 0), transmat.dtype)
+        M = n_rows(emit_t)
+        em = np.empty((TILE, N * W) if N <= small_max else (gemm_tile, gemm_tile * N * W),
+                      transmat.dtype)
         alpha = np.empty(N * W, transmat.dtype)
         nxt = np.empty(N * W, transmat.dtype)
         k = np.empty(W, np.int64)
         sh = np.empty(W, np.float64)
-        e = np.empty(N, emit_t.dtype)
+        e = np.empty(N, transmat.dtype)
         bad = -1
         for s0 in range(0, S, W):
             idx = order[s0:min(s0 + W, S)]
@@ -344,11 +458,13 @@ def _make_forward(logs):
         return bad
 
     return dict(forward=forward, score_block=score_block, lanes_gemm=lanes_gemm,
+                lanes_small=lanes_small,
                 finish_one=finish_one, **{f"lanes_{n}": f for n, f in enumerate(small, 1)})
 
 
-_ROWS = _make_forward(False)
-_FRAMES = _make_forward(True)
+_ROWS = _make_forward("rows")
+_FRAMES = _make_forward("frames")
+_DIAG = _make_forward("diag")
 
 # The kernels themselves, no wrapper (a layer of call costs its own compile on the first call)
 forward_loglik = _ROWS["forward"]
@@ -366,3 +482,11 @@ forward_loglik_frames.__doc__ = """As ``forward_loglik`` with ``X`` = 0, 1, ...,
     ``emit_t`` (n, N) float64 the frames' emission log-likelihoods (-inf allowed): each row is
     scaled by its maximum as it is read, and the maxima go into the score.  A sequence with a
     NaN or +inf entry scores NaN; returns -1."""
+
+forward_loglik_diag = _DIAG["forward"]
+forward_loglik_diag.__doc__ = """As ``forward_loglik_frames`` with the frames' log-likelihoods
+    computed as they are used, from the data under diagonal Gaussians: ``emit_t`` = (data
+    (n, D), center (D,), lin (N, D), quad (N, D), const (N,)), float64, log N(x_t | state j) =
+    const[j] + Σ_d y_d (lin[j, d] + y_d quad[j, d]), y = x_t - center (``_gaussian.diag_terms``).
+    No table of n x N values is written or read: the same bits as ``forward_loglik_frames`` on
+    the table of these log-likelihoods.  Returns -1."""
