@@ -569,3 +569,53 @@ def test_sequence_sums_and_shared_symbols():
     assert F._seq_sums(v[:0], np.zeros(3, np.int64)).tolist() == [0.0, 0.0]
     for n in (5, 100, 3, 0, F._IOTA_MAX + 1, 7):
         np.testing.assert_array_equal(F._iota(n), np.arange(n))
+
+
+def _continuous_models(N, D, backend):
+    """A GaussianHMM of each covariance type and a GMMHMM, parameters set, on ``backend``."""
+    from fasthw6.hmm import GMMHMM
+    rng = np.random.default_rng(N)
+    sp, tm = rng.dirichlet(np.ones(N)), rng.dirichlet(np.ones(N), size=N)
+    out = []
+    for kind in ("diag", "spherical", "full", "tied"):
+        m = GaussianHMM(N, kind, init_params="", backend=backend)
+        m.startprob_, m.transmat_, m.means_ = sp, tm, rng.normal(size=(N, D))
+        m.covars_ = {"diag": np.ones((N, D)), "spherical": np.ones(N),
+                     "full": np.tile(np.eye(D), (N, 1, 1)), "tied": np.eye(D)}[kind]
+        out.append(m)
+    g = GMMHMM(N, 2, "diag", init_params="", backend=backend)
+    g.startprob_, g.transmat_ = sp, tm
+    g.weights_, g.means_ = np.full((N, 2), 0.5), rng.normal(size=(N, 2, D))
+    g.covars_ = np.ones((N, 2, D))
+    return out + [g]
+
+
+@pytest.mark.parametrize("N", [3, 12])
+def test_non_finite_features_found_after_the_run(backend, N):
+    """The continuous models check X's values only when a result is not finite
+    (``_evaluate``): a NaN or infinite feature at the first, a middle or the last frame of a
+    sequence, through every operation, every covariance type, the table (N=3) and in-kernel
+    (N=12, diag) scoring, still raises the ValueError naming the entry; finite data whose
+    diagonal densities underflow to 0 (-inf scores) is checked, found finite and answered."""
+    D = 3
+    ops = {"score": lambda m, X, L: m.score(X, L),
+           "score_sequences": lambda m, X, L: m.score_sequences(X, L),
+           "score_samples": lambda m, X, L: m.score_samples(X, L),
+           "viterbi": lambda m, X, L: m.decode(X, L),
+           "map": lambda m, X, L: m.decode(X, L, algorithm="map"),
+           "predict_proba": lambda m, X, L: m.predict_proba(X, L)}
+    rng = np.random.default_rng(1)
+    X0, L = rng.normal(size=(24, D)), [7, 9, 8]
+    for m in _continuous_models(N, D, backend):
+        for name, op in ops.items():
+            for bad, r, c in ((np.nan, 7, 0), (np.inf, 11, 2), (-np.inf, 23, 1)):
+                X = X0.copy()
+                X[r, c] = bad
+                with pytest.raises(ValueError, match=rf"X\[{r}, {c}\] is {bad}"):
+                    op(m, X, L)
+            op(m, X0, L)  # finite: no error
+    for m in _continuous_models(N, D, backend):  # finite, but their squares overflow
+        if m.covariance_type not in ("diag", "spherical"):
+            continue  # full matrices: inf - inf in the quadratic form, the engine's NaN error
+        ll = m.score_sequences(X0 * 1e200, L)
+        assert (ll == -np.inf).all(), type(m).__name__

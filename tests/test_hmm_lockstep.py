@@ -146,7 +146,7 @@ def test_long_sequence_runs_alone(n, be, monkeypatch):
     lengths = np.array([20] * 10 + [T])
     X = rng.integers(0, 4, lengths.sum())
     _, bstart, _, sizes = be[1].lockstep_plan(np.concatenate([[0], np.cumsum(lengths)]), n, 1,
-                                               budget)
+                                               budget, nb.ESTEP_LANES)
     assert np.diff(bstart).tolist()[-1] == 1 and sizes[0, 2] >= T
     check_against_reference(X, lengths, sp, tm, em, backend=be[0])
 
@@ -174,17 +174,20 @@ def test_plan_covers_every_nonempty_sequence_once(n, be):
     rng = np.random.default_rng(n)
     lengths = np.concatenate([rng.integers(0, 300, 500), [0, 0, 5000, 1, 1]])
     off = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    for chunks in (1, 2, 5):
+    for chunks, most in ((1, nb.ESTEP_LANES), (2, nb.ESTEP_LANES), (5, nb.ESTEP_LANES),
+                         (2, 16), (1, 5)):
         order, bstart, cbound, sizes = be[1].lockstep_plan(off, n, chunks,
-                                                              api.ESTEP_BLOCK_ELEMS)
+                                                              api.ESTEP_BLOCK_ELEMS, most)
         assert sorted(order.tolist()) == np.flatnonzero(lengths).tolist()
         assert bstart[0] == 0 and bstart[-1] == len(order) and (np.diff(bstart) > 0).all()
         assert cbound[0] == 0 and cbound[-1] == len(bstart) - 1 and (np.diff(cbound) >= 0).all()
         assert len(cbound) - 1 <= chunks
+        if most < nb.ESTEP_LANES:
+            assert np.diff(bstart).max() == most  # the cap binds
         for k in range(len(bstart) - 1):
             lens = lengths[order[bstart[k]:bstart[k + 1]]]
             assert (np.diff(lens) >= 0).all()  # shortest first
-            assert len(lens) <= nb.ESTEP_LANES
+            assert len(lens) <= most
             if len(lens) > 1:
                 assert lens[0] * n * len(lens) <= api.ESTEP_BLOCK_ELEMS
                 assert lens[-1] <= lens[0] + lens[0] // 8 + 2

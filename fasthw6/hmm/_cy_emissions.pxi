@@ -6,6 +6,27 @@ cdef enum:
     EM_W = 64
 
 
+cdef inline void frames_in(const double[:, ::1] X, const double[::1] center, Py_ssize_t t0,
+                           Py_ssize_t w, double* xcol) noexcept nogil:
+    """As _numba.emissions._frames_in: a full block four frames at a time, features inner."""
+    cdef Py_ssize_t D = X.shape[1], l, d
+    cdef double cd
+    if w == EM_W:
+        for l in range(0, EM_W, 4):
+            for d in range(D):
+                cd = center[d]
+                xcol[d * EM_W + l] = X[t0 + l, d] - cd
+                xcol[d * EM_W + l + 1] = X[t0 + l + 1, d] - cd
+                xcol[d * EM_W + l + 2] = X[t0 + l + 2, d] - cd
+                xcol[d * EM_W + l + 3] = X[t0 + l + 3, d] - cd
+        return
+    for d in range(D):
+        for l in range(w):
+            xcol[d * EM_W + l] = X[t0 + l, d] - center[d]
+        for l in range(w, EM_W):
+            xcol[d * EM_W + l] = 0.0
+
+
 def diag_frames(const double[:, ::1] X, const double[::1] center, Py_ssize_t a, Py_ssize_t b, const double[:, ::1] lin,
                 const double[:, ::1] quad, const double[::1] const_, double[:, ::1] out,
                 double[::1] shift, bint scaled):
@@ -25,11 +46,7 @@ def diag_frames(const double[:, ::1] X, const double[::1] center, Py_ssize_t a, 
         t0 = a
         while t0 < b:
             w = min(<Py_ssize_t>EM_W, b - t0)
-            for d in range(D):
-                for l in range(w):
-                    xcol[d * EM_W + l] = X[t0 + l, d] - center[d]
-                for l in range(w, EM_W):
-                    xcol[d * EM_W + l] = 0.0
+            frames_in(X, center, t0, w, xcol)
             for l in range(EM_W):
                 mx[l] = -INFINITY
             for j in range(N):

@@ -123,7 +123,7 @@ cdef void backward_seq(const sym_t[::1] X, Py_ssize_t a, Py_ssize_t b,
 
 
 def lockstep_plan(const int64_t[::1] offsets, Py_ssize_t N, Py_ssize_t n_chunks,
-                   int64_t block_elems):
+                   int64_t block_elems, Py_ssize_t max_lanes):
     """Sequences sorted by length cut into lockstep blocks, blocks into chunks, and each
     chunk's scratch sizes (``_numba.lockstep_plan``): (order, bstart, cbound, sizes)."""
     cdef Py_ssize_t S = offsets.shape[0] - 1, n, p, q, nb, k, c, C, L, lanes
@@ -140,7 +140,7 @@ def lockstep_plan(const int64_t[::1] offsets, Py_ssize_t N, Py_ssize_t n_chunks,
     p = 0
     while p < n:
         T0 = lens[order[p]]
-        lanes = min(<Py_ssize_t>ESTEP_LANES, max(1, block_elems // (T0 * N)))
+        lanes = min(max_lanes, max(1, block_elems // (T0 * N)))
         limit = T0 + T0 // 8 + 2
         q = p + 1
         while q < n and q - p < lanes and lens[order[q]] <= limit:

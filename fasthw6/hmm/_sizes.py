@@ -10,6 +10,20 @@ LANES = 64  # sequences advanced in lockstep by the scoring kernel (lanes innerm
 GEMM_LANES = 64  # lanes when the scoring step is a BLAS GEMM (the API cuts at multiples of both)
 SMALL_MAX_N = 8  # up to this many states scoring is compiled for each N; above, a GEMM
 ESTEP_LANES = 64  # most sequences one E-step block advances in lockstep
+# Full blocks of 2 to this many states run sweeps compiled for their N (numba's
+# ``_make_estep_small``): 1.9x at N=3 (E-step 14.1 -> 7.4 ms).  Every N compiled is JIT time
+# again at every kernel signature reaching it (symbol dtype x float dtype x entry point): N =
+# 1..8 made the first E-step call 36 s and each later signature 23 s, against 21 s and 16 s
+# with one N.  (numba only: the Cython build has no such sweeps.)
+ESTEP_SMALL_MAX_N = 4
+# The E-step and posteriors over a table of frames (``frames``) put at most this many
+# sequences in a lockstep block above ESTEP_SMALL_MAX_N states: each lane reads its rows of a
+# table in memory (n x N, not the categorical path's small one in cache) and adds into its
+# rows of γ, and 64 such streams outrun the hardware prefetchers.  numba, one thread, 2000 x
+# 500 frames, E-step 64 -> 16 lanes: N=5 67 -> 56 ms, N=8 128 -> 99, N=16 207 -> 148, N=32
+# 425 -> 398, N=64 1.59 -> 1.04-1.13 s (Cython N=8 140 -> 112, N=16 216 -> 152).  At N <= 4
+# numba's compiled sweeps need full 64-lane blocks and match 32 generic lanes (34.7 / 32.6 ms).
+ESTEP_FRAMES_LANES = 16
 ESTEP_GEMM_MIN_N = 12  # from this many states on, an E-step block's steps are BLAS GEMMs
 ESTEP_XI_COLS = 256  # most (step, lane) columns gathered per Σξ GEMM
 ESTEP_XS_STEPS = 16  # steps per tile when the symbols are transposed to (step, lane) (2.6x)

@@ -20,6 +20,7 @@ from ._checks import SYSTEM, _as_symbols, _batch, _kernel_operands, _model
 # lanes); a sequence longer than this over N is a block of its own.  An argument of the kernels,
 # so that it has one home (and tests can make long-sequence blocks with short sequences).
 ESTEP_BLOCK_ELEMS = 1 << 20
+ESTEP_LANES = _sizes.ESTEP_LANES
 # A batch's scoring order is cut into pieces at multiples of the kernels' lanes, so that its
 # blocks are the same whatever the thread count.
 SCORE_LANES = _sizes.LANES
@@ -110,17 +111,19 @@ def _pieces(off, backend, per_thread):
     return cut(off, per_thread * _n_threads(backend))
 
 
-def _lockstep(x, off, ops, backend, per_thread, gamma, want_stats, m, obs=None):
+def _lockstep(x, off, ops, backend, per_thread, gamma, want_stats, m, obs=None,
+              max_lanes=ESTEP_LANES):
     """Posteriors (into ``gamma``) or E-step sums of kernel operands ``ops``: one plan of
     lockstep blocks for the batch (blocks do not depend on the thread count), its chunks run
     as pieces.  Returns (per-sequence log P, per-chunk sums (st, tr, ob)).
 
     ``obs``: one (m, N) float64 array that every chunk adds its Σγ by symbol into, instead of
     one per chunk; right when no two chunks see one symbol (the framewise path, where symbol t
-    is frame t), and then ``ob`` is returned empty."""
+    is frame t), and then ``ob`` is returned empty.  ``max_lanes``: most sequences per block
+    (``lockstep_plan``)."""
     n = ops[0].shape[0]
     plan = get_kernel(SYSTEM, "lockstep_plan", backend)(
-        off, n, per_thread * _n_threads(backend), ESTEP_BLOCK_ELEMS)
+        off, n, per_thread * _n_threads(backend), ESTEP_BLOCK_ELEMS, max_lanes)
     order, bstart, cbound, sizes = plan
     C = cbound.shape[0] - 1
     out = np.zeros(off.shape[0] - 1, np.float64)  # an empty sequence (not in the plan) scores 0

@@ -23,6 +23,7 @@ from .._backend import kernel_threads
 from .._parallel import run_pieces
 from .._validate import check_dtype_arg
 from ._checks import SYSTEM, _offsets, _prob
+from ._sizes import ESTEP_FRAMES_LANES, ESTEP_LANES, ESTEP_SMALL_MAX_N
 from . import _logspace
 from .api import _chain_sums, _lockstep, _score_ops, _viterbi_logs
 
@@ -202,11 +203,18 @@ def _recover(out, off, B, shift, sp, tm):
                 yield s, a, b, ll, g, xi
 
 
+def _lanes(N):
+    """Most sequences per lockstep block of the E-step and posteriors over a table of frames
+    (``_sizes.ESTEP_FRAMES_LANES``)."""
+    return ESTEP_LANES if N <= ESTEP_SMALL_MAX_N else ESTEP_FRAMES_LANES
+
+
 def posteriors_table(sp, tm, B, shift, off, dt, backend):
     """(per-sequence log-likelihoods, γ) from scaled frames (B, shift)."""
     x, ops = _table_ops(sp, tm, B, dt)
     gamma = np.empty(B.shape, dt)
-    out, _ = _lockstep(x, off, ops, backend, 4, gamma, False, B.shape[0])
+    out, _ = _lockstep(x, off, ops, backend, 4, gamma, False, B.shape[0],
+                       max_lanes=_lanes(sp.shape[0]))
     out += _seq_sums(shift, off)
     for s, a, b, ll, g, _ in _recover(out, off, B, shift, sp, tm):
         out[s], gamma[a:b] = ll, g
@@ -219,7 +227,7 @@ def statistics_table(sp, tm, B, shift, off, dt, backend):
     x, ops = _table_ops(sp, tm, B, dt)
     gamma = np.zeros(B.shape, np.float64)  # every chunk adds its frames' γ: disjoint rows
     out, (st, tr, _) = _lockstep(x, off, ops, backend, 1, np.zeros((1, n), dt), True,
-                                 B.shape[0], obs=gamma)
+                                 B.shape[0], obs=gamma, max_lanes=_lanes(n))
     start, trans = _chain_sums(st, tr, ops[1])
     out += _seq_sums(shift, off)
     for s, a, b, ll, g, xi in _recover(out, off, B, shift, sp, tm):

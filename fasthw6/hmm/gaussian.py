@@ -33,9 +33,12 @@ def check_matrix(X, n_features, name, kind="real numbers"):
     return arr
 
 
-def check_features(X, n_features=None, name="X"):
-    """X as a C-contiguous float64 (n_samples, n_features) array of finite values."""
+def check_features(X, n_features=None, name="X", values=True):
+    """X as a C-contiguous float64 (n_samples, n_features) array of finite values (unchecked
+    without ``values``)."""
     arr = np.ascontiguousarray(check_matrix(X, n_features, name), dtype=np.float64)
+    if not values:
+        return arr
     # a NaN or inf makes the sum NaN or inf (one pass, no mask array); only then, or when
     # finite values overflow it, the elementwise check finds which
     with np.errstate(over="ignore", invalid="ignore"):
@@ -181,6 +184,10 @@ class GaussianHMM(BaseHMM):
                 raise ValueError(f"X has {x.shape[1]} features per sample but means_ has {D}")
         if fitting:
             self.n_features = x.shape[1]
+        return x, _offsets(lengths, x.shape[0])
+
+    def _data_unchecked(self, X, lengths):
+        x = check_features(X, self._n_dims(), values=False)
         return x, _offsets(lengths, x.shape[0])
 
     def _log_frames(self, X):

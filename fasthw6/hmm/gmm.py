@@ -276,6 +276,10 @@ class GMMHMM(BaseHMM):
             self.n_features = x.shape[1]
         return x, _offsets(lengths, x.shape[0])
 
+    def _data_unchecked(self, X, lengths):
+        x = check_features(X, self._n_dims(), values=False)
+        return x, _offsets(lengths, x.shape[0])
+
     def _log_frames(self, X):
         return self._mixture(X, False, False)[0]
 

@@ -105,7 +105,7 @@ def forward_loglik_models(X, offsets, order, Ls, Kg, sp_rep, A_rep, E_rep, out):
     return -1
 
 
-def lockstep_plan(offsets, N, n_chunks, block_elems):
+def lockstep_plan(offsets, N, n_chunks, block_elems, max_lanes):
     """The compiled kernels' plan, with every sequence a block of its own (this backend has no
     lockstep): (order, bstart, cbound, sizes) as ``_numba.lockstep_plan``."""
     lens = np.diff(np.asarray(offsets))

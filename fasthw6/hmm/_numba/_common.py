@@ -9,8 +9,8 @@ import numpy as np
 from numba import njit
 
 from .._sizes import (  # noqa: F401  (the size switches both backends share)
-    ESTEP_GEMM_MAX_MADDS, ESTEP_GEMM_MIN_N, ESTEP_LANES, ESTEP_XI_COLS, ESTEP_XS_STEPS,
-    GEMM_LANES, LANES, SMALL_MAX_N, VIT_BLOCK_BYTES, VIT_LANES, VIT_LANES_MAX_N, VIT_WIDE_LANES,
+    ESTEP_GEMM_MAX_MADDS, ESTEP_GEMM_MIN_N, ESTEP_LANES, ESTEP_SMALL_MAX_N, ESTEP_XI_COLS,
+    ESTEP_XS_STEPS, GEMM_LANES, LANES, SMALL_MAX_N, VIT_BLOCK_BYTES, VIT_LANES, VIT_LANES_MAX_N, VIT_WIDE_LANES,
     VIT_WIDE_MAX_N)
 
 _TWO_M512 = 2.0 ** -512
@@ -20,11 +20,6 @@ _LN2_512 = 512.0 * math.log(2.0)
 _LN2 = math.log(2.0)
 TILE = 16  # most steps of emissions the small-N kernels gather at a time ...
 TILE_BYTES = 16384  # ... and at most this size, to stay in L1 (1.1-1.3x at N=3..8 over 16 steps)
-# Full blocks of 2 to this many states run sweeps compiled for their N (``_make_estep_small``):
-# 1.9x at N=3 (E-step 14.1 -> 7.4 ms).  Every N compiled is JIT time again at every kernel
-# signature reaching it (symbol dtype x float dtype x entry point): N = 1..8 made the first
-# E-step call 36 s and each later signature 23 s, against 21 s and 16 s with one N.
-ESTEP_SMALL_MAX_N = 4
 
 
 @njit(nogil=True, cache=True, inline="always")

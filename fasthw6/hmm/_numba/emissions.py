@@ -27,9 +27,22 @@ _W = 64  # frames per vector block
 @njit(nogil=True, cache=True, inline="always")
 def _frames_in(X, center, t0, w, xt):
     """Frames X[t0:t0+w] - center into the lane block ``xt`` (D, _W), lanes past w zeroed.
-    Features outer, lanes inner: 3x faster than frames outer (10^6 x 4 frames: 10.6 vs
-    3.4 ms)."""
-    for d in range(X.shape[1]):
+    A full block goes four frames at a time, features inner: four rows read in step, each
+    feature's four values stored side by side (10^6 frames, one thread: D=16 15.9 -> 11.7 ms,
+    D=4 2.6 -> 2.2).  A partial block: features outer, lanes inner (3x faster than frames
+    outer one at a time)."""
+    D = X.shape[1]
+    if w == _W:
+        for l in range(0, _W, 4):
+            r0, r1, r2, r3 = X[t0 + l], X[t0 + l + 1], X[t0 + l + 2], X[t0 + l + 3]
+            for d in range(D):
+                cd = center[d]
+                xt[d, l] = r0[d] - cd
+                xt[d, l + 1] = r1[d] - cd
+                xt[d, l + 2] = r2[d] - cd
+                xt[d, l + 3] = r3[d] - cd
+        return
+    for d in range(D):
         cd = center[d]
         xd = xt[d]
         for l in range(w):

@@ -116,7 +116,7 @@ def _backward_one(X, a, b, transmat, emit_t, alpha, gamma, beta, u, v, start_acc
 
 
 @njit(nogil=True, cache=True)
-def lockstep_plan(offsets, N, n_chunks, block_elems):
+def lockstep_plan(offsets, N, n_chunks, block_elems, max_lanes):
     """Sort the sequences by length and cut them into lockstep blocks.
 
     Returns ``order`` (sequence indexes, shortest first, empty ones left out), ``bstart``
@@ -140,7 +140,7 @@ def lockstep_plan(offsets, N, n_chunks, block_elems):
     p = 0
     while p < n:
         T0 = lens[order[p]]
-        lanes = min(ESTEP_LANES, max(1, block_elems // (T0 * N)))
+        lanes = min(max_lanes, max(1, block_elems // (T0 * N)))
         limit = T0 + T0 // 8 + 2
         q = p + 1
         while q < n and q - p < lanes and lens[order[q]] <= limit:
