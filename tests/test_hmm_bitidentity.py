@@ -176,3 +176,4 @@ def test_backends_share_their_size_switches():
     assert set(_cython.SHARED_CONSTANTS) == set(_sizes.SHARED)
     # the API cuts a batch's scoring order into pieces at multiples of the kernels' lanes
     assert _numba.LANES == _numba.GEMM_LANES == api.SCORE_LANES
+    assert api.SCORE_LANES % _numba.FRAMES_GEMM_LANES == 0  # pieces cut whole frame blocks

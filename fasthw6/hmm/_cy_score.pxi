@@ -241,12 +241,13 @@ cdef void lanes_small(const sym_t[::1] X, const int64_t* pos, Py_ssize_t T,
 cdef real* lanes_gemm(const sym_t[::1] X, const int64_t* pos, Py_ssize_t T,
                       const real[::1] startprob, const real* A, const real[:, ::1] emit_t,
                       real* alpha, real* nxt, int64_t* k, double* sh, bint logs, real* e,
-                      Py_ssize_t N, const DiagG* g, real* em, double* mx) noexcept nogil:
-    """LANES sequences in lockstep, α lane-major (LANES, N), each step one GEMM α A
+                      Py_ssize_t N, const DiagG* g, real* em, double* mx,
+                      Py_ssize_t W) noexcept nogil:
+    """W sequences in lockstep, α lane-major (W, N), each step one GEMM α A
     (``lanes_gemm_rows`` of ``_numba.score._make_forward``); with ``g``, each step's
     emissions computed for all lanes into ``em`` (N*W) and scaled there (``lanes_gemm_tile``).
     Returns the buffer holding the last α."""
-    cdef Py_ssize_t W = LANES, t, j, l
+    cdef Py_ssize_t t, j, l
     cdef const real* row
     cdef real* o
     cdef real* sw
@@ -289,11 +290,11 @@ cdef void score_block(const sym_t[::1] X, const int64_t[::1] offsets, const int6
                       Py_ssize_t L, const real[::1] startprob, const real* A, const real* At,
                       const real[:, ::1] emit_t, real* buf, double* r, int64_t* k,
                       int64_t* pos, double* sh, bint logs, double[::1] out,
-                      const DiagG* g) noexcept nogil:
+                      const DiagG* g, Py_ssize_t W) noexcept nogil:
     """Sequences ``idx`` (non-empty, shortest first) in lockstep over the shortest one's
     length, then each alone (``score_block`` of ``_numba.score._make_forward``); with ``g``
-    every N steps by GEMM."""
-    cdef Py_ssize_t N = startprob.shape[0], W = LANES, T, l, j, a, b
+    every N steps by GEMM.  W: the forward's lanes."""
+    cdef Py_ssize_t N = startprob.shape[0], T, l, j, a, b
     cdef real* em = buf
     cdef real* alpha = buf + N * W
     cdef real* nxt = buf + 2 * N * W
@@ -312,7 +313,7 @@ cdef void score_block(const sym_t[::1] X, const int64_t[::1] offsets, const int6
         cur = alpha
     else:
         cur = lanes_gemm(X, pos, T, startprob, A, emit_t, alpha, nxt, k, sh, logs, e, N, g,
-                         em, r)  # em and r are the small lanes' scratch, free here
+                         em, r, W)  # em and r are the small lanes' scratch, free here
     for l in range(L):
         a = offsets[idx[l]]
         b = offsets[idx[l] + 1]
@@ -346,8 +347,11 @@ cdef int64_t forward(const sym_t[::1] X, const int64_t[::1] offsets, const int64
                      const real[:, ::1] emit_t, double[::1] out, bint logs,
                      DiagG* g) except -2:
     """forward_loglik (``logs`` False), forward_loglik_frames (True) or, with ``g``,
-    forward_loglik_diag, as the ``forward`` of _numba.score._make_forward."""
-    cdef Py_ssize_t N = startprob.shape[0], S = order.shape[0], W = LANES, s0, L
+    forward_loglik_diag, as the ``forward`` of _numba.score._make_forward: LANES lanes for
+    the small-N kernels, else GEMM_LANES (symbols) or FRAMES_GEMM_LANES (frames)."""
+    cdef Py_ssize_t N = startprob.shape[0], S = order.shape[0], s0, L
+    cdef Py_ssize_t W = LANES if (N <= SMALL_MAX_N and g == NULL) else \
+        (FRAMES_GEMM_LANES if logs else GEMM_LANES)
     cdef int64_t M = emit_t.shape[0], p, bad = -1
     if S == 0:
         return -1
@@ -376,7 +380,7 @@ cdef int64_t forward(const sym_t[::1] X, const int64_t[::1] offsets, const int64
                 bad = p
             else:
                 score_block(X, offsets, &order[s0], L, startprob, A, At, emit_t, buf, r, k,
-                            k + W, r + W, logs, out, g)
+                            k + W, r + W, logs, out, g, W)
             s0 = s0 + W
         free(buf)
         free(r)

@@ -8,6 +8,13 @@ without importing the package.
 """
 LANES = 64  # sequences advanced in lockstep by the scoring kernel (lanes innermost)
 GEMM_LANES = 64  # lanes when the scoring step is a BLAS GEMM (the API cuts at multiples of both)
+# ... when it scores frames (a table of log-likelihoods, or diagonal Gaussians computed in the
+# kernel): each lane reads its own rows of an (n, N) table or (n, D) data in memory, and 64
+# such streams outrun the hardware prefetchers.  numba, one thread, 2000 x 500 frames, 64 ->
+# 32 lanes: table N=16 160 -> 91 ms, N=64 553 -> 360 (16 lanes: 83, 354); diag N=16 D=4 85 ->
+# 80, D=16 158 -> 134, N=64 D=4 393 -> 380 (16 lanes: 84, 143, 394).  The categorical path
+# keeps 64 (its table is in cache; N=64 142 ms at 64 lanes, 159 at 32).  Divides GEMM_LANES.
+FRAMES_GEMM_LANES = 32
 SMALL_MAX_N = 8  # up to this many states scoring is compiled for each N; above, a GEMM
 ESTEP_LANES = 64  # most sequences one E-step block advances in lockstep
 # Full blocks of 2 to this many states run sweeps compiled for their N (numba's
@@ -38,6 +45,6 @@ VIT_WIDE_LANES = 32
 VIT_WIDE_MAX_N = 127  # the lockstep path's backtrack stores states as int8; above, one at a time
 VIT_BLOCK_BYTES = 1 << 23  # cap on one thread's lockstep δ history (T, N, lanes) float64
 
-SHARED = ("LANES", "GEMM_LANES", "SMALL_MAX_N", "ESTEP_LANES", "ESTEP_GEMM_MIN_N",
+SHARED = ("LANES", "GEMM_LANES", "FRAMES_GEMM_LANES", "SMALL_MAX_N", "ESTEP_LANES", "ESTEP_GEMM_MIN_N",
           "ESTEP_XI_COLS", "ESTEP_XS_STEPS", "ESTEP_GEMM_MAX_MADDS", "VIT_LANES",
           "VIT_LANES_MAX_N", "VIT_WIDE_LANES", "VIT_WIDE_MAX_N", "VIT_BLOCK_BYTES")

@@ -18,7 +18,7 @@ from numba import njit
 
 from ..._jit import njit_variant
 from ._common import (
-    GEMM_LANES, LANES, SMALL_MAX_N, TILE, TILE_BYTES, _exp_le0, _loglik_pow2, _pow2_scale,
+    FRAMES_GEMM_LANES, GEMM_LANES, LANES, SMALL_MAX_N, TILE, TILE_BYTES, _exp_le0, _loglik_pow2, _pow2_scale,
     _span_range)
 
 
@@ -282,6 +282,7 @@ def _make_forward(mode):
     # ``forward_loglik_diag``), so none of the eight lane kernels is compiled for it
     small_max = 0 if diag else SMALL_MAX_N
     small = [] if diag else [_make_lanes_small(n, mode) for n in range(1, SMALL_MAX_N + 1)]
+    gemm_lanes = GEMM_LANES if mode == "rows" else FRAMES_GEMM_LANES  # see _sizes
 
     if diag:
         @njit_variant(tag, nogil=True)
@@ -436,7 +437,7 @@ def _make_forward(mode):
     def forward(X, offsets, order, startprob, transmat, emit_t, out):
         S = order.shape[0]
         N = startprob.shape[0]
-        W = LANES if N <= small_max else GEMM_LANES
+        W = LANES if N <= small_max else gemm_lanes
         transmat_t = np.ascontiguousarray(transmat.T)
         M = n_rows(emit_t)
         em = np.empty((TILE, N * W) if N <= small_max else (gemm_tile, gemm_tile * N * W),
