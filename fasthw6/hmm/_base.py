@@ -191,6 +191,12 @@ class BaseHMM:
         return frames.scaled_frames(self._log_frames(data), dtype, self._backend(),
                                     overwrite=True)
 
+    def _scores_log_frames(self):
+        """Whether scoring hands the log frames to the kernel that scales them as it reads them
+        (``frames._score``) instead of building the table of scaled frames: by default when
+        the room has no fused scaling pass of its own."""
+        return type(self)._scaled_frames is BaseHMM._scaled_frames
+
     def _fused_score(self, data, off, sp, tm, dtype, backend):
         """Per-sequence log P with the emissions computed inside the scoring kernel, or None
         where this room has no such kernel for these parameters (the default)."""
@@ -206,8 +212,8 @@ class BaseHMM:
             out = self._fused_score(data, off, sp, tm, dt, be)
             if out is not None:
                 return out
-        if kind == "score" and type(self)._scaled_frames is BaseHMM._scaled_frames:
-            # no fused scaling of its own: the kernel scales the log frames as it reads them
+        if kind == "score" and self._scores_log_frames():
+            # the kernel scales the log frames as it reads them
             return frames._score(sp, tm, self._log_frames(data), off, dt, be, overwrite=True)
         B, shift = self._scaled_frames(data, dt)
         if kind == "score":

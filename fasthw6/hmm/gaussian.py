@@ -200,6 +200,13 @@ class GaussianHMM(BaseHMM):
                                  self._backend())
         return super()._scaled_frames(X, dtype)
 
+    def _scores_log_frames(self):
+        # its fused scaled pass serves fit and posteriors; scoring measured faster on the log
+        # densities scaled inside the forward kernel (numba, one thread, 2000 x 500 frames,
+        # scaled table -> log frames: diag N=3 D=4 26.3 -> 24.2 ms, D=16 40.7 -> 38.2; full
+        # N=3 D=4 43.2 -> 37.5, D=16 146 -> 130, N=16 D=4 197 -> 154)
+        return True
+
     def _fused_score(self, X, off, sp, tm, dtype, backend):
         if self.covariance_type in ("diag", "spherical") and np.dtype(dtype) == np.float64 \
                 and sp.shape[0] >= G.FUSED_MIN_N:
