@@ -110,9 +110,13 @@ def not_run_list(data: dict) -> str:
 
 
 def cpu_label(machine_info: dict) -> str:
-    """'<CPU brand> (<widest vector extension>)' from a results file's machine_info."""
+    """'<CPU brand> (<widest vector extension>)' from a results file's machine_info; a brand
+    that names no model ('Intel(R) Xeon(R) Processor', as some virtual machines report) gains
+    the family and model numbers, which tell such CPUs apart."""
     cpu = machine_info.get("cpu", {})
     brand = cpu.get("brand_raw", machine_info.get("processor") or "unknown CPU")
+    if not any(ch.isdigit() for ch in brand) and cpu.get("model") is not None:
+        brand = f"{brand} family {cpu.get('family', '?')} model {cpu['model']}"
     vec = machine_info.get("vector_extensions")
     if vec is None and cpu.get("flags"):
         flags = set(cpu["flags"])

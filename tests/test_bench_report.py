@@ -161,3 +161,13 @@ def test_plot_panels(plot, tmp_path, monkeypatch):
     assert "CPU X (AVX2), 1-2 threads" in ax_sweep.get_title()
     assert len(ax_cases.patches) == 4 and not ax_cases.get_lines()
     assert "CPU X (AVX2), 1 thread" in ax_cases.get_title()
+
+
+def test_cpu_label_tells_generic_brands_apart(report):
+    """A brand naming no model (as some virtual machines report) gains family and model; a
+    brand with a model number stays as it is; the widest vector extension follows."""
+    generic = {"cpu": {"brand_raw": "Intel(R) Xeon(R) Processor", "family": 6, "model": 167,
+                       "flags": ["avx2", "avx512f"]}}
+    assert report.cpu_label(generic) == "Intel(R) Xeon(R) Processor family 6 model 167 (AVX-512)"
+    named = {"cpu": {"brand_raw": "AMD EPYC 7B13", "family": 25, "model": 1, "flags": ["avx2"]}}
+    assert report.cpu_label(named) == "AMD EPYC 7B13 (AVX2)"
