@@ -49,6 +49,13 @@ def check_features(X, n_features=None, name="X", values=True):
     return arr
 
 
+def data_unchecked(model, X, lengths):
+    """``_data_unchecked`` of the rooms reading real features (``GaussianHMM``, ``GMMHMM``):
+    shape and feature count checked, the values left to ``BaseHMM._evaluate``."""
+    x = check_features(X, model._n_dims(), values=False)
+    return x, _offsets(lengths, x.shape[0])
+
+
 class GaussianHMM(BaseHMM):
     """Hidden Markov model with Gaussian emissions; a drop-in for hmmlearn 0.3's ``GaussianHMM``.
 
@@ -186,9 +193,7 @@ class GaussianHMM(BaseHMM):
             self.n_features = x.shape[1]
         return x, _offsets(lengths, x.shape[0])
 
-    def _data_unchecked(self, X, lengths):
-        x = check_features(X, self._n_dims(), values=False)
-        return x, _offsets(lengths, x.shape[0])
+    _data_unchecked = data_unchecked
 
     def _log_frames(self, X):
         return G.log_density(X, self.means_, self._covars_, self.covariance_type,

@@ -23,7 +23,7 @@ from . import frames
 from ._base import (COMMON_PARAMS, BaseHMM, check_prior, dirichlet_update, positive_int,
                     require)
 from ._checks import SYSTEM, NotFittedError, _offsets, _prob, check_real
-from .gaussian import check_features
+from .gaussian import check_features, data_unchecked
 
 _PARAM_NAMES = COMMON_PARAMS + ("n_mix", "covariance_type", "min_covar", "weights_prior",
                                 "means_prior", "means_weight", "covars_prior", "covars_weight")
@@ -276,9 +276,7 @@ class GMMHMM(BaseHMM):
             self.n_features = x.shape[1]
         return x, _offsets(lengths, x.shape[0])
 
-    def _data_unchecked(self, X, lengths):
-        x = check_features(X, self._n_dims(), values=False)
-        return x, _offsets(lengths, x.shape[0])
+    _data_unchecked = data_unchecked
 
     def _log_frames(self, X):
         return self._mixture(X, False, False)[0]

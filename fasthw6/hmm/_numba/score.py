@@ -18,8 +18,8 @@ from numba import njit
 
 from ..._jit import njit_variant
 from ._common import (
-    FRAMES_GEMM_LANES, GEMM_LANES, LANES, SMALL_MAX_N, TILE, TILE_BYTES, _exp_le0, _loglik_pow2, _pow2_scale,
-    _span_range)
+    FRAMES_GEMM_LANES, GEMM_LANES, LANES, SMALL_MAX_N, TILE, TILE_BYTES, _exp_le0, _loglik_pow2,
+    _pow2_scale, _span_range)
 
 
 @njit(nogil=True, cache=True, inline="always")
