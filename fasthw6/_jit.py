@@ -519,7 +519,16 @@ def _warm_hmm(floating, symbols):
         g.fit(F, [4, 5])
         g.predict(F, [4, 5])
         if floating == "float64":  # float64 frames are scored from their logs, in the kernel
-            from .hmm import score_frames
+            from .hmm import _gaussian as G, score_frames
+
+            # from these many states on, diagonal densities are computed inside the scoring
+            # and Viterbi kernels (forward_loglik_diag, viterbi_diag)
+            k = max(G.FUSED_MIN_N, G.FUSED_VITERBI_MIN_N)
+            d = GaussianHMM(k, "diag", init_params="", backend="numba")
+            d.startprob_, d.transmat_ = np.full(k, 1.0 / k), np.full((k, k), 1.0 / k)
+            d.means_, d.covars_ = np.arange(k, dtype=float)[:, None], np.ones((k, 1))
+            d.score(F, [4, 5])
+            d.predict(F, [4, 5])
 
             score_frames(np.log(em).T[X[:9].astype(np.int64)], [4, 5], sp, tm, backend="numba")
 

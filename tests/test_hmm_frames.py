@@ -398,6 +398,71 @@ def test_fused_diag_scoring_kernels_agree_bit_for_bit(N, D):
     assert want[0] == 0.0 and np.isfinite(want).all()
 
 
+@pytest.mark.parametrize("N, D", [(5, 3), (16, 1), (20, 16), (3, 4), (49, 5), (130, 2)])
+def test_fused_diag_viterbi_kernels_agree_bit_for_bit(N, D):
+    """``viterbi_diag`` (the densities computed inside the Viterbi kernel) gives, in numba and
+    Cython alike, the paths and log-probabilities of the table kernel ``viterbi`` on the
+    table of the same log-likelihoods (``diag_frames``), bit for bit; the NumPy reference
+    finds the same paths, its log-probabilities equal to rounding.  Ragged lengths (empty, one frame, lanes that finish alone, more sequences
+    than a block), an impossible transition, and every Viterbi width: narrow lanes, wide
+    lanes (N >= VIT_LANES_MAX_N) and one sequence at a time (N > VIT_WIDE_MAX_N)."""
+    from fasthw6.hmm import _cython, _gaussian as G, _numba, reference
+    from fasthw6.hmm.frames import _iota
+
+    rng = np.random.default_rng(N * 100 + D)
+    lengths = np.concatenate([[0, 1, 2, 130], rng.integers(0, 40, 70 if N < 100 else 6)])
+    off = np.concatenate([[0], np.cumsum(lengths)])
+    n = int(off[-1])
+    X = rng.normal(size=(n, D)) * 3
+    sp, tm = chain(N, N)
+    tm[0, 1] = 0.0
+    with np.errstate(divide="ignore"):
+        lsp, ltm = np.log(sp), np.log(tm)
+    means, cv = rng.normal(size=(N, D)) * 2, rng.uniform(0.2, 3, (N, D))
+    c, lin, quad, const = G.diag_terms(means, cv, "diag")
+    flp = np.empty((n, N))
+    _numba.diag_frames(X, c, 0, n, lin, quad, const, flp, np.empty(0), False)
+    bp = np.empty((1, int(lengths.max()), N), np.int8 if N <= 127 else np.int16)
+    want_lp, want_states = np.empty(len(lengths)), np.empty(n, np.int64)
+    _numba.viterbi(_iota(n), off, lsp, ltm, flp, bp, want_states, want_lp)
+    for mod in (_numba, _cython, reference):
+        lp, states = np.full(len(lengths), np.nan), np.full(n, -1, np.int64)
+        mod.viterbi_diag(_iota(n), off, lsp, ltm, (X, c, lin, quad, const), bp, states, lp)
+        if mod is reference:  # NumPy's densities round otherwise
+            np.testing.assert_allclose(lp, want_lp, rtol=1e-12)
+        else:
+            np.testing.assert_array_equal(lp, want_lp)
+        np.testing.assert_array_equal(states, want_states)
+    assert want_lp[0] == 0.0 and np.isfinite(want_lp).all()
+
+
+@pytest.mark.parametrize("backend", ["numba", "cython"])
+def test_gaussian_fused_viterbi_matches_the_table(backend):
+    """GaussianHMM decodes diagonal and spherical models of N >= FUSED_VITERBI_MIN_N inside
+    the Viterbi kernel: the same paths and log-probabilities as the framewise engine on the
+    model's own log-likelihoods, also where a state's densities underflow."""
+    from fasthw6.hmm import _gaussian as G
+
+    for kind in ("diag", "spherical"):
+        N = G.FUSED_VITERBI_MIN_N
+        m = gaussian_model(kind, N=N, D=3, seed=7, backend=backend)
+        X, _ = m.sample(300, random_state=2)
+        lengths = [0, 1, 120, 179]
+        lp, states = m.decode(X, lengths)
+        want_lp, want_states = viterbi_frames(m._log_frames(X), lengths, m.startprob_,
+                                              m.transmat_, backend=backend)
+        np.testing.assert_array_equal(states, want_states)
+        assert lp == want_lp.sum()
+        # one state 10^3 sd from the data, where its density underflows in float64: the
+        # log space loses nothing
+        m.means_ = np.where(np.arange(N)[:, None] == 0, 1e3, m.means_)
+        lp, states = m.decode(X, lengths)
+        want_lp, want_states = viterbi_frames(m._log_frames(X), lengths, m.startprob_,
+                                              m.transmat_, backend=backend)
+        np.testing.assert_array_equal(states, want_states)
+        assert lp == want_lp.sum() and np.isfinite(lp)
+
+
 @pytest.mark.parametrize("kind", ["diag", "spherical"])
 @pytest.mark.parametrize("backend", ["numba", "cython"])
 def test_gaussian_fused_scoring_recovers_and_matches(kind, backend):

@@ -202,11 +202,20 @@ class BaseHMM:
         where this room has no such kernel for these parameters (the default)."""
         return None
 
+    def _fused_viterbi(self, data, off, sp, tm, backend):
+        """(log P, states) of the Viterbi paths with the emissions computed inside the Viterbi
+        kernel, or None where this room has no such kernel for these parameters (the
+        default)."""
+        return None
+
     def _run(self, kind, data, off, sp, tm):
         """``kind``: "score" (per-sequence log P), "posteriors" ((log P, γ)), "stats" (the
         E-step dict) or "viterbi" ((log P, states)) of checked parameters."""
         be, dt = self._backend(), self._dtype()
         if kind == "viterbi":
+            res = self._fused_viterbi(data, off, sp, tm, be)
+            if res is not None:
+                return res
             return frames._viterbi(sp, tm, self._log_frames(data), off, be)
         if kind == "score":
             out = self._fused_score(data, off, sp, tm, dt, be)

@@ -36,23 +36,43 @@ cdef inline void vit_step_one(double* delta, double* best, double* arg, const do
         Bt[j] = <bp_t>arg[j]
 
 
+cdef inline const double* vit_row(const double* lem_t, Py_ssize_t p, Py_ssize_t N,
+                                  const DiagG* g, double* e) noexcept nogil:
+    """Symbol p's log-emission row: of the table, or with ``g`` frame p's diagonal-Gaussian
+    log-likelihoods computed into ``e`` (as _numba.score._diag_logrow)."""
+    cdef Py_ssize_t j, d, D
+    cdef double r, v
+    if g == NULL:
+        return lem_t + p * N
+    D = g.D
+    for j in range(N):
+        r = g.cst[j]
+        for d in range(D):
+            v = g.data[p * D + d] - g.c[d]
+            r = r + v * (g.lin[j * D + d] + v * g.quad[j * D + d])
+        e[j] = r
+    return e
+
+
 cdef (double, Py_ssize_t) vit_tail(const sym_t[::1] X, Py_ssize_t a, Py_ssize_t b,
                                    Py_ssize_t t0, const double* lsp, const double* lA,
                                    const double* lem_t, Py_ssize_t N, double* delta,
                                    double* best, double* arg, bp_t* B,
-                                   int64_t[::1] states) noexcept nogil:
-    """As ``_numba._viterbi_tail``: steps t0.. of X[a:b] with backpointers in B (row t at
-    B + t*N); returns (log prob, state at step max(t0-1, 0))."""
+                                   int64_t[::1] states, const DiagG* g,
+                                   double* e) noexcept nogil:
+    """As the ``tail`` of _numba.viterbi._make_viterbi: steps t0.. of X[a:b] with backpointers
+    in B (row t at B + t*N); returns (log prob, state at step max(t0-1, 0))."""
     cdef Py_ssize_t t, j, k
     cdef double m
     cdef const double* em
     if t0 == 0:
-        em = lem_t + <Py_ssize_t>X[a] * N
+        em = vit_row(lem_t, <Py_ssize_t>X[a], N, g, e)
         for j in range(N):
             delta[j] = lsp[j] + em[j]
         t0 = 1
     for t in range(t0, b - a):
-        vit_step_one(delta, best, arg, lA, lem_t + <Py_ssize_t>X[a + t] * N, B + t * N, N)
+        vit_step_one(delta, best, arg, lA, vit_row(lem_t, <Py_ssize_t>X[a + t], N, g, e),
+                     B + t * N, N)
     k = 0
     m = delta[0]
     for j in range(1, N):
@@ -72,10 +92,15 @@ cdef void vit_lanes(const sym_t[::1] X, const int64_t[::1] offsets, const int64_
                     double* D, Py_ssize_t Tb, Py_ssize_t WS, int8_t* P, int64_t* sym,
                     int64_t* pos, int64_t* kk, int64_t* nk, double* bb, double* g, bp_t* B,
                     double* vec, double* bvec, double* avec, int64_t[::1] states,
-                    double[::1] out) noexcept nogil:
-    """As ``_numba._viterbi_lanes``: D is (Tb, N, WS), P (Tb, WS), row-major."""
+                    double[::1] out, const DiagG* dg, double* E, double* e) noexcept nogil:
+    """As the ``lanes`` of _numba.viterbi._make_viterbi: D is (Tb, N, WS), P (Tb, WS),
+    row-major.  With ``dg``, each step's log-emissions are computed into E (N*W, lanes
+    innermost) and read as E[j*W + sym[l]], sym[l] = l; else row sym[l]/N of the table."""
     cdef Py_ssize_t W = min(WS, (L + 7) // 8 * 8)
     cdef Py_ssize_t Tl = Tb, l, s, t, i, j, a, b, k, kl
+    # lane l's emission of state j: eb[j * es + sym[l]]
+    cdef const double* eb = E if dg != NULL else lem_t
+    cdef Py_ssize_t es = W if dg != NULL else 1
     cdef double* cur
     cdef double* prev
     cdef double* cj
@@ -96,14 +121,20 @@ cdef void vit_lanes(const sym_t[::1] X, const int64_t[::1] offsets, const int64_
         Tl = min(Tl, offsets[s + 1] - offsets[s])
     for l in range(W):
         pos[l] = offsets[order[s0 + min(l, L - 1)]]
-    for t in range(Tl):
+    if dg != NULL:
         for l in range(W):
-            sym[l] = <Py_ssize_t>X[pos[l] + t] * N  # the frame's row of log_emit_t
+            sym[l] = l
+    for t in range(Tl):
+        if dg != NULL:
+            diag_step(dg, pos, t, E, N, W)
+        else:
+            for l in range(W):
+                sym[l] = <Py_ssize_t>X[pos[l] + t] * N  # the frame's row of log_emit_t
         cur = D + t * N * WS
         if t == 0:
             for j in range(N):
                 pj = lsp[j]
-                ej = lem_t + j
+                ej = eb + j * es
                 cj = cur + j * WS
                 for l in range(W):
                     cj[l] = pj + ej[sym[l]]
@@ -115,7 +146,7 @@ cdef void vit_lanes(const sym_t[::1] X, const int64_t[::1] offsets, const int64_
             d2 = prev + min(2, N - 1) * WS
             d3 = prev + min(3, N - 1) * WS
             for j in range(N):
-                ej = lem_t + j
+                ej = eb + j * es
                 cj = cur + j * WS
                 for l in range(W):
                     cj[l] = ej[sym[l]]
@@ -164,8 +195,8 @@ cdef void vit_lanes(const sym_t[::1] X, const int64_t[::1] offsets, const int64_
                     b0[l] = dmax(d0[l] + a0, b0[l])
                     b1[l] = dmax(d0[l] + a1, b1[l])
                 i = i + 1
-            ej = lem_t + j
-            e1 = ej + 1
+            ej = eb + j * es
+            e1 = ej + es
             for l in range(W):
                 b0[l] = b0[l] + ej[sym[l]]
                 b1[l] = b1[l] + e1[sym[l]]
@@ -179,7 +210,7 @@ cdef void vit_lanes(const sym_t[::1] X, const int64_t[::1] offsets, const int64_
                 d0 = prev + i * WS
                 for l in range(W):
                     b0[l] = dmax(d0[l] + a0, b0[l])
-            ej = lem_t + j
+            ej = eb + j * es
             for l in range(W):
                 b0[l] = b0[l] + ej[sym[l]]
     for l in range(L):
@@ -193,7 +224,7 @@ cdef void vit_lanes(const sym_t[::1] X, const int64_t[::1] offsets, const int64_
         if Tl > 0:
             for j in range(N):
                 vec[j] = D[((Tl - 1) * N + j) * WS + l]
-        r = vit_tail(X, a, b, Tl, lsp, lA, lem_t, N, vec, bvec, avec, B, states)
+        r = vit_tail(X, a, b, Tl, lsp, lA, lem_t, N, vec, bvec, avec, B, states, dg, e)
         out[s] = r[0]
         kk[l] = r[1]
     for t in range(Tl - 1, 0, -1):
@@ -229,19 +260,16 @@ cdef void vit_lanes(const sym_t[::1] X, const int64_t[::1] offsets, const int64_
             states[a + t] = P[t * WS + l]
 
 
-def viterbi(const sym_t[::1] X, const int64_t[::1] offsets, const double[::1] log_startprob,
-            const double[:, ::1] log_transmat, const double[:, ::1] log_emit_t,
-            bp_t[:, :, ::1] bp, int64_t[::1] states, double[::1] out):
-    """As ``_numba.viterbi``: up to VIT_WIDE_MAX_N states, blocks of VIT_LANES sequences
-    (VIT_WIDE_LANES from VIT_LANES_MAX_N states on) sorted by length in lockstep (dealt
-    round-robin to the chunks), else one at a time."""
-    cdef Py_ssize_t N = log_startprob.shape[0], M = log_emit_t.shape[0]
+cdef vit_run(const sym_t[::1] X, const int64_t[::1] offsets, const double[::1] log_startprob,
+             const double[:, ::1] log_transmat, const double* lem_t, bp_t[:, :, ::1] bp,
+             int64_t[::1] states, double[::1] out, const DiagG* g):
+    """``viterbi`` (``lem_t`` the table, ``g`` NULL) or ``viterbi_diag`` (``g``)."""
+    cdef Py_ssize_t N = log_startprob.shape[0]
     cdef Py_ssize_t S = offsets.shape[0] - 1, C = bp.shape[0]
     cdef Py_ssize_t W = VIT_LANES if N < VIT_LANES_MAX_N else VIT_WIDE_LANES
     cdef Py_ssize_t c, s, a, b, blk, n_blocks, Tb, maxlen = bp.shape[1]
     cdef const double* lsp = &log_startprob[0]
     cdef const double* lA = &log_transmat[0, 0]
-    cdef const double* lem_t = &log_emit_t[0, 0]
     cdef const int64_t[::1] order
     cdef int64_t[::1] bounds
     cdef double* D
@@ -249,13 +277,14 @@ def viterbi(const sym_t[::1] X, const int64_t[::1] offsets, const double[::1] lo
     cdef int64_t* ibuf
     cdef int8_t* P
     cdef double* arg
+    cdef double* E
     if N <= VIT_WIDE_MAX_N:
         order = np.argsort(np.diff(np.asarray(offsets)), kind="stable").astype(np.int64)
         n_blocks = (S + W - 1) // W
         Tb = min(maxlen, max(1, VIT_BLOCK_BYTES // (N * W * 8)))
         with nogil:
             for c in range(C):
-                D = <double*>malloc((Tb * N * W + 3 * W + 3 * N) * sizeof(double))
+                D = <double*>malloc((Tb * N * W + 3 * W + 3 * N + N * W + N) * sizeof(double))
                 P = <int8_t*>malloc((Tb * W + 1) * sizeof(int8_t))
                 ibuf = <int64_t*>calloc(4 * W, sizeof(int64_t))
                 arg = <double*>malloc(N * sizeof(double))
@@ -267,12 +296,13 @@ def viterbi(const sym_t[::1] X, const int64_t[::1] offsets, const double[::1] lo
                     with gil:
                         raise MemoryError("viterbi: no memory for the lane scratch")
                 dbuf = D + Tb * N * W  # bb, g (W each), vec, bvec (N each)
+                E = dbuf + 3 * W + 3 * N  # (N, W) emissions, then a row (N)
                 blk = c
                 while blk < n_blocks:
                     vit_lanes(X, offsets, order, blk * W, min(W, S - blk * W), lsp, lA, lem_t,
                               N, D, Tb, W, P, ibuf, ibuf + W, ibuf + 2 * W,
                               ibuf + 3 * W, dbuf, dbuf + W, &bp[c, 0, 0], dbuf + 2 * W,
-                              dbuf + 2 * W + N, arg, states, out)
+                              dbuf + 2 * W + N, arg, states, out, g, E, E + N * W)
                     blk = blk + C
                 free(arg)
                 free(ibuf)
@@ -283,7 +313,7 @@ def viterbi(const sym_t[::1] X, const int64_t[::1] offsets, const double[::1] lo
     C = bounds.shape[0] - 1
     with nogil:
         for c in range(C):
-            dbuf = <double*>malloc(2 * N * sizeof(double))
+            dbuf = <double*>malloc(3 * N * sizeof(double))
             arg = <double*>malloc(N * sizeof(double))
             if dbuf == NULL or arg == NULL:
                 free(dbuf)
@@ -297,10 +327,48 @@ def viterbi(const sym_t[::1] X, const int64_t[::1] offsets, const double[::1] lo
                     out[s] = 0.0
                     continue
                 out[s] = vit_tail(X, a, b, 0, lsp, lA, lem_t, N, dbuf, dbuf + N, arg,
-                                  &bp[c, 0, 0], states)[0]
+                                  &bp[c, 0, 0], states, g, dbuf + 2 * N)[0]
             free(arg)
             free(dbuf)
     return np.asarray(out)
+
+
+def viterbi(const sym_t[::1] X, const int64_t[::1] offsets, const double[::1] log_startprob,
+            const double[:, ::1] log_transmat, const double[:, ::1] log_emit_t,
+            bp_t[:, :, ::1] bp, int64_t[::1] states, double[::1] out):
+    """As ``_numba.viterbi``: up to VIT_WIDE_MAX_N states, blocks of VIT_LANES sequences
+    (VIT_WIDE_LANES from VIT_LANES_MAX_N states on) sorted by length in lockstep (dealt
+    round-robin to the chunks), else one at a time."""
+    return vit_run(X, offsets, log_startprob, log_transmat, &log_emit_t[0, 0], bp, states,
+                   out, NULL)
+
+
+def viterbi_diag(const int64_t[::1] X, const int64_t[::1] offsets,
+                 const double[::1] log_startprob, const double[:, ::1] log_transmat,
+                 tuple emissions, bp_t[:, :, ::1] bp, int64_t[::1] states, double[::1] out):
+    """As ``_numba.viterbi_diag``: ``viterbi`` with the frames' log-emissions computed from
+    ``emissions`` = (data (n, D), center, lin (N, D), quad (N, D), const (N,)), float64 C
+    order, as each step uses them (X = 0..n-1)."""
+    cdef const double[:, ::1] data = emissions[0]
+    cdef const double[::1] c = emissions[1]
+    cdef const double[:, ::1] lin = emissions[2]
+    cdef const double[:, ::1] quad = emissions[3]
+    cdef const double[::1] cst = emissions[4]
+    cdef DiagG g
+    cdef Py_ssize_t D = data.shape[1], N = log_startprob.shape[0]
+    if lin.shape[0] != N or lin.shape[1] != D or quad.shape[0] != N or quad.shape[1] != D \
+            or cst.shape[0] != N or c.shape[0] != D or X.shape[0] != data.shape[0]:
+        raise ValueError("viterbi_diag: emission terms of mismatched shapes")
+    y = np.empty(max(1, D * VIT_LANES))  # diag_step's scratch (VIT_LANES >= every W)
+    cdef double[::1] yv = y
+    g.data = &data[0, 0] if data.shape[0] > 0 and D > 0 else NULL
+    g.c = &c[0] if D > 0 else NULL
+    g.lin = &lin[0, 0] if D > 0 else NULL
+    g.quad = &quad[0, 0] if D > 0 else NULL
+    g.cst = &cst[0]
+    g.y = &yv[0]
+    g.D = D
+    return vit_run(X, offsets, log_startprob, log_transmat, NULL, bp, states, out, &g)
 
 
 def sample_chain(const double[::1] u, const double[::1] start_cdf, const double[:, ::1] trans_cdf,

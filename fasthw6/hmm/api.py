@@ -301,12 +301,13 @@ def _viterbi(x, off, sp, tm, em, backend):
     return _viterbi_logs(x, off, lsp, ltm, lem, backend)
 
 
-def _viterbi_logs(x, off, lsp, ltm, lem, backend):
-    """Viterbi of float64 log operands: ``lem`` holds the log-emission row of each symbol."""
+def _viterbi_logs(x, off, lsp, ltm, lem, backend, name="viterbi"):
+    """Viterbi of float64 log operands: ``lem`` holds the log-emission row of each symbol
+    (or, for ``name="viterbi_diag"``, the terms its kernel computes them from)."""
     S = off.shape[0] - 1
     states = np.empty(x.shape[0], np.int64)
     out = np.empty(S, np.float64)
-    kernel = get_kernel(SYSTEM, "viterbi", backend)
+    kernel = get_kernel(SYSTEM, name, backend)
     total = _work(x, lsp.shape[0])
     bounds = cut(off, _extra_pieces(total, _n_threads(backend)))
     bp_dtype = _bp_dtype(lsp.shape[0])

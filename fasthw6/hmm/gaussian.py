@@ -219,6 +219,13 @@ class GaussianHMM(BaseHMM):
                                 off, backend)
         return None
 
+    def _fused_viterbi(self, X, off, sp, tm, backend):
+        if self.covariance_type in ("diag", "spherical") \
+                and sp.shape[0] >= G.FUSED_VITERBI_MIN_N:
+            return G.viterbi_diag(X, self.means_, self._covars_, self.covariance_type, sp, tm,
+                                  off, backend)
+        return None
+
     def _sample_from_state(self, state, random_state):
         return random_state.multivariate_normal(self.means_[state], self.covars_[state])
 

@@ -279,3 +279,13 @@ def forward_loglik_diag(X, offsets, order, startprob, transmat, emissions, out):
     flp = np.empty((data.shape[0], lin.shape[0]))
     diag_frames(data, center, 0, data.shape[0], lin, quad, const, flp, None, False)
     return forward_loglik_frames(X, offsets, order, startprob, transmat, flp, out)
+
+
+def viterbi_diag(X, offsets, log_startprob, log_transmat, emissions, bp, states, out):
+    """As the compiled ``viterbi_diag``: ``viterbi`` on the frames' diagonal-Gaussian
+    log-likelihoods, here computed first as a table (``emissions`` = (data, center, lin,
+    quad, const), see ``diag_frames``)."""
+    data, center, lin, quad, const = emissions
+    flp = np.empty((data.shape[0], lin.shape[0]))
+    diag_frames(data, center, 0, data.shape[0], lin, quad, const, flp, None, False)
+    return viterbi(X, offsets, log_startprob, log_transmat, flp, bp, states, out)

@@ -53,7 +53,7 @@ from .estep import lockstep_plan, lockstep_run  # noqa: E402
 from .multi import forward_loglik_models  # noqa: E402
 from .sample import sample_chain  # noqa: E402
 from .score import forward_loglik, forward_loglik_diag, forward_loglik_frames  # noqa: E402
-from .viterbi import viterbi  # noqa: E402
+from .viterbi import viterbi, viterbi_diag  # noqa: E402
 
 __all__ = ["ESTEP_GEMM_MAX_MADDS", "ESTEP_GEMM_MIN_N", "ESTEP_LANES", "ESTEP_SMALL_MAX_N",
            "ESTEP_XI_COLS", "ESTEP_XS_STEPS", "FRAMES_GEMM_LANES", "GEMM_LANES", "LANES",
@@ -61,7 +61,7 @@ __all__ = ["ESTEP_GEMM_MAX_MADDS", "ESTEP_GEMM_MIN_N", "ESTEP_LANES", "ESTEP_SMA
            "VIT_WIDE_LANES", "VIT_WIDE_MAX_N", "diag_frames", "diag_moments", "forward_loglik",
            "forward_loglik_diag", "forward_loglik_frames", "forward_loglik_models", "frame_pairs",
            "lockstep_plan", "mixture_frames", "lockstep_run", "n_threads", "sample_chain", "symbol_range",
-           "viterbi"]
+           "viterbi", "viterbi_diag"]
 
 
 def n_threads():

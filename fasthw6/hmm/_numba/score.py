@@ -94,27 +94,44 @@ def _diag_step(g, X, pos, t, em, N, W, y):
     loop a vector loop over the lanes.  ``y``: scratch of D*W values."""
     data, c, lin, quad, const = g
     D = data.shape[1]
-    for d in range(D):
-        cd = c[d]
+    if D >= 8:  # lane by lane: each reads its frame's contiguous row
         for l in range(W):
-            y[d * W + l] = data[X[pos[l] + t], d] - cd
+            row = data[X[pos[l] + t]]
+            for d in range(D):
+                y[d * W + l] = row[d] - c[d]
+    else:
+        for d in range(D):
+            cd = c[d]
+            for l in range(W):
+                y[d * W + l] = data[X[pos[l] + t], d] - cd
     for j in range(N):
         cj = const[j]
         for l in range(W):
             em[j * W + l] = cj
-        for d in range(D):
+        d = 0
+        while d + 4 <= D:  # four features a pass, added in order: one load and store of em
+            l0, l1, l2, l3 = lin[j, d], lin[j, d + 1], lin[j, d + 2], lin[j, d + 3]
+            q0, q1, q2, q3 = quad[j, d], quad[j, d + 1], quad[j, d + 2], quad[j, d + 3]
+            for l in range(W):
+                v0, v1 = y[d * W + l], y[(d + 1) * W + l]
+                v2, v3 = y[(d + 2) * W + l], y[(d + 3) * W + l]
+                em[j * W + l] = (((em[j * W + l] + v0 * (l0 + v0 * q0)) + v1 * (l1 + v1 * q1))
+                                 + v2 * (l2 + v2 * q2)) + v3 * (l3 + v3 * q3)
+            d += 4
+        while d < D:
             lj = lin[j, d]
             qj = quad[j, d]
             for l in range(W):
                 v = y[d * W + l]
                 em[j * W + l] += v * (lj + v * qj)
+            d += 1
 
 
 @njit(nogil=True, cache=True)
-def _diag_row(g, p, e):
-    """(row, shift) of frame p of the diagonal-Gaussian emissions ``g`` = (data (n, D),
-    center (D,), lin (N, D), quad (N, D), const (N,)), all float64: its log-likelihoods (as
-    ``_diag_step``) scaled by their maximum into ``e`` (``_scale_row``)."""
+def _diag_logrow(g, p, e):
+    """Frame p's log-likelihoods under the diagonal-Gaussian emissions ``g`` = (data (n, D),
+    center (D,), lin (N, D), quad (N, D), const (N,)), all float64, into ``e`` (returned):
+    the operations of ``_diag_step``, so its bits."""
     data, c, lin, quad, const = g
     D = data.shape[1]
     for j in range(e.shape[0]):
@@ -123,7 +140,14 @@ def _diag_row(g, p, e):
             v = data[p, d] - c[d]
             r += v * (lin[j, d] + v * quad[j, d])
         e[j] = r
-    return e, _scale_row(e, e)
+    return e
+
+
+@njit(nogil=True, cache=True)
+def _diag_row(g, p, e):
+    """(row, shift) of frame p of the diagonal-Gaussian emissions ``g``: its log-likelihoods
+    (``_diag_logrow``) scaled by their maximum into ``e`` (``_scale_row``)."""
+    return e, _scale_row(_diag_logrow(g, p, e), e)
 
 
 @njit(nogil=True, cache=True, inline="always")
