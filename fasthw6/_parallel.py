@@ -34,6 +34,7 @@ cost of importing fasthw6 (and loading numba's kernels) in every worker.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import queue
@@ -118,13 +119,38 @@ def _retire(pool: _Pool) -> None:
     pool.retire()
 
 
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def inline_pieces():
+    """Inside the block, :func:`run_pieces` called from this thread runs every piece in this
+    thread, in order: for work that is already spread over the threads one level up (pieces
+    of pieces), which would otherwise wait on the pool it is running on.
+
+    Examples
+    --------
+    >>> seen = []
+    >>> with inline_pieces():
+    ...     run_pieces(seen.append, 3, 4, work=1 << 30)
+    >>> seen
+    [0, 1, 2]
+    """
+    before = getattr(_local, "inline", False)
+    _local.inline = True
+    try:
+        yield
+    finally:
+        _local.inline = before
+
+
 def run_pieces(fn: Callable[[int], None], n_pieces: int, n_threads: int,
                work: int = 0) -> None:
     """Call ``fn(i)`` for every ``i`` in ``range(n_pieces)``, on at most ``n_threads`` threads.
 
     One thread, one piece, or a small call (``work``, about the scalar operations of the whole
-    call, below :data:`INLINE_WORK`, or a call from a thread other than the main one): in the
-    calling thread, in order.  Otherwise on the pool's threads, each taking the next piece not
+    call, below :data:`INLINE_WORK`, or a call from a thread other than the main one), or
+    inside :func:`inline_pieces`: in the calling thread, in order.  Otherwise on the pool's threads, each taking the next piece not
     yet taken, while the caller waits; from the main thread an interruptible wait, so Ctrl-C
     (or any signal handler's exception) is raised here at once, the pieces not yet taken are
     dropped and the running ones finish, on their own, into buffers nobody reads.  The first
@@ -144,8 +170,9 @@ def run_pieces(fn: Callable[[int], None], n_pieces: int, n_threads: int,
     [0, 1, 4, 9, 16]
     """
     n_threads = max(1, min(int(n_threads), n_pieces))
-    if n_threads == 1 and (work < INLINE_WORK or n_pieces < 1
-                           or threading.current_thread() is not threading.main_thread()):
+    if getattr(_local, "inline", False) or n_threads == 1 and (
+            work < INLINE_WORK or n_pieces < 1
+            or threading.current_thread() is not threading.main_thread()):
         for i in range(n_pieces):
             fn(i)
         return

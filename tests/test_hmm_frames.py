@@ -684,3 +684,38 @@ def test_non_finite_features_found_after_the_run(backend, N):
             continue  # full matrices: inf - inf in the quadratic form, the engine's NaN error
         ll = m.score_sequences(X0 * 1e200, L)
         assert (ll == -np.inf).all(), type(m).__name__
+
+
+@pytest.mark.parametrize("kind", ["diag", "full"])
+def test_chunked_estep_adds_up_to_the_whole_batch(kind):
+    """GaussianHMM's E-step runs in chunks of whole sequences (``_estep_chunk_frames``): the
+    summed statistics equal the whole batch's to rounding, whatever the cut (chunks of one
+    sequence, empty sequences at the cuts, a sequence longer than a chunk), at one thread and
+    at the machine's thread count; numba and Cython give the same bits."""
+    from fasthw6._backend import single_threaded
+
+    lengths = [0, 1, 150, 0, 99, 230, 0, 120, 0]
+    base = gaussian_model(kind, N=4, D=2, seed=3)
+    X, _ = base.sample(sum(lengths), random_state=4)
+    off = np.concatenate([[0], np.cumsum(lengths)])
+    sums = {}
+    for backend in ("numba", "cython"):
+        m = gaussian_model(kind, N=4, D=2, seed=3, backend=backend)
+        sp, tm = m._start_em(1)
+        assert m._estep_chunk_frames(4) >= len(X)  # so this is the batch in one piece
+        whole = m._estep(X, off, sp, tm)
+        for per in (1, 100, 200, 10 ** 6):
+            m._estep_chunk_frames = lambda n, per=per: per
+            got = m._estep(X, off, sp, tm)
+            with single_threaded():
+                one = m._estep(X, off, sp, tm)
+            assert got.keys() == whole.keys() == one.keys()
+            for k in whole:
+                np.testing.assert_allclose(got[k], whole[k], rtol=1e-12, err_msg=k)
+                np.testing.assert_allclose(one[k], whole[k], rtol=1e-12, err_msg=k)
+            sums[backend, per] = got
+    for per in (1, 100, 200, 10 ** 6):
+        for k in sums["numba", per]:
+            np.testing.assert_array_equal(sums["numba", per][k], sums["cython", per][k])
+    assert sums["numba", 1]["n_sequences"] == len(lengths)
+    assert sums["numba", 1]["n_frames"] == len(X)

@@ -31,9 +31,11 @@ import tempfile
 
 import numpy as np
 
+from .._backend import kernel_threads
+from .._parallel import inline_pieces, run_pieces
 from .._validate import check_dtype_arg
 from . import frames
-from ._checks import NotFittedError, _prob
+from ._checks import SYSTEM, NotFittedError, _prob
 from .monitor import ConvergenceMonitor
 
 _log = logging.getLogger("fasthw6.hmm.estimator")
@@ -411,11 +413,47 @@ class BaseHMM:
         batches, added up) and the current parameters."""
         raise NotImplementedError
 
+    def _estep_chunk_frames(self, n_states):
+        """Frames per chunk of the E-step (``_estep``), or None: the batch in one piece (the
+        default)."""
+        return None
+
     def _estep(self, data, off, sp, tm):
         """The E-step of one batch as summable statistics: ``loglik`` (float, the batch's total
         log-likelihood), ``n_sequences`` and ``n_frames`` (ints), ``start`` (Σγ_0), ``trans``
         (Σξ) and the room's ``_emission_sums``.  Adding the dicts of several batches key by key
-        (:func:`add_sums`) gives the statistics of all of them; nothing per frame is kept."""
+        (:func:`add_sums`) gives the statistics of all of them; nothing per frame is kept.
+
+        A room that names a chunk size (``_estep_chunk_frames``) has its batch cut into
+        chunks of whole sequences of about that many frames, whose E-steps run on the
+        backend's threads (each chunk on one) and are added up in chunk order: the per-frame
+        tables of a chunk (emissions, γ) stay in cache between the passes over them, and
+        none of the batch's size is allocated.  The cut depends on the data alone."""
+        per = self._estep_chunk_frames(sp.shape[0])
+        n = int(off[-1])
+        if per is None or n <= per:
+            return self._estep_batch(data, off, sp, tm)
+        # chunk k starts at the first sequence starting at or after frame k * per
+        cuts = np.unique(np.concatenate([np.searchsorted(off[:-1], np.arange(0, n, per)),
+                                         [len(off) - 1]]))
+        parts = [None] * (len(cuts) - 1)
+
+        def chunk(i):
+            s0, s1 = int(cuts[i]), int(cuts[i + 1])
+            a, b = int(off[s0]), int(off[s1])
+            with inline_pieces():
+                parts[i] = self._estep_batch(data[a:b], off[s0:s1 + 1] - a, sp, tm)
+
+        run_pieces(chunk, len(parts), kernel_threads(SYSTEM, self._backend()),
+                   work=n * sp.shape[0] ** 2)
+        total = parts[0]
+        for p in parts[1:]:
+            total = add_sums(total, p)
+        total["loglik"] = float(total["loglik"])
+        return total
+
+    def _estep_batch(self, data, off, sp, tm):
+        """``_estep`` of the batch in one piece."""
         stats = self._run("stats", data, off, sp, tm)
         sums = dict(loglik=float(np.sum(stats["loglik"])), n_sequences=int(len(off) - 1),
                     n_frames=int(len(data)), start=stats["start"], trans=stats["trans"])
