@@ -150,10 +150,11 @@ def run_pieces(fn: Callable[[int], None], n_pieces: int, n_threads: int,
 
     One thread, one piece, or a small call (``work``, about the scalar operations of the whole
     call, below :data:`INLINE_WORK`, or a call from a thread other than the main one), or
-    inside :func:`inline_pieces`: in the calling thread, in order.  Otherwise on the pool's threads, each taking the next piece not
-    yet taken, while the caller waits; from the main thread an interruptible wait, so Ctrl-C
-    (or any signal handler's exception) is raised here at once, the pieces not yet taken are
-    dropped and the running ones finish, on their own, into buffers nobody reads.  The first
+    inside :func:`inline_pieces`: in the calling thread, in order.  Otherwise on the pool's
+    threads, each taking the next piece not yet taken, while the caller waits; from the main
+    thread an interruptible wait, so Ctrl-C (or any signal handler's exception) is raised here
+    at once, the pieces not yet taken are dropped and the running ones finish, on their own,
+    into buffers nobody reads.  The first
     exception of a piece (``KeyboardInterrupt`` included) also stops the hand-out of pieces
     and is raised here.
 
