@@ -154,9 +154,8 @@ def run_pieces(fn: Callable[[int], None], n_pieces: int, n_threads: int,
     threads, each taking the next piece not yet taken, while the caller waits; from the main
     thread an interruptible wait, so Ctrl-C (or any signal handler's exception) is raised here
     at once, the pieces not yet taken are dropped and the running ones finish, on their own,
-    into buffers nobody reads.  The first
-    exception of a piece (``KeyboardInterrupt`` included) also stops the hand-out of pieces
-    and is raised here.
+    into buffers nobody reads.  The first exception of a piece (``KeyboardInterrupt``
+    included) also stops the hand-out of pieces and is raised here.
 
     Examples
     --------

@@ -449,7 +449,6 @@ class BaseHMM:
         total = parts[0]
         for p in parts[1:]:
             total = add_sums(total, p)
-        total["loglik"] = float(total["loglik"])
         return total
 
     def _estep_batch(self, data, off, sp, tm):

@@ -111,14 +111,11 @@ def diag_moments(const double[:, ::1] X, const double[::1] center, const double[
             for k in range(4):
                 s = t0 + k * EM_W
                 w = max(0, min(<Py_ssize_t>EM_W, b - s))
+                frames_in(X, center, s, w, xt + k * XB)  # w = 0: all zeros
                 for l in range(w):
-                    for d in range(D):
-                        xt[k * XB + d * EM_W + l] = X[s + l, d] - center[d]
                     for j in range(N):
                         gt[k * GB + j * EM_W + l] = gamma[s + l, j]
                 for l in range(w, EM_W):
-                    for d in range(D):
-                        xt[k * XB + d * EM_W + l] = 0.0
                     for j in range(N):
                         gt[k * GB + j * EM_W + l] = 0.0
             for j in range(N):

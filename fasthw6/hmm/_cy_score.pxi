@@ -114,22 +114,29 @@ cdef inline void diag_step(const DiagG* g, const int64_t* pos, Py_ssize_t t, rea
                 em[j * W + l] = <real>(em[j * W + l] + v * (lj + v * qj))
 
 
+cdef inline void diag_logrow(const DiagG* g, Py_ssize_t p, real* e,
+                             Py_ssize_t N) noexcept nogil:
+    """As _numba.score._diag_logrow: frame p's log-likelihoods under ``g`` into e (N,)."""
+    cdef Py_ssize_t j, d, D = g.D
+    cdef double r, v
+    for j in range(N):
+        r = g.cst[j]
+        for d in range(D):
+            v = g.data[p * D + d] - g.c[d]
+            r = r + v * (g.lin[j * D + d] + v * g.quad[j * D + d])
+        e[j] = <real>r
+
+
 cdef inline const real* emission_row(const real[:, ::1] emit_t, int64_t p, bint logs, real* e,
                                      double* sh, const DiagG* g) noexcept nogil:
     """The emission factors of symbol p (_numba.score._table_row); framewise (``logs``,
     _numba.score._log_row), exp(row - m) written into ``e``, and m added to ``sh[0]``; with
     ``g`` (_numba.score._diag_row), the row's log-likelihoods computed from frame p first."""
     cdef const real* row
-    cdef Py_ssize_t j, d, N = emit_t.shape[1], D
-    cdef double m, r, v
+    cdef Py_ssize_t j, N = emit_t.shape[1]
+    cdef double m
     if g != NULL:
-        D = g.D
-        for j in range(N):
-            r = g.cst[j]
-            for d in range(D):
-                v = g.data[p * D + d] - g.c[d]
-                r = r + v * (g.lin[j * D + d] + v * g.quad[j * D + d])
-            e[j] = <real>r
+        diag_logrow(g, p, e, N)
         row = e
     else:
         row = &emit_t[p, 0]

@@ -39,18 +39,10 @@ cdef inline void vit_step_one(double* delta, double* best, double* arg, const do
 cdef inline const double* vit_row(const double* lem_t, Py_ssize_t p, Py_ssize_t N,
                                   const DiagG* g, double* e) noexcept nogil:
     """Symbol p's log-emission row: of the table, or with ``g`` frame p's diagonal-Gaussian
-    log-likelihoods computed into ``e`` (as _numba.score._diag_logrow)."""
-    cdef Py_ssize_t j, d, D
-    cdef double r, v
+    log-likelihoods computed into ``e`` (``diag_logrow``)."""
     if g == NULL:
         return lem_t + p * N
-    D = g.D
-    for j in range(N):
-        r = g.cst[j]
-        for d in range(D):
-            v = g.data[p * D + d] - g.c[d]
-            r = r + v * (g.lin[j * D + d] + v * g.quad[j * D + d])
-        e[j] = r
+    diag_logrow(g, p, e, N)
     return e
 
 

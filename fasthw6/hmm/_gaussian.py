@@ -185,10 +185,9 @@ def viterbi_diag(X, means, cv, kind, sp, tm, off, backend=None):
     computed inside the Viterbi kernel as each step uses them (``viterbi_diag``), so no
     (n, N) table is written and read back; the same paths and floats as ``frames._viterbi``
     on ``log_density``'s table."""
-    with np.errstate(divide="ignore"):
-        lsp, ltm = np.log(sp), np.log(tm)
     g = (X,) + diag_terms(means, cv, kind)
-    return _viterbi_logs(_iota(X.shape[0]), off, lsp, ltm, g, backend, "viterbi_diag")
+    return _viterbi_logs(_iota(X.shape[0]), off, *_logspace.logs(sp, tm), g, backend,
+                         "viterbi_diag")
 
 
 def _pair_rows(D, cols):

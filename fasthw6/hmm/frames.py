@@ -271,9 +271,7 @@ def _statistics(sp, tm, flp, off, dt, backend, overwrite=False):
 
 
 def _viterbi(sp, tm, flp, off, backend):
-    with np.errstate(divide="ignore"):
-        lsp, ltm = np.log(sp), np.log(tm)
-    return _viterbi_logs(_iota(flp.shape[0]), off, lsp, ltm, flp, backend)
+    return _viterbi_logs(_iota(flp.shape[0]), off, *_logspace.logs(sp, tm), flp, backend)
 
 
 # --------------------------------------------------------------------------- public functions

@@ -271,21 +271,26 @@ def forward_loglik_frames(X, offsets, order, startprob, transmat, flp, out):
     return -1
 
 
+def _diag_table(emissions):
+    """The (n, N) table of the frames' diagonal-Gaussian log-likelihoods (``emissions`` =
+    (data, center, lin, quad, const), see ``diag_frames``)."""
+    data, center, lin, quad, const = emissions
+    flp = np.empty((data.shape[0], lin.shape[0]))
+    diag_frames(data, center, 0, data.shape[0], lin, quad, const, flp, None, False)
+    return flp
+
+
 def forward_loglik_diag(X, offsets, order, startprob, transmat, emissions, out):
     """As the compiled ``forward_loglik_diag``: ``forward_loglik_frames`` on the frames'
     diagonal-Gaussian log-likelihoods, here computed first as a table (``emissions`` = (data,
     center, lin, quad, const), see ``diag_frames``).  Returns -1."""
-    data, center, lin, quad, const = emissions
-    flp = np.empty((data.shape[0], lin.shape[0]))
-    diag_frames(data, center, 0, data.shape[0], lin, quad, const, flp, None, False)
-    return forward_loglik_frames(X, offsets, order, startprob, transmat, flp, out)
+    return forward_loglik_frames(X, offsets, order, startprob, transmat,
+                                 _diag_table(emissions), out)
 
 
 def viterbi_diag(X, offsets, log_startprob, log_transmat, emissions, bp, states, out):
     """As the compiled ``viterbi_diag``: ``viterbi`` on the frames' diagonal-Gaussian
     log-likelihoods, here computed first as a table (``emissions`` = (data, center, lin,
     quad, const), see ``diag_frames``)."""
-    data, center, lin, quad, const = emissions
-    flp = np.empty((data.shape[0], lin.shape[0]))
-    diag_frames(data, center, 0, data.shape[0], lin, quad, const, flp, None, False)
-    return viterbi(X, offsets, log_startprob, log_transmat, flp, bp, states, out)
+    return viterbi(X, offsets, log_startprob, log_transmat, _diag_table(emissions), bp, states,
+                   out)
