@@ -41,6 +41,8 @@ import queue
 import threading
 from typing import Callable
 
+import numpy as np
+
 _lock = threading.Lock()
 _pool: "_Pool | None" = None
 _forked_thread = 0  # in a forked process, the thread that forked it (its ident); else 0
@@ -144,6 +146,52 @@ def inline_pieces():
         _local.inline = before
 
 
+@contextlib.contextmanager
+def reuse_buffers(pool: dict):
+    """Inside the block, :func:`scratch` called from this thread hands out views of the arrays
+    kept in ``pool`` (a dict owned by this thread), grown when too small, instead of new ones.
+
+    For work done chunk after chunk in one thread: each chunk's per-frame tables (emissions,
+    γ) would otherwise be new arrays, and every page of them faulted in and zeroed by the
+    kernel again.  numba, one thread, 2000 x 500 frames, one GaussianHMM diag E-step in 4 MB
+    chunks: N=3 D=4 15000 page faults, N=16 D=4 40000 (about 1.6 us each).  What
+    :func:`scratch` returns is valid until the next request of its key in this thread: none
+    of it may outlive the chunk.
+
+    Examples
+    --------
+    >>> pool = {}
+    >>> with reuse_buffers(pool):
+    ...     a = scratch("x", (2, 3))
+    ...     b = scratch("x", 4)
+    >>> bool(np.shares_memory(a, b)), sorted(pool)
+    (True, ['x'])
+    """
+    before = getattr(_local, "buffers", None)
+    _local.buffers = pool
+    try:
+        yield
+    finally:
+        _local.buffers = before
+
+
+def scratch(key: str, shape, dtype=float, zero: bool = False):
+    """An array of ``shape`` and ``dtype`` (zero-filled with ``zero``): inside
+    :func:`reuse_buffers`, a view of that pool's array for ``key``; else a new one."""
+    pool = getattr(_local, "buffers", None)
+    if pool is None:
+        return np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape, dtype=np.int64))
+    buf = pool.get(key)
+    if buf is None or buf.dtype != dtype or buf.shape[0] < size:
+        buf = pool[key] = np.empty(size, dtype)
+    out = buf[:size].reshape(shape)
+    if zero:
+        out.fill(0)
+    return out
+
+
 def run_pieces(fn: Callable[[int], None], n_pieces: int, n_threads: int,
                work: int = 0) -> None:
     """Call ``fn(i)`` for every ``i`` in ``range(n_pieces)``, on at most ``n_threads`` threads.
@@ -225,8 +273,6 @@ def cut(offsets, n_pieces: int):
     >>> cut(np.array([0, 5, 10, 11, 20]), 2).tolist()
     [0, 2, 4]
     """
-    import numpy as np
-
     S = offsets.shape[0] - 1
     if S <= 0:
         return np.zeros(2, np.int64)  # one piece, empty

@@ -501,25 +501,26 @@ def test_gaussian_fused_scoring_recovers_and_matches(kind, backend):
 
 
 def test_frame_pairs_kernels_agree():
-    """The full-covariance features (pairwise products and the centred frame, lanes innermost):
-    numba and Cython give the same bits, the NumPy reference the same values; columns past
-    b - a are not written; log_density and moments built on them match a direct evaluation on
-    every backend, with blocks and pieces of frames that do not divide the batch."""
+    """The Gaussian features (pairwise products, or squares only with ``diag``, and the
+    centred frame, lanes innermost): numba and Cython give the same bits, the NumPy reference
+    the same values; columns past b - a and rows past the features are not written;
+    log_density and moments built on them match a direct evaluation on every backend, with
+    blocks and pieces of frames that do not divide the batch."""
     from fasthw6.hmm import _cython, _gaussian, _numba, reference
 
     rng = np.random.default_rng(1)
-    for D in (1, 3, 16):
+    for D, diag in itertools.product((1, 3, 16), (False, True)):
         X = rng.normal(size=(300, D)) * 5
         c = rng.normal(size=D)
-        iu, ju = np.triu_indices(D)
+        iu, ju = (np.arange(D),) * 2 if diag else np.triu_indices(D)
         y = X[7:250] - c
         want = np.vstack([(y[:, iu] * y[:, ju]).T, y.T])
         res = []
         for mod in (_numba, _cython, reference):
-            out = np.full((want.shape[0], 260), 7.0)
-            mod.frame_pairs(X, c, 7, 250, out)
-            assert (out[:, 243:] == 7).all()
-            res.append(out[:, :243])
+            out = np.full((want.shape[0] + 1, 260), 7.0)  # a last row it must not write
+            mod.frame_pairs(X, c, 7, 250, out, diag)
+            assert (out[:, 243:] == 7).all() and (out[-1] == 7).all()
+            res.append(out[:-1, :243])
         np.testing.assert_array_equal(res[0], res[1])
         np.testing.assert_array_equal(res[0], res[2])
         np.testing.assert_allclose(res[0], want, rtol=1e-15)
@@ -545,7 +546,7 @@ def test_frame_pairs_kernels_agree():
 
 @pytest.mark.parametrize("K,D", [(3, 4), (64, 4), (16, 16)])
 def test_diag_moments_kernel_and_blas_agree(K, D):
-    """Diagonal M-step sums: the fused kernel (K D < 256) and the BLAS blocks (above) against
+    """Diagonal M-step sums: the fused kernel (K < 16) and the BLAS blocks (from 16) against
     a direct evaluation, every backend, pieces and blocks not dividing n; numba's and
     Cython's sums are the same bits."""
     from fasthw6.hmm import _gaussian

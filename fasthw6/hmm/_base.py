@@ -28,11 +28,12 @@ import numbers
 import os
 import stat
 import tempfile
+import threading
 
 import numpy as np
 
 from .._backend import kernel_threads
-from .._parallel import inline_pieces, run_pieces
+from .._parallel import inline_pieces, reuse_buffers, run_pieces
 from .._validate import check_dtype_arg
 from . import frames
 from ._checks import SYSTEM, NotFittedError, _prob
@@ -437,11 +438,13 @@ class BaseHMM:
         cuts = np.unique(np.concatenate([np.searchsorted(off[:-1], np.arange(0, n, per)),
                                          [len(off) - 1]]))
         parts = [None] * (len(cuts) - 1)
+        pools = {}  # a thread's chunks reuse its buffers (``reuse_buffers``)
 
         def chunk(i):
             s0, s1 = int(cuts[i]), int(cuts[i + 1])
             a, b = int(off[s0]), int(off[s1])
-            with inline_pieces():
+            pool = pools.setdefault(threading.get_ident(), {})
+            with inline_pieces(), reuse_buffers(pool):
                 parts[i] = self._estep_batch(data[a:b], off[s0:s1 + 1] - a, sp, tm)
 
         run_pieces(chunk, len(parts), kernel_threads(SYSTEM, self._backend()),

@@ -147,9 +147,10 @@ def diag_moments(const double[:, ::1] X, const double[::1] center, const double[
 
 
 def frame_pairs(const double[:, ::1] X, const double[::1] center, Py_ssize_t a, Py_ssize_t b,
-                double[:, ::1] out):
+                double[:, ::1] out, bint diag):
     """See ``fasthw6.hmm._numba.emissions.frame_pairs``."""
-    cdef Py_ssize_t D = X.shape[1], P = D * (D + 1) // 2, w = b - a, d, i, j, l, p
+    cdef Py_ssize_t D = X.shape[1], w = b - a, d, i, j, l, p
+    cdef Py_ssize_t P = D if diag else D * (D + 1) // 2
     cdef double cd
     cdef double* r
     cdef double* yi
@@ -163,7 +164,7 @@ def frame_pairs(const double[:, ::1] X, const double[::1] center, Py_ssize_t a, 
         p = 0
         for i in range(D):
             yi = &out[P + i, 0]
-            for j in range(i, D):
+            for j in range(i, i + 1 if diag else D):
                 yj = &out[P + j, 0]
                 r = &out[p, 0]
                 for l in range(w):

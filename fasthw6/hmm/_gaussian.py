@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import get_kernel, kernel_threads
-from .._parallel import run_pieces
+from .._parallel import run_pieces, scratch
 from . import _logspace
 from ._checks import SYSTEM
 from ._sizes import ESTEP_GEMM_MAX_MADDS, SMALL_MAX_N
@@ -25,10 +25,10 @@ from .frames import _iota
 
 COVARIANCE_TYPES = ("spherical", "diag", "full", "tied")
 _LOG_2PI = np.log(2.0 * np.pi)
-# diagonal moments by BLAS from K D = 256 on (fused kernel below): numba, one thread, 10^6
-# frames, kernel -> BLAS: K=16 D=16 125 -> 108 ms, K=64 D=4 147 -> 101, K=64 D=16 460 -> 207;
-# K=3 D=16 37 -> 71, K=16 D=4 46 -> 44
-_DIAG_BLAS_MIN = 256
+# diagonal moments by BLAS from K = 16 states on (fused kernel below): numba, one thread, 10^6
+# frames, kernel -> BLAS: K=16 D=1 26 -> 19 ms, D=4 38 -> 29, D=16 84 -> 74; K=64 D=4 156 ->
+# 116, D=16 316 -> 250; but K=12 D=16 63 -> 79, K=8 D=16 42 -> 50, K=3 D=16 24 -> 47.
+_DIAG_BLAS_MIN_K = 16
 _PAIR_ELEMS = 1 << 16  # frame_pairs features per block of frames (stays in cache)
 _PIECE_FRAMES = 1 << 16  # frames per piece of the moments (fixed by n: see _pieces)
 # From this many states on, diagonal scoring computes the densities inside the scoring kernel
@@ -144,8 +144,8 @@ def diag_frames(X, means, cv, kind, scaled, backend=None):
     holds exp(ll - shift) and shift each frame's maximum, else out holds ll (shift empty)."""
     c, lin, quad, const = diag_terms(means, cv, kind)
     n, K = X.shape[0], lin.shape[0]
-    out = np.empty((n, K))
-    shift = np.empty(n if scaled else 0)
+    out = scratch("frames", (n, K))
+    shift = scratch("shift", n if scaled else 0)
     kernel = get_kernel(SYSTEM, "diag_frames", backend)
     over_frames(n, backend, lambda a, b: kernel(X, c, a, b, lin, quad, const, out, shift, scaled))
     return out, shift
@@ -190,13 +190,16 @@ def viterbi_diag(X, means, cv, kind, sp, tm, off, backend=None):
                          "viterbi_diag")
 
 
-def _pair_rows(D, cols):
-    """Frames per block of ``frame_pairs`` features (the block stays in cache) multiplied
-    by ``cols`` columns of weights: few enough that OpenBLAS runs the product on one thread
-    (``ESTEP_GEMM_MAX_MADDS``).  The blocks run on the backend's threads already (pieces of
-    frames, or the E-step's chunks), and OpenBLAS's own threads spinning beside them took the
-    cores: numba, 2 threads, one fit iteration in E-step chunks, N=64 D=4 diag 1.35 -> 0.66 s."""
-    feats = D * (D + 3) // 2
+def _pair_rows(feats, cols):
+    """Frames per block of ``feats`` features a frame (``frame_pairs``' D(D+3)/2, or the
+    diagonal moments' 2D; the block stays in cache) multiplied by ``cols`` columns of weights:
+    few enough that OpenBLAS runs the product on one thread (``ESTEP_GEMM_MAX_MADDS``).  The
+    blocks run on the backend's threads already (pieces of frames, or the E-step's chunks),
+    and OpenBLAS's own threads spinning beside them took the cores: numba, 2 threads, one fit
+    iteration in E-step chunks, N=64 D=4 diag 1.35 -> 0.66 s.  Each block costs a few calls
+    from Python, so no fewer rows than the cap allows: the diagonal moments sized as full
+    pairs (D(D+3)/2 features) took 107-frame blocks at K=16 D=16, 167 ms per 10^6 frames
+    against 131 in 512-frame blocks."""
     return int(min(4096, max(64, _PAIR_ELEMS // feats),
                    max(64, ESTEP_GEMM_MAX_MADDS // (feats * max(1, cols)))))
 
@@ -229,15 +232,15 @@ def log_density(X, means, cv, kind, backend=None):
     iu, ju = np.triu_indices(D)
     Wq = -0.5 * P[:, iu, ju] * np.where(iu == ju, 1.0, 2.0)  # (K, D(D+1)/2)
     W = np.ascontiguousarray(np.hstack([Wq, Pm]).T)  # (D(D+1)/2 + D, K): pairs, then y
-    out = np.empty((n, K))
+    out = scratch("frames", (n, K))
     pairs = get_kernel(SYSTEM, "frame_pairs", backend)
-    rows = _pair_rows(D, K)
+    rows = _pair_rows(W.shape[0], K)
 
     def piece(lo, hi):
         buf = np.empty((W.shape[0], rows))
         for a in range(lo, hi, rows):
             b = min(a + rows, hi)
-            pairs(X, c, a, b, buf)
+            pairs(X, c, a, b, buf, False)
             o = out[a:b]
             np.dot(buf[:, :b - a].T, W, out=o)
             o += const
@@ -249,10 +252,11 @@ def log_density(X, means, cv, kind, backend=None):
 def moments(X, w, kind, center, backend=None):
     """Weighted moments of the centred data y = x - center: (Σ_t w_tk, Σ_t w_tk y_t, second
     moments), with second moments (K, D) Σ w y² for diag/spherical, (K, D, D) Σ w y yᵀ for
-    full/tied.  Small diag/spherical (K D < ``_DIAG_BLAS_MIN``): the fused ``diag_moments``
+    full/tied.  Diag/spherical with K < ``_DIAG_BLAS_MIN_K``: the fused ``diag_moments``
     kernel.  Else one BLAS product per block of frames, of the weights against the block's
-    features: y_i y_j (i <= j) and y from the ``frame_pairs`` kernel (full/tied), y² and y
-    (diag).  Pieces of frames fixed by n, on the backend's threads, folded in piece order: the
+    features from the ``frame_pairs`` kernel: y_i y_j (i <= j; i = j only for diag/spherical),
+    y, and a row of ones for Σ w (NumPy's w.sum(axis=0) over 10^6 x 16 frames took 39 ms).
+    Pieces of frames fixed by n, on the backend's threads, folded in piece order: the
     sums do not depend on the thread count."""
     n, D = X.shape
     K = w.shape[1]
@@ -262,44 +266,35 @@ def moments(X, w, kind, center, backend=None):
     k = len(bounds) - 1
     threads = kernel_threads(SYSTEM, backend)
     diag = kind in ("spherical", "diag")
-    if diag and K * D < _DIAG_BLAS_MIN:
+    if diag and K < _DIAG_BLAS_MIN_K:
         post, obs, sq = np.zeros((k, K)), np.zeros((k, K, D)), np.zeros((k, K, D))
         kernel = get_kernel(SYSTEM, "diag_moments", backend)
         run_pieces(lambda i: kernel(X, center, w, bounds[i], bounds[i + 1], post[i], obs[i],
                                     sq[i]), k, threads)
         return post.sum(axis=0), obs.sum(axis=0), sq.sum(axis=0)
-    if diag:
-        nq = D
-
-        def features(a, b, buf):  # rows y², then y; frames innermost, as frame_pairs
-            y = buf[D:, :b - a]
-            np.subtract(X[a:b].T, center[:, None], out=y)
-            np.multiply(y, y, out=buf[:D, :b - a])
-    else:
-        iu, ju = np.triu_indices(D)
-        nq = iu.shape[0]
-        pairs = get_kernel(SYSTEM, "frame_pairs", backend)
-
-        def features(a, b, buf):
-            pairs(X, center, a, b, buf)
-    acc = np.zeros((k, K, nq + D))
-    rows = _pair_rows(D, K)
+    nq = D if diag else D * (D + 1) // 2
+    pairs = get_kernel(SYSTEM, "frame_pairs", backend)
+    acc = np.zeros((k, K, nq + D + 1))
+    rows = _pair_rows(nq + D + 1, K)
 
     def piece(i):
-        buf = np.empty((nq + D, rows))
+        buf = np.empty((nq + D + 1, rows))
+        buf[nq + D] = 1.0  # a row of ones: the product's last column is Σ w
         for a in range(bounds[i], bounds[i + 1], rows):
             b = min(a + rows, bounds[i + 1])
-            features(a, b, buf)
+            pairs(X, center, a, b, buf, diag)
             acc[i] += np.dot(w[a:b].T, buf[:, :b - a].T)
 
     run_pieces(piece, k, threads)
     acc = acc.sum(axis=0)
+    post, obs = acc[:, nq + D], acc[:, nq:nq + D]
     if diag:
-        return w.sum(axis=0), acc[:, nq:], acc[:, :nq]
+        return post, obs, acc[:, :nq]
+    iu, ju = np.triu_indices(D)
     sq = np.empty((K, D, D))
     sq[:, iu, ju] = acc[:, :nq]
     sq[:, ju, iu] = acc[:, :nq]
-    return w.sum(axis=0), acc[:, nq:], sq
+    return post, obs, sq
 
 
 def floor_covars(cv, kind, min_covar):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import kernel_threads
-from .._parallel import run_pieces
+from .._parallel import run_pieces, scratch
 from .._validate import check_dtype_arg
 from ._checks import SYSTEM, _offsets, _prob
 from ._sizes import ESTEP_FRAMES_LANES, ESTEP_LANES, ESTEP_SMALL_MAX_N
@@ -84,8 +84,8 @@ def scaled_frames(flp, dtype, backend=None, overwrite=False, name=None):
     n, N = flp.shape
     inplace = overwrite and np.dtype(dtype) == np.float64 and flp.dtype == np.float64 \
         and flp.flags.c_contiguous
-    B = flp if inplace else np.empty((n, N), dtype)
-    shift = np.empty(n, np.float64)
+    B = flp if inplace else scratch("scaled", (n, N), dtype)
+    shift = scratch("shift", n)
     rows = max(256, _SCALE_ELEMS // max(N, 1))
     nb = max(1, -(-n // rows))
     threads = kernel_threads(SYSTEM, backend)
@@ -225,7 +225,7 @@ def statistics_table(sp, tm, B, shift, off, dt, backend):
     """The E-step dict (``frames_statistics``) from scaled frames (B, shift)."""
     n = sp.shape[0]
     x, ops = _table_ops(sp, tm, B, dt)
-    gamma = np.zeros(B.shape, np.float64)  # every chunk adds its frames' γ: disjoint rows
+    gamma = scratch("gamma", B.shape, zero=True)  # every chunk adds its frames' γ: disjoint rows
     out, (st, tr, _) = _lockstep(x, off, ops, backend, 1, np.zeros((1, n), dt), True,
                                  B.shape[0], obs=gamma, max_lanes=_lanes(n))
     start, trans = _chain_sums(st, tr, ops[1])

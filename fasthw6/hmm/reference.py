@@ -219,14 +219,16 @@ def diag_moments(X, center, gamma, a, b, post, obs, sq):
     sq += g.T @ (y * y)
 
 
-def frame_pairs(X, center, a, b, out):
-    """Pairwise products y_i y_j (i <= j, row-major upper triangle) and y = x - center of
-    frames [a, b), lanes innermost, into out (P + D, >= b - a)."""
+def frame_pairs(X, center, a, b, out, diag):
+    """Pairwise products y_i y_j (i <= j, row-major upper triangle; i = j only with
+    ``diag``) and y = x - center of frames [a, b), lanes innermost, into out (>= P + D,
+    >= b - a)."""
     y = (X[a:b] - center).T
-    iu, ju = np.triu_indices(X.shape[1])
+    D = X.shape[1]
+    iu, ju = (np.arange(D),) * 2 if diag else np.triu_indices(D)
     P = iu.shape[0]
     out[:P, :b - a] = y[iu] * y[ju]
-    out[P:, :b - a] = y
+    out[P:P + D, :b - a] = y
 
 
 def mixture_frames(L, logw, a, b, out, shift, mix, scaled):

@@ -155,16 +155,18 @@ def diag_moments(X, center, gamma, a, b, post, obs, sq):
 
 
 @njit(nogil=True, cache=True)
-def frame_pairs(X, center, a, b, out):
-    """The features of full-covariance densities for frames [a, b), lanes innermost: with
-    y = x_t - center and P = D(D+1)/2, ``out[p, t - a]`` = y_i y_j for the p-th pair i <= j
-    (row-major upper triangle) and ``out[P + d, t - a]`` = y_d; ``out`` is (P + D, >= b - a).
-    A product of out[:, :b-a].T against per-state weights gives every state's quadratic form
-    (``_gaussian.log_density``), of the weights against it the moments (``_gaussian.moments``).
-    Lanes innermost makes every pair one vector multiply: 0.06 s per 10^6 frames of D = 16,
-    against 0.23 s frames outer and 0.37 s for NumPy's x[:, iu] * x[:, ju]."""
+def frame_pairs(X, center, a, b, out, diag):
+    """The features of Gaussian densities for frames [a, b), lanes innermost: with
+    y = x_t - center and P = D(D+1)/2 (D with ``diag``), ``out[p, t - a]`` = y_i y_j for the
+    p-th pair i <= j (row-major upper triangle; i = j only with ``diag``) and
+    ``out[P + d, t - a]`` = y_d; ``out`` is (>= P + D, >= b - a), and nothing else of it is
+    written.  A product of out[:, :b-a].T against per-state weights gives every state's
+    quadratic form (``_gaussian.log_density``), of the weights against it the moments
+    (``_gaussian.moments``).  Lanes innermost makes every pair one vector multiply: 0.06 s per
+    10^6 frames of D = 16, against 0.23 s frames outer and 0.37 s for NumPy's
+    x[:, iu] * x[:, ju]."""
     D = X.shape[1]
-    P = D * (D + 1) // 2
+    P = D if diag else D * (D + 1) // 2
     w = b - a
     for d in range(D):
         cd = center[d]
@@ -174,7 +176,7 @@ def frame_pairs(X, center, a, b, out):
     p = 0
     for i in range(D):
         yi = out[P + i]
-        for j in range(i, D):
+        for j in range(i, i + 1 if diag else D):
             yj = out[P + j]
             r = out[p]
             for l in range(w):
