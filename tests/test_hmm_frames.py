@@ -362,6 +362,66 @@ def test_diag_frames_kernels_agree_bit_for_bit():
     assert (e[~kept] == 0.0).all() and (ref[~kept] < 3.4e-308).all()
 
 
+def test_full_frames_kernels_agree_bit_for_bit():
+    """The full-covariance kernel (L⁻¹ times the residuals, tiles of four): numba and Cython
+    give the same bits, in both modes (log-likelihoods; scaled with the shift), the NumPy
+    reference agrees to rounding, and so does scipy's multivariate normal on the unpadded
+    problem; D not a multiple of 4, one feature, one state, and frames outside [a, b) are
+    not written.  Through ``log_density``, the kernel and the pairs-and-BLAS product agree
+    on every backend."""
+    from scipy.stats import multivariate_normal
+
+    from fasthw6.hmm import _cython, _gaussian, _numba, reference
+
+    rng = np.random.default_rng(5)
+    for N, D in [(3, 4), (1, 1), (5, 3), (8, 9), (16, 16)]:
+        X = rng.normal(size=(300, D)) * 3
+        means = rng.normal(size=(N, D))
+        A = rng.normal(size=(N, D, D))
+        cv = A @ A.transpose(0, 2, 1) + 0.5 * np.eye(D)
+        terms = _gaussian.full_terms(means, cv, "full")
+        assert terms[2].shape[1] % 4 == 0 and (terms[2][:, D:] == 0).all()
+        want = np.stack([multivariate_normal(means[k], cv[k]).logpdf(X[3:290]).reshape(-1)
+                         for k in range(N)], axis=1)
+        for scaled in (False, True):
+            res = []
+            for mod in (_numba, _cython, reference):
+                out, shift = np.full((300, N), 7.0), np.full(300, 7.0)
+                mod.full_frames(X, terms[0], 3, 290, *terms[1:], out, shift, scaled)
+                assert (out[:3] == 7).all() and (out[290:] == 7).all()
+                assert (shift[:3] == 7).all() and (shift[290:] == 7).all()
+                if not scaled:
+                    assert (shift == 7).all()
+                res.append((out[3:290], shift[3:290]))
+            np.testing.assert_array_equal(res[0][0], res[1][0])
+            np.testing.assert_array_equal(res[0][1], res[1][1])
+            np.testing.assert_allclose(res[0][0], res[2][0], rtol=1e-11, atol=1e-300)
+            if scaled:
+                np.testing.assert_allclose(res[0][1], want.max(axis=1), rtol=1e-11)
+                np.testing.assert_allclose(np.log(res[0][0]) + res[0][1][:, None], want,
+                                           rtol=1e-11)
+            else:
+                np.testing.assert_allclose(res[0][0], want, rtol=1e-11)
+    N, D = 3, 5  # log_density: kernel (3 states) and pairs (forced) on every backend
+    X = rng.normal(size=(5000, D))
+    means = rng.normal(size=(N, D))
+    A = rng.normal(size=(N, D, D))
+    cv = A @ A.transpose(0, 2, 1) + np.eye(D)
+    assert _gaussian.full_kernel(N, D) and not _gaussian.full_kernel(32, D)
+    assert not _gaussian.full_kernel(16, 16)
+    for kind, c in (("full", cv), ("tied", cv[0])):
+        got = [_gaussian.log_density(X, means, c, kind, be) for be in ("numba", "cython", "numpy")]
+        np.testing.assert_array_equal(got[0], got[1])
+        old = _gaussian._FULL_KERNEL_MAX_K
+        _gaussian._FULL_KERNEL_MAX_K = 0
+        try:
+            pairs = _gaussian.log_density(X, means, c, kind, "numba")
+        finally:
+            _gaussian._FULL_KERNEL_MAX_K = old
+        for g in got:
+            np.testing.assert_allclose(g, pairs, rtol=1e-11)
+
+
 @pytest.mark.parametrize("N, D", [(9, 3), (16, 1), (20, 16), (3, 4)])
 def test_fused_diag_scoring_kernels_agree_bit_for_bit(N, D):
     """``forward_loglik_diag`` (the densities computed inside the scoring kernel) gives, in
@@ -721,3 +781,46 @@ def test_chunked_estep_adds_up_to_the_whole_batch(kind):
             np.testing.assert_array_equal(sums["numba", per][k], sums["cython", per][k])
     assert sums["numba", 1]["n_sequences"] == len(lengths)
     assert sums["numba", 1]["n_frames"] == len(X)
+
+
+@pytest.mark.parametrize("K,D", [(1, 1), (3, 4), (5, 7), (8, 3)])
+def test_full_moments_kernel_and_blas_agree(K, D):
+    """Full M-step sums: the fused kernel (K < 6) and ``frame_pairs`` with BLAS (from 6)
+    against a direct evaluation, every backend, pieces and blocks not dividing n; numba's and
+    Cython's kernels give the same bits, and the kernel agrees with the BLAS path."""
+    from fasthw6.hmm import _cython, _gaussian, _numba, reference
+
+    rng = np.random.default_rng(K * 10 + D)
+    n = 70_001
+    X = rng.normal(size=(n, D)) * 3 + 10
+    w = rng.uniform(size=(n, K))
+    ctr = rng.normal(size=D) + 10
+    y = X - ctr
+    want = np.einsum("nk,ni,nj->kij", w, y, y)
+    res = {}
+    for be in ("numba", "cython", "numpy"):
+        post, obs, sq = res[be] = _gaussian.moments(X, w, "full", ctr, be)
+        np.testing.assert_allclose(post, w.sum(axis=0), rtol=1e-12)
+        np.testing.assert_allclose(obs, w.T @ y, rtol=1e-10, atol=1e-8)
+        np.testing.assert_allclose(sq, want, rtol=1e-10, atol=1e-8)
+        assert (sq == sq.transpose(0, 2, 1)).all()
+    for a, b in zip(res["numba"], res["cython"]):
+        np.testing.assert_array_equal(a, b)
+    P = D * (D + 1) // 2  # the kernels themselves, on a ragged range
+    got = []
+    for mod in (_numba, _cython, reference):
+        post, obs, sq = np.zeros(K), np.zeros((K, D)), np.zeros((K, P))
+        mod.full_moments(X, ctr, w, 3, 1000, post, obs, sq)
+        got.append((post, obs, sq))
+    for a, b in zip(got[0], got[1]):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(got[0], got[2]):
+        np.testing.assert_allclose(a, b, rtol=1e-11)
+    old = _gaussian._FULL_MOMENTS_MAX_K
+    _gaussian._FULL_MOMENTS_MAX_K = 0 if old > K else 100
+    try:
+        other = _gaussian.moments(X, w, "full", ctr, "numba")
+    finally:
+        _gaussian._FULL_MOMENTS_MAX_K = old
+    for a, b in zip(res["numba"], other):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-9)

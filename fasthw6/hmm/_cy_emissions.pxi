@@ -27,6 +27,25 @@ cdef inline void frames_in(const double[:, ::1] X, const double[::1] center, Py_
             xcol[d * EM_W + l] = 0.0
 
 
+cdef inline void frames_out(double* acc, Py_ssize_t N, Py_ssize_t t0, Py_ssize_t w, double* mx,
+                            double[:, ::1] out, double[::1] shift, bint scaled) noexcept nogil:
+    """As _numba.emissions._frames_out: a block's log-likelihoods (N, EM_W) to out[t0:t0+w],
+    scaled first with ``scaled``."""
+    cdef Py_ssize_t l, j
+    if scaled:
+        for l in range(EM_W):
+            if mx[l] == -INFINITY:
+                mx[l] = 0.0
+        for j in range(N):
+            for l in range(EM_W):
+                acc[j * EM_W + l] = exp_le0(acc[j * EM_W + l] - mx[l])
+        for l in range(w):
+            shift[t0 + l] = mx[l]
+    for l in range(w):
+        for j in range(N):
+            out[t0 + l, j] = acc[j * EM_W + l]
+
+
 def diag_frames(const double[:, ::1] X, const double[::1] center, Py_ssize_t a, Py_ssize_t b, const double[:, ::1] lin,
                 const double[:, ::1] quad, const double[::1] const_, double[:, ::1] out,
                 double[::1] shift, bint scaled):
@@ -62,20 +81,106 @@ def diag_frames(const double[:, ::1] X, const double[::1] center, Py_ssize_t a, 
                 for l in range(EM_W):
                     if acc[j * EM_W + l] > mx[l]:
                         mx[l] = acc[j * EM_W + l]
-            if scaled:
-                for l in range(EM_W):
-                    if mx[l] == -INFINITY:
-                        mx[l] = 0.0
-                for j in range(N):
-                    for l in range(EM_W):
-                        acc[j * EM_W + l] = exp_le0(acc[j * EM_W + l] - mx[l])
-                for l in range(w):
-                    shift[t0 + l] = mx[l]
-            for l in range(w):
-                for j in range(N):
-                    out[t0 + l, j] = acc[j * EM_W + l]
+            frames_out(acc, N, t0, w, mx, out, shift, scaled)
             t0 += EM_W
         free(acc)
+
+
+def full_frames(const double[:, ::1] X, const double[::1] center, Py_ssize_t a, Py_ssize_t b,
+                const double[:, ::1] mc, const double[:, :, ::1] linv, const double[::1] const_,
+                double[:, ::1] out, double[::1] shift, bint scaled):
+    """See ``fasthw6.hmm._numba.emissions.full_frames`` (the same operations in the same
+    order, so the same bits)."""
+    cdef Py_ssize_t D = X.shape[1], N = mc.shape[0], Dp = linv.shape[1], t0, w, l, d, k, ib, jb
+    cdef double m, ck, v, v0, v1, v2, v3
+    cdef double a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33
+    cdef const double* r0
+    cdef const double* r1
+    cdef const double* r2
+    cdef const double* r3
+    cdef double* acc
+    cdef double* xcol
+    cdef double* y
+    cdef double* z
+    cdef double* r
+    cdef double mx[EM_W]
+    with nogil:
+        acc = <double*>calloc(max(1, (N + D + Dp + 4) * EM_W), sizeof(double))
+        if acc == NULL:
+            with gil:
+                raise MemoryError("full_frames: no memory for a block of frames")
+        xcol = acc + N * EM_W
+        y = xcol + D * EM_W  # rows past D stay 0 (calloc)
+        z = y + Dp * EM_W
+        t0 = a
+        while t0 < b:
+            w = min(<Py_ssize_t>EM_W, b - t0)
+            frames_in(X, center, t0, w, xcol)
+            for l in range(EM_W):
+                mx[l] = -INFINITY
+            for k in range(N):
+                for d in range(D):
+                    m = mc[k, d]
+                    for l in range(EM_W):
+                        y[d * EM_W + l] = xcol[d * EM_W + l] - m
+                r = acc + k * EM_W
+                for l in range(EM_W):
+                    r[l] = 0.0
+                ib = 0
+                while ib < Dp:
+                    for l in range(4 * EM_W):
+                        z[l] = 0.0
+                    jb = 0
+                    while jb < ib + 4:
+                        r0 = &linv[k, ib, jb]
+                        r1 = &linv[k, ib + 1, jb]
+                        r2 = &linv[k, ib + 2, jb]
+                        r3 = &linv[k, ib + 3, jb]
+                        a00, a01, a02, a03 = r0[0], r0[1], r0[2], r0[3]
+                        a10, a11, a12, a13 = r1[0], r1[1], r1[2], r1[3]
+                        a20, a21, a22, a23 = r2[0], r2[1], r2[2], r2[3]
+                        a30, a31, a32, a33 = r3[0], r3[1], r3[2], r3[3]
+                        for l in range(EM_W):
+                            v0 = y[jb * EM_W + l]
+                            v1 = y[(jb + 1) * EM_W + l]
+                            v2 = y[(jb + 2) * EM_W + l]
+                            v3 = y[(jb + 3) * EM_W + l]
+                            z[l] = (((z[l] + a00 * v0) + a01 * v1) + a02 * v2) + a03 * v3
+                            z[EM_W + l] = (((z[EM_W + l] + a10 * v0) + a11 * v1) + a12 * v2) + a13 * v3
+                            z[2 * EM_W + l] = (((z[2 * EM_W + l] + a20 * v0) + a21 * v1) + a22 * v2) + a23 * v3
+                            z[3 * EM_W + l] = (((z[3 * EM_W + l] + a30 * v0) + a31 * v1) + a32 * v2) + a33 * v3
+                        jb += 4
+                    for l in range(EM_W):
+                        r[l] += ((z[l] * z[l] + z[EM_W + l] * z[EM_W + l])
+                                 + z[2 * EM_W + l] * z[2 * EM_W + l]) + z[3 * EM_W + l] * z[3 * EM_W + l]
+                    ib += 4
+                ck = const_[k]
+                for l in range(EM_W):
+                    v = ck - 0.5 * r[l]
+                    r[l] = v
+                    if v > mx[l]:
+                        mx[l] = v
+            frames_out(acc, N, t0, w, mx, out, shift, scaled)
+            t0 += EM_W
+        free(acc)
+
+
+cdef inline void moments_in(const double[:, ::1] X, const double[::1] center,
+                            const double[:, ::1] gamma, Py_ssize_t t0, Py_ssize_t b, double* xt,
+                            double* gt) noexcept nogil:
+    """As _numba.emissions._moments_in: four blocks of EM_W frames from t0 (up to b), frames
+    minus center into xt (4, D, EM_W), weights into gt (4, N, EM_W), lanes past b zeroed."""
+    cdef Py_ssize_t D = X.shape[1], N = gamma.shape[1], XB = D * EM_W, GB = N * EM_W, k, s, w, l, j
+    for k in range(4):
+        s = t0 + k * EM_W
+        w = max(0, min(<Py_ssize_t>EM_W, b - s))
+        frames_in(X, center, s, w, xt + k * XB)  # w = 0: all zeros
+        for l in range(w):
+            for j in range(N):
+                gt[k * GB + j * EM_W + l] = gamma[s + l, j]
+        for l in range(w, EM_W):
+            for j in range(N):
+                gt[k * GB + j * EM_W + l] = 0.0
 
 
 def diag_moments(const double[:, ::1] X, const double[::1] center, const double[:, ::1] gamma,
@@ -83,7 +188,7 @@ def diag_moments(const double[:, ::1] X, const double[::1] center, const double[
                  double[:, ::1] sq):
     """See ``fasthw6.hmm._numba.emissions.diag_moments`` (the same per-lane sums, four blocks
     of EM_W frames at a time, so the same bits)."""
-    cdef Py_ssize_t D = X.shape[1], N = gamma.shape[1], t0, s, w, l, d, j, k
+    cdef Py_ssize_t D = X.shape[1], N = gamma.shape[1], t0, l, d, j
     cdef Py_ssize_t XB = D * EM_W, GB = N * EM_W
     cdef double v0, v1, v2, v3
     cdef double* buf
@@ -108,16 +213,7 @@ def diag_moments(const double[:, ::1] X, const double[::1] center, const double[
         gt = xt + 4 * XB  # (4, N, EM_W)
         t0 = a
         while t0 < b:
-            for k in range(4):
-                s = t0 + k * EM_W
-                w = max(0, min(<Py_ssize_t>EM_W, b - s))
-                frames_in(X, center, s, w, xt + k * XB)  # w = 0: all zeros
-                for l in range(w):
-                    for j in range(N):
-                        gt[k * GB + j * EM_W + l] = gamma[s + l, j]
-                for l in range(w, EM_W):
-                    for j in range(N):
-                        gt[k * GB + j * EM_W + l] = 0.0
+            moments_in(X, center, gamma, t0, b, xt, gt)
             for j in range(N):
                 g0 = gt + j * EM_W
                 for l in range(EM_W):
@@ -143,6 +239,80 @@ def diag_moments(const double[:, ::1] X, const double[::1] center, const double[
                 for l in range(EM_W):
                     obs[j, d] += po[(j * D + d) * EM_W + l]
                     sq[j, d] += ps[(j * D + d) * EM_W + l]
+        free(buf)
+
+
+def full_moments(const double[:, ::1] X, const double[::1] center, const double[:, ::1] gamma,
+                 Py_ssize_t a, Py_ssize_t b, double[::1] post, double[:, ::1] obs,
+                 double[:, ::1] sq):
+    """See ``fasthw6.hmm._numba.emissions.full_moments`` (the same per-lane sums, so the same
+    bits)."""
+    cdef Py_ssize_t D = X.shape[1], N = gamma.shape[1], P = D * (D + 1) // 2, t0, l, d, e, j, p
+    cdef Py_ssize_t XB = D * EM_W, GB = N * EM_W
+    cdef double u0, u1, u2, u3
+    cdef double* buf
+    cdef double* pp
+    cdef double* po
+    cdef double* ps
+    cdef double* xt
+    cdef double* gt
+    cdef double* v
+    cdef double* o
+    cdef double* q
+    cdef const double* x0
+    cdef const double* y0
+    cdef const double* g0
+    with nogil:
+        buf = <double*>calloc(max(1, (N + N * D + N * P + 4 * D + 4 * N + 4) * EM_W),
+                              sizeof(double))
+        if buf == NULL:
+            with gil:
+                raise MemoryError("full_moments: no memory for a block of frames")
+        pp = buf
+        po = pp + N * EM_W
+        ps = po + N * D * EM_W
+        xt = ps + N * P * EM_W  # (4, D, EM_W)
+        gt = xt + 4 * XB  # (4, N, EM_W)
+        v = gt + 4 * GB  # (4, EM_W)
+        t0 = a
+        while t0 < b:
+            moments_in(X, center, gamma, t0, b, xt, gt)
+            for j in range(N):
+                g0 = gt + j * EM_W
+                for l in range(EM_W):
+                    pp[j * EM_W + l] = (((pp[j * EM_W + l] + g0[l]) + g0[GB + l])
+                                        + g0[2 * GB + l]) + g0[3 * GB + l]
+                p = 0
+                for d in range(D):
+                    x0 = xt + d * EM_W
+                    o = po + (j * D + d) * EM_W
+                    for l in range(EM_W):
+                        u0 = g0[l] * x0[l]
+                        u1 = g0[GB + l] * x0[XB + l]
+                        u2 = g0[2 * GB + l] * x0[2 * XB + l]
+                        u3 = g0[3 * GB + l] * x0[3 * XB + l]
+                        v[l] = u0
+                        v[EM_W + l] = u1
+                        v[2 * EM_W + l] = u2
+                        v[3 * EM_W + l] = u3
+                        o[l] = (((o[l] + u0) + u1) + u2) + u3
+                    for e in range(d, D):
+                        y0 = xt + e * EM_W
+                        q = ps + (j * P + p) * EM_W
+                        for l in range(EM_W):
+                            q[l] = (((q[l] + v[l] * y0[l]) + v[EM_W + l] * y0[XB + l])
+                                    + v[2 * EM_W + l] * y0[2 * XB + l]) + v[3 * EM_W + l] * y0[3 * XB + l]
+                        p += 1
+            t0 += 4 * EM_W
+        for j in range(N):
+            for l in range(EM_W):
+                post[j] += pp[j * EM_W + l]
+            for d in range(D):
+                for l in range(EM_W):
+                    obs[j, d] += po[(j * D + d) * EM_W + l]
+            for p in range(P):
+                for l in range(EM_W):
+                    sq[j, p] += ps[(j * P + p) * EM_W + l]
         free(buf)
 
 

@@ -1,7 +1,7 @@
 """Gaussian densities and moments for the continuous emission models (``GaussianHMM``, and the
-components of ``GMMHMM``): fused compiled kernels (``diag_frames``, ``diag_moments``) or a
-compiled kernel's features times one BLAS product (``frame_pairs``), over blocks of frames and
-all states at once, pieces of frames on the backend's threads.
+components of ``GMMHMM``): fused compiled kernels (``diag_frames``, ``full_frames``,
+``diag_moments``) or a compiled kernel's features times one BLAS product (``frame_pairs``), over
+blocks of frames and all states at once, pieces of frames on the backend's threads.
 
 Covariances come in hmmlearn's four kinds and its compact shapes, for K densities (states, or
 states x mixture components) in D dimensions: "spherical" (K,), "diag" (K, D), "tied" (D, D)
@@ -29,6 +29,19 @@ _LOG_2PI = np.log(2.0 * np.pi)
 # frames, kernel -> BLAS: K=16 D=1 26 -> 19 ms, D=4 38 -> 29, D=16 84 -> 74; K=64 D=4 156 ->
 # 116, D=16 316 -> 250; but K=12 D=16 63 -> 79, K=8 D=16 42 -> 50, K=3 D=16 24 -> 47.
 _DIAG_BLAS_MIN_K = 16
+# Full densities of fewer than 32 states over K D < 256 take the ``full_frames`` kernel (L⁻¹
+# times each state's residuals, lanes innermost); from there the pairs-and-BLAS product, whose
+# GEMM runs fused multiply-adds that the kernel (in numba and baseline x86-64 Cython alike)
+# does not.  numba, one thread, 10^6 frames, pairs -> kernel: K=3 D=4 20 -> 13 ms, D=16 105
+# -> 52; K=8 D=16 148 -> 121; K=16 D=4 61 -> 53, D=8 100 -> 95; but K=16 D=16 233 -> 237,
+# K=20 D=16 269 -> 283, K=32 D=16 364 -> 457, K=64 D=4 186 -> 203.
+_FULL_KERNEL_MAX_K = 32
+_FULL_KERNEL_MAX_KD = 256
+# Full second moments of fewer than 6 states take the ``full_moments`` kernel (per-lane partial
+# sums, no pairs written per frame); from there ``frame_pairs`` and a BLAS product with K
+# columns.  numba, one thread, 10^6 frames, pairs -> kernel: K=2 D=2 9.5 -> 8.0 ms; K=3 D=4
+# 16.7 -> 12.4, D=16 110 -> 68; K=5 D=16 121 -> 108; but K=8 D=4 21 -> 27, D=16 137 -> 173.
+_FULL_MOMENTS_MAX_K = 6
 _PAIR_ELEMS = 1 << 16  # frame_pairs features per block of frames (stays in cache)
 _PIECE_FRAMES = 1 << 16  # frames per piece of the moments (fixed by n: see _pieces)
 # From this many states on, diagonal scoring computes the densities inside the scoring kernel
@@ -122,6 +135,28 @@ def diag_terms(means, cv, kind):
             np.ascontiguousarray(-0.5 * prec), np.ascontiguousarray(const))
 
 
+def full_terms(means, cv, kind):
+    """(center, mc, linv, const) of full (or tied) densities for the ``full_frames`` kernel:
+    log N(x | μ_k, Σ_k) = const_k - ½ |L_k⁻¹ (x - center - mc_k)|², Σ_k = L_k L_kᵀ, with
+    ``linv`` (K, Dp, Dp) the L_k⁻¹ zero-padded to Dp, D rounded up to a multiple of 4."""
+    K, D = means.shape
+    c = means.mean(axis=0)
+    mats = np.broadcast_to(cv, (K, D, D)) if kind == "tied" else cv
+    L = np.linalg.cholesky(mats)
+    Dp = -(-D // 4) * 4
+    linv = np.zeros((K, Dp, Dp))
+    linv[:, :D, :D] = np.tril(np.linalg.inv(L))
+    const = -0.5 * (D * _LOG_2PI + 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1))
+    return (np.ascontiguousarray(c), np.ascontiguousarray(means - c), linv,
+            np.ascontiguousarray(const))
+
+
+def full_kernel(K, D):
+    """Whether full densities of K states over D features take the ``full_frames`` kernel
+    (``_FULL_KERNEL_MAX_K``, ``_FULL_KERNEL_MAX_KD``), else the pairs-and-BLAS product."""
+    return K < _FULL_KERNEL_MAX_K and K * D < _FULL_KERNEL_MAX_KD
+
+
 def _pieces(n, threads_of=None):
     """Bounds of the pieces a pass over n frames runs as: fixed by n alone (so sums folded in
     piece order do not depend on the thread count), or 4 per thread with ``threads_of``."""
@@ -148,6 +183,17 @@ def diag_frames(X, means, cv, kind, scaled, backend=None):
     shift = scratch("shift", n if scaled else 0)
     kernel = get_kernel(SYSTEM, "diag_frames", backend)
     over_frames(n, backend, lambda a, b: kernel(X, c, a, b, lin, quad, const, out, shift, scaled))
+    return out, shift
+
+
+def full_frames(X, means, cv, kind, scaled, backend=None):
+    """``diag_frames`` for full (or tied) covariances, by the ``full_frames`` kernel."""
+    c, mc, linv, const = full_terms(means, cv, kind)
+    n, K = X.shape[0], mc.shape[0]
+    out = scratch("frames", (n, K))
+    shift = scratch("shift", n if scaled else 0)
+    kernel = get_kernel(SYSTEM, "full_frames", backend)
+    over_frames(n, backend, lambda a, b: kernel(X, c, a, b, mc, linv, const, out, shift, scaled))
     return out, shift
 
 
@@ -207,7 +253,8 @@ def _pair_rows(feats, cols):
 def log_density(X, means, cv, kind, backend=None):
     """log N(x_t | means_k, Σ_k): float64 (n_samples, K), X float64 C-contiguous (n, D).
 
-    diag/spherical: the fused ``diag_frames`` kernel.  full/tied: log N = c_k - ½ yᵀP_k y +
+    diag/spherical: the fused ``diag_frames`` kernel.  full/tied with few states and
+    features (``full_kernel``): the ``full_frames`` kernel.  Else log N = c_k - ½ yᵀP_k y +
     yᵀ P_k μ_k (y = x - center, P_k = Σ_k⁻¹ from its Cholesky factor), and yᵀP_k y is a
     product too: of the D(D+1)/2 pairwise products y_i y_j (i <= j) against each state's
     matching entries of P_k (doubled off the diagonal).  The ``frame_pairs`` kernel writes
@@ -217,6 +264,8 @@ def log_density(X, means, cv, kind, backend=None):
         return diag_frames(X, means, cv, kind, False, backend)[0]
     n, D = X.shape
     K = means.shape[0]
+    if full_kernel(K, D):
+        return full_frames(X, means, cv, kind, False, backend)[0]
     c = means.mean(axis=0)
     mc = means - c
     mats = cv[None] if kind == "tied" else cv
@@ -253,11 +302,12 @@ def moments(X, w, kind, center, backend=None):
     """Weighted moments of the centred data y = x - center: (Σ_t w_tk, Σ_t w_tk y_t, second
     moments), with second moments (K, D) Σ w y² for diag/spherical, (K, D, D) Σ w y yᵀ for
     full/tied.  Diag/spherical with K < ``_DIAG_BLAS_MIN_K``: the fused ``diag_moments``
-    kernel.  Else one BLAS product per block of frames, of the weights against the block's
-    features from the ``frame_pairs`` kernel: y_i y_j (i <= j; i = j only for diag/spherical),
-    y, and a row of ones for Σ w (NumPy's w.sum(axis=0) over 10^6 x 16 frames took 39 ms).
-    Pieces of frames fixed by n, on the backend's threads, folded in piece order: the
-    sums do not depend on the thread count."""
+    kernel; full/tied with K < ``_FULL_MOMENTS_MAX_K``: ``full_moments``.  Else one BLAS
+    product per block of frames, of the weights against the block's features from the
+    ``frame_pairs`` kernel: y_i y_j (i <= j; i = j only for diag/spherical), y, and a row of
+    ones for Σ w (NumPy's w.sum(axis=0) over 10^6 x 16 frames took 39 ms).  Pieces of frames
+    fixed by n, on the backend's threads, folded in piece order: the sums do not depend on
+    the thread count."""
     n, D = X.shape
     K = w.shape[1]
     w = np.ascontiguousarray(w, dtype=np.float64)
@@ -266,13 +316,14 @@ def moments(X, w, kind, center, backend=None):
     k = len(bounds) - 1
     threads = kernel_threads(SYSTEM, backend)
     diag = kind in ("spherical", "diag")
-    if diag and K < _DIAG_BLAS_MIN_K:
-        post, obs, sq = np.zeros((k, K)), np.zeros((k, K, D)), np.zeros((k, K, D))
-        kernel = get_kernel(SYSTEM, "diag_moments", backend)
+    nq = D if diag else D * (D + 1) // 2
+    if K < (_DIAG_BLAS_MIN_K if diag else _FULL_MOMENTS_MAX_K):  # a fused kernel
+        post, obs, sq = np.zeros((k, K)), np.zeros((k, K, D)), np.zeros((k, K, nq))
+        kernel = get_kernel(SYSTEM, "diag_moments" if diag else "full_moments", backend)
         run_pieces(lambda i: kernel(X, center, w, bounds[i], bounds[i + 1], post[i], obs[i],
                                     sq[i]), k, threads)
-        return post.sum(axis=0), obs.sum(axis=0), sq.sum(axis=0)
-    nq = D if diag else D * (D + 1) // 2
+        post, obs, acc = post.sum(axis=0), obs.sum(axis=0), sq.sum(axis=0)
+        return post, obs, acc if diag else _unpack_pairs(acc, D)
     pairs = get_kernel(SYSTEM, "frame_pairs", backend)
     acc = np.zeros((k, K, nq + D + 1))
     rows = _pair_rows(nq + D + 1, K)
@@ -288,13 +339,16 @@ def moments(X, w, kind, center, backend=None):
     run_pieces(piece, k, threads)
     acc = acc.sum(axis=0)
     post, obs = acc[:, nq + D], acc[:, nq:nq + D]
-    if diag:
-        return post, obs, acc[:, :nq]
+    return post, obs, acc[:, :nq] if diag else _unpack_pairs(acc[:, :nq], D)
+
+
+def _unpack_pairs(packed, D):
+    """(K, D, D) symmetric matrices from their upper triangles (K, D(D+1)/2), row-major."""
     iu, ju = np.triu_indices(D)
-    sq = np.empty((K, D, D))
-    sq[:, iu, ju] = acc[:, :nq]
-    sq[:, ju, iu] = acc[:, :nq]
-    return post, obs, sq
+    out = np.empty((packed.shape[0], D, D))
+    out[:, iu, ju] = packed
+    out[:, ju, iu] = packed
+    return out
 
 
 def floor_covars(cv, kind, min_covar):

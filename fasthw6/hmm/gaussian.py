@@ -203,6 +203,9 @@ class GaussianHMM(BaseHMM):
         if self.covariance_type in ("diag", "spherical"):
             return G.diag_frames(X, self.means_, self._covars_, self.covariance_type, True,
                                  self._backend())
+        if G.full_kernel(*self.means_.shape):
+            return G.full_frames(X, self.means_, self._covars_, self.covariance_type, True,
+                                 self._backend())
         return super()._scaled_frames(X, dtype)
 
     def _scores_log_frames(self):

@@ -210,6 +210,22 @@ def diag_frames(X, center, a, b, lin, quad, const, out, shift, scaled):
     out[a:b] = ll
 
 
+def full_frames(X, center, a, b, mc, linv, const, out, shift, scaled):
+    """Full-covariance log-likelihoods of frames X[a:b]: const_k - ½ |L_k⁻¹ (x - center -
+    mc_k)|² (``linv`` zero-padded to (N, Dp, Dp)), scaled by each frame's maximum when
+    ``scaled`` (the compiled kernels' job, in plain NumPy)."""
+    D = X.shape[1]
+    y = X[a:b] - center
+    z = np.einsum("kij,tkj->tki", linv[:, :D, :D], y[:, None, :] - mc[None])
+    ll = const - 0.5 * (z * z).sum(axis=2)
+    if scaled:
+        m = ll.max(axis=1)
+        m[m == -np.inf] = 0.0
+        shift[a:b] = m
+        ll = np.exp(ll - m[:, None])
+    out[a:b] = ll
+
+
 def diag_moments(X, center, gamma, a, b, post, obs, sq):
     """The diagonal M-step's weighted sums of frames [a, b), added into post, obs, sq."""
     y = X[a:b] - center
@@ -217,6 +233,17 @@ def diag_moments(X, center, gamma, a, b, post, obs, sq):
     post += g.sum(axis=0)
     obs += g.T @ y
     sq += g.T @ (y * y)
+
+
+def full_moments(X, center, gamma, a, b, post, obs, sq):
+    """The full M-step's weighted sums of frames [a, b), added into post, obs and sq (N,
+    D(D+1)/2: Σγ y_d y_e for d <= e, row-major upper triangle)."""
+    y = X[a:b] - center
+    g = gamma[a:b]
+    iu, ju = np.triu_indices(X.shape[1])
+    post += g.sum(axis=0)
+    obs += g.T @ y
+    sq += g.T @ (y[:, iu] * y[:, ju])
 
 
 def frame_pairs(X, center, a, b, out, diag):

@@ -52,6 +52,32 @@ def _frames_in(X, center, t0, w, xt):
             xd[l] = 0.0
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _frames_out(acc, N, t0, w, mx, out, shift, scaled):
+    """A block's log-likelihoods ``acc`` (N, _W) to out[t0:t0+w]; with ``scaled`` first
+    exp(acc - mx) and shift[t0:t0+w] = mx (a lane's maximum over states, 0 if all -inf)."""
+    if scaled:
+        for l in range(_W):
+            if mx[l] == -np.inf:
+                mx[l] = 0.0
+        for j in range(N):
+            r = acc[j]
+            for l in range(_W):
+                r[l] = _exp_le0(r[l] - mx[l])
+        for l in range(w):
+            shift[t0 + l] = mx[l]
+    if N >= 8:  # frames outer, contiguous stores: N=16, 10^6 frames 66 -> 56 ms
+        for l in range(w):
+            o = out[t0 + l]
+            for j in range(N):
+                o[j] = acc[j, l]
+    else:  # states outer (strided stores) measured faster at N=3
+        for j in range(N):
+            r = acc[j]
+            for l in range(w):
+                out[t0 + l, j] = r[l]
+
+
 @njit(nogil=True, cache=True)
 def diag_frames(X, center, a, b, lin, quad, const, out, shift, scaled):
     """Frames X[a:b] - center (float64 (n, D)) into out[a:b] (float64 (n, N)); see the module
@@ -80,26 +106,95 @@ def diag_frames(X, center, a, b, lin, quad, const, out, shift, scaled):
                     r[l] += v * (lj + v * qj)
             for l in range(_W):
                 mx[l] = max(mx[l], r[l])
-        if scaled:
-            for l in range(_W):
-                if mx[l] == -np.inf:
-                    mx[l] = 0.0
-            for j in range(N):
-                r = acc[j]
+        _frames_out(acc, N, t0, w, mx, out, shift, scaled)
+
+
+@njit(nogil=True, cache=True)
+def full_frames(X, center, a, b, mc, linv, const, out, shift, scaled):
+    """Full-covariance log-likelihoods of frames X[a:b] into out[a:b] (float64 (n, N)):
+
+        ll[t, k] = const[k] - ½ |z|²,  z = L_k⁻¹ (y_t - mc[k]),  y_t = x_t - center,
+
+    ``linv`` (N, Dp, Dp) the inverses of the covariances' Cholesky factors, zero above the
+    diagonal and past D (Dp: D rounded up to a multiple of 4), ``mc`` (N, D) the means minus
+    ``center``; with ``scaled`` as ``diag_frames``: out[t] = exp(ll[t] - shift[t]),
+    shift[t] = max_k ll[t, k].
+
+    Frames go W at a time, lanes innermost (``_frames_in``): a state's residuals are one vector
+    subtraction per feature, and z comes in tiles of four rows by four columns of L⁻¹, 16
+    vector multiply-adds for four loads and stores of partial rows, up to the diagonal tile
+    (whose zeros are multiplied too).  No D(D+1)/2 features per frame are written and read back
+    (``frame_pairs``)."""
+    D = X.shape[1]
+    N = mc.shape[0]
+    Dp = linv.shape[1]
+    acc = np.empty((N, _W))
+    xt = np.empty((D, _W))
+    y = np.zeros((Dp, _W))  # rows past D stay 0 (finite: times L⁻¹'s zero columns)
+    z = np.empty((4, _W))
+    mx = np.empty(_W)
+    for t0 in range(a, b, _W):
+        w = min(_W, b - t0)
+        _frames_in(X, center, t0, w, xt)
+        for l in range(_W):
+            mx[l] = -np.inf
+        for k in range(N):
+            for d in range(D):
+                m = mc[k, d]
+                yd = y[d]
+                xd = xt[d]
                 for l in range(_W):
-                    r[l] = _exp_le0(r[l] - mx[l])
+                    yd[l] = xd[l] - m
+            r = acc[k]
+            for l in range(_W):
+                r[l] = 0.0
+            Lk = linv[k]
+            z0, z1, z2, z3 = z[0], z[1], z[2], z[3]
+            for ib in range(0, Dp, 4):
+                for l in range(_W):
+                    z0[l] = 0.0
+                    z1[l] = 0.0
+                    z2[l] = 0.0
+                    z3[l] = 0.0
+                for jb in range(0, ib + 4, 4):
+                    r0, r1, r2, r3 = Lk[ib, jb:], Lk[ib + 1, jb:], Lk[ib + 2, jb:], Lk[ib + 3, jb:]
+                    a00, a01, a02, a03 = r0[0], r0[1], r0[2], r0[3]
+                    a10, a11, a12, a13 = r1[0], r1[1], r1[2], r1[3]
+                    a20, a21, a22, a23 = r2[0], r2[1], r2[2], r2[3]
+                    a30, a31, a32, a33 = r3[0], r3[1], r3[2], r3[3]
+                    y0, y1, y2, y3 = y[jb], y[jb + 1], y[jb + 2], y[jb + 3]
+                    for l in range(_W):
+                        v0, v1, v2, v3 = y0[l], y1[l], y2[l], y3[l]
+                        z0[l] = (((z0[l] + a00 * v0) + a01 * v1) + a02 * v2) + a03 * v3
+                        z1[l] = (((z1[l] + a10 * v0) + a11 * v1) + a12 * v2) + a13 * v3
+                        z2[l] = (((z2[l] + a20 * v0) + a21 * v1) + a22 * v2) + a23 * v3
+                        z3[l] = (((z3[l] + a30 * v0) + a31 * v1) + a32 * v2) + a33 * v3
+                for l in range(_W):
+                    r[l] += ((z0[l] * z0[l] + z1[l] * z1[l]) + z2[l] * z2[l]) + z3[l] * z3[l]
+            ck = const[k]
+            for l in range(_W):
+                v = ck - 0.5 * r[l]
+                r[l] = v
+                mx[l] = max(mx[l], v)
+        _frames_out(acc, N, t0, w, mx, out, shift, scaled)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _moments_in(X, center, gamma, t0, b, xt, gt):
+    """The _GROUP blocks of _W frames from t0 (up to b) into ``xt`` (_GROUP, D, _W), frames
+    minus center (``_frames_in``), and their weights into ``gt`` (_GROUP, N, _W), lanes past
+    b zeroed."""
+    N = gamma.shape[1]
+    for k in range(_GROUP):
+        s = t0 + k * _W
+        w = max(0, min(_W, b - s))
+        _frames_in(X, center, s, w, xt[k])  # w = 0: all zeros
+        for j in range(N):  # states outer, lanes inner, as _frames_in
+            g = gt[k, j]
             for l in range(w):
-                shift[t0 + l] = mx[l]
-        if N >= 8:  # frames outer, contiguous stores: N=16, 10^6 frames 66 -> 56 ms
-            for l in range(w):
-                o = out[t0 + l]
-                for j in range(N):
-                    o[j] = acc[j, l]
-        else:  # states outer (strided stores) measured faster at N=3
-            for j in range(N):
-                r = acc[j]
-                for l in range(w):
-                    out[t0 + l, j] = r[l]
+                g[l] = gamma[s + l, j]
+            for l in range(w, _W):
+                g[l] = 0.0
 
 
 @njit(nogil=True, cache=True)
@@ -119,16 +214,7 @@ def diag_moments(X, center, gamma, a, b, post, obs, sq):
     xt = np.empty((_GROUP, D, _W))
     gt = np.empty((_GROUP, N, _W))
     for t0 in range(a, b, _GROUP * _W):
-        for k in range(_GROUP):
-            s = t0 + k * _W
-            w = max(0, min(_W, b - s))
-            _frames_in(X, center, s, w, xt[k])  # w = 0: all zeros
-            for j in range(N):  # states outer, lanes inner, as _frames_in
-                g = gt[k, j]
-                for l in range(w):
-                    g[l] = gamma[s + l, j]
-                for l in range(w, _W):
-                    g[l] = 0.0
+        _moments_in(X, center, gamma, t0, b, xt, gt)
         for j in range(N):
             g0, g1, g2, g3 = gt[0, j], gt[1, j], gt[2, j], gt[3, j]
             pj = pp[j]
@@ -182,6 +268,62 @@ def frame_pairs(X, center, a, b, out, diag):
             for l in range(w):
                 r[l] = yi[l] * yj[l]
             p += 1
+
+
+@njit(nogil=True, cache=True)
+def full_moments(X, center, gamma, a, b, post, obs, sq):
+    """``diag_moments`` with the full second moments: ``sq`` (N, D(D+1)/2) gets Σγ y_d y_e
+    for the pairs d <= e (row-major upper triangle, as ``frame_pairs``).  The same four
+    blocks of W frames through each per-lane partial sum; a state's γ y_d of the four blocks
+    are kept for the pairs of row d.  No pairs are written per frame: at few states this beats
+    ``frame_pairs`` and a BLAS product with as many columns as states."""
+    D = X.shape[1]
+    N = gamma.shape[1]
+    P = D * (D + 1) // 2
+    pp = np.zeros((N, _W))
+    po = np.zeros((N, D, _W))
+    ps = np.zeros((N, P, _W))
+    xt = np.empty((_GROUP, D, _W))
+    gt = np.empty((_GROUP, N, _W))
+    v = np.empty((_GROUP, _W))
+    v0, v1, v2, v3 = v[0], v[1], v[2], v[3]
+    for t0 in range(a, b, _GROUP * _W):
+        _moments_in(X, center, gamma, t0, b, xt, gt)
+        for j in range(N):
+            g0, g1, g2, g3 = gt[0, j], gt[1, j], gt[2, j], gt[3, j]
+            pj = pp[j]
+            for l in range(_W):
+                pj[l] = (((pj[l] + g0[l]) + g1[l]) + g2[l]) + g3[l]
+            p = 0
+            for d in range(D):
+                x0, x1, x2, x3 = xt[0, d], xt[1, d], xt[2, d], xt[3, d]
+                o = po[j, d]
+                for l in range(_W):
+                    u0 = g0[l] * x0[l]
+                    u1 = g1[l] * x1[l]
+                    u2 = g2[l] * x2[l]
+                    u3 = g3[l] * x3[l]
+                    v0[l] = u0
+                    v1[l] = u1
+                    v2[l] = u2
+                    v3[l] = u3
+                    o[l] = (((o[l] + u0) + u1) + u2) + u3
+                for e in range(d, D):
+                    y0, y1, y2, y3 = xt[0, e], xt[1, e], xt[2, e], xt[3, e]
+                    q = ps[j, p]
+                    for l in range(_W):
+                        q[l] = (((q[l] + v0[l] * y0[l]) + v1[l] * y1[l]) + v2[l] * y2[l]) \
+                            + v3[l] * y3[l]
+                    p += 1
+    for j in range(N):
+        for l in range(_W):
+            post[j] += pp[j, l]
+        for d in range(D):
+            for l in range(_W):
+                obs[j, d] += po[j, d, l]
+        for p in range(P):
+            for l in range(_W):
+                sq[j, p] += ps[j, p, l]
 
 
 @njit(nogil=True, cache=True)
