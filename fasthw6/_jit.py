@@ -518,6 +518,12 @@ def _warm_hmm(floating, symbols):
         F = np.linspace(-2.0, 5.0, 9)[:, None]
         g.fit(F, [4, 5])
         g.predict(F, [4, 5])
+        f = GaussianHMM(2, "full", init_params="", n_iter=1, dtype=np.dtype(floating),
+                        backend="numba")  # few states: full_frames and full_moments
+        f.startprob_, f.transmat_ = sp, tm
+        f.means_, f.covars_ = g.means_, np.array([[[1.0]], [[2.0]]])
+        f.fit(F, [4, 5])
+        f.predict(F, [4, 5])
         if floating == "float64":  # float64 frames are scored from their logs, in the kernel
             from .hmm import _gaussian as G, score_frames
 
