@@ -125,6 +125,18 @@ _local = threading.local()
 
 
 @contextlib.contextmanager
+def _thread_setting(name: str, value):
+    """This thread's setting ``name`` (an attribute of ``_local``) is ``value`` inside the
+    block, and what it was before after it."""
+    before = getattr(_local, name, None)
+    setattr(_local, name, value)
+    try:
+        yield
+    finally:
+        setattr(_local, name, before)
+
+
+@contextlib.contextmanager
 def inline_pieces():
     """Inside the block, :func:`run_pieces` called from this thread runs every piece in this
     thread, in order: for work that is already spread over the threads one level up (pieces
@@ -138,12 +150,8 @@ def inline_pieces():
     >>> seen
     [0, 1, 2]
     """
-    before = getattr(_local, "inline", False)
-    _local.inline = True
-    try:
+    with _thread_setting("inline", True):
         yield
-    finally:
-        _local.inline = before
 
 
 @contextlib.contextmanager
@@ -167,12 +175,8 @@ def reuse_buffers(pool: dict):
     >>> bool(np.shares_memory(a, b)), sorted(pool)
     (True, ['x'])
     """
-    before = getattr(_local, "buffers", None)
-    _local.buffers = pool
-    try:
+    with _thread_setting("buffers", pool):
         yield
-    finally:
-        _local.buffers = before
 
 
 def scratch(key: str, shape, dtype=float, zero: bool = False):

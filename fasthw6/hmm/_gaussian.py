@@ -177,23 +177,23 @@ def diag_frames(X, means, cv, kind, scaled, backend=None):
     """Diagonal densities of every frame in one fused pass (the backend's ``diag_frames``
     kernel, pieces of frames on its threads): (out (n, K), shift (n,)); with ``scaled``, out
     holds exp(ll - shift) and shift each frame's maximum, else out holds ll (shift empty)."""
-    c, lin, quad, const = diag_terms(means, cv, kind)
-    n, K = X.shape[0], lin.shape[0]
-    out = scratch("frames", (n, K))
-    shift = scratch("shift", n if scaled else 0)
-    kernel = get_kernel(SYSTEM, "diag_frames", backend)
-    over_frames(n, backend, lambda a, b: kernel(X, c, a, b, lin, quad, const, out, shift, scaled))
-    return out, shift
+    return _fused_frames(X, "diag_frames", diag_terms(means, cv, kind), scaled, backend)
 
 
 def full_frames(X, means, cv, kind, scaled, backend=None):
     """``diag_frames`` for full (or tied) covariances, by the ``full_frames`` kernel."""
-    c, mc, linv, const = full_terms(means, cv, kind)
-    n, K = X.shape[0], mc.shape[0]
+    return _fused_frames(X, "full_frames", full_terms(means, cv, kind), scaled, backend)
+
+
+def _fused_frames(X, name, terms, scaled, backend):
+    """The densities of every frame by the fused kernel ``name`` and its ``terms`` (center
+    first, the per-state constants last): (out (n, K), shift)."""
+    n, K = X.shape[0], terms[-1].shape[0]
     out = scratch("frames", (n, K))
     shift = scratch("shift", n if scaled else 0)
-    kernel = get_kernel(SYSTEM, "full_frames", backend)
-    over_frames(n, backend, lambda a, b: kernel(X, c, a, b, mc, linv, const, out, shift, scaled))
+    kernel = get_kernel(SYSTEM, name, backend)
+    over_frames(n, backend, lambda a, b: kernel(X, terms[0], a, b, *terms[1:], out, shift,
+                                                scaled))
     return out, shift
 
 

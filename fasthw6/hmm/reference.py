@@ -201,7 +201,12 @@ def diag_frames(X, center, a, b, lin, quad, const, out, shift, scaled):
     """Diagonal-Gaussian log-likelihoods of frames X[a:b] - center, scaled by each frame's
     maximum when ``scaled`` (the compiled kernels' fused job, in plain NumPy)."""
     x = X[a:b] - center
-    ll = const + x @ lin.T + (x * x) @ quad.T
+    _frames_out(const + x @ lin.T + (x * x) @ quad.T, a, b, out, shift, scaled)
+
+
+def _frames_out(ll, a, b, out, shift, scaled):
+    """Log-likelihoods ``ll`` of frames [a, b) into out, or with ``scaled`` exp(ll - m) and
+    m, each frame's maximum (0 when all -inf), into shift."""
     if scaled:
         m = ll.max(axis=1)
         m[m == -np.inf] = 0.0
@@ -217,13 +222,7 @@ def full_frames(X, center, a, b, mc, linv, const, out, shift, scaled):
     D = X.shape[1]
     y = X[a:b] - center
     z = np.einsum("kij,tkj->tki", linv[:, :D, :D], y[:, None, :] - mc[None])
-    ll = const - 0.5 * (z * z).sum(axis=2)
-    if scaled:
-        m = ll.max(axis=1)
-        m[m == -np.inf] = 0.0
-        shift[a:b] = m
-        ll = np.exp(ll - m[:, None])
-    out[a:b] = ll
+    _frames_out(const - 0.5 * (z * z).sum(axis=2), a, b, out, shift, scaled)
 
 
 def diag_moments(X, center, gamma, a, b, post, obs, sq):
