@@ -237,15 +237,15 @@ def viterbi_diag(X, means, cv, kind, sp, tm, off, backend=None):
 
 
 def _pair_rows(feats, cols):
-    """Frames per block of ``feats`` features a frame (``frame_pairs``' D(D+3)/2, or the
-    diagonal moments' 2D; the block stays in cache) multiplied by ``cols`` columns of weights:
-    few enough that OpenBLAS runs the product on one thread (``ESTEP_GEMM_MAX_MADDS``).  The
-    blocks run on the backend's threads already (pieces of frames, or the E-step's chunks),
-    and OpenBLAS's own threads spinning beside them took the cores: numba, 2 threads, one fit
-    iteration in E-step chunks, N=64 D=4 diag 1.35 -> 0.66 s.  Each block costs a few calls
-    from Python, so no fewer rows than the cap allows: the diagonal moments sized as full
-    pairs (D(D+3)/2 features) took 107-frame blocks at K=16 D=16, 167 ms per 10^6 frames
-    against 131 in 512-frame blocks."""
+    """Frames per block of ``feats`` features a frame (the rows of a ``frame_pairs`` block:
+    D(D+3)/2, or 2D for diagonal features, plus the moments' row of ones; the block stays in
+    cache) multiplied by ``cols`` columns of weights: few enough that OpenBLAS runs the product
+    on one thread (``ESTEP_GEMM_MAX_MADDS``).  The blocks run on the backend's threads already
+    (pieces of frames, or the E-step's chunks), and OpenBLAS's own threads spinning beside them
+    took the cores: numba, 2 threads, one fit iteration in E-step chunks, N=64 D=4 diag 1.35
+    -> 0.66 s.  Each block costs a few calls from Python, so no fewer rows than the cap
+    allows: the diagonal moments sized as full pairs (D(D+3)/2 features) took 107-frame blocks
+    at K=16 D=16, 167 ms per 10^6 frames against 131 in 512-frame blocks."""
     return int(min(4096, max(64, _PAIR_ELEMS // feats),
                    max(64, ESTEP_GEMM_MAX_MADDS // (feats * max(1, cols)))))
 
