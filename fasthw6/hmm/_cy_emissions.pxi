@@ -128,8 +128,6 @@ def full_frames(const double[:, ::1] X, const double[::1] center, Py_ssize_t a, 
                     r[l] = 0.0
                 ib = 0
                 while ib < Dp:
-                    for l in range(4 * EM_W):
-                        z[l] = 0.0
                     jb = 0
                     while jb < ib + 4:
                         r0 = &linv[k, ib, jb]
@@ -140,15 +138,26 @@ def full_frames(const double[:, ::1] X, const double[::1] center, Py_ssize_t a, 
                         a10, a11, a12, a13 = r1[0], r1[1], r1[2], r1[3]
                         a20, a21, a22, a23 = r2[0], r2[1], r2[2], r2[3]
                         a30, a31, a32, a33 = r3[0], r3[1], r3[2], r3[3]
-                        for l in range(EM_W):
-                            v0 = y[jb * EM_W + l]
-                            v1 = y[(jb + 1) * EM_W + l]
-                            v2 = y[(jb + 2) * EM_W + l]
-                            v3 = y[(jb + 3) * EM_W + l]
-                            z[l] = (((z[l] + a00 * v0) + a01 * v1) + a02 * v2) + a03 * v3
-                            z[EM_W + l] = (((z[EM_W + l] + a10 * v0) + a11 * v1) + a12 * v2) + a13 * v3
-                            z[2 * EM_W + l] = (((z[2 * EM_W + l] + a20 * v0) + a21 * v1) + a22 * v2) + a23 * v3
-                            z[3 * EM_W + l] = (((z[3 * EM_W + l] + a30 * v0) + a31 * v1) + a32 * v2) + a33 * v3
+                        if jb == 0:  # the first tile starts the rows (0 + p = p: the same bits)
+                            for l in range(EM_W):
+                                v0 = y[l]
+                                v1 = y[EM_W + l]
+                                v2 = y[2 * EM_W + l]
+                                v3 = y[3 * EM_W + l]
+                                z[l] = ((a00 * v0 + a01 * v1) + a02 * v2) + a03 * v3
+                                z[EM_W + l] = ((a10 * v0 + a11 * v1) + a12 * v2) + a13 * v3
+                                z[2 * EM_W + l] = ((a20 * v0 + a21 * v1) + a22 * v2) + a23 * v3
+                                z[3 * EM_W + l] = ((a30 * v0 + a31 * v1) + a32 * v2) + a33 * v3
+                        else:
+                            for l in range(EM_W):
+                                v0 = y[jb * EM_W + l]
+                                v1 = y[(jb + 1) * EM_W + l]
+                                v2 = y[(jb + 2) * EM_W + l]
+                                v3 = y[(jb + 3) * EM_W + l]
+                                z[l] = (((z[l] + a00 * v0) + a01 * v1) + a02 * v2) + a03 * v3
+                                z[EM_W + l] = (((z[EM_W + l] + a10 * v0) + a11 * v1) + a12 * v2) + a13 * v3
+                                z[2 * EM_W + l] = (((z[2 * EM_W + l] + a20 * v0) + a21 * v1) + a22 * v2) + a23 * v3
+                                z[3 * EM_W + l] = (((z[3 * EM_W + l] + a30 * v0) + a31 * v1) + a32 * v2) + a33 * v3
                         jb += 4
                     for l in range(EM_W):
                         r[l] += ((z[l] * z[l] + z[EM_W + l] * z[EM_W + l])

@@ -151,11 +151,6 @@ def full_frames(X, center, a, b, mc, linv, const, out, shift, scaled):
             Lk = linv[k]
             z0, z1, z2, z3 = z[0], z[1], z[2], z[3]
             for ib in range(0, Dp, 4):
-                for l in range(_W):
-                    z0[l] = 0.0
-                    z1[l] = 0.0
-                    z2[l] = 0.0
-                    z3[l] = 0.0
                 for jb in range(0, ib + 4, 4):
                     r0, r1, r2, r3 = Lk[ib, jb:], Lk[ib + 1, jb:], Lk[ib + 2, jb:], Lk[ib + 3, jb:]
                     a00, a01, a02, a03 = r0[0], r0[1], r0[2], r0[3]
@@ -163,12 +158,20 @@ def full_frames(X, center, a, b, mc, linv, const, out, shift, scaled):
                     a20, a21, a22, a23 = r2[0], r2[1], r2[2], r2[3]
                     a30, a31, a32, a33 = r3[0], r3[1], r3[2], r3[3]
                     y0, y1, y2, y3 = y[jb], y[jb + 1], y[jb + 2], y[jb + 3]
-                    for l in range(_W):
-                        v0, v1, v2, v3 = y0[l], y1[l], y2[l], y3[l]
-                        z0[l] = (((z0[l] + a00 * v0) + a01 * v1) + a02 * v2) + a03 * v3
-                        z1[l] = (((z1[l] + a10 * v0) + a11 * v1) + a12 * v2) + a13 * v3
-                        z2[l] = (((z2[l] + a20 * v0) + a21 * v1) + a22 * v2) + a23 * v3
-                        z3[l] = (((z3[l] + a30 * v0) + a31 * v1) + a32 * v2) + a33 * v3
+                    if jb == 0:  # the first tile starts the rows (0 + p = p: the same bits)
+                        for l in range(_W):
+                            v0, v1, v2, v3 = y0[l], y1[l], y2[l], y3[l]
+                            z0[l] = ((a00 * v0 + a01 * v1) + a02 * v2) + a03 * v3
+                            z1[l] = ((a10 * v0 + a11 * v1) + a12 * v2) + a13 * v3
+                            z2[l] = ((a20 * v0 + a21 * v1) + a22 * v2) + a23 * v3
+                            z3[l] = ((a30 * v0 + a31 * v1) + a32 * v2) + a33 * v3
+                    else:
+                        for l in range(_W):
+                            v0, v1, v2, v3 = y0[l], y1[l], y2[l], y3[l]
+                            z0[l] = (((z0[l] + a00 * v0) + a01 * v1) + a02 * v2) + a03 * v3
+                            z1[l] = (((z1[l] + a10 * v0) + a11 * v1) + a12 * v2) + a13 * v3
+                            z2[l] = (((z2[l] + a20 * v0) + a21 * v1) + a22 * v2) + a23 * v3
+                            z3[l] = (((z3[l] + a30 * v0) + a31 * v1) + a32 * v2) + a33 * v3
                 for l in range(_W):
                     r[l] += ((z0[l] * z0[l] + z1[l] * z1[l]) + z2[l] * z2[l]) + z3[l] * z3[l]
             ck = const[k]
