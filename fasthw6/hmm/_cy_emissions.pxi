@@ -27,6 +27,17 @@ cdef inline void frames_in(const double[:, ::1] X, const double[::1] center, Py_
             xcol[d * EM_W + l] = 0.0
 
 
+cdef inline Py_ssize_t block_in(const double[:, ::1] X, const double[::1] center, Py_ssize_t t0,
+                                Py_ssize_t b, double* xcol, double* mx) noexcept nogil:
+    """As _numba.emissions._block_in: frames from t0 (at most EM_W, up to b) into xcol, mx reset
+    to -inf; returns the block's frame count."""
+    cdef Py_ssize_t w = min(<Py_ssize_t>EM_W, b - t0), l
+    frames_in(X, center, t0, w, xcol)
+    for l in range(EM_W):
+        mx[l] = -INFINITY
+    return w
+
+
 cdef inline void frames_out(double* acc, Py_ssize_t N, Py_ssize_t t0, Py_ssize_t w, double* mx,
                             double[:, ::1] out, double[::1] shift, bint scaled) noexcept nogil:
     """As _numba.emissions._frames_out: a block's log-likelihoods (N, EM_W) to out[t0:t0+w],
@@ -64,10 +75,7 @@ def diag_frames(const double[:, ::1] X, const double[::1] center, Py_ssize_t a, 
         xcol = acc + N * EM_W
         t0 = a
         while t0 < b:
-            w = min(<Py_ssize_t>EM_W, b - t0)
-            frames_in(X, center, t0, w, xcol)
-            for l in range(EM_W):
-                mx[l] = -INFINITY
+            w = block_in(X, center, t0, b, xcol, mx)
             for j in range(N):
                 cj = const_[j]
                 for l in range(EM_W):
@@ -114,10 +122,7 @@ def full_frames(const double[:, ::1] X, const double[::1] center, Py_ssize_t a, 
         z = y + Dp * EM_W
         t0 = a
         while t0 < b:
-            w = min(<Py_ssize_t>EM_W, b - t0)
-            frames_in(X, center, t0, w, xcol)
-            for l in range(EM_W):
-                mx[l] = -INFINITY
+            w = block_in(X, center, t0, b, xcol, mx)
             for k in range(N):
                 for d in range(D):
                     m = mc[k, d]

@@ -266,18 +266,11 @@ def log_density(X, means, cv, kind, backend=None):
     K = means.shape[0]
     if full_kernel(K, D):
         return full_frames(X, means, cv, kind, False, backend)[0]
-    c = means.mean(axis=0)
-    mc = means - c
-    mats = cv[None] if kind == "tied" else cv
-    L = np.linalg.cholesky(mats)
-    Linv = np.linalg.inv(L)
-    P = np.einsum("kji,kjl->kil", Linv, Linv)  # L⁻ᵀ L⁻¹
-    logdet = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
-    if kind == "tied":
-        P = np.broadcast_to(P, (K, D, D))
-        logdet = np.broadcast_to(logdet, (K,))
+    c, mc, linv, const = full_terms(means, cv, kind)
+    Li = linv[:, :D, :D]
+    P = np.einsum("kji,kjl->kil", Li, Li)  # L⁻ᵀ L⁻¹
     Pm = np.einsum("kij,kj->ki", P, mc)  # P_k μ_k
-    const = -0.5 * (D * _LOG_2PI + logdet + (Pm * mc).sum(axis=1))
+    const = const - 0.5 * (Pm * mc).sum(axis=1)
     iu, ju = np.triu_indices(D)
     Wq = -0.5 * P[:, iu, ju] * np.where(iu == ju, 1.0, 2.0)  # (K, D(D+1)/2)
     W = np.ascontiguousarray(np.hstack([Wq, Pm]).T)  # (D(D+1)/2 + D, K): pairs, then y

@@ -53,6 +53,17 @@ def _frames_in(X, center, t0, w, xt):
 
 
 @njit(nogil=True, cache=True, inline="always")
+def _block_in(X, center, t0, b, xt, mx):
+    """The block of frames from t0 (at most _W, up to b) into ``xt`` (``_frames_in``), and
+    the block's running maximum ``mx`` reset to -inf; returns the block's frame count."""
+    w = min(_W, b - t0)
+    _frames_in(X, center, t0, w, xt)
+    for l in range(_W):
+        mx[l] = -np.inf
+    return w
+
+
+@njit(nogil=True, cache=True, inline="always")
 def _frames_out(acc, N, t0, w, mx, out, shift, scaled):
     """A block's log-likelihoods ``acc`` (N, _W) to out[t0:t0+w]; with ``scaled`` first
     exp(acc - mx) and shift[t0:t0+w] = mx (a lane's maximum over states, 0 if all -inf)."""
@@ -88,10 +99,7 @@ def diag_frames(X, center, a, b, lin, quad, const, out, shift, scaled):
     xt = np.empty((D, _W))
     mx = np.empty(_W)
     for t0 in range(a, b, _W):
-        w = min(_W, b - t0)
-        _frames_in(X, center, t0, w, xt)
-        for l in range(_W):
-            mx[l] = -np.inf
+        w = _block_in(X, center, t0, b, xt, mx)
         for j in range(N):
             r = acc[j]
             cj = const[j]
@@ -134,10 +142,7 @@ def full_frames(X, center, a, b, mc, linv, const, out, shift, scaled):
     z = np.empty((4, _W))
     mx = np.empty(_W)
     for t0 in range(a, b, _W):
-        w = min(_W, b - t0)
-        _frames_in(X, center, t0, w, xt)
-        for l in range(_W):
-            mx[l] = -np.inf
+        w = _block_in(X, center, t0, b, xt, mx)
         for k in range(N):
             for d in range(D):
                 m = mc[k, d]
