@@ -1,10 +1,13 @@
 """Benchmarks of the emission models on the framewise engine: one thread, float64, 2000
-sequences x 500 frames, against hmmlearn's classes (the comparisons registry's anchors).
+sequences x 500 frames, against hmmlearn's classes and dynamax's and pomegranate's Gaussian HMMs
+(the comparisons registry's anchors; the peers up to N=16, where a call takes seconds).
 
 Work is counted in frames, so every implementation of one case shares one unit.  Before it is
 timed, every result is checked: scores and Viterbi paths against fasthw6's Cython backend
 (itself checked against hmmlearn on the first sequences, untimed), one EM iteration against
-hmmlearn's parameters from the same start.
+hmmlearn's parameters from the same start (dynamax's against its own M-step, under its priors,
+on fasthw6's E-step statistics: ``expected_update``).  The peers' Viterbi is timed and checked for
+the path alone (``decode_path``), all they compute.
 
     python -m pytest bench/bench_hmm_frames.py --benchmark-json=bench/results/hmm_frames.json
 """
@@ -22,7 +25,10 @@ CHECK = 20  # sequences hmmlearn re-scores, untimed, to check the reference
 # quick: D=4 only, and the naive reference on its first case only (seconds per call)
 CASES = [(kind, n, d) for kind in ("diag", "full") for n in (3, 16, 64) for d in ((4,) if QUICK else (4, 16))]
 GAUSSIAN = comparisons("GaussianHMM", GaussianHMM)
-SLOW = {"numpy": 3}  # the naive reference backend: tens of seconds per call beyond N=3
+# most states each implementation runs at: the naive reference takes tens of seconds per call
+# beyond N=3, dynamax and pomegranate 10-40 s beyond N=16 (full N=16 D=16: dynamax 8-11 s)
+SLOW = {"numpy": 3, "dynamax": 16, "pomegranate": 16}
+PEERS = ("dynamax", "pomegranate")  # the Gaussian HMMs of other libraries (_anchors_gaussian)
 
 
 def _gaussian_case(kind, n, d):
@@ -74,6 +80,8 @@ def _reference(c):
 def _skip(impl, cls, n, key=None):
     if cls is None:
         pytest.skip(f"{impl} not installed")
+    if QUICK and impl in PEERS:
+        pytest.skip(f"--quick: {impl} takes seconds per call; run without --quick")
     if QUICK and impl == "numpy" and key is not None and key != CASES[0]:
         pytest.skip("--quick: the naive reference runs on the first case only (seconds per call)")
     if n > SLOW.get(impl, n):
@@ -81,7 +89,7 @@ def _skip(impl, cls, n, key=None):
 
 
 def _rounds(impl, n):
-    return 1 if impl == "numpy" or (impl == "hmmlearn" and n >= 16) else None
+    return 1 if impl == "numpy" or (impl in ("hmmlearn",) + PEERS and n >= 16) else None
 
 
 @pytest.mark.parametrize("impl", list(GAUSSIAN))
@@ -109,12 +117,19 @@ def test_gaussian_decode(measure, key, impl):
     _skip(impl, cls, c["n"], key)
     path = _reference(c)["path"]
     m = _model(cls, c)
+    if hasattr(m, "decode_path"):  # a peer: the path alone (its log-probability is NumPy's work)
+        fn = lambda: m.decode_path(c["X"], c["lengths"])  # noqa: E731
 
-    def check(r):
-        assert np.isfinite(r[0])
-        np.testing.assert_array_equal(r[1], path)
+        def check(r):
+            np.testing.assert_array_equal(r, path)
+    else:
+        fn = lambda: m.decode(c["X"], c["lengths"])  # noqa: E731
 
-    measure(lambda: m.decode(c["X"], c["lengths"]), group="GaussianHMM decode (Viterbi)",
+        def check(r):
+            assert np.isfinite(r[0])
+            np.testing.assert_array_equal(r[1], path)
+
+    measure(fn, group="GaussianHMM decode (Viterbi)",
             case=c["name"], impl=impl, work=S * T, unit="frames/s", baseline="hmmlearn",
             check=check, rounds=_rounds(impl, c["n"]))
 
@@ -128,6 +143,8 @@ def test_gaussian_fit_iteration(measure, key, impl):
     c = _case(key)
     cls = GAUSSIAN[impl]
     _skip(impl, cls, c["n"], key)
+    if not getattr(cls, "fits", True):
+        pytest.skip(f"{impl}'s update is not hmmlearn's and cannot be checked here")
     if key not in _FIT:  # hmmlearn's one iteration, computed apart from any timed run
         ref_cls = GAUSSIAN["hmmlearn"] or GAUSSIAN["cython"]
         r = _model(ref_cls, c, n_iter=1, tol=-np.inf).fit(c["X"], c["lengths"])
@@ -135,6 +152,10 @@ def test_gaussian_fit_iteration(measure, key, impl):
         _FIT[key] = dict(means=r.means_.copy(), cv=np.asarray(r._covars_).copy(),
                          tm=r.transmat_.copy())
     ref = _FIT[key]
+    if hasattr(cls, "expected_update"):  # a peer under its own priors: its M-step on our E-step
+        _, tm, means, cv = cls.expected_update(c["X"], c["lengths"], c["sp"], c["tm"],
+                                               c["means"], c["cv"], c["kind"])
+        ref = dict(means=means, cv=cv, tm=tm)
 
     def check(m):
         np.testing.assert_allclose(m.means_, ref["means"], rtol=1e-7, atol=1e-9)

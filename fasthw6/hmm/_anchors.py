@@ -402,3 +402,6 @@ def _estimator_dynamax():
     import dynamax  # noqa: F401,PLC0415
 
     return _DynamaxHMM
+
+
+from . import _anchors_gaussian  # noqa: E402,F401  (registers dynamax's and pomegranate's GaussianHMMs)
