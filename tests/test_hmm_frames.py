@@ -783,6 +783,63 @@ def test_chunked_estep_adds_up_to_the_whole_batch(kind):
     assert sums["numba", 1]["n_frames"] == len(X)
 
 
+@pytest.mark.parametrize("kind,N", [("diag", 3), ("full", 3), ("full", 12), ("spherical", 5)])
+def test_chunked_runs_match_the_whole_batch(kind, N):
+    """Scores, Viterbi paths and the E-step through a table of frames run in chunks of whole
+    sequences (``BaseHMM._chunk_cuts``): cut as the frames fall (chunks of about 300
+    sequences) and in whole multiples of 64 sequences (chunks of few); the same per-sequence
+    bits as the whole batch up to SMALL_MAX_N states (beyond, the lockstep GEMM's rounding
+    moves with a sequence's block), the same paths, numba's and Cython's bits alike."""
+    from fasthw6._backend import single_threaded
+    from fasthw6.hmm._base import CHUNK_SEQS
+
+    rng = np.random.default_rng(N)
+    lengths = rng.integers(0, 9, 700)  # about 2800 frames, empty sequences among them
+    base = gaussian_model(kind, N=N, D=3, seed=5)
+    X, _ = base.sample(int(lengths.sum()), random_state=6)
+    off = np.concatenate([[0], np.cumsum(lengths)])
+    exact = N <= 8
+    runs = {}
+    for backend in ("numba", "cython"):
+        m = gaussian_model(kind, N=N, D=3, seed=5, backend=backend)
+        assert m._chunk_cuts(off, N) is None  # so this is the batch in one piece
+        whole = (m.score_sequences(X, lengths), m.decode(X, lengths))
+        for per in (1200, 100):  # ~300 sequences a chunk: as cut; ~25: whole blocks of 64
+            m._estep_chunk_frames = lambda n, per=per: per
+            cuts = m._chunk_cuts(off, N, True)
+            assert len(cuts) > 2
+            assert (np.diff(cuts) % CHUNK_SEQS != 0).any() if per == 1200 else \
+                (cuts[:-1] % CHUNK_SEQS == 0).all()
+            got = (m.score_sequences(X, lengths), m.decode(X, lengths))
+            with single_threaded():
+                one = (m.score_sequences(X, lengths), m.decode(X, lengths))
+            for r in (got, one):
+                if exact:
+                    np.testing.assert_array_equal(r[0], whole[0])
+                    assert r[1][0] == whole[1][0]
+                else:
+                    np.testing.assert_allclose(r[0], whole[0], rtol=1e-12)
+                    np.testing.assert_allclose(r[1][0], whole[1][0], rtol=1e-12)
+                np.testing.assert_array_equal(r[1][1], whole[1][1])
+            np.testing.assert_array_equal(got[0], one[0])
+            sp, tm = m._start_em(1)
+            stats = m._estep(X, off, sp, tm)
+            m._estep_chunk_frames = lambda n: None
+            ref = m._estep(X, off, sp, tm)
+            for k in ref:
+                np.testing.assert_allclose(stats[k], ref[k], rtol=1e-12, err_msg=k)
+            runs[backend, per] = got
+            m._estep_chunk_frames = lambda n, per=per: per
+            bad = X.copy()
+            bad[len(X) - 5, 1] = np.nan  # in the last chunk
+            for op in (m.score_sequences, m.decode, m.fit):
+                with pytest.raises(ValueError, match=rf"X\[{len(X) - 5}, 1\] is nan"):
+                    op(bad, lengths)
+    for per in (1200, 100):
+        np.testing.assert_array_equal(runs["numba", per][0], runs["cython", per][0])
+        np.testing.assert_array_equal(runs["numba", per][1][1], runs["cython", per][1][1])
+
+
 @pytest.mark.parametrize("K,D", [(1, 1), (3, 4), (5, 7), (8, 3)])
 def test_full_moments_kernel_and_blas_agree(K, D):
     """Full M-step sums: the fused kernel (K < 6) and ``frame_pairs`` with BLAS (from 6)

@@ -41,6 +41,17 @@ from .monitor import ConvergenceMonitor
 
 _log = logging.getLogger("fasthw6.hmm.estimator")
 
+# Chunks of scoring and Viterbi (``_chunk_cuts``) that hold fewer than CHUNK_ALIGN_BELOW x
+# CHUNK_SEQS sequences (on average) hold whole multiples of CHUNK_SEQS, so that they fill the
+# lockstep blocks of the kernels (64 or 32 lanes): a chunk of 65 sequences would run a third
+# block of 32 lanes for one.  numba, one thread, GaussianHMM full, 2000 x 500 frames, chunks as
+# cut -> whole multiples of 64 sequences: N=16 D=4 score 164 -> 120 ms, decode 115 -> 103; N=64
+# D=4 score 753 -> 432, decode 864 -> 599.  Chunks of several blocks are left as cut.  The
+# E-step keeps its chunks as cut: its blocks above 4 states are 16 lanes, which a chunk fills
+# at any N, and whole multiples measured slower (full N=64 D=4 fit 1.34 -> 1.41-1.43 s; at
+# N=3 diag D=4 41-42 -> 45-46 ms, full D=4 49-51 -> 55-58).
+CHUNK_SEQS = 64
+CHUNK_ALIGN_BELOW = 4
 FORMAT_VERSION = 1  # of the JSON model files; files without one are version 0 (categorical)
 
 
@@ -194,7 +205,7 @@ class BaseHMM:
         return frames.scaled_frames(self._log_frames(data), dtype, self._backend(),
                                     overwrite=True)
 
-    def _scores_log_frames(self):
+    def _scores_log_frames(self, n_states):
         """Whether scoring hands the log frames to the kernel that scales them as it reads them
         (``frames._score``) instead of building the table of scaled frames: by default when
         the room has no fused scaling pass of its own."""
@@ -213,18 +224,43 @@ class BaseHMM:
 
     def _run(self, kind, data, off, sp, tm):
         """``kind``: "score" (per-sequence log P), "posteriors" ((log P, γ)), "stats" (the
-        E-step dict) or "viterbi" ((log P, states)) of checked parameters."""
+        E-step dict) or "viterbi" ((log P, states)) of checked parameters.
+
+        Where the emissions go through a table (no fused kernel) and the room names a chunk
+        size (``_estep_chunk_frames``), scores and Viterbi paths are computed chunk by chunk
+        of whole sequences, as the E-step is (``_estep``): a chunk's table stays in cache
+        between the pass that writes it and the one that reads it.  numba, one thread,
+        GaussianHMM diag N=3, 2000 x 500 frames, whole batch -> chunks: score D=4 24.2 ->
+        18.0 ms, D=16 35.9 -> 29.2; Viterbi D=4 20.4 -> 15.5, D=16 32.9 -> 29.8.  The
+        per-sequence results are the same bits (no sequence's arithmetic depends on the
+        others of its chunk up to SMALL_MAX_N states; above, the lockstep GEMM's rounding may
+        move with the block a sequence is scored in, as it does with the thread count)."""
         be, dt = self._backend(), self._dtype()
         if kind == "viterbi":
             res = self._fused_viterbi(data, off, sp, tm, be)
             if res is not None:
                 return res
-            return frames._viterbi(sp, tm, self._log_frames(data), off, be)
         if kind == "score":
             out = self._fused_score(data, off, sp, tm, dt, be)
             if out is not None:
                 return out
-        if kind == "score" and self._scores_log_frames():
+        cuts = self._chunk_cuts(off, sp.shape[0], True) if kind in ("score", "viterbi") \
+            else None
+        if cuts is None:
+            return self._run_table(kind, data, off, sp, tm)
+        parts = self._over_chunks(lambda d, o: self._run_table(kind, d, o, sp, tm), data, off,
+                                  cuts, sp.shape[0])
+        if kind == "score":
+            return np.concatenate(parts)
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def _run_table(self, kind, data, off, sp, tm):
+        """``_run`` through a table of the frames' emissions (log-likelihoods, or likelihoods
+        scaled by each frame's maximum)."""
+        be, dt = self._backend(), self._dtype()
+        if kind == "viterbi":
+            return frames._viterbi(sp, tm, self._log_frames(data), off, be)
+        if kind == "score" and self._scores_log_frames(sp.shape[0]):
             # the kernel scales the log frames as it reads them
             return frames._score(sp, tm, self._log_frames(data), off, dt, be, overwrite=True)
         B, shift = self._scaled_frames(data, dt)
@@ -430,29 +466,48 @@ class BaseHMM:
         backend's threads (each chunk on one) and are added up in chunk order: the per-frame
         tables of a chunk (emissions, γ) stay in cache between the passes over them, and
         none of the batch's size is allocated.  The cut depends on the data alone."""
-        per = self._estep_chunk_frames(sp.shape[0])
-        n = int(off[-1])
-        if per is None or n <= per:
+        cuts = self._chunk_cuts(off, sp.shape[0])
+        if cuts is None:
             return self._estep_batch(data, off, sp, tm)
-        # chunk k starts at the first sequence starting at or after frame k * per
-        cuts = np.unique(np.concatenate([np.searchsorted(off[:-1], np.arange(0, n, per)),
-                                         [len(off) - 1]]))
+        parts = self._over_chunks(lambda d, o: self._estep_batch(d, o, sp, tm), data, off, cuts,
+                                  sp.shape[0])
+        total = parts[0]
+        for p in parts[1:]:
+            total = add_sums(total, p)
+        return total
+
+    def _chunk_cuts(self, off, n_states, whole_blocks=False):
+        """The sequences cutting the batch into chunks of about ``_estep_chunk_frames`` frames
+        (chunk k starts at the first sequence starting at or after frame k * per; with
+        ``whole_blocks``, rounded down to a multiple of CHUNK_SEQS where chunks hold few
+        sequences), or None where the room names no chunk size or the batch fits in one.
+        Fixed by the data."""
+        per = self._estep_chunk_frames(n_states)
+        n, S = int(off[-1]), len(off) - 1
+        if per is None or n <= per:
+            return None
+        first = np.searchsorted(off[:-1], np.arange(0, n, per))
+        if whole_blocks and per * S < CHUNK_ALIGN_BELOW * CHUNK_SEQS * n:  # few blocks a chunk
+            first = np.minimum(S, first // CHUNK_SEQS * CHUNK_SEQS)
+        return np.unique(np.concatenate([first, [S]]))
+
+    def _over_chunks(self, fn, data, off, cuts, n_states):
+        """``[fn(chunk's data, chunk's offsets) for each chunk]`` of ``_chunk_cuts``, in chunk
+        order; the chunks on the backend's threads, each on one, a thread's chunks reusing its
+        buffers (``reuse_buffers``: so ``fn``'s result must be none of them)."""
         parts = [None] * (len(cuts) - 1)
-        pools = {}  # a thread's chunks reuse its buffers (``reuse_buffers``)
+        pools = {}
 
         def chunk(i):
             s0, s1 = int(cuts[i]), int(cuts[i + 1])
             a, b = int(off[s0]), int(off[s1])
             pool = pools.setdefault(threading.get_ident(), {})
             with inline_pieces(), reuse_buffers(pool):
-                parts[i] = self._estep_batch(data[a:b], off[s0:s1 + 1] - a, sp, tm)
+                parts[i] = fn(data[a:b], off[s0:s1 + 1] - a)
 
         run_pieces(chunk, len(parts), kernel_threads(SYSTEM, self._backend()),
-                   work=n * sp.shape[0] ** 2)
-        total = parts[0]
-        for p in parts[1:]:
-            total = add_sums(total, p)
-        return total
+                   work=int(off[-1]) * n_states ** 2)
+        return parts
 
     def _estep_batch(self, data, off, sp, tm):
         """``_estep`` of the batch in one piece."""

@@ -62,7 +62,7 @@ def diag_frames(const double[:, ::1] X, const double[::1] center, Py_ssize_t a, 
                 double[::1] shift, bint scaled):
     """See ``fasthw6.hmm._numba.emissions.diag_frames``."""
     cdef Py_ssize_t D = X.shape[1], N = lin.shape[0], t0, w, l, d, j
-    cdef double v, lj, qj, cj
+    cdef double v, lj, qj, cj, v0, v1, v2, v3, l0, l1, l2, l3, q0, q1, q2, q3
     cdef double* acc
     cdef double xt[EM_W]
     cdef double mx[EM_W]
@@ -80,12 +80,26 @@ def diag_frames(const double[:, ::1] X, const double[::1] center, Py_ssize_t a, 
                 cj = const_[j]
                 for l in range(EM_W):
                     acc[j * EM_W + l] = cj
-                for d in range(D):
+                d = 0
+                while d + 4 <= D:  # four features a pass, added in order (as numba's)
+                    l0, l1, l2, l3 = lin[j, d], lin[j, d + 1], lin[j, d + 2], lin[j, d + 3]
+                    q0, q1, q2, q3 = quad[j, d], quad[j, d + 1], quad[j, d + 2], quad[j, d + 3]
+                    for l in range(EM_W):
+                        v0 = xcol[d * EM_W + l]
+                        v1 = xcol[(d + 1) * EM_W + l]
+                        v2 = xcol[(d + 2) * EM_W + l]
+                        v3 = xcol[(d + 3) * EM_W + l]
+                        acc[j * EM_W + l] = (((acc[j * EM_W + l] + v0 * (l0 + v0 * q0))
+                                              + v1 * (l1 + v1 * q1)) + v2 * (l2 + v2 * q2)) \
+                            + v3 * (l3 + v3 * q3)
+                    d += 4
+                while d < D:
                     lj = lin[j, d]
                     qj = quad[j, d]
                     for l in range(EM_W):
                         v = xcol[d * EM_W + l]
                         acc[j * EM_W + l] += v * (lj + v * qj)
+                    d += 1
                 for l in range(EM_W):
                     if acc[j * EM_W + l] > mx[l]:
                         mx[l] = acc[j * EM_W + l]

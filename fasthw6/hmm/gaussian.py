@@ -11,6 +11,7 @@ import numpy as np
 from . import _gaussian as G
 from ._base import COMMON_PARAMS, BaseHMM, check_prior, require
 from ._checks import NotFittedError, _offsets, check_real
+from ._sizes import SMALL_MAX_N
 
 _PARAM_NAMES = COMMON_PARAMS + ("covariance_type", "min_covar", "means_prior", "means_weight",
                                 "covars_prior", "covars_weight")
@@ -208,12 +209,16 @@ class GaussianHMM(BaseHMM):
                                  self._backend())
         return super()._scaled_frames(X, dtype)
 
-    def _scores_log_frames(self):
-        # its fused scaled pass serves fit and posteriors; scoring measured faster on the log
-        # densities scaled inside the forward kernel (numba, one thread, 2000 x 500 frames,
-        # scaled table -> log frames: diag N=3 D=4 26.3 -> 24.2 ms, D=16 40.7 -> 38.2; full
-        # N=3 D=4 43.2 -> 37.5, D=16 146 -> 130, N=16 D=4 197 -> 154)
-        return True
+    def _scores_log_frames(self, n_states):
+        # (diag from FUSED_MIN_N states on scores in one fused kernel, not through here.)  Up
+        # to SMALL_MAX_N states the lockstep kernel scales each step's log frames across its
+        # lanes in vector loops, and from 32 on the scaling is a small part of a step: there
+        # the log frames measured faster; between, the GEMM lanes scale row by row, and the
+        # table of scaled frames (the fused kernel's, or one NumPy pass) measured faster.
+        # numba, one thread, 2000 x 500 frames, in chunks, log frames -> scaled table: diag N=3
+        # D=4 17.4-18.1 -> 19.8-20.1 ms; full N=3 D=16 57-59 -> 61-62, N=12 D=4 98-103 -> 80,
+        # N=16 D=4 114-120 -> 99-101, D=16 296-311 -> 277-280, N=32 D=4 198-216 -> 243-258
+        return not SMALL_MAX_N < n_states < 32
 
     def _fused_score(self, X, off, sp, tm, dtype, backend):
         if self.covariance_type in ("diag", "spherical") and np.dtype(dtype) == np.float64 \

@@ -105,13 +105,24 @@ def diag_frames(X, center, a, b, lin, quad, const, out, shift, scaled):
             cj = const[j]
             for l in range(_W):
                 r[l] = cj
-            for d in range(D):
+            d = 0
+            while d + 4 <= D:  # four features a pass, added in order: one load and store of r
+                l0, l1, l2, l3 = lin[j, d], lin[j, d + 1], lin[j, d + 2], lin[j, d + 3]
+                q0, q1, q2, q3 = quad[j, d], quad[j, d + 1], quad[j, d + 2], quad[j, d + 3]
+                x0, x1, x2, x3 = xt[d], xt[d + 1], xt[d + 2], xt[d + 3]
+                for l in range(_W):
+                    v0, v1, v2, v3 = x0[l], x1[l], x2[l], x3[l]
+                    r[l] = (((r[l] + v0 * (l0 + v0 * q0)) + v1 * (l1 + v1 * q1))
+                            + v2 * (l2 + v2 * q2)) + v3 * (l3 + v3 * q3)
+                d += 4
+            while d < D:
                 lj = lin[j, d]
                 qj = quad[j, d]
                 xd = xt[d]
                 for l in range(_W):
                     v = xd[l]
                     r[l] += v * (lj + v * qj)
+                d += 1
             for l in range(_W):
                 mx[l] = max(mx[l], r[l])
         _frames_out(acc, N, t0, w, mx, out, shift, scaled)
