@@ -795,6 +795,7 @@ def test_chunked_runs_match_the_whole_batch(kind, N):
 
     rng = np.random.default_rng(N)
     lengths = rng.integers(0, 9, 700)  # about 2800 frames, empty sequences among them
+    lengths[64:192] = 0  # whole chunks of empty sequences where chunks are blocks of 64
     base = gaussian_model(kind, N=N, D=3, seed=5)
     X, _ = base.sample(int(lengths.sum()), random_state=6)
     off = np.concatenate([[0], np.cumsum(lengths)])
