@@ -27,7 +27,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import scipy.linalg
 
 from .._backend import register_anchor
 
@@ -59,6 +58,8 @@ def _frame_logdens(X, states, means, covars, kind):
         y /= np.take(covars, states, axis=0)
         const = -0.5 * (D * np.log(2 * np.pi) + np.log(covars).sum(axis=1))
         return np.take(const, states) - 0.5 * y.sum(axis=1)
+    import scipy.linalg  # noqa: PLC0415  (not at import: fasthw6 loads without scipy.linalg)
+
     out = np.empty(X.shape[0])
     for k in range(means.shape[0]):
         rows = np.flatnonzero(states == k)
