@@ -8,24 +8,18 @@ import pytest
 from fasthw6._backend import comparisons
 from fasthw6.hmm import GaussianHMM
 from fasthw6.hmm._anchors_gaussian import PEER_KINDS, path_logprob
+from test_hmm_frames import gaussian_model
 
 GAUSSIAN = comparisons("GaussianHMM", GaussianHMM)
 PEERS = ("dynamax", "pomegranate")
 
 
 def _case(kind, n=3, d=2, lengths=(12, 12, 7, 12), seed=5):
-    rng = np.random.default_rng(seed)
-    sp = rng.dirichlet(np.ones(n))
-    tm = rng.dirichlet(np.ones(n), size=n) * 0.5 + 0.5 * np.eye(n)
-    means = rng.normal(size=(n, d)) * 2.0
-    if kind == "diag":
-        cv = rng.uniform(0.5, 2.0, (n, d))
-    else:
-        A = rng.normal(size=(n, d, d)) / np.sqrt(d)
-        cv = A @ A.transpose(0, 2, 1) + 0.5 * np.eye(d)
-    z = rng.integers(0, n, sum(lengths))
-    X = means[z] + rng.normal(size=(sum(lengths), d))
-    return sp, tm, means, cv, X, np.array(lengths)
+    """(startprob, transmat, means, compact covariances, X, lengths) of a random model and a
+    sample of it."""
+    m = gaussian_model(kind, N=n, D=d, seed=seed)
+    X, _ = m.sample(sum(lengths), random_state=seed)
+    return m.startprob_, m.transmat_, m.means_, m._covars_, X, np.array(lengths)
 
 
 def _model(cls, kind, sp, tm, means, cv, **kw):
