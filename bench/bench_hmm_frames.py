@@ -26,7 +26,8 @@ CHECK = 20  # sequences hmmlearn re-scores, untimed, to check the reference
 CASES = [(kind, n, d) for kind in ("diag", "full") for n in (3, 16, 64) for d in ((4,) if QUICK else (4, 16))]
 GAUSSIAN = comparisons("GaussianHMM", GaussianHMM)
 # most states each implementation runs at: the naive reference takes tens of seconds per call
-# beyond N=3, dynamax and pomegranate 10-40 s beyond N=16 (full N=16 D=16: dynamax 8-11 s)
+# beyond N=3; dynamax and pomegranate 8-11 s at full N=16 D=16, and at N=64 (first calls,
+# beside another job) pomegranate score 12-28 s and Viterbi 69-89 s, dynamax 26 s and 36 s
 SLOW = {"numpy": 3, "dynamax": 16, "pomegranate": 16}
 PEERS = ("dynamax", "pomegranate")  # the Gaussian HMMs of other libraries (_anchors_gaussian)
 
