@@ -65,6 +65,7 @@ HEADLINE = [
     ("fit (one EM iteration)", "N=16", "numba", "hmmlearn-scaling"),
     ("score_sequences", "N=16", "numba", "pomegranate"),
     ("GaussianHMM fit (one EM iteration)", "full N=16 D=16", "numba", "hmmlearn"),
+    ("GaussianHMM score", "diag N=16 D=4", "numba", "pomegranate"),
     ("conv_transpose2d+relu f32", "a:", "numba", "torch"),
     ("batchnorm fwd+bwd f32", None, "numba", "torch"),
     ("KL + reparameterize + grads float32", None, "numba", "numpy expressions"),
