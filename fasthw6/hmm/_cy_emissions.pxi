@@ -211,6 +211,21 @@ cdef inline void moments_in(const double[:, ::1] X, const double[::1] center,
                 gt[k * GB + j * EM_W + l] = 0.0
 
 
+cdef inline void add_group(double* acc, const double* g, Py_ssize_t GB) noexcept nogil:
+    """acc[l] += the four blocks' g[l] (blocks GB apart), in block order (``_add_group``)."""
+    cdef Py_ssize_t l
+    for l in range(EM_W):
+        acc[l] = (((acc[l] + g[l]) + g[GB + l]) + g[2 * GB + l]) + g[3 * GB + l]
+
+
+cdef inline void fold_lanes(const double* part, Py_ssize_t R, double* out) noexcept nogil:
+    """out[r] += Σ_l part[r * EM_W + l], lanes in order (``_fold_lanes``)."""
+    cdef Py_ssize_t r, l
+    for r in range(R):
+        for l in range(EM_W):
+            out[r] += part[r * EM_W + l]
+
+
 def diag_moments(const double[:, ::1] X, const double[::1] center, const double[:, ::1] gamma,
                  Py_ssize_t a, Py_ssize_t b, double[::1] post, double[:, ::1] obs,
                  double[:, ::1] sq):
@@ -244,9 +259,7 @@ def diag_moments(const double[:, ::1] X, const double[::1] center, const double[
             moments_in(X, center, gamma, t0, b, xt, gt)
             for j in range(N):
                 g0 = gt + j * EM_W
-                for l in range(EM_W):
-                    pp[j * EM_W + l] = (((pp[j * EM_W + l] + g0[l]) + g0[GB + l])
-                                        + g0[2 * GB + l]) + g0[3 * GB + l]
+                add_group(pp + j * EM_W, g0, GB)
                 for d in range(D):
                     x0 = xt + d * EM_W
                     o = po + (j * D + d) * EM_W
@@ -260,13 +273,10 @@ def diag_moments(const double[:, ::1] X, const double[::1] center, const double[
                         q[l] = (((q[l] + v0 * x0[l]) + v1 * x0[XB + l]) + v2 * x0[2 * XB + l]) \
                             + v3 * x0[3 * XB + l]
             t0 += 4 * EM_W
+        fold_lanes(pp, N, &post[0])
         for j in range(N):
-            for l in range(EM_W):
-                post[j] += pp[j * EM_W + l]
-            for d in range(D):
-                for l in range(EM_W):
-                    obs[j, d] += po[(j * D + d) * EM_W + l]
-                    sq[j, d] += ps[(j * D + d) * EM_W + l]
+            fold_lanes(po + j * D * EM_W, D, &obs[j, 0])
+            fold_lanes(ps + j * D * EM_W, D, &sq[j, 0])
         free(buf)
 
 
@@ -307,9 +317,7 @@ def full_moments(const double[:, ::1] X, const double[::1] center, const double[
             moments_in(X, center, gamma, t0, b, xt, gt)
             for j in range(N):
                 g0 = gt + j * EM_W
-                for l in range(EM_W):
-                    pp[j * EM_W + l] = (((pp[j * EM_W + l] + g0[l]) + g0[GB + l])
-                                        + g0[2 * GB + l]) + g0[3 * GB + l]
+                add_group(pp + j * EM_W, g0, GB)
                 p = 0
                 for d in range(D):
                     x0 = xt + d * EM_W
@@ -332,15 +340,10 @@ def full_moments(const double[:, ::1] X, const double[::1] center, const double[
                                     + v[2 * EM_W + l] * y0[2 * XB + l]) + v[3 * EM_W + l] * y0[3 * XB + l]
                         p += 1
             t0 += 4 * EM_W
+        fold_lanes(pp, N, &post[0])
         for j in range(N):
-            for l in range(EM_W):
-                post[j] += pp[j * EM_W + l]
-            for d in range(D):
-                for l in range(EM_W):
-                    obs[j, d] += po[(j * D + d) * EM_W + l]
-            for p in range(P):
-                for l in range(EM_W):
-                    sq[j, p] += ps[(j * P + p) * EM_W + l]
+            fold_lanes(po + j * D * EM_W, D, &obs[j, 0])
+            fold_lanes(ps + j * P * EM_W, P, &sq[j, 0])
         free(buf)
 
 

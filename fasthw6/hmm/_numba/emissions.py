@@ -216,6 +216,22 @@ def _moments_in(X, center, gamma, t0, b, xt, gt):
                 g[l] = 0.0
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _add_group(acc, g0, g1, g2, g3):
+    """acc[l] += the four blocks' g[l], added in block order (``diag_moments``)."""
+    for l in range(_W):
+        acc[l] = (((acc[l] + g0[l]) + g1[l]) + g2[l]) + g3[l]
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _fold_lanes(part, out):
+    """out[r] += Σ_l part[r, l], lanes in order: the per-lane partial sums of the moments
+    folded at the end."""
+    for r in range(part.shape[0]):
+        for l in range(_W):
+            out[r] += part[r, l]
+
+
 @njit(nogil=True, cache=True)
 def diag_moments(X, center, gamma, a, b, post, obs, sq):
     """The diagonal M-step's weighted sums over frames [a, b), added into ``post`` (N,) Σγ,
@@ -236,9 +252,7 @@ def diag_moments(X, center, gamma, a, b, post, obs, sq):
         _moments_in(X, center, gamma, t0, b, xt, gt)
         for j in range(N):
             g0, g1, g2, g3 = gt[0, j], gt[1, j], gt[2, j], gt[3, j]
-            pj = pp[j]
-            for l in range(_W):
-                pj[l] = (((pj[l] + g0[l]) + g1[l]) + g2[l]) + g3[l]
+            _add_group(pp[j], g0, g1, g2, g3)
             for d in range(D):
                 x0, x1, x2, x3 = xt[0, d], xt[1, d], xt[2, d], xt[3, d]
                 o = po[j, d]
@@ -250,13 +264,10 @@ def diag_moments(X, center, gamma, a, b, post, obs, sq):
                     v3 = g3[l] * x3[l]
                     o[l] = (((o[l] + v0) + v1) + v2) + v3
                     q[l] = (((q[l] + v0 * x0[l]) + v1 * x1[l]) + v2 * x2[l]) + v3 * x3[l]
+    _fold_lanes(pp, post)
     for j in range(N):
-        for l in range(_W):
-            post[j] += pp[j, l]
-        for d in range(D):
-            for l in range(_W):
-                obs[j, d] += po[j, d, l]
-                sq[j, d] += ps[j, d, l]
+        _fold_lanes(po[j], obs[j])
+        _fold_lanes(ps[j], sq[j])
 
 
 @njit(nogil=True, cache=True)
@@ -310,9 +321,7 @@ def full_moments(X, center, gamma, a, b, post, obs, sq):
         _moments_in(X, center, gamma, t0, b, xt, gt)
         for j in range(N):
             g0, g1, g2, g3 = gt[0, j], gt[1, j], gt[2, j], gt[3, j]
-            pj = pp[j]
-            for l in range(_W):
-                pj[l] = (((pj[l] + g0[l]) + g1[l]) + g2[l]) + g3[l]
+            _add_group(pp[j], g0, g1, g2, g3)
             p = 0
             for d in range(D):
                 x0, x1, x2, x3 = xt[0, d], xt[1, d], xt[2, d], xt[3, d]
@@ -334,15 +343,10 @@ def full_moments(X, center, gamma, a, b, post, obs, sq):
                         q[l] = (((q[l] + v0[l] * y0[l]) + v1[l] * y1[l]) + v2[l] * y2[l]) \
                             + v3[l] * y3[l]
                     p += 1
+    _fold_lanes(pp, post)
     for j in range(N):
-        for l in range(_W):
-            post[j] += pp[j, l]
-        for d in range(D):
-            for l in range(_W):
-                obs[j, d] += po[j, d, l]
-        for p in range(P):
-            for l in range(_W):
-                sq[j, p] += ps[j, p, l]
+        _fold_lanes(po[j], obs[j])
+        _fold_lanes(ps[j], sq[j])
 
 
 @njit(nogil=True, cache=True)
