@@ -64,7 +64,6 @@ def diag_frames(const double[:, ::1] X, const double[::1] center, Py_ssize_t a, 
     cdef Py_ssize_t D = X.shape[1], N = lin.shape[0], t0, w, l, d, j
     cdef double v, lj, qj, cj, v0, v1, v2, v3, l0, l1, l2, l3, q0, q1, q2, q3
     cdef double* acc
-    cdef double xt[EM_W]
     cdef double mx[EM_W]
     cdef double* xcol
     with nogil:

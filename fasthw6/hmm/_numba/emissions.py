@@ -64,6 +64,32 @@ def _block_in(X, center, t0, b, xt, mx):
 
 
 @njit(nogil=True, cache=True, inline="always")
+def _diag_lanes(r, y, lin, quad, j, W):
+    """r[l] += Σ_d y_dl (lin[j, d] + y_dl quad[j, d]) over W lanes, y_dl = y[d*W + l]: state j's
+    diagonal quadratic form, four features a pass added in order (one load and store of r per
+    four).  ``diag_frames`` and the fused scoring and Viterbi steps (``score._diag_step``)
+    share it, so their log-likelihoods are the same bits."""
+    D = lin.shape[1]
+    d = 0
+    while d + 4 <= D:
+        l0, l1, l2, l3 = lin[j, d], lin[j, d + 1], lin[j, d + 2], lin[j, d + 3]
+        q0, q1, q2, q3 = quad[j, d], quad[j, d + 1], quad[j, d + 2], quad[j, d + 3]
+        for l in range(W):
+            v0, v1 = y[d * W + l], y[(d + 1) * W + l]
+            v2, v3 = y[(d + 2) * W + l], y[(d + 3) * W + l]
+            r[l] = (((r[l] + v0 * (l0 + v0 * q0)) + v1 * (l1 + v1 * q1))
+                    + v2 * (l2 + v2 * q2)) + v3 * (l3 + v3 * q3)
+        d += 4
+    while d < D:
+        lj = lin[j, d]
+        qj = quad[j, d]
+        for l in range(W):
+            v = y[d * W + l]
+            r[l] += v * (lj + v * qj)
+        d += 1
+
+
+@njit(nogil=True, cache=True, inline="always")
 def _frames_out(acc, N, t0, w, mx, out, shift, scaled):
     """A block's log-likelihoods ``acc`` (N, _W) to out[t0:t0+w]; with ``scaled`` first
     exp(acc - mx) and shift[t0:t0+w] = mx (a lane's maximum over states, 0 if all -inf)."""
@@ -96,7 +122,8 @@ def diag_frames(X, center, a, b, lin, quad, const, out, shift, scaled):
     D = X.shape[1]
     N = lin.shape[0]
     acc = np.empty((N, _W))
-    xt = np.empty((D, _W))
+    y = np.empty(D * _W)
+    xt = y.reshape((D, _W))
     mx = np.empty(_W)
     for t0 in range(a, b, _W):
         w = _block_in(X, center, t0, b, xt, mx)
@@ -105,24 +132,7 @@ def diag_frames(X, center, a, b, lin, quad, const, out, shift, scaled):
             cj = const[j]
             for l in range(_W):
                 r[l] = cj
-            d = 0
-            while d + 4 <= D:  # four features a pass, added in order: one load and store of r
-                l0, l1, l2, l3 = lin[j, d], lin[j, d + 1], lin[j, d + 2], lin[j, d + 3]
-                q0, q1, q2, q3 = quad[j, d], quad[j, d + 1], quad[j, d + 2], quad[j, d + 3]
-                x0, x1, x2, x3 = xt[d], xt[d + 1], xt[d + 2], xt[d + 3]
-                for l in range(_W):
-                    v0, v1, v2, v3 = x0[l], x1[l], x2[l], x3[l]
-                    r[l] = (((r[l] + v0 * (l0 + v0 * q0)) + v1 * (l1 + v1 * q1))
-                            + v2 * (l2 + v2 * q2)) + v3 * (l3 + v3 * q3)
-                d += 4
-            while d < D:
-                lj = lin[j, d]
-                qj = quad[j, d]
-                xd = xt[d]
-                for l in range(_W):
-                    v = xd[l]
-                    r[l] += v * (lj + v * qj)
-                d += 1
+            _diag_lanes(r, y, lin, quad, j, _W)
             for l in range(_W):
                 mx[l] = max(mx[l], r[l])
         _frames_out(acc, N, t0, w, mx, out, shift, scaled)

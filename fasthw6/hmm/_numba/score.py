@@ -20,6 +20,7 @@ from ..._jit import njit_variant
 from ._common import (
     FRAMES_GEMM_LANES, GEMM_LANES, LANES, SMALL_MAX_N, TILE, TILE_BYTES, _exp_le0, _loglik_pow2,
     _pow2_scale, _span_range)
+from .emissions import _diag_lanes
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -106,25 +107,10 @@ def _diag_step(g, X, pos, t, em, N, W, y):
                 y[d * W + l] = data[X[pos[l] + t], d] - cd
     for j in range(N):
         cj = const[j]
+        r = em[j * W:(j + 1) * W]
         for l in range(W):
-            em[j * W + l] = cj
-        d = 0
-        while d + 4 <= D:  # four features a pass, added in order: one load and store of em
-            l0, l1, l2, l3 = lin[j, d], lin[j, d + 1], lin[j, d + 2], lin[j, d + 3]
-            q0, q1, q2, q3 = quad[j, d], quad[j, d + 1], quad[j, d + 2], quad[j, d + 3]
-            for l in range(W):
-                v0, v1 = y[d * W + l], y[(d + 1) * W + l]
-                v2, v3 = y[(d + 2) * W + l], y[(d + 3) * W + l]
-                em[j * W + l] = (((em[j * W + l] + v0 * (l0 + v0 * q0)) + v1 * (l1 + v1 * q1))
-                                 + v2 * (l2 + v2 * q2)) + v3 * (l3 + v3 * q3)
-            d += 4
-        while d < D:
-            lj = lin[j, d]
-            qj = quad[j, d]
-            for l in range(W):
-                v = y[d * W + l]
-                em[j * W + l] += v * (lj + v * qj)
-            d += 1
+            r[l] = cj
+        _diag_lanes(r, y, lin, quad, j, W)
 
 
 @njit(nogil=True, cache=True)
