@@ -882,3 +882,57 @@ def test_full_moments_kernel_and_blas_agree(K, D):
         _gaussian._FULL_MOMENTS_MAX_K = old
     for a, b in zip(res["numba"], other):
         np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-9)
+
+
+def _table_room(family, backend):
+    """A model of each room that runs through a table of frames (besides GaussianHMM)."""
+    from test_hmm_counts import ours
+    from test_hmm_gmm import gmm_model
+
+    if family == "gmm":
+        return gmm_model("diag", N=3, nm=2, D=2, seed=7, backend=backend)
+    return ours(family, N=3, D=4, seed=7, backend=backend)
+
+
+@pytest.mark.parametrize("family", ["poisson", "multinomial", "gmm"])
+def test_every_table_room_runs_in_chunks(family):
+    """PoissonHMM, MultinomialHMM and GMMHMM cut their batches into chunks as GaussianHMM does
+    (``BaseHMM._estep_chunk_frames``; a mixture's chunks hold fewer frames, by its components'
+    posteriors): per-sequence scores and paths keep their bits, the E-step sums and a fit agree
+    with the whole batch to rounding, numba's and Cython's bits alike; the counts models'
+    factorials are computed once per batch, not once per chunk or iteration."""
+    from fasthw6.hmm._base import CHUNK_BYTES, CHUNK_MIN_FRAMES
+
+    lengths = np.random.default_rng(11).integers(0, 30, 300)
+    off = np.concatenate([[0], np.cumsum(lengths)])
+    X, _ = _table_room(family, "numba").sample(int(off[-1]), random_state=12)
+    runs = {}
+    for backend in ("numba", "cython"):
+        m = _table_room(family, backend)
+        values = 3 * (m.n_mix + 1 if family == "gmm" else 1)
+        assert m._estep_chunk_frames(3) == max(CHUNK_MIN_FRAMES, CHUNK_BYTES // (8 * values))
+        assert m._chunk_cuts(off, 3) is None  # so this is the batch in one piece
+        whole = (m.score_sequences(X, lengths), m.decode(X, lengths))
+        data, _ = m._data(X, lengths)
+        sp, tm = m._start_em(1)
+        ref = m._estep(data, off, sp, tm)
+        m._estep_chunk_frames = lambda n: 500  # about 35 sequences a chunk
+        assert len(m._chunk_cuts(off, 3)) > 8
+        got = (m.score_sequences(X, lengths), m.decode(X, lengths))
+        np.testing.assert_array_equal(got[0], whole[0])
+        assert got[1][0] == whole[1][0]
+        np.testing.assert_array_equal(got[1][1], whole[1][1])
+        stats = m._estep(data, off, sp, tm)
+        assert stats.keys() == ref.keys()
+        for k in ref:
+            np.testing.assert_allclose(stats[k], ref[k], rtol=1e-12, atol=1e-12, err_msg=k)
+        if family != "gmm":  # the factorials: once for the batch, whatever the chunks
+            calls = []
+            coefficients = m._coefficients
+            m._coefficients = lambda x: calls.append(len(x)) or coefficients(x)
+            m.set_params(n_iter=3, tol=-np.inf).fit(X, lengths)
+            assert calls == [len(X)]
+        runs[backend] = got, stats
+    np.testing.assert_array_equal(runs["numba"][0][0], runs["cython"][0][0])
+    for k in runs["numba"][1]:
+        np.testing.assert_array_equal(runs["numba"][1][k], runs["cython"][1][k])

@@ -210,21 +210,6 @@ def score_diag(X, means, cv, kind, sp, tm, off, backend=None):
     return out
 
 
-# The E-step of a fit runs in chunks of whole sequences (``BaseHMM._estep``) whose table of
-# emissions holds about this many bytes, so that a chunk's tables (emissions, γ) stay in cache
-# between the passes over them.  numba, one thread, 2000 x 500 frames, diagonal, E-step and
-# moments, whole batch -> 4 MB chunks: N=3 D=4 53 -> 43 ms, D=16 90 -> 80; N=16 D=4 270 ->
-# 227, D=16 355 -> 319; N=64 D=4 1.85 -> 1.53 s, D=16 1.99 -> 1.66 (2 MB: 1.42, 1.55; 8 MB
-# and 16 MB slower again).
-_ESTEP_CHUNK_BYTES = 1 << 22
-_ESTEP_CHUNK_MIN_FRAMES = 4096
-
-
-def estep_chunk_frames(n_states):
-    """Frames per E-step chunk for n_states states (see ``_ESTEP_CHUNK_BYTES``)."""
-    return max(_ESTEP_CHUNK_MIN_FRAMES, _ESTEP_CHUNK_BYTES // (8 * n_states))
-
-
 def viterbi_diag(X, means, cv, kind, sp, tm, off, backend=None):
     """(log-probabilities, states) of the Viterbi paths of the frames X (float64, C order)
     under diagonal (or spherical) Gaussians and the chain (sp, tm): the densities are

@@ -147,10 +147,28 @@ class _CountsRoom(BaseHMM):
         if fitting:
             self.n_features = x.shape[1]
         self._check_totals(x, fitting)
+        self._coef_of(x)  # here, before the chunks of a run share it across threads
         return x, _offsets(lengths, x.shape[0])
 
     def _check_totals(self, x, fitting):
         """Model-specific checks of validated counts (none by default)."""
+
+    def _coefficients(self, x):
+        """The per-frame log-coefficient of the counts x (float64 (n,)) that every state's
+        log-likelihood adds."""
+        raise NotImplementedError
+
+    def _coef_of(self, data):
+        """``data``'s per-frame log-coefficients, computed once per batch (``_data`` does
+        it), however many EM iterations and chunks use them."""
+        if data._coef is None:
+            data._coef = self._coefficients(_plain(data))
+        return data._coef
+
+    def _chunk_of(self, data, a, b):
+        part = data[a:b]
+        part._coef = self._coef_of(data)[a:b]  # the batch's, computed once for all chunks
+        return part
 
     def _init(self, X, lengths=None):
         """hmmlearn's initialisation (kept under its name for code that calls it)."""
@@ -263,13 +281,13 @@ class PoissonHMM(_CountsRoom):
         per["l"] = self._check_n_components() * self._n_dims()
         return per
 
+    def _coefficients(self, x):
+        return -_log_factorial(x).sum(axis=1)  # -sum_j log(x_j!)
+
     def _log_frames(self, data):
-        x = _plain(data)
-        if data._coef is None:  # -sum_j log(x_j!), once per batch
-            data._coef = -_log_factorial(x).sum(axis=1)
-        out = _xlogy_product(x, self.lambdas_)
+        out = _xlogy_product(_plain(data), self.lambdas_)
         out -= self.lambdas_.sum(axis=1)
-        out += data._coef[:, None]
+        out += self._coef_of(data)[:, None]
         return out
 
     def _sample_from_state(self, state, random_state):
@@ -463,12 +481,12 @@ class MultinomialHMM(_CountsRoom):
             raise ValueError(f"row {r} of X sums to {sums[r]:.0f} but n_trials is {want}: each "
                              f"row of a multinomial sample must sum to its number of trials")
 
+    def _coefficients(self, x):
+        return _log_factorial(x.sum(axis=1)) - _log_factorial(x).sum(axis=1)  # log(n!/Πx_j!)
+
     def _log_frames(self, data):
-        x = _plain(data)
-        if data._coef is None:  # log(n! / prod_j x_j!), once per batch
-            data._coef = _log_factorial(x.sum(axis=1)) - _log_factorial(x).sum(axis=1)
-        out = _xlogy_product(x, self.emissionprob_)
-        out += data._coef[:, None]
+        out = _xlogy_product(_plain(data), self.emissionprob_)
+        out += self._coef_of(data)[:, None]
         return out
 
     def _sample_from_state(self, state, random_state):

@@ -157,6 +157,9 @@ class CategoricalHMM(BaseHMM):
             return x, _offsets(lengths, x.shape[0])
         return _batch(X, lengths, self.n_features, self._backend())
 
+    def _estep_chunk_frames(self, n_states):
+        return None  # no table of frames: the kernels gather a small table's rows
+
     def _run(self, kind, x, off, sp, tm):
         em, dt, be = self.emissionprob_, self._dtype(), self._backend()
         if kind == "posteriors":

@@ -227,9 +227,6 @@ class GaussianHMM(BaseHMM):
                                 off, backend)
         return None
 
-    def _estep_chunk_frames(self, n_states):
-        return G.estep_chunk_frames(n_states)
-
     def _fused_viterbi(self, X, off, sp, tm, backend):
         if self.covariance_type in ("diag", "spherical") \
                 and sp.shape[0] >= G.FUSED_VITERBI_MIN_N:

@@ -201,6 +201,9 @@ class GMMHMM(BaseHMM):
     def _n_mix(self):
         return positive_int(self.n_mix, "n_mix")
 
+    def _frame_values(self):  # the components' posteriors (n_mix a state) beside the table
+        return self._n_mix() + 1
+
     def _n_dims(self):
         n = getattr(self, "n_features", None)
         if n is not None:
