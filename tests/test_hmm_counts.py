@@ -165,6 +165,32 @@ def test_log_factorial_is_gammaln_across_the_table_edge():
     np.testing.assert_allclose(p._log_frames(p._data(X, None)[0]), want, rtol=1e-12, atol=1e-8)
 
 
+def test_factorial_terms_check_and_sum_on_every_backend():
+    """``factorial_terms``: Σ_j log(x_j!) of every frame, the features added in order (the
+    same bits on every backend, gammaln's values beyond the table), and None as soon as one
+    entry is not a whole number in [0, 2**53], wherever it lies in the batch."""
+    from scipy.special import gammaln
+    from fasthw6.hmm.counts import _LOG_FACTORIAL, factorial_terms
+    K = _LOG_FACTORIAL.shape[0]
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 60, (70000, 11)).astype(np.float64)  # several pieces a thread
+    x[5, 3], x[69000, 10], x[123, 0] = K, 10.0 ** 6, 2.0 ** 53
+    terms = {}
+    for backend in BACKENDS:
+        got = factorial_terms(x, backend)
+        want = np.zeros(len(x))
+        for j in range(x.shape[1]):
+            want += gammaln(x[:, j] + 1.0)
+        np.testing.assert_array_equal(got, want)
+        terms[backend] = got
+        for bad in (-1.0, 0.5, np.nan, np.inf, -np.inf, 2.0 ** 53 + 2):
+            for where in ((0, 0), (40000, 7), (69999, 10)):
+                y = x.copy()
+                y[where] = bad
+                assert factorial_terms(y, backend) is None, (backend, bad, where)
+        assert factorial_terms(np.zeros((0, 3)), backend).shape == (0,)
+
+
 # ------------------------------------------------------------------------------ backends
 @pytest.mark.parametrize("kind", MODELS)
 def test_backends_and_float32_agree(kind):
@@ -222,9 +248,10 @@ def test_all_sequences_impossible_keeps_emissions():
 
 
 # ------------------------------------------------------------------------------ bad input
-def test_bad_counts():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bad_counts(backend):
     for kind in MODELS:
-        m = ours(kind, N=2, D=2, n_trials=None, backend="numpy")
+        m = ours(kind, N=2, D=2, n_trials=None, backend=backend)
         for bad, err, pat in [
                 (np.array([[1, -1]]), ValueError, r"X\[0, 1\] = -1: counts must be non-negative"),
                 (np.array([[1.5, 0.0]]), ValueError, r"X\[0, 0\] = 1.5 is not a whole number"),

@@ -453,3 +453,34 @@ def mixture_frames(double[:, ::1] L, const double[:, ::1] logw, Py_ssize_t a, Py
                         L[t0 + l, k] = lt[k * EM_W + l]
             t0 += EM_W
         free(lt)
+
+
+def count_terms(const double[:, ::1] x, Py_ssize_t a, Py_ssize_t b, const double[::1] table,
+                double[::1] out):
+    """See ``fasthw6.hmm._numba.emissions.count_terms`` (the same sums in the same order)."""
+    cdef Py_ssize_t M = table.shape[0], D = x.shape[1], t, d
+    cdef double v, s
+    cdef int code = 0
+    cdef bint big
+    with nogil:
+        t = a
+        while t < b and code != 1:
+            s = 0.0
+            big = False
+            for d in range(D):
+                v = x[t, d]
+                if not (v >= 0.0 and v <= 9007199254740992.0 and v == floor(v)):
+                    code = 1
+                    break
+                if v < M:
+                    s += table[<Py_ssize_t>v]
+                else:
+                    big = True
+            if code == 1:
+                break
+            if big:
+                code = 2
+            else:
+                out[t] = s
+            t += 1
+    return code

@@ -7,8 +7,9 @@ Both score every frame in every state with one BLAS product: a count vector ``x`
 - Multinomial:  ``log p(x | i) = x . log(p_i) + log(n! / prod_j x_j!)``, ``n = sum_j x_j``
 
 so the (n_samples, N) table is ``X @ log(theta).T`` plus a per-state and a per-frame constant;
-the per-frame constant (the factorials) is computed once per batch and reused by every EM
-iteration.  ``0 * log(0)`` is taken as 0: a zero rate or probability scores a zero count at 0
+the per-frame constant (the factorials) is computed once per batch, by a compiled pass that
+checks every entry as a count as it reads it (``factorial_terms``), and reused by every EM
+iteration and every chunk of the batch.  ``0 * log(0)`` is taken as 0: a zero rate or probability scores a zero count at 0
 and a positive count at -inf (the state cannot emit that frame), never NaN.  The M-step's
 weighted sums are ``gamma.T @ X``.
 """
@@ -17,10 +18,12 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import gammaln
 
+from .._backend import get_kernel
 from .gaussian import check_matrix
+from ._gaussian import over_frames
 from ._base import COMMON_PARAMS, BaseHMM, check_prior, check_random_state, dirichlet_update, \
     require
-from ._checks import NotFittedError, _offsets, _prob, check_real
+from ._checks import SYSTEM, NotFittedError, _offsets, _prob, check_real
 
 _EXACT = 2.0 ** 53  # counts above this are not exact in float64
 
@@ -38,9 +41,11 @@ def _plain(data):
     return data.view(np.ndarray)
 
 
-def check_counts(X, n_features=None, name="X"):
+def check_counts(X, n_features=None, name="X", values=True):
     """X as validated counts: a float64 (n_samples, n_features) array of non-negative whole
-    numbers (integer arrays, or floats holding whole numbers).
+    numbers (integer arrays, or floats holding whole numbers).  With ``values`` False the
+    entries themselves are left to the caller (the models check them in the compiled pass
+    that sums their factorials, ``factorial_terms``).
 
     Raises
     ------
@@ -54,7 +59,7 @@ def check_counts(X, n_features=None, name="X"):
     if arr.shape[1] == 0:
         raise ValueError(f"{name} must have at least one feature, got shape {arr.shape}")
     x = np.ascontiguousarray(arr, dtype=np.float64)
-    if x.size:
+    if x.size and values:
         def where(mask):
             r, c = (int(i) for i in np.argwhere(mask)[0])
             return r, c, arr[r, c]
@@ -90,6 +95,28 @@ def _log_factorial(x):
     if x.size and x.max() >= _LOG_FACTORIAL.shape[0]:
         big = x >= _LOG_FACTORIAL.shape[0]
         out[big] = gammaln(x[big] + 1.0)
+    return out
+
+
+def factorial_terms(x, backend=None):
+    """Σ_j log(x_tj!) of every frame of x (float64 (n, D) C order, its entries not yet
+    checked) in one compiled pass that checks them as counts as it reads them (the backend's
+    ``count_terms``, pieces of frames on its threads); None if an entry is not a whole number
+    in [0, 2**53].  Counts of 4096 or more take ``gammaln`` (``_log_factorial``)."""
+    n = x.shape[0]
+    out = np.empty(n)
+    kernel = get_kernel(SYSTEM, "count_terms", backend)
+    codes = []
+    over_frames(n, backend, lambda a, b: codes.append(kernel(x, a, b, _LOG_FACTORIAL, out)))
+    if 1 in codes:
+        return None
+    if 2 in codes:  # those rows' terms added in the kernels' order, features in turn
+        big = (x >= _LOG_FACTORIAL.shape[0]).any(axis=1)
+        lf = _log_factorial(x[big])
+        s = np.zeros(lf.shape[0])
+        for j in range(lf.shape[1]):
+            s += lf[:, j]
+        out[big] = s
     return out
 
 
@@ -137,7 +164,12 @@ class _CountsRoom(BaseHMM):
         return a
 
     def _data(self, X, lengths, fitting=False):
-        x = check_counts(X, None if fitting else self._n_dims())
+        n_features = None if fitting else self._n_dims()
+        x = check_counts(X, n_features, values=False)
+        terms = factorial_terms(x, self._backend())  # the entries checked as they are summed
+        if terms is None:
+            check_counts(X, n_features)  # raises, naming the entry
+            raise ValueError("X holds an entry that is not a count")  # (not reached)
         if fitting and hasattr(self, self._PARAM) and self._EMISSION_LETTERS not in \
                 self.init_params:
             D = np.atleast_2d(np.asarray(getattr(self, self._PARAM))).shape[1]
@@ -147,22 +179,24 @@ class _CountsRoom(BaseHMM):
         if fitting:
             self.n_features = x.shape[1]
         self._check_totals(x, fitting)
-        self._coef_of(x)  # here, before the chunks of a run share it across threads
+        # here, before the chunks of a run share it across threads
+        x._coef = self._coefficients(_plain(x), terms)
         return x, _offsets(lengths, x.shape[0])
 
     def _check_totals(self, x, fitting):
         """Model-specific checks of validated counts (none by default)."""
 
-    def _coefficients(self, x):
-        """The per-frame log-coefficient of the counts x (float64 (n,)) that every state's
-        log-likelihood adds."""
+    def _coefficients(self, x, terms):
+        """The per-frame log-coefficient (float64 (n,)) that every state's log-likelihood of
+        the counts x adds, from their ``factorial_terms``."""
         raise NotImplementedError
 
     def _coef_of(self, data):
         """``data``'s per-frame log-coefficients, computed once per batch (``_data`` does
         it), however many EM iterations and chunks use them."""
         if data._coef is None:
-            data._coef = self._coefficients(_plain(data))
+            x = _plain(data)
+            data._coef = self._coefficients(x, factorial_terms(x, self._backend()))
         return data._coef
 
     def _chunk_of(self, data, a, b):
@@ -281,8 +315,8 @@ class PoissonHMM(_CountsRoom):
         per["l"] = self._check_n_components() * self._n_dims()
         return per
 
-    def _coefficients(self, x):
-        return -_log_factorial(x).sum(axis=1)  # -sum_j log(x_j!)
+    def _coefficients(self, x, terms):
+        return np.negative(terms, out=terms)  # -sum_j log(x_j!), in place: no new pages
 
     def _log_frames(self, data):
         out = _xlogy_product(_plain(data), self.lambdas_)
@@ -481,8 +515,10 @@ class MultinomialHMM(_CountsRoom):
             raise ValueError(f"row {r} of X sums to {sums[r]:.0f} but n_trials is {want}: each "
                              f"row of a multinomial sample must sum to its number of trials")
 
-    def _coefficients(self, x):
-        return _log_factorial(x.sum(axis=1)) - _log_factorial(x).sum(axis=1)  # log(n!/Πx_j!)
+    def _coefficients(self, x, terms):
+        out = _log_factorial(x.sum(axis=1))  # log(n! / prod_j x_j!)
+        out -= terms
+        return out
 
     def _log_frames(self, data):
         out = _xlogy_product(_plain(data), self.emissionprob_)

@@ -257,6 +257,21 @@ def frame_pairs(X, center, a, b, out, diag):
     out[P:P + D, :b - a] = y
 
 
+def count_terms(x, a, b, table, out):
+    """The count models' factorial terms Σ_d log(x_td!) of frames [a, b), checked as counts
+    (the compiled kernels' job and return codes, in plain NumPy)."""
+    v = x[a:b]
+    if not ((v >= 0) & (v <= 2.0 ** 53) & (v == np.floor(v))).all():
+        return 1
+    big = (v >= table.shape[0]).any(axis=1)
+    terms = table.take(np.minimum(v, table.shape[0] - 1).astype(np.intp))
+    s = np.zeros(len(v))
+    for d in range(v.shape[1]):  # features in order, as the kernels add them
+        s += terms[:, d]
+    out[a:b][~big] = s[~big]
+    return 2 if big.any() else 0
+
+
 def mixture_frames(L, logw, a, b, out, shift, mix, scaled):
     """Per-state log-sum-exp of weighted component log-densities of frames [a, b): the
     frames' likelihoods scaled by their maximum (``shift``) with ``scaled``, else their logs,

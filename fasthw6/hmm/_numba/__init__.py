@@ -49,7 +49,7 @@ from ._common import (  # noqa: E402  (constants: tests compare them with _cytho
     ESTEP_XS_STEPS, FRAMES_GEMM_LANES, GEMM_LANES, LANES, SMALL_MAX_N, TILE, TILE_BYTES,
     VIT_BLOCK_BYTES, VIT_LANES, VIT_LANES_MAX_N, VIT_WIDE_LANES, VIT_WIDE_MAX_N, symbol_range)
 from .emissions import (  # noqa: E402
-    diag_frames, diag_moments, frame_pairs, full_frames, full_moments, mixture_frames)
+    count_terms, diag_frames, diag_moments, frame_pairs, full_frames, full_moments, mixture_frames)
 from .estep import lockstep_plan, lockstep_run  # noqa: E402
 from .multi import forward_loglik_models  # noqa: E402
 from .sample import sample_chain  # noqa: E402
@@ -59,7 +59,7 @@ from .viterbi import viterbi, viterbi_diag  # noqa: E402
 __all__ = ["ESTEP_GEMM_MAX_MADDS", "ESTEP_GEMM_MIN_N", "ESTEP_LANES", "ESTEP_SMALL_MAX_N",
            "ESTEP_XI_COLS", "ESTEP_XS_STEPS", "FRAMES_GEMM_LANES", "GEMM_LANES", "LANES",
            "SMALL_MAX_N", "TILE", "TILE_BYTES", "VIT_BLOCK_BYTES", "VIT_LANES", "VIT_LANES_MAX_N",
-           "VIT_WIDE_LANES", "VIT_WIDE_MAX_N", "diag_frames", "diag_moments", "forward_loglik",
+           "VIT_WIDE_LANES", "VIT_WIDE_MAX_N", "count_terms", "diag_frames", "diag_moments", "forward_loglik",
            "forward_loglik_diag", "forward_loglik_frames", "forward_loglik_models", "frame_pairs",
            "full_frames", "full_moments",
            "lockstep_plan", "mixture_frames", "lockstep_run", "n_threads", "sample_chain", "symbol_range",

@@ -440,3 +440,32 @@ def mixture_frames(L, logw, a, b, out, shift, mix, scaled):
             for l in range(w):
                 for k in range(K):
                     L[t0 + l, k] = lt[k, l]
+
+
+@njit(nogil=True, cache=True)
+def count_terms(x, a, b, table, out):
+    """The count models' factorial terms of frames [a, b): out[t] = Σ_d log(x_td!) (features
+    in order, from 0) from ``table`` (log k! for k < M), x float64 (n, D) C order, checking as
+    it reads that each entry is a count.  Returns 0; 1 at the first entry that is not a whole
+    number in [0, 2**53] (NaN and inf included: the caller raises its own error, naming it);
+    2 if some entry is M or more (out left unset at those rows: the caller computes them)."""
+    M = table.shape[0]
+    D = x.shape[1]
+    code = 0
+    for t in range(a, b):
+        row = x[t]
+        s = 0.0
+        big = False
+        for d in range(D):
+            v = row[d]
+            if not (v >= 0.0 and v <= 9007199254740992.0 and v == math.floor(v)):
+                return 1
+            if v < M:
+                s += table[np.int64(v)]
+            else:
+                big = True
+        if big:
+            code = 2
+        else:
+            out[t] = s
+    return code
