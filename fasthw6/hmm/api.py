@@ -17,9 +17,14 @@ from . import _logspace
 from ._checks import SYSTEM, _as_symbols, _batch, _kernel_operands, _model
 
 # α̂ values one lockstep block of the E-step and posteriors kernels stores (shortest length x N x
-# lanes); a sequence longer than this over N is a block of its own.  An argument of the kernels,
-# so that it has one home (and tests can make long-sequence blocks with short sequences).
-ESTEP_BLOCK_ELEMS = 1 << 20
+# lanes; 16 MB per thread in float64); a sequence longer than this over N is a block of its
+# own.  An argument of the kernels, so that it has one home (and tests can make long-sequence
+# blocks with short sequences).  It caps the lanes where N x length is large, and wider
+# blocks make larger GEMMs: numba, one thread, 10^6 symbols, E-step, 2^20 -> 2^21 values: N=64
+# x 2000 steps (8 -> 16 lanes) 911-926 -> 792-804 ms, N=128 x 500 (16 -> 32 lanes) 1.33-1.34
+# -> 1.10-1.20 s (5 x 10^5 symbols), N=64 x 500 (32 -> 64) 692-713 -> 675-710, N=24-32 the
+# same (64 lanes either way).
+ESTEP_BLOCK_ELEMS = 1 << 21
 ESTEP_LANES = _sizes.ESTEP_LANES
 # A batch's scoring order is cut into pieces at multiples of the kernels' lanes, so that its
 # blocks are the same whatever the thread count.
