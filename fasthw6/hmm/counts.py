@@ -9,9 +9,9 @@ Both score every frame in every state with one BLAS product: a count vector ``x`
 so the (n_samples, N) table is ``X @ log(theta).T`` plus a per-state and a per-frame constant;
 the per-frame constant (the factorials) is computed once per batch, by a compiled pass that
 checks every entry as a count as it reads it (``factorial_terms``), and reused by every EM
-iteration and every chunk of the batch.  ``0 * log(0)`` is taken as 0: a zero rate or probability scores a zero count at 0
-and a positive count at -inf (the state cannot emit that frame), never NaN.  The M-step's
-weighted sums are ``gamma.T @ X``.
+iteration and every chunk of the batch.  ``0 * log(0)`` is taken as 0: a zero rate or
+probability scores a zero count at 0 and a positive count at -inf (the state cannot emit that
+frame), never NaN.  The M-step's weighted sums are ``gamma.T @ X``.
 """
 from __future__ import annotations
 
@@ -166,10 +166,7 @@ class _CountsRoom(BaseHMM):
     def _data(self, X, lengths, fitting=False):
         n_features = None if fitting else self._n_dims()
         x = check_counts(X, n_features, values=False)
-        terms = factorial_terms(x, self._backend())  # the entries checked as they are summed
-        if terms is None:
-            check_counts(X, n_features)  # raises, naming the entry
-            raise ValueError("X holds an entry that is not a count")  # (not reached)
+        terms = self._factorial_terms(x, X)  # the entries checked as they are summed
         if fitting and hasattr(self, self._PARAM) and self._EMISSION_LETTERS not in \
                 self.init_params:
             D = np.atleast_2d(np.asarray(getattr(self, self._PARAM))).shape[1]
@@ -191,12 +188,20 @@ class _CountsRoom(BaseHMM):
         the counts x adds, from their ``factorial_terms``."""
         raise NotImplementedError
 
+    def _factorial_terms(self, x, X):
+        """``factorial_terms`` of the counts x (``check_counts`` of X without the values); an
+        entry that is not a count raises check_counts' ValueError, naming it in X."""
+        terms = factorial_terms(_plain(x), self._backend())
+        if terms is None:
+            check_counts(X)  # raises, naming the entry
+            raise ValueError("X holds an entry that is not a count")  # (not reached)
+        return terms
+
     def _coef_of(self, data):
         """``data``'s per-frame log-coefficients, computed once per batch (``_data`` does
         it), however many EM iterations and chunks use them."""
         if data._coef is None:
-            x = _plain(data)
-            data._coef = self._coefficients(x, factorial_terms(x, self._backend()))
+            data._coef = self._coefficients(_plain(data), self._factorial_terms(data, data))
         return data._coef
 
     def _chunk_of(self, data, a, b):
