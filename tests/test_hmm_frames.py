@@ -898,9 +898,9 @@ def _table_room(family, backend):
 def test_every_table_room_runs_in_chunks(family):
     """PoissonHMM, MultinomialHMM and GMMHMM cut their batches into chunks as GaussianHMM does
     (``BaseHMM._estep_chunk_frames``; a mixture's chunks hold fewer frames, by its components'
-    posteriors): per-sequence scores and paths keep their bits, the E-step sums and a fit agree
-    with the whole batch to rounding, numba's and Cython's bits alike; the counts models'
-    factorials are computed once per batch, not once per chunk or iteration."""
+    posteriors): per-sequence scores and paths keep their bits, the E-step sums agree with the
+    whole batch's to rounding, numba's and Cython's bits alike; the counts models' factorials
+    are computed once per fitted batch, not once per chunk or iteration."""
     from fasthw6.hmm._base import CHUNK_BYTES, CHUNK_MIN_FRAMES
 
     lengths = np.random.default_rng(11).integers(0, 30, 300)
