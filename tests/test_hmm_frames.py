@@ -936,3 +936,41 @@ def test_every_table_room_runs_in_chunks(family):
     np.testing.assert_array_equal(runs["numba"][0][0], runs["cython"][0][0])
     for k in runs["numba"][1]:
         np.testing.assert_array_equal(runs["numba"][1][k], runs["cython"][1][k])
+
+
+@pytest.mark.parametrize("family", ["poisson", "multinomial", "gmm", "gaussian"])
+def test_table_rooms_hold_no_table_of_the_batch(family):
+    """What a fit iteration, a score and a decode allocate grows with the batch by its data
+    alone (the counts' float copy and factorials, the paths), not by a table of N values a
+    frame: every table lives in a chunk (``BaseHMM._chunk_cuts``).  Traced peaks of a batch and
+    of one twice its size, 32 states, one thread (so the chunks in flight do not vary); a table
+    of the batch would add 256 bytes a frame each."""
+    import tracemalloc
+    from fasthw6._backend import single_threaded
+    from test_hmm_counts import ours
+    from test_hmm_gmm import gmm_model
+
+    N = 32
+    if family == "gmm":
+        m = gmm_model("diag", N=N, nm=2, D=2, seed=1)
+    elif family == "gaussian":
+        m = gaussian_model("full", N=N, D=2, seed=1)
+    else:
+        m = ours(family, N=N, D=2, seed=1, n_trials=10)
+    m.set_params(n_iter=1, tol=-np.inf)
+    X, _ = m.sample(120_000, random_state=0)
+    peaks = {}
+    for n in (60_000, 120_000):
+        lengths = np.full(n // 100, 100)
+        for op in ("fit", "score", "decode"):
+            getattr(m, op)(X[:n], lengths)  # compiled and warm
+            tracemalloc.start()
+            try:
+                with single_threaded():
+                    getattr(m, op)(X[:n], lengths)
+                peaks[op, n] = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+    for op in ("fit", "score", "decode"):
+        per_frame = (peaks[op, 120_000] - peaks[op, 60_000]) / 60_000
+        assert per_frame < 100, (op, per_frame)
