@@ -46,8 +46,8 @@ def _viterbi_step_one(delta, best, arg, log_transmat, em, Bt):
 # ------------------------------------------------------------------ the two emission modes
 # Chosen by the factory, so each kernel compiles only its own.  ``ops``: what the lane loops
 # read (the table flattened, or the diagonal-Gaussian terms); ``prep`` readies step t's
-# emissions, ``state`` gives state j's and ``at`` lane l's among them; ``row_of`` gives one
-# frame's log-emission row.
+# emissions, ``at`` gives lane l's under state j; ``row_of`` gives one frame's log-emission
+# row.
 @njit(nogil=True, cache=True, inline="always")
 def _table_ops(emit):
     """The table flattened: a view, no copy of a frames table (a transposed copy of 10^6
@@ -85,25 +85,14 @@ def _diag_prep(ops, X, pos, t, sym, E, N, W, y):
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _table_state(ops, E, j, W):
-    """State j's emissions of the step, for ``_table_at``: the table from column j on."""
-    return ops[j:]
+def _table_at(ops, E, sym, j, W, l):
+    """Lane l's emission under state j: its symbol's row of the flattened table, entry j."""
+    return ops[sym[l] + j]
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _diag_state(ops, E, j, W):
-    return E[j * W:]
-
-
-@njit(nogil=True, cache=True, inline="always")
-def _table_at(ej, sym, l):
-    """Lane l's emission from ``_table_state``'s row: the lane's symbol's entry."""
-    return ej[sym[l]]
-
-
-@njit(nogil=True, cache=True, inline="always")
-def _diag_at(ej, sym, l):
-    return ej[l]
+def _diag_at(ops, E, sym, j, W, l):
+    return E[j * W + l]
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -118,7 +107,6 @@ def _make_viterbi(mode):
     ops_of = _diag_ops if diag else _table_ops
     dims = _diag_dims if diag else _table_dims
     prep = _diag_prep if diag else _table_prep
-    state = _diag_state if diag else _table_state
     at = _diag_at if diag else _table_at
     row_of = _diag_logrow if diag else _table_row
 
@@ -162,8 +150,7 @@ def _make_viterbi(mode):
         backpointer.  Lockstep runs over the shortest length, at most D.shape[0] steps; a
         longer lane finishes alone (``tail``, backpointers in ``B``) before all lanes
         backtrack together.  Idle lanes (L < W, up to a multiple of 8) repeat the last
-        sequence.  Each step's emissions: ``prep``, then ``at`` on ``state``'s row (the
-        mode's).
+        sequence.  Each step's emissions: ``prep``, then ``at`` (the mode's).
         """
         N = log_startprob.shape[0]
         W = min(D.shape[2], (L + 7) // 8 * 8)  # lanes computed: a small last block costs less
@@ -173,84 +160,81 @@ def _make_viterbi(mode):
             Tl = min(Tl, offsets[s + 1] - offsets[s])
         for l in range(W):
             pos[l] = offsets[order[s0 + min(l, L - 1)]]
+        # δ_t(j) is row t*N + j of ``R`` (a view of D made once): a view per step or per state
+        # costs two atomic reference counts each, a third of the whole decode at N=3
+        R = D.reshape((D.shape[0] * N, D.shape[2]))
         for t in range(Tl):
             prep(ops, X, pos, t, sym, E, N, W, y)
-            cur = D[t]
+            c = t * N
             if t == 0:
                 for j in range(N):
                     pj = log_startprob[j]
-                    ej = state(ops, E, j, W)
-                    cj = cur[j]
                     for l in range(W):
-                        cj[l] = pj + at(ej, sym, l)
+                        R[j, l] = pj + at(ops, E, sym, j, W, l)
                 continue
-            prev = D[t - 1]
+            p = c - N
             if N <= 4:
                 # one pass per state: the emission terms are gathered first (a gather would
                 # keep the max loop from vectorising), then the max over the N (padded to four
                 # by repeating the last: max(v, v) = v, and a max is exact in any grouping, so
                 # δ is bit for bit the generic loop's) is added to them
-                q1, q2, q3 = min(1, N - 1), min(2, N - 1), min(3, N - 1)
-                d0, d1, d2, d3 = prev[0], prev[q1], prev[q2], prev[q3]
+                p1, p2, p3 = p + min(1, N - 1), p + min(2, N - 1), p + min(3, N - 1)
                 for j in range(N):
-                    ej = state(ops, E, j, W)
-                    cj = cur[j]
+                    cj = c + j
                     for l in range(W):
-                        cj[l] = at(ej, sym, l)
-                    a0, a1 = log_transmat[0, j], log_transmat[q1, j]
-                    a2, a3 = log_transmat[q2, j], log_transmat[q3, j]
+                        R[cj, l] = at(ops, E, sym, j, W, l)
+                    a0, a1 = log_transmat[0, j], log_transmat[p1 - p, j]
+                    a2, a3 = log_transmat[p2 - p, j], log_transmat[p3 - p, j]
                     for l in range(W):
-                        cj[l] = max(max(d0[l] + a0, d1[l] + a1),
-                                    max(d2[l] + a2, d3[l] + a3)) + cj[l]
+                        R[cj, l] = max(max(R[p, l] + a0, R[p1, l] + a1),
+                                       max(R[p2, l] + a2, R[p3, l] + a3)) + R[cj, l]
                 continue
             # two states at a time: each δ_{t-1} row loaded serves both (half the loads per
             # max), four previous states per pass, 14 vector registers (AVX2 has 16); a max is
             # exact in any grouping, so δ is the same floats as one state at a time
             j = 0
             while j + 2 <= N:
-                b0 = cur[j]
-                b1 = cur[j + 1]
+                r0 = c + j
+                r1 = r0 + 1
                 for l in range(W):
-                    b0[l] = -np.inf
-                    b1[l] = -np.inf
+                    R[r0, l] = -np.inf
+                    R[r1, l] = -np.inf
                 i = 0
                 while i + 4 <= N:
                     a00, a01 = log_transmat[i, j], log_transmat[i + 1, j]
                     a02, a03 = log_transmat[i + 2, j], log_transmat[i + 3, j]
                     a10, a11 = log_transmat[i, j + 1], log_transmat[i + 1, j + 1]
                     a12, a13 = log_transmat[i + 2, j + 1], log_transmat[i + 3, j + 1]
-                    d0, d1, d2, d3 = prev[i], prev[i + 1], prev[i + 2], prev[i + 3]
+                    q = p + i
                     for l in range(W):
-                        x0, x1, x2, x3 = d0[l], d1[l], d2[l], d3[l]
-                        b0[l] = max(max(max(x0 + a00, x1 + a01), max(x2 + a02, x3 + a03)),
-                                    b0[l])
-                        b1[l] = max(max(max(x0 + a10, x1 + a11), max(x2 + a12, x3 + a13)),
-                                    b1[l])
+                        x0, x1, x2, x3 = R[q, l], R[q + 1, l], R[q + 2, l], R[q + 3, l]
+                        R[r0, l] = max(max(max(x0 + a00, x1 + a01), max(x2 + a02, x3 + a03)),
+                                       R[r0, l])
+                        R[r1, l] = max(max(max(x0 + a10, x1 + a11), max(x2 + a12, x3 + a13)),
+                                       R[r1, l])
                     i += 4
                 while i < N:
                     a0, a1 = log_transmat[i, j], log_transmat[i, j + 1]
-                    di = prev[i]
+                    q = p + i
                     for l in range(W):
-                        b0[l] = max(di[l] + a0, b0[l])
-                        b1[l] = max(di[l] + a1, b1[l])
+                        R[r0, l] = max(R[q, l] + a0, R[r0, l])
+                        R[r1, l] = max(R[q, l] + a1, R[r1, l])
                     i += 1
-                e0, e1 = state(ops, E, j, W), state(ops, E, j + 1, W)
                 for l in range(W):
-                    b0[l] += at(e0, sym, l)
-                    b1[l] += at(e1, sym, l)
+                    R[r0, l] += at(ops, E, sym, j, W, l)
+                    R[r1, l] += at(ops, E, sym, j + 1, W, l)
                 j += 2
             if j < N:  # odd N: the last state alone
-                b0 = cur[j]
+                r0 = c + j
                 for l in range(W):
-                    b0[l] = -np.inf
+                    R[r0, l] = -np.inf
                 for i in range(N):
                     a0 = log_transmat[i, j]
-                    di = prev[i]
+                    q = p + i
                     for l in range(W):
-                        b0[l] = max(di[l] + a0, b0[l])
-                e0 = state(ops, E, j, W)
+                        R[r0, l] = max(R[q, l] + a0, R[r0, l])
                 for l in range(W):
-                    b0[l] += at(e0, sym, l)
+                    R[r0, l] += at(ops, E, sym, j, W, l)
         # kk[l]: the state of lane l's path at step Tl-1
         for l in range(L):
             s = order[s0 + l]
@@ -261,38 +245,36 @@ def _make_viterbi(mode):
                 continue
             if Tl > 0:
                 for j in range(N):
-                    vec[j] = D[Tl - 1, j, l]
+                    vec[j] = R[(Tl - 1) * N + j, l]
             out[s], kk[l] = tail(X, a, b, Tl, log_startprob, log_transmat, emit, vec, bvec,
                                  avec, B, e, states)
         # The path before step Tl-1 goes to P (T, W) a step at a time (contiguous), then to
         # ``states`` a lane at a time: storing straight into ``states`` scatters W writes per
         # step across W sequences.  Steps Tl-1.. were written by ``tail``.
         for t in range(Tl - 1, 0, -1):
-            prev = D[t - 1]
+            p = (t - 1) * N
             for l in range(L):
                 bb[l] = -np.inf
             for i in range(N):
-                ai = log_transmat[i]
                 if N <= 4:  # selects among the few entries of row i beat a gather
-                    c0, c1 = ai[0], ai[min(1, N - 1)]
-                    c2, c3 = ai[min(2, N - 1)], ai[min(3, N - 1)]
+                    c0, c1 = log_transmat[i, 0], log_transmat[i, min(1, N - 1)]
+                    c2, c3 = log_transmat[i, min(2, N - 1)], log_transmat[i, min(3, N - 1)]
                     for l in range(L):
                         kl = kk[l]
                         g[l] = c0 if kl == 0 else c1 if kl == 1 else c2 if kl == 2 else c3
                 else:
                     for l in range(L):
-                        g[l] = ai[kk[l]]
-                di = prev[i]
+                        g[l] = log_transmat[i, kk[l]]
+                q = p + i
                 for l in range(L):
-                    v = di[l] + g[l]
+                    v = R[q, l] + g[l]
                     ge = v >= bb[l]
                     bb[l] = v if ge else bb[l]
                     nk[l] = i if ge else nk[l]
-            Pt = P[t - 1]
             for l in range(L):
                 k = nk[l]
                 kk[l] = k
-                Pt[l] = k
+                P[t - 1, l] = k
         for l in range(L):
             a = pos[l]
             for t in range(Tl - 1):
