@@ -81,10 +81,14 @@ def _make_estep_small(N):
                     cur[j * W + l] *= db[F + l]
         return nbad
 
-    @njit_variant(f"n{N}", nogil=True)
+    @njit_variant(f"n{N}", nogil=True, inline="always")
     def backward(at, fb, db, xt, xt1, emit_t, a_flat, up, low, ob, want_stats):
         """One backward step: β_t from β_{t+1} (power-of-two rescaled), γ_t and, if
-        ``want_stats``, α̂_t/Z_t ⊗ u_{t+1} added to the Σξ terms; α̂_t is ``at`` (N x W)."""
+        ``want_stats``, α̂_t/Z_t ⊗ u_{t+1} added to the Σξ terms; α̂_t is ``at`` (N x W).
+        Inlined into the sweep: called, it took two atomic reference counts per step for
+        each of four array arguments (N=3 fit 9.5-10.1 -> 9.3-9.4 ms per 10^6 symbols).
+        ``forward`` stays a call: inlined, it stopped vectorising at N=4 (12.5 -> 16 ms), and
+        rows indexed at a run-time offset instead of sliced do not vectorise either."""
         for l in range(W):  # the gather apart, as in ``forward``
             row = emit_t[xt1[l]]
             for j in range(N):
