@@ -13,6 +13,8 @@ a compile-time constant.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numba import njit
 
@@ -181,15 +183,17 @@ def _scale_lanes(e, N, W, mx, sh):
             e[j * W + l] = _exp_le0(e[j * W + l] - mx[l])
 
 
+@functools.lru_cache(maxsize=None)
 def _make_lane_step(N, W):
     """One lane's forward step for N states and W lanes, written out: α read whole into named
     locals before the new α is written over it, its sum (in order) scaled by a power of two
     counted into ``k``, and α_j = (Σ_i α_i A_ij) (e_j r), every sum in index order (the bits of
     ``finish_one`` and the Cython kernel).  Locals that the compiler holds in registers let
     the step write α in place, where loops over i and j could not: they wrote into the
-    emission tile and copied back (N=3: 2.5 -> 2.2 ms per 10^6 symbols).  Written as source
-    (a loop cannot name locals), and compiled straight-line: no loop left for the compiler
-    to unroll, so the first call compiles no longer than the loops did."""
+    emission tile and copied back (N=3 kernel: 2.5-2.7 -> 2.1-2.3 ms per 10^6 symbols).
+    Written as source (a loop cannot name locals) and compiled straight-line, so the first
+    call compiles about as long as the loops did (N=3 score, empty cache: 8.8 -> 9.4 s).
+    Made once per N, for both emission modes' kernels."""
     a = [f"a{i}" for i in range(N)]
     src = [f"def lane_step_{N}(A, v, e, l, k):"]
     src += [f"    {a[i]} = v[{i * W} + l]" for i in range(N)]
@@ -213,9 +217,9 @@ def _make_lanes_small(N, mode):
     array access sits at a constant offset from one of a few base pointers, so LLVM vectorises
     the loop over lanes whole (α sums, power-of-two scale, the N x N product, the emission
     factor), with a handful of runtime alias checks.  Two things keep those checks few enough
-    for it to try: flat arrays (row j of α is ``alpha[j*W:(j+1)*W]``) and no third α buffer:
-    the step writes into the emission tile it has just consumed and copies back.  The gather of
-    emissions does not vectorise; it runs apart, TILE steps at a time.  Operands: ``transmat``
+    for it to try: flat arrays (row j of α is ``alpha[j*W:(j+1)*W]``) and no second α buffer:
+    a lane's step (``_make_lane_step``) reads its α into locals and writes the new α in place.
+    The gather of emissions does not vectorise; it runs apart, TILE steps at a time.  Operands: ``transmat``
     flat (N*N,), ``em`` (TILE, N*W), ``alpha`` (N*W,), ``k`` (W,) counts of factors 2 so far,
     ``sh`` (W,) sums of emission shifts.  Framewise (``mode`` "frames", a compile-time constant), each
     gathered step is scaled in place, lanes innermost (``_scale_lanes``).

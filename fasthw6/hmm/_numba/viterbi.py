@@ -178,13 +178,14 @@ def _make_viterbi(mode):
                 # keep the max loop from vectorising), then the max over the N (padded to four
                 # by repeating the last: max(v, v) = v, and a max is exact in any grouping, so
                 # δ is bit for bit the generic loop's) is added to them
-                p1, p2, p3 = p + min(1, N - 1), p + min(2, N - 1), p + min(3, N - 1)
+                q1, q2, q3 = min(1, N - 1), min(2, N - 1), min(3, N - 1)
+                p1, p2, p3 = p + q1, p + q2, p + q3
                 for j in range(N):
                     cj = c + j
                     for l in range(W):
                         R[cj, l] = at(ops, E, sym, j, W, l)
-                    a0, a1 = log_transmat[0, j], log_transmat[p1 - p, j]
-                    a2, a3 = log_transmat[p2 - p, j], log_transmat[p3 - p, j]
+                    a0, a1 = log_transmat[0, j], log_transmat[q1, j]
+                    a2, a3 = log_transmat[q2, j], log_transmat[q3, j]
                     for l in range(W):
                         R[cj, l] = max(max(R[p, l] + a0, R[p1, l] + a1),
                                        max(R[p2, l] + a2, R[p3, l] + a3)) + R[cj, l]
