@@ -530,7 +530,9 @@ def lockstep_run(X, offsets, startprob, transmat, emit_t, order, bstart, k0, k1,
     N = startprob.shape[0]
     transmat_t = np.ascontiguousarray(transmat.T)
     abuf = np.empty(max(1, sizes[0]), transmat.dtype)
-    xbuf = np.empty(max(1, sizes[1]), np.int64)
+    # the block's symbols, unsigned: an int64 index costs every gather of an emission a
+    # negative-index fix-up (N=16 one fit iteration, one thread: 88.6-94.6 -> 84.4-88.5 ms)
+    xbuf = np.empty(max(1, sizes[1]), np.uint64)
     tail = np.empty((max(1, sizes[2]), N), transmat.dtype)
     fbuf, dbuf = _lockstep_scratch(N, ESTEP_LANES, transmat)
     tmp = fbuf[:N]
