@@ -271,9 +271,10 @@ def _make_lanes_small(N, mode):
             nt = min(TT, T - t0)
             for tt in range(nt):
                 for l in range(W):
-                    row = emit_t[X[pos[l] + t0 + tt]]
+                    # unsigned: no negative-index fix-up per read (symbols are checked first)
+                    x = np.uint64(X[pos[l] + t0 + tt])
                     for j in range(N):
-                        em[tt, j * W + l] = row[j]
+                        em[tt, j * W + l] = emit_t[x, j]
             scale_tile(em, nt, N, W, mx, sh)
             first = 0
             if t0 == 0:
