@@ -27,8 +27,9 @@ TILE_BYTES = 16384  # ... and at most this size, to stay in L1 (1.1-1.3x at N=3.
 
 @intrinsic
 def _prefetch_row(typingctx, tab, p):
-    """Hint the CPU to fetch row ``p`` of the C-contiguous 2-D float64 table ``tab`` into
-    cache (LLVM's ``prefetch``: no effect on any value, no fault on any address)."""
+    """Hint the CPU to fetch row ``p`` of the 2-D table ``tab`` into cache, its first 16
+    cache lines at most (LLVM's ``prefetch``: no effect on any value, no fault on any
+    address, so a row past the table's end is harmless)."""
     if not (isinstance(tab, types.Array) and tab.ndim == 2 and isinstance(p, types.Integer)):
         return None
 
@@ -42,7 +43,8 @@ def _prefetch_row(typingctx, tab, p):
         fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
         fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
         ncols = builder.extract_value(arr.shape, 1)
-        nbytes = builder.mul(ncols, ir.Constant(ir.IntType(64), 8))
+        item = context.get_abi_sizeof(context.get_data_type(sig.args[0].dtype))
+        nbytes = builder.mul(ncols, ir.Constant(ir.IntType(64), item))
         # every 64-byte line of the row: up to 16 lines (rows of up to 128 float64s)
         for line in range(16):
             off = ir.Constant(ir.IntType(64), 64 * line)

@@ -4,7 +4,8 @@ sequences in lockstep, with exact power-of-two scaling and the symbols range-che
 ``forward_loglik_frames`` runs the same kernels on a table of emission *log*-likelihoods (the
 framewise engine, ``frames.py``; the symbol of frame t is t): each row read is turned into the
 frame's likelihoods scaled by their maximum as it is used (``_scale_lanes`` on the lockstep
-tiles of N <= 8, ``_log_row`` row by row elsewhere), and the maxima are added to the
+tiles of N <= 8, in the GEMM lanes' own loop above, each lane's rows fetched ahead, and
+``_log_row`` row by row for a lane finishing alone), and the maxima are added to the
 sequence's log-likelihood, so no scaled copy of the table is written and read back.
 ``forward_loglik_diag`` goes one step further for diagonal Gaussians: each step computes its
 lanes' log-likelihoods from the data (``_diag_step``) and scales them in place, so no table
@@ -20,8 +21,8 @@ from numba import njit
 
 from ..._jit import njit_variant
 from ._common import (
-    FRAMES_GEMM_LANES, GEMM_LANES, LANES, SMALL_MAX_N, TILE, TILE_BYTES, _exp_le0, _loglik_pow2, _prefetch_row,
-    _pow2_scale, _span_range)
+    FRAMES_GEMM_LANES, GEMM_LANES, LANES, SMALL_MAX_N, TILE, TILE_BYTES, _exp_le0, _loglik_pow2,
+    _pow2_scale, _prefetch_row, _span_range)
 from .emissions import _diag_lanes
 
 
@@ -57,24 +58,17 @@ def _key_value(key, n, N):
 
 @njit(nogil=True, cache=True, inline="always")
 def _row_max(row):
-    """max_j row[j] (0 when every entry is -inf), or NaN when an entry is NaN or +inf: the
-    maximum of the entries' order keys (``_order_key``) and a count of the entries below +inf,
-    both vector loops (N=64: 43 -> 26 ns a row)."""
-    N = row.shape[0]
-    km = np.int64(-9223372036854775807 - 1)
-    n = 0
-    for j in range(N):
-        v = row[j]
-        key = _order_key(v)
-        km = key if key > km else km
-        n += v < np.inf
-    return _key_value(km, n, N)
+    """max_j row[j] (0 when every entry is -inf), or NaN when an entry is NaN or +inf
+    (``_row_max_at`` of the row)."""
+    return _row_max_at(row.reshape((1, row.shape[0])), 0)
 
 
 @njit(nogil=True, cache=True, inline="always")
 def _row_max_at(tab, p):
-    """``_row_max(tab[p])`` of a 2-D table, indexed in place (a row view costs numba two
-    atomic reference counts)."""
+    """max_j tab[p, j] (0 when every entry is -inf), or NaN when an entry is NaN or +inf: the
+    maximum of the entries' order keys (``_order_key``) and a count of the entries below +inf,
+    both vector loops (N=64: 43 -> 26 ns a row, against eight running float maxima).  Indexed
+    in place: a row view would cost numba two atomic reference counts."""
     N = tab.shape[1]
     km = np.int64(-9223372036854775807 - 1)
     n = 0
@@ -413,8 +407,9 @@ def _make_forward(mode):
     def lanes_gemm_rows(X, pos, T, startprob, transmat, emit_t, alpha, nxt, k, sh, e, em):
         """The lockstep kernel for N > SMALL_MAX_N, lane-major: α is (W, N), one row per
         lane, so a step is the BLAS GEMM α A, and each lane's emission row multiplies its
-        contiguous row of the product directly (no gather).  Returns the array holding the
-        last α."""
+        contiguous row of the product directly (no gather).  Framewise, each lane's row of
+        log-likelihoods is scaled in that loop (``_log_row``'s operations, inline) and its row
+        PREFETCH_STEPS steps ahead fetched.  Returns the array holding the last α."""
         N = startprob.shape[0]
         W = alpha.shape[0]
         for l in range(W):
