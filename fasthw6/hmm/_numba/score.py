@@ -423,9 +423,11 @@ def _make_forward(mode):
                 r, kk = _pow2_scale(_sum4(alpha[l]))
                 k[l] += kk
                 if logs:  # row_of's arithmetic (``_log_row``) inline: no call, no row view
-                    p = X[pos[l] + t]
+                    # frame q is row q (X is 0..n-1 here): X is not read, one stream less
+                    # per lane
+                    p = pos[l] + t
                     if t + PREFETCH_STEPS < T:
-                        _prefetch_row(emit_t, X[pos[l] + t + PREFETCH_STEPS])
+                        _prefetch_row(emit_t, p + PREFETCH_STEPS)
                     m = _row_max_at(emit_t, p)
                     sh[l] += m
                     for j in range(N):
@@ -551,7 +553,8 @@ forward_loglik_frames = _FRAMES["forward"]
 forward_loglik_frames.__doc__ = """As ``forward_loglik`` with ``X`` = 0, 1, ..., n-1 and
     ``emit_t`` (n, N) float64 the frames' emission log-likelihoods (-inf allowed): each row is
     scaled by its maximum as it is read, and the maxima go into the score.  A sequence with a
-    NaN or +inf entry scores NaN; returns -1."""
+    NaN or +inf entry scores NaN; returns -1.  ``X`` must be that sequence: the GEMM lanes
+    (above SMALL_MAX_N states) take frame q's row as row q without reading it."""
 
 forward_loglik_diag = _DIAG["forward"]
 forward_loglik_diag.__doc__ = """As ``forward_loglik_frames`` with the frames' log-likelihoods
