@@ -117,13 +117,13 @@ def _keep_tile(em, nt, N, W, mx, sh):
 
 
 @njit(nogil=True, cache=True)
-def _diag_step(g, X, pos, t, em, N, W, y):
+def _diag_step(g, pos, t, em, N, W, y):
     """Step t of the W lanes' diagonal-Gaussian log-likelihoods computed into ``em`` (N*W,),
     lanes innermost: em[j*W + l] = const[j] + Σ_d y_d (lin[j, d] + y_d quad[j, d]) with
     y = data[pos[l] + t] - center (``g``, see ``_diag_row``): the arithmetic of
     ``emissions.diag_frames`` operation for operation, so the values are its bits, and every
     loop a vector loop over the lanes.  ``y``: scratch of D*W values.  Frame q is data row q
-    (the diag kernels' ``X`` is 0..n-1), so ``X`` is not read: one stream less per lane
+    (the diag kernels' frames are 0..n-1), so no index array is read: one stream less per lane
     (GaussianHMM diag N=16 score, 2000 x 500: D=16 123-126 -> 114-117 ms, D=4 83-84 -> 79-81)."""
     data, c, lin, quad, const = g
     D = data.shape[1]
@@ -249,10 +249,11 @@ def _make_lanes_small(N, mode):
     factor), with a handful of runtime alias checks.  Two things keep those checks few enough
     for it to try: flat arrays (row j of α is ``alpha[j*W:(j+1)*W]``) and no second α buffer:
     a lane's step (``_make_lane_step``) reads its α into locals and writes the new α in place.
-    The gather of emissions does not vectorise; it runs apart, TILE steps at a time.  Operands: ``transmat``
-    flat (N*N,), ``em`` (TILE, N*W), ``alpha`` (N*W,), ``k`` (W,) counts of factors 2 so far,
-    ``sh`` (W,) sums of emission shifts.  Framewise (``mode`` "frames", a compile-time constant), each
-    gathered step is scaled in place, lanes innermost (``_scale_lanes``).
+    The gather of emissions does not vectorise; it runs apart, TILE steps at a time.
+    Operands: ``transmat`` flat (N*N,), ``em`` (TILE, N*W), ``alpha`` (N*W,), ``k`` (W,)
+    counts of factors 2 so far, ``sh`` (W,) sums of emission shifts.  Framewise (``mode``
+    "frames", a compile-time constant), each gathered step is scaled in place, lanes innermost
+    (``_scale_lanes``).
     """
     W = LANES
     TT = max(2, min(TILE, TILE_BYTES // (8 * N * W)))
@@ -455,14 +456,14 @@ def _make_forward(mode):
         mx = np.empty(W)
         y = np.empty(emit_t[0].shape[1] * W)
         f = em[0]
-        _diag_step(emit_t, X, pos, 0, f, N, W, y)
+        _diag_step(emit_t, pos, 0, f, N, W, y)
         _scale_tile(em, 1, N, W, mx, sh)
         for l in range(W):
             for j in range(N):
                 alpha[l, j] = startprob[j] * f[j * W + l]
         for t in range(1, T):
             np.dot(alpha, transmat, nxt)
-            _diag_step(emit_t, X, pos, t, f, N, W, y)
+            _diag_step(emit_t, pos, t, f, N, W, y)
             _scale_tile(em, 1, N, W, mx, sh)
             for l in range(W):
                 r, kk = _pow2_scale(_sum4(alpha[l]))

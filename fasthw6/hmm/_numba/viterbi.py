@@ -81,7 +81,7 @@ def _table_prep(ops, X, pos, t, sym, E, N, W, y):
 @njit(nogil=True, cache=True, inline="always")
 def _diag_prep(ops, X, pos, t, sym, E, N, W, y):
     """E[j*W + l]: lane l's log-density under state j (``score._diag_step``)."""
-    _diag_step(ops, X, pos, t, E, N, W, y)
+    _diag_step(ops, pos, t, E, N, W, y)
 
 
 @njit(nogil=True, cache=True, inline="always")
