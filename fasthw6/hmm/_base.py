@@ -58,7 +58,9 @@ CHUNK_ALIGN_BELOW = 4
 # them, and no table is as large as the batch.  numba, one thread, 2000 x 500 frames,
 # GaussianHMM diagonal, E-step and moments, whole batch -> 4 MB chunks: N=3 D=4 53 -> 43 ms,
 # D=16 90 -> 80; N=16 D=4 270 -> 227, D=16 355 -> 319; N=64 D=4 1.85 -> 1.53 s, D=16 1.99 ->
-# 1.66 (2 MB: 1.42, 1.55; 8 MB and 16 MB slower again).
+# 1.66 (2 MB: 1.42, 1.55; 8 MB and 16 MB slower again).  Scoring and Viterbi likewise: diag
+# N=3 D=4, 1 / 4 / 16 / 64 MB chunks: score 24.8 / 20.0 / 22.0 / 21.4 ms, decode 27.2 / 19.3 /
+# 22.3 / 23.6; D=16, 4 / 16 / 64 MB: score 32.4 / 33.6 / 36.5, decode 32.2 / 33.5 / 36.9.
 CHUNK_BYTES = 1 << 22
 CHUNK_MIN_FRAMES = 4096
 FORMAT_VERSION = 1  # of the JSON model files; files without one are version 0 (categorical)
