@@ -564,6 +564,44 @@ def test_scoring_kernel_checks_every_symbol(backend, dt, n):
             assert got == pos
 
 
+@pytest.mark.parametrize("n", [3, 50, 130])  # lockstep lanes, wide lanes, one at a time
+@pytest.mark.parametrize("dt", [np.uint8, np.int8, np.int32, np.int64, np.uint64])
+def test_viterbi_kernel_checks_every_symbol(backend, dt, n):
+    """Decoding skips the separate range pass too: the Viterbi kernel checks each block's (or,
+    above VIT_WIDE_MAX_N states, each sequence's) symbols before decoding them.  A bad symbol
+    anywhere must raise the range error, the kernel must return its position, and a clean
+    batch must decode as int64 symbols do on the Cython kernel."""
+    from fasthw6._backend import get_kernel
+
+    rng = np.random.default_rng(11)
+    M = 6
+    sp, tm, em = random_hmm(n, M, seed=5)
+    lengths = np.concatenate([rng.integers(1, 12, 150), [1, 60]])
+    X = rng.integers(0, M, int(lengths.sum())).astype(dt)
+    off = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    lp_ref, path_ref = viterbi(X.astype(np.int64), lengths, sp, tm, em, backend="cython")
+    lp, path = viterbi(X, lengths, sp, tm, em, backend=backend)
+    np.testing.assert_array_equal(path, path_ref)
+    np.testing.assert_allclose(lp, lp_ref, rtol=1e-12)
+    longest = int(np.argmax(lengths))
+    where = [0, X.size - 1, int(off[5]) + 2, int(off[longest + 1]) - 3, int(off[150])]
+    values = [M, int(np.iinfo(dt).max)] + ([-1] if np.issubdtype(dt, np.signedinteger) else [])
+    with np.errstate(divide="ignore"):
+        logs = np.log(sp), np.log(tm), np.ascontiguousarray(np.log(em).T)
+    for pos in where:
+        for v in values:
+            Y = X.copy()
+            Y[pos] = v
+            pattern = "negative symbol -1" if v < 0 else f"holds symbol {v} but the model emits"
+            with pytest.raises(ValueError, match=pattern):
+                viterbi(Y, lengths, sp, tm, em, backend=backend)
+            x = Y.view(np.uint8) if Y.itemsize == 1 else Y.astype(np.int64)
+            bp = np.empty((1, int(lengths.max()), n), np.int8 if n <= 127 else np.int16)
+            got = get_kernel("hmm", "viterbi", backend)(
+                x, off, *logs, bp, np.empty(X.size, np.int64), np.empty(lengths.size))
+            assert got == pos
+
+
 def test_scoring_range_check_with_wrapping_dtypes():
     """int8 symbols are read as unsigned by the kernels; with more than 128 emission columns a
     negative would wrap into range, so those keep the separate check."""

@@ -254,8 +254,10 @@ cdef void vit_lanes(const sym_t[::1] X, const int64_t[::1] offsets, const int64_
 
 cdef vit_run(const sym_t[::1] X, const int64_t[::1] offsets, const double[::1] log_startprob,
              const double[:, ::1] log_transmat, const double* lem_t, bp_t[:, :, ::1] bp,
-             int64_t[::1] states, double[::1] out, const DiagG* g):
-    """``viterbi`` (``lem_t`` the table, ``g`` NULL) or ``viterbi_diag`` (``g``)."""
+             int64_t[::1] states, double[::1] out, const DiagG* g, int64_t M):
+    """``viterbi`` (``lem_t`` the table of M rows, ``g`` NULL) or ``viterbi_diag`` (``g``, M
+    -1: no symbols to check).  Returns -1 or the position of a symbol outside [0, M), found
+    as the block (or sequence) holding it is about to be decoded."""
     cdef Py_ssize_t N = log_startprob.shape[0]
     cdef Py_ssize_t S = offsets.shape[0] - 1, C = bp.shape[0]
     cdef Py_ssize_t W = VIT_LANES if N < VIT_LANES_MAX_N else VIT_WIDE_LANES
@@ -270,6 +272,8 @@ cdef vit_run(const sym_t[::1] X, const int64_t[::1] offsets, const double[::1] l
     cdef int8_t* P
     cdef double* arg
     cdef double* E
+    cdef int64_t bad = -1
+    cdef int64_t one[1]
     if N <= VIT_WIDE_MAX_N:
         order = np.argsort(np.diff(np.asarray(offsets)), kind="stable").astype(np.int64)
         n_blocks = (S + W - 1) // W
@@ -291,6 +295,11 @@ cdef vit_run(const sym_t[::1] X, const int64_t[::1] offsets, const double[::1] l
                 E = dbuf + 3 * W + 3 * N  # (N, W) emissions, then a row (N)
                 blk = c
                 while blk < n_blocks:
+                    if M >= 0:
+                        bad = first_bad_symbol(X, offsets, &order[blk * W],
+                                               min(W, S - blk * W), M)
+                        if bad >= 0:
+                            break
                     vit_lanes(X, offsets, order, blk * W, min(W, S - blk * W), lsp, lA, lem_t,
                               N, D, Tb, W, P, ibuf, ibuf + W, ibuf + 2 * W,
                               ibuf + 3 * W, dbuf, dbuf + W, &bp[c, 0, 0], dbuf + 2 * W,
@@ -300,7 +309,9 @@ cdef vit_run(const sym_t[::1] X, const int64_t[::1] offsets, const double[::1] l
                 free(ibuf)
                 free(P)
                 free(D)
-        return np.asarray(out)
+                if bad >= 0:
+                    break
+        return bad
     bounds = _bounds(offsets, C)
     C = bounds.shape[0] - 1
     with nogil:
@@ -318,11 +329,18 @@ cdef vit_run(const sym_t[::1] X, const int64_t[::1] offsets, const double[::1] l
                 if b == a:
                     out[s] = 0.0
                     continue
+                if M >= 0:
+                    one[0] = s
+                    bad = first_bad_symbol(X, offsets, one, 1, M)
+                    if bad >= 0:
+                        break
                 out[s] = vit_tail(X, a, b, 0, lsp, lA, lem_t, N, dbuf, dbuf + N, arg,
                                   &bp[c, 0, 0], states, g, dbuf + 2 * N)[0]
             free(arg)
             free(dbuf)
-    return np.asarray(out)
+            if bad >= 0:
+                break
+    return bad
 
 
 def viterbi(const sym_t[::1] X, const int64_t[::1] offsets, const double[::1] log_startprob,
@@ -330,9 +348,10 @@ def viterbi(const sym_t[::1] X, const int64_t[::1] offsets, const double[::1] lo
             bp_t[:, :, ::1] bp, int64_t[::1] states, double[::1] out):
     """As ``_numba.viterbi``: up to VIT_WIDE_MAX_N states, blocks of VIT_LANES sequences
     (VIT_WIDE_LANES from VIT_LANES_MAX_N states on) sorted by length in lockstep (dealt
-    round-robin to the chunks), else one at a time."""
+    round-robin to the chunks), else one at a time; returns -1 or the position of a symbol
+    outside the table, as it does."""
     return vit_run(X, offsets, log_startprob, log_transmat, &log_emit_t[0, 0], bp, states,
-                   out, NULL)
+                   out, NULL, log_emit_t.shape[0])
 
 
 def viterbi_diag(const int64_t[::1] X, const int64_t[::1] offsets,
@@ -360,7 +379,7 @@ def viterbi_diag(const int64_t[::1] X, const int64_t[::1] offsets,
     g.cst = &cst[0]
     g.y = &yv[0]
     g.D = D
-    return vit_run(X, offsets, log_startprob, log_transmat, NULL, bp, states, out, &g)
+    return vit_run(X, offsets, log_startprob, log_transmat, NULL, bp, states, out, &g, -1)
 
 
 def sample_chain(const double[::1] u, const double[::1] start_cdf, const double[:, ::1] trans_cdf,

@@ -146,6 +146,14 @@ def lockstep_run(X, offsets, startprob, transmat, emit_t, order, bstart, k0, k1,
 
 
 def viterbi(X, offsets, log_startprob, log_transmat, log_emit_t, bp, states, out):
+    """Paths into ``states``, their log-probabilities into ``out``; returns -1, or the position
+    of a symbol outside [0, M) in the sequences' span of X (then nothing is decoded), as the
+    compiled kernels, which check each block's symbols as they go."""
+    a0, b0 = int(offsets[0]), int(offsets[-1])
+    sym = np.asarray(X[a0:b0])
+    bad = np.flatnonzero((sym < 0) | (sym >= np.asarray(log_emit_t).shape[0]))
+    if bad.size:
+        return a0 + int(bad[0])
     lA = np.asarray(log_transmat, np.float64)
     lB = np.asarray(log_emit_t, np.float64).T
     lPI = np.asarray(log_startprob, np.float64)
@@ -171,7 +179,7 @@ def viterbi(X, offsets, log_startprob, log_transmat, log_emit_t, bp, states, out
             path[t - 1] = psi[path[t], t]
         states[a:b] = path
         out[s] = delta[path[-1], -1]
-    return out
+    return -1
 
 
 def sample_chain(u, start_cdf, trans_cdf, emit_cdf, states, symbols):

@@ -16,7 +16,7 @@ from numba import njit
 from ..._jit import njit_variant
 from ._common import (VIT_BLOCK_BYTES, VIT_LANES, VIT_LANES_MAX_N, VIT_WIDE_LANES, VIT_WIDE_MAX_N,
                       _chunks)
-from .score import _diag_logrow, _diag_step
+from .score import _diag_logrow, _diag_step, _first_bad_symbol
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -58,6 +58,20 @@ def _table_ops(emit):
 @njit(nogil=True, cache=True, inline="always")
 def _diag_ops(emit):
     return emit
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _table_bad(X, offsets, idx, emit):
+    """A position in the sequences ``idx`` whose symbol has no row in the table, or -1: each
+    block is checked as its symbols are first read, so no pass over X of its own (as the
+    scoring kernels)."""
+    return _first_bad_symbol(X, offsets, idx, emit.shape[0])
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _diag_bad(X, offsets, idx, emit):
+    """Frame q is data row q: no symbol to check."""
+    return np.int64(-1)
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -109,6 +123,7 @@ def _make_viterbi(mode):
     prep = _diag_prep if diag else _table_prep
     at = _diag_at if diag else _table_at
     row_of = _diag_logrow if diag else _table_row
+    bad_in = _diag_bad if diag else _table_bad
 
     @njit_variant(mode, nogil=True)
     def tail(X, a, b, t0, log_startprob, log_transmat, emit, delta, best, arg, B, e, states):
@@ -309,11 +324,16 @@ def _make_viterbi(mode):
                 y = np.empty(max(1, dims(emit) * W), np.float64)
                 for blk in range(c, n_blocks, C):
                     s0 = blk * W
-                    lanes(X, offsets, order, s0, min(W, S - s0), log_startprob, log_transmat,
-                          emit, ops, D, P, sym, pos, kk, nk, bb, g, bp[c], vec, bvec, avec,
-                          E, y, e, states, out)
-            return out
+                    w = min(W, S - s0)
+                    p = bad_in(X, offsets, order[s0:s0 + w], emit)
+                    if p >= 0:
+                        return p
+                    lanes(X, offsets, order, s0, w, log_startprob, log_transmat, emit, ops, D,
+                          P, sym, pos, kk, nk, bb, g, bp[c], vec, bvec, avec, E, y, e, states,
+                          out)
+            return np.int64(-1)
         bounds = _chunks(offsets, C)
+        one = np.empty(1, np.int64)
         for c in range(bounds.shape[0] - 1):
             B = bp[c]
             delta = np.empty(N, np.float64)
@@ -324,9 +344,13 @@ def _make_viterbi(mode):
                 if b == a:
                     out[s] = 0.0
                     continue
+                one[0] = s
+                p = bad_in(X, offsets, one, emit)
+                if p >= 0:
+                    return p
                 out[s] = tail(X, a, b, 0, log_startprob, log_transmat, emit, delta, best, arg,
                               B, e, states)[0]
-        return out
+        return np.int64(-1)
 
     return dict(viterbi=viterbi, lanes=lanes, tail=tail)
 
@@ -337,7 +361,9 @@ _DIAG = _make_viterbi("diag")
 viterbi = _TABLE["viterbi"]
 viterbi.__doc__ = """Most likely state path of every sequence (``states``, int64, len(X)) and
     its log probability (``out``, float64 per sequence), in log space (float64), from the
-    log-emission rows ``emit`` (M, N) of the symbols X.
+    log-emission rows ``emit`` (M, N) of the symbols X.  Returns -1, or the position of a
+    symbol outside [0, M): each block's symbols are checked as they are first read, and the
+    call stops at the first block holding one (its paths and those after it unwritten).
 
     ``bp`` is a small-integer scratch array (int8/int16/int32 for N up to 127/32767/...) of
     shape (n_chunks, maxlen, N) allocated by the caller; chunk ``c`` uses ``bp[c]``.
