@@ -569,8 +569,9 @@ def test_scoring_kernel_checks_every_symbol(backend, dt, n):
 def test_viterbi_kernel_checks_every_symbol(backend, dt, n):
     """Decoding skips the separate range pass too: the Viterbi kernel checks each block's (or,
     above VIT_WIDE_MAX_N states, each sequence's) symbols before decoding them.  A bad symbol
-    anywhere must raise the range error, the kernel must return its position, and a clean
-    batch must decode as int64 symbols do on the Cython kernel."""
+    anywhere must raise the range error (``viterbi`` and ``CategoricalHMM.decode``), the kernel
+    must return its position, and a clean batch must decode as int64 symbols do on the Cython
+    kernel."""
     from fasthw6._backend import get_kernel
 
     rng = np.random.default_rng(11)
@@ -583,6 +584,9 @@ def test_viterbi_kernel_checks_every_symbol(backend, dt, n):
     lp, path = viterbi(X, lengths, sp, tm, em, backend=backend)
     np.testing.assert_array_equal(path, path_ref)
     np.testing.assert_allclose(lp, lp_ref, rtol=1e-12)
+    model = CategoricalHMM(n, init_params="", backend=backend)
+    model.startprob_, model.transmat_, model.emissionprob_ = sp, tm, em
+    np.testing.assert_array_equal(model.decode(X, lengths)[1], path_ref)
     longest = int(np.argmax(lengths))
     where = [0, X.size - 1, int(off[5]) + 2, int(off[longest + 1]) - 3, int(off[150])]
     values = [M, int(np.iinfo(dt).max)] + ([-1] if np.issubdtype(dt, np.signedinteger) else [])
@@ -595,6 +599,8 @@ def test_viterbi_kernel_checks_every_symbol(backend, dt, n):
             pattern = "negative symbol -1" if v < 0 else f"holds symbol {v} but the model emits"
             with pytest.raises(ValueError, match=pattern):
                 viterbi(Y, lengths, sp, tm, em, backend=backend)
+            with pytest.raises(ValueError, match=pattern):
+                model.decode(Y, lengths)
             x = Y.view(np.uint8) if Y.itemsize == 1 else Y.astype(np.int64)
             bp = np.empty((1, int(lengths.max()), n), np.int8 if n <= 127 else np.int16)
             got = get_kernel("hmm", "viterbi", backend)(

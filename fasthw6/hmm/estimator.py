@@ -160,6 +160,13 @@ class CategoricalHMM(BaseHMM):
     def _estep_chunk_frames(self, n_states):
         return None  # no table of frames: the kernels gather a small table's rows
 
+    def _evaluate(self, kind, X, lengths):
+        if kind != "viterbi":
+            return super()._evaluate(kind, X, lengths)
+        sp, tm = self._check()  # the symbols are range-checked inside the Viterbi pass
+        x, off = _batch(X, lengths, self.n_features, self._backend(), defer_range=True)
+        return _viterbi(x, off, sp, tm, self.emissionprob_, self._backend(), X)
+
     def _run(self, kind, x, off, sp, tm):
         em, dt, be = self.emissionprob_, self._dtype(), self._backend()
         if kind == "posteriors":
