@@ -604,7 +604,7 @@ def test_viterbi_kernel_checks_every_symbol(backend, dt, n):
             x = Y.view(np.uint8) if Y.itemsize == 1 else Y.astype(np.int64)
             bp = np.empty((1, int(lengths.max()), n), np.int8 if n <= 127 else np.int16)
             got = get_kernel("hmm", "viterbi", backend)(
-                x, off, *logs, bp, np.empty(X.size, np.int64), np.empty(lengths.size))
+                x, off, *logs, bp, np.empty(X.size, np.int64), np.empty(lengths.size), M)
             assert got == pos
 
 

@@ -485,10 +485,11 @@ def test_fused_diag_viterbi_kernels_agree_bit_for_bit(N, D):
     _numba.diag_frames(X, c, 0, n, lin, quad, const, flp, np.empty(0), False)
     bp = np.empty((1, int(lengths.max()), N), np.int8 if N <= 127 else np.int16)
     want_lp, want_states = np.empty(len(lengths)), np.empty(n, np.int64)
-    _numba.viterbi(_iota(n), off, lsp, ltm, flp, bp, want_states, want_lp)
+    _numba.viterbi(_iota(n), off, lsp, ltm, flp, bp, want_states, want_lp, -1)
     for mod in (_numba, _cython, reference):
         lp, states = np.full(len(lengths), np.nan), np.full(n, -1, np.int64)
-        mod.viterbi_diag(_iota(n), off, lsp, ltm, (X, c, lin, quad, const), bp, states, lp)
+        mod.viterbi_diag(_iota(n), off, lsp, ltm, (X, c, lin, quad, const), bp, states, lp,
+                         -1)
         if mod is reference:  # NumPy's densities round otherwise
             np.testing.assert_allclose(lp, want_lp, rtol=1e-12)
         else:

@@ -345,18 +345,19 @@ cdef vit_run(const sym_t[::1] X, const int64_t[::1] offsets, const double[::1] l
 
 def viterbi(const sym_t[::1] X, const int64_t[::1] offsets, const double[::1] log_startprob,
             const double[:, ::1] log_transmat, const double[:, ::1] log_emit_t,
-            bp_t[:, :, ::1] bp, int64_t[::1] states, double[::1] out):
+            bp_t[:, :, ::1] bp, int64_t[::1] states, double[::1] out, int64_t check_m):
     """As ``_numba.viterbi``: up to VIT_WIDE_MAX_N states, blocks of VIT_LANES sequences
     (VIT_WIDE_LANES from VIT_LANES_MAX_N states on) sorted by length in lockstep (dealt
     round-robin to the chunks), else one at a time; returns -1 or the position of a symbol
     outside the table, as it does."""
     return vit_run(X, offsets, log_startprob, log_transmat, &log_emit_t[0, 0], bp, states,
-                   out, NULL, log_emit_t.shape[0])
+                   out, NULL, check_m)
 
 
 def viterbi_diag(const int64_t[::1] X, const int64_t[::1] offsets,
                  const double[::1] log_startprob, const double[:, ::1] log_transmat,
-                 tuple emissions, bp_t[:, :, ::1] bp, int64_t[::1] states, double[::1] out):
+                 tuple emissions, bp_t[:, :, ::1] bp, int64_t[::1] states, double[::1] out,
+                 int64_t check_m):
     """As ``_numba.viterbi_diag``: ``viterbi`` with the frames' log-emissions computed from
     ``emissions`` = (data (n, D), center, lin (N, D), quad (N, D), const (N,)), float64 C
     order, as each step uses them (X = 0..n-1)."""

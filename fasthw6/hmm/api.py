@@ -307,7 +307,7 @@ def _viterbi(x, off, sp, tm, em, backend, X=None):
     ``_as_symbols`` would have."""
     with np.errstate(divide="ignore"):
         lsp, ltm, lem = np.log(sp), np.log(tm), np.ascontiguousarray(np.log(em).T)
-    out, states, bad = _viterbi_logs(x, off, lsp, ltm, lem, backend, bad_ok=True)
+    out, states, bad = _viterbi_logs(x, off, lsp, ltm, lem, backend, check=True)
     if bad >= 0:
         _as_symbols(X if X is not None else x, em.shape[1], backend=backend)  # names the range
         raise ValueError(f"X holds symbol {x[bad]} at position {bad}, outside "
@@ -315,11 +315,12 @@ def _viterbi(x, off, sp, tm, em, backend, X=None):
     return out, states
 
 
-def _viterbi_logs(x, off, lsp, ltm, lem, backend, name="viterbi", bad_ok=False):
+def _viterbi_logs(x, off, lsp, ltm, lem, backend, name="viterbi", check=False):
     """Viterbi of float64 log operands: ``lem`` holds the log-emission row of each symbol
     (or, for ``name="viterbi_diag"``, the terms its kernel computes them from).  Returns (log
-    probabilities, states), with ``bad_ok`` also the position of a symbol without a row (the
-    kernel's check) or -1; without, such a symbol is a bug of the caller's checks."""
+    probabilities, states); with ``check``, the kernel range-checks the symbols against the
+    rows of ``lem`` and the position of a bad one (or -1) is returned third.  Without, the
+    symbols are the caller's to guarantee (the framewise callers' are 0..n-1)."""
     S = off.shape[0] - 1
     states = np.empty(x.shape[0], np.int64)
     out = np.empty(S, np.float64)
@@ -328,17 +329,15 @@ def _viterbi_logs(x, off, lsp, ltm, lem, backend, name="viterbi", bad_ok=False):
     bounds = cut(off, _extra_pieces(total, _n_threads(backend)))
     bp_dtype = _bp_dtype(lsp.shape[0])
     bad = np.full(bounds.shape[0] - 1, -1, np.int64)
+    check_m = lem.shape[0] if check else -1
 
     def piece(i):
         a, b = bounds[i], bounds[i + 1]
         maxlen = int(np.max(off[a + 1:b + 1] - off[a:b])) if b > a else 0
         bp = np.empty((1, maxlen, lsp.shape[0]), bp_dtype)
-        bad[i] = kernel(x, off[a:b + 1], lsp, ltm, lem, bp, states, out[a:b])
+        bad[i] = kernel(x, off[a:b + 1], lsp, ltm, lem, bp, states, out[a:b], check_m)
 
     run_pieces(piece, bounds.shape[0] - 1, _n_threads(backend), work=total)
-    first = int(bad[bad >= 0][0]) if bad.max(initial=-1) >= 0 else -1
-    if bad_ok:
-        return out, states, first
-    if first >= 0:
-        raise AssertionError(f"symbol at position {first} has no emission row")
+    if check:
+        return out, states, int(bad[bad >= 0][0]) if bad.max(initial=-1) >= 0 else -1
     return out, states

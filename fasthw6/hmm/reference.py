@@ -145,14 +145,14 @@ def lockstep_run(X, offsets, startprob, transmat, emit_t, order, bstart, k0, k1,
                 ob[O[t]] += g[:, t]
 
 
-def viterbi(X, offsets, log_startprob, log_transmat, log_emit_t, bp, states, out):
+def viterbi(X, offsets, log_startprob, log_transmat, log_emit_t, bp, states, out, check_m):
     """Paths into ``states``, their log-probabilities into ``out``; returns -1, or the position
-    of a symbol outside [0, M) in the sequences' span of X (then nothing is decoded), as the
-    compiled kernels, which check each block's symbols as they go."""
+    of a symbol outside [0, check_m) in the sequences' span of X (then nothing is decoded; -1
+    checks nothing), as the compiled kernels, which check each block's symbols as they go."""
     a0, b0 = int(offsets[0]), int(offsets[-1])
     sym = np.asarray(X[a0:b0])
-    bad = np.flatnonzero((sym < 0) | (sym >= np.asarray(log_emit_t).shape[0]))
-    if bad.size:
+    bad = np.flatnonzero((sym < 0) | (sym >= check_m)) if check_m >= 0 else ()
+    if len(bad):
         return a0 + int(bad[0])
     lA = np.asarray(log_transmat, np.float64)
     lB = np.asarray(log_emit_t, np.float64).T
@@ -339,9 +339,9 @@ def forward_loglik_diag(X, offsets, order, startprob, transmat, emissions, out):
                                  _diag_table(emissions), out)
 
 
-def viterbi_diag(X, offsets, log_startprob, log_transmat, emissions, bp, states, out):
+def viterbi_diag(X, offsets, log_startprob, log_transmat, emissions, bp, states, out, check_m):
     """As the compiled ``viterbi_diag``: ``viterbi`` on the frames' diagonal-Gaussian
     log-likelihoods, here computed first as a table (``emissions`` = (data, center, lin,
     quad, const), see ``diag_frames``)."""
     return viterbi(X, offsets, log_startprob, log_transmat, _diag_table(emissions), bp, states,
-                   out)
+                   out, -1)

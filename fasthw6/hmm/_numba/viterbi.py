@@ -61,15 +61,16 @@ def _diag_ops(emit):
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _table_bad(X, offsets, idx, emit):
-    """A position in the sequences ``idx`` whose symbol has no row in the table, or -1: each
-    block is checked as its symbols are first read, so no pass over X of its own (as the
-    scoring kernels)."""
-    return _first_bad_symbol(X, offsets, idx, emit.shape[0])
+def _table_bad(X, offsets, idx, M):
+    """A position in the sequences ``idx`` whose symbol lies outside [0, M), or -1 (always
+    with M < 0: the framewise callers' symbols are 0..n-1 by construction).  Each block is
+    checked as its symbols are first read, so no pass over X of its own (as the scoring
+    kernels)."""
+    return _first_bad_symbol(X, offsets, idx, M) if M >= 0 else np.int64(-1)
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _diag_bad(X, offsets, idx, emit):
+def _diag_bad(X, offsets, idx, M):
     """Frame q is data row q: no symbol to check."""
     return np.int64(-1)
 
@@ -297,7 +298,7 @@ def _make_viterbi(mode):
                 states[a + t] = P[t, l]
 
     @njit_variant(mode, nogil=True)
-    def viterbi(X, offsets, log_startprob, log_transmat, emit, bp, states, out):
+    def viterbi(X, offsets, log_startprob, log_transmat, emit, bp, states, out, check_m):
         N = log_startprob.shape[0]
         S = offsets.shape[0] - 1
         C = bp.shape[0]
@@ -325,7 +326,7 @@ def _make_viterbi(mode):
                 for blk in range(c, n_blocks, C):
                     s0 = blk * W
                     w = min(W, S - s0)
-                    p = bad_in(X, offsets, order[s0:s0 + w], emit)
+                    p = bad_in(X, offsets, order[s0:s0 + w], check_m)
                     if p >= 0:
                         return p
                     lanes(X, offsets, order, s0, w, log_startprob, log_transmat, emit, ops, D,
@@ -345,7 +346,7 @@ def _make_viterbi(mode):
                     out[s] = 0.0
                     continue
                 one[0] = s
-                p = bad_in(X, offsets, one, emit)
+                p = bad_in(X, offsets, one, check_m)
                 if p >= 0:
                     return p
                 out[s] = tail(X, a, b, 0, log_startprob, log_transmat, emit, delta, best, arg,
@@ -362,8 +363,10 @@ viterbi = _TABLE["viterbi"]
 viterbi.__doc__ = """Most likely state path of every sequence (``states``, int64, len(X)) and
     its log probability (``out``, float64 per sequence), in log space (float64), from the
     log-emission rows ``emit`` (M, N) of the symbols X.  Returns -1, or the position of a
-    symbol outside [0, M): each block's symbols are checked as they are first read, and the
-    call stops at the first block holding one (its paths and those after it unwritten).
+    symbol outside [0, ``check_m``) (``check_m`` = M; -1 checks nothing, for callers whose
+    symbols are in range by construction): each block's symbols are checked as they are first
+    read, and the call stops at the first block holding one (its paths and those after it
+    unwritten).
 
     ``bp`` is a small-integer scratch array (int8/int16/int32 for N up to 127/32767/...) of
     shape (n_chunks, maxlen, N) allocated by the caller; chunk ``c`` uses ``bp[c]``.
