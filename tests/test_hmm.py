@@ -525,6 +525,26 @@ def test_symbol_range_kernel_on_large_batches(backend, dt):
                 _as_symbols(Y, 5, backend=backend)
 
 
+def _bad_symbols(X, lengths, M):
+    """(position, batch with one bad symbol there, the error it must raise, the kernels' view
+    of that batch) for a bad symbol at the first and last position, in a lane of a full
+    block, near the end of the longest sequence, at the start of the sequence 150 (the partial
+    last block), each value M, the dtype's largest and (signed dtypes) -1."""
+    off = np.concatenate([[0], np.cumsum(lengths)])
+    longest = int(np.argmax(lengths))
+    where = [0, X.size - 1, int(off[5]) + 2, int(off[longest + 1]) - 3, int(off[150])]
+    values = [M, int(np.iinfo(X.dtype).max)]
+    values += [-1] if np.issubdtype(X.dtype, np.signedinteger) else []
+    for pos in where:
+        for v in values:
+            Y = X.copy()
+            Y[pos] = v
+            pattern = "negative symbol -1" if v < 0 else f"holds symbol {v} but the model emits"
+            # the kernel's view of the symbols (as _checks._as_symbols makes it)
+            x = Y.view(np.uint8) if Y.itemsize == 1 else Y.astype(np.int64)
+            yield pos, Y, pattern, x
+
+
 @pytest.mark.parametrize("n", [3, 10])  # the per-N lockstep lanes and the GEMM lanes
 @pytest.mark.parametrize("dt", [np.uint8, np.int8, np.int16, np.uint16, np.int32, np.uint32,
                                 np.int64, np.uint64])
@@ -545,23 +565,14 @@ def test_scoring_kernel_checks_every_symbol(backend, dt, n):
     expect = score_sequences(X.astype(np.int64), lengths, sp, tm, em, backend="numpy")
     np.testing.assert_allclose(score_sequences(X, lengths, sp, tm, em, backend=backend), expect,
                                rtol=1e-12)
-    longest = int(np.argmax(lengths))
-    where = [0, X.size - 1, int(off[5]) + 2, int(off[longest + 1]) - 3, int(off[150])]
-    values = [M, int(np.iinfo(dt).max)] + ([-1] if np.issubdtype(dt, np.signedinteger) else [])
-    for pos in where:
-        for v in values:
-            Y = X.copy()
-            Y[pos] = v
-            pattern = "negative symbol -1" if v < 0 else f"holds symbol {v} but the model emits"
-            with pytest.raises(ValueError, match=pattern):
-                score_sequences(Y, lengths, sp, tm, em, backend=backend)
-            # the kernel's view of the symbols (as _checks._as_symbols makes it)
-            x = Y.view(np.uint8) if Y.itemsize == 1 else Y.astype(np.int64)
-            order = np.argsort(lengths, kind="stable")
-            got = get_kernel("hmm", "forward_loglik", backend)(
-                x, off.astype(np.int64), order, *_kernel_operands(sp, tm, em, np.float64),
-                np.empty(lengths.size))
-            assert got == pos
+    order = np.argsort(lengths, kind="stable")
+    for pos, Y, pattern, x in _bad_symbols(X, lengths, M):
+        with pytest.raises(ValueError, match=pattern):
+            score_sequences(Y, lengths, sp, tm, em, backend=backend)
+        got = get_kernel("hmm", "forward_loglik", backend)(
+            x, off.astype(np.int64), order, *_kernel_operands(sp, tm, em, np.float64),
+            np.empty(lengths.size))
+        assert got == pos
 
 
 @pytest.mark.parametrize("n", [3, 50, 130])  # lockstep lanes, wide lanes, one at a time
@@ -587,25 +598,17 @@ def test_viterbi_kernel_checks_every_symbol(backend, dt, n):
     model = CategoricalHMM(n, init_params="", backend=backend)
     model.startprob_, model.transmat_, model.emissionprob_ = sp, tm, em
     np.testing.assert_array_equal(model.decode(X, lengths)[1], path_ref)
-    longest = int(np.argmax(lengths))
-    where = [0, X.size - 1, int(off[5]) + 2, int(off[longest + 1]) - 3, int(off[150])]
-    values = [M, int(np.iinfo(dt).max)] + ([-1] if np.issubdtype(dt, np.signedinteger) else [])
     with np.errstate(divide="ignore"):
         logs = np.log(sp), np.log(tm), np.ascontiguousarray(np.log(em).T)
-    for pos in where:
-        for v in values:
-            Y = X.copy()
-            Y[pos] = v
-            pattern = "negative symbol -1" if v < 0 else f"holds symbol {v} but the model emits"
-            with pytest.raises(ValueError, match=pattern):
-                viterbi(Y, lengths, sp, tm, em, backend=backend)
-            with pytest.raises(ValueError, match=pattern):
-                model.decode(Y, lengths)
-            x = Y.view(np.uint8) if Y.itemsize == 1 else Y.astype(np.int64)
-            bp = np.empty((1, int(lengths.max()), n), np.int8 if n <= 127 else np.int16)
-            got = get_kernel("hmm", "viterbi", backend)(
-                x, off, *logs, bp, np.empty(X.size, np.int64), np.empty(lengths.size), M)
-            assert got == pos
+    bp = np.empty((1, int(lengths.max()), n), np.int8 if n <= 127 else np.int16)
+    for pos, Y, pattern, x in _bad_symbols(X, lengths, M):
+        with pytest.raises(ValueError, match=pattern):
+            viterbi(Y, lengths, sp, tm, em, backend=backend)
+        with pytest.raises(ValueError, match=pattern):
+            model.decode(Y, lengths)
+        got = get_kernel("hmm", "viterbi", backend)(
+            x, off, *logs, bp, np.empty(X.size, np.int64), np.empty(lengths.size), M)
+        assert got == pos
 
 
 def test_scoring_range_check_with_wrapping_dtypes():
