@@ -81,7 +81,7 @@ cdef void backward_seq(const sym_t[::1] X, Py_ssize_t a, Py_ssize_t b,
     cdef double* tr
     for j in range(N):
         beta[j] = 1.0 / N
-    if want_stats:
+    if want_stats and obs_acc != NULL:  # (NULL: γ goes to ``gamma`` rows only)
         at = alpha + (T - 1) * N
         ob = obs_acc + X[b - 1] * N
         for j in range(N):
@@ -113,7 +113,7 @@ cdef void backward_seq(const sym_t[::1] X, Py_ssize_t a, Py_ssize_t b,
         for i in range(N):
             beta[i] = <real>(v[i] * isv)
             at[i] = <real>(<real>(at[i] * v[i]) * iz)
-        if want_stats:
+        if want_stats and obs_acc != NULL:
             ob = obs_acc + X[a + t] * N
             for i in range(N):
                 ob[i] += at[i]
@@ -478,7 +478,7 @@ cdef void lockstep_block(const sym_t[::1] X, const int64_t[::1] offsets, const i
             for j in range(N):
                 g[j * L + l] = at[j * L + l] * w
                 beta[j * L + l] = <real>(1.0 / N)
-            if want_stats:
+            if want_stats and ob != NULL:
                 orow = ob + xs[(T0 - 1) * L + l] * N
                 for j in range(N):
                     orow[j] += g[j * L + l]
@@ -547,7 +547,7 @@ cdef void lockstep_block(const sym_t[::1] X, const int64_t[::1] offsets, const i
             for l in range(L):
                 gi[l] = ai_[l] * vi[l] * z[l]
                 bi[l] = <real>(vi[l] * sv[l])
-        if want_stats:
+        if want_stats and ob != NULL:
             xt = xs + t * L
             for l in range(L):
                 orow = ob + xt[l] * N
@@ -596,7 +596,7 @@ def lockstep_run(const sym_t[::1] X, const int64_t[::1] offsets, const real[::1]
     cdef double* dbuf
     cdef double* stc = &st[0]
     cdef double* trc = &tr[0, 0]
-    cdef double* obc = &ob[0, 0]
+    cdef double* obc = &ob[0, 0] if ob.shape[0] > 0 else NULL  # none: γ to ``gamma`` only
     # a block of L lanes gathers K·L <= max(L, ESTEP_XI_COLS) Σξ columns
     XC = max(LM, min(<Py_ssize_t>ESTEP_XI_COLS, ESTEP_GEMM_MAX_MADDS // (N * N)))
     n_f = 3 * N * LM + 4 * N

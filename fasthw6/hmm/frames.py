@@ -225,9 +225,12 @@ def statistics_table(sp, tm, B, shift, off, dt, backend):
     """The E-step dict (``frames_statistics``) from scaled frames (B, shift)."""
     n = sp.shape[0]
     x, ops = _table_ops(sp, tm, B, dt)
-    gamma = scratch("gamma", B.shape, zero=True)  # every chunk adds its frames' γ: disjoint rows
+    # float64: every frame's γ stored into its row; float32 operands keep the float64 sums by
+    # frame (added into zeros), as the kernels' γ rows would be float32
+    rows = np.dtype(dt) == np.float64
+    gamma = scratch("gamma", B.shape, zero=not rows)  # disjoint rows, one chunk each
     out, (st, tr, _) = _lockstep(x, off, ops, backend, 1, np.zeros((1, n), dt), True,
-                                 B.shape[0], obs=gamma, max_lanes=_lanes(n))
+                                 B.shape[0], obs=gamma, max_lanes=_lanes(n), obs_rows=rows)
     start, trans = _chain_sums(st, tr, ops[1])
     out += _seq_sums(shift, off)
     for s, a, b, ll, g, xi in _recover(out, off, B, shift, sp, tm):

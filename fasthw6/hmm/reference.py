@@ -121,7 +121,8 @@ def lockstep_run(X, offsets, startprob, transmat, emit_t, order, bstart, k0, k1,
                  ob, gamma, out, want_stats, want_gamma):
     """The sequences of blocks ``k0:k1`` of a plan: log P into ``out``; γ into ``gamma``
     (``want_gamma``); E-step sums added into ``st``, ``tr`` (Σξ divided by A, as the compiled
-    kernels: the caller multiplies by A) and ``ob`` (``want_stats``)."""
+    kernels: the caller multiplies by A) and ``ob`` (``want_stats``; an ``ob`` of no rows
+    gets nothing: the framewise E-step's γ goes to ``gamma`` rows only)."""
     A, B, PI = _params(startprob, transmat, emit_t)
     for s in order[bstart[k0]:bstart[k1]]:
         a, b = int(offsets[s]), int(offsets[s + 1])
@@ -141,7 +142,7 @@ def lockstep_run(X, offsets, startprob, transmat, emit_t, order, bstart, k0, k1,
             for t in range(O.shape[0] - 1):
                 tr += alpha[:, t, None] * (B[:, O[t + 1]] * beta[:, t + 1])[None, :] / c[t + 1]
             st += g[:, 0]
-            for t in range(O.shape[0]):
+            for t in range(O.shape[0] if ob.shape[0] else 0):
                 ob[O[t]] += g[:, t]
 
 

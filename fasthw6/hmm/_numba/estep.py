@@ -73,7 +73,8 @@ def _backward_one(X, a, b, transmat, emit_t, alpha, gamma, beta, u, v, start_acc
     for j in range(N):
         beta[j] = 1.0 / N
         g[j] = last[j]
-    if want_stats:
+    want_obs = want_stats and obs_acc.shape[0] > 0  # (none: γ goes to ``gamma`` rows only)
+    if want_obs:
         ob = obs_acc[X[b - 1]]
         for j in range(N):
             ob[j] += g[j]
@@ -105,7 +106,7 @@ def _backward_one(X, a, b, transmat, emit_t, alpha, gamma, beta, u, v, start_acc
         for i in range(N):
             g[i] = at[i] * v[i] * iz
             beta[i] = v[i] * isv
-        if want_stats:
+        if want_obs:
             ob = obs_acc[X[a + t]]
             for i in range(N):
                 ob[i] += g[i]
@@ -333,6 +334,7 @@ def _lockstep_block(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, a
     uflat = dbuf[o:o + N * K * L]
     if want_stats and not gemm:
         xacc[:] = 0.0
+    want_obs = want_stats and ob.shape[0] > 0  # (none: γ goes to ``gamma`` rows only)
 
     _lockstep_forward(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, xs, alpha,
                       lane, dbuf)
@@ -391,7 +393,7 @@ def _lockstep_block(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, a
             for j in range(N):
                 g[j, l] = alpha[T0 - 1, j, l] * w
                 beta[j, l] = 1.0 / N
-            if want_stats:
+            if want_obs:
                 orow = ob[xs[T0 - 1, l]]
                 for j in range(N):
                     orow[j] += g[j, l]
@@ -466,7 +468,7 @@ def _lockstep_block(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, a
                 for l in range(L):
                     g[i, l] = at[i, l] * v[i, l] * z[l]
                     beta[i, l] = v[i, l] * sv[l]
-        if want_stats:
+        if want_obs:
             xt = xs[t]
             for l in range(L):
                 orow = ob[xt[l]]

@@ -120,10 +120,11 @@ def _make_estep_small(N):
                     w = db[P + i * W + l]
                     for j in range(N):
                         db[XA + (i * N + j) * W + l] += w * fb[U + j * W + l]
-            for l in range(W):
-                orow = ob[xt[l]]
-                for i in range(N):
-                    orow[i] += db[G + i * W + l]
+            if ob.shape[0] > 0:  # (none: γ goes to ``gamma`` rows only)
+                for l in range(W):
+                    orow = ob[xt[l]]
+                    for i in range(N):
+                        orow[i] += db[G + i * W + l]
 
     @njit_variant(f"n{N}", nogil=True)
     def forward_sweep(ab, xs, emit_t, a_flat, db, up, low, tiny):
