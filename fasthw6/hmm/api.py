@@ -138,16 +138,13 @@ def _lockstep(x, off, ops, backend, per_thread, gamma, want_stats, m, obs=None,
     mm = m if want_stats and obs is None else 1
     st, tr, ob = np.zeros((C, n)), np.zeros((C, n, n)), np.zeros((C, mm, n))
     kernel = get_kernel(SYSTEM, "lockstep_run", backend)
-
-    none = np.zeros((0, n))
+    want_gamma = not want_stats
+    if obs_rows:  # γ rows into obs; an ob of no rows takes no Σγ by symbol
+        gamma, obs, want_gamma = obs, np.zeros((0, n)), True
 
     def piece(c):
-        if obs_rows:
-            kernel(x, off, *ops, order, bstart, cbound[c], cbound[c + 1], sizes[c], st[c],
-                   tr[c], none, obs, out, want_stats, True)
-        else:
-            kernel(x, off, *ops, order, bstart, cbound[c], cbound[c + 1], sizes[c], st[c],
-                   tr[c], ob[c] if obs is None else obs, gamma, out, want_stats, not want_stats)
+        kernel(x, off, *ops, order, bstart, cbound[c], cbound[c + 1], sizes[c], st[c], tr[c],
+               ob[c] if obs is None else obs, gamma, out, want_stats, want_gamma)
 
     run_pieces(piece, C, _n_threads(backend), work=_work(x, n))
     return out, (st, tr, ob)

@@ -142,8 +142,9 @@ def lockstep_run(X, offsets, startprob, transmat, emit_t, order, bstart, k0, k1,
             for t in range(O.shape[0] - 1):
                 tr += alpha[:, t, None] * (B[:, O[t + 1]] * beta[:, t + 1])[None, :] / c[t + 1]
             st += g[:, 0]
-            for t in range(O.shape[0] if ob.shape[0] else 0):
-                ob[O[t]] += g[:, t]
+            if ob.shape[0]:
+                for t in range(O.shape[0]):
+                    ob[O[t]] += g[:, t]
 
 
 def viterbi(X, offsets, log_startprob, log_transmat, log_emit_t, bp, states, out, check_m):
