@@ -226,11 +226,13 @@ cdef void lockstep_forward(const sym_t[::1] X, const int64_t[::1] offsets, const
                            Py_ssize_t T0, Py_ssize_t L, const real[::1] startprob, const real* A,
                            const real* At, const real* E, int64_t* xs, real* alpha, double* p,
                            double* e, double* extra, double* sv, real* f,
-                           Py_ssize_t N) noexcept nogil:
+                           Py_ssize_t N, bint far) noexcept nogil:
     """Forward of the L sequences ``seqs`` over their first T0 steps in lockstep
     (``_numba._lockstep_forward``): ``xs`` (T0, L) the symbols, ``alpha`` (T0, N, L) every α_t
     unnormalised, a lane rescaled by 2^K when its sum falls below 2^-K; on return p[l] is the
-    sum of α_{T0-1} and log P(first T0 symbols) = log p - e K ln 2 + extra."""
+    sum of α_{T0-1} and log P(first T0 symbols) = log p - e K ln 2 + extra.  ``far``: the
+    emission table is too large for cache, so each lane's row is fetched
+    ESTEP_PREFETCH_STEPS steps ahead."""
     cdef Py_ssize_t t, t0, t1, j, l, a, nlow, nbad, NL = N * L
     cdef double K2 = lazy_scale_bits(sizeof(real)), up, low, tiny, v
     cdef real pj
@@ -255,6 +257,9 @@ cdef void lockstep_forward(const sym_t[::1] X, const int64_t[::1] offsets, const
     for t in range(T0):
         xt = xs + t * L
         cur = alpha + t * NL
+        if far and t + ESTEP_PREFETCH_STEPS < T0:
+            for l in range(L):
+                prefetch_row(E + xt[ESTEP_PREFETCH_STEPS * L + l] * N, N * sizeof(real))
         if t == 0:
             for j in range(N):
                 pj = startprob[j]
@@ -343,7 +348,7 @@ cdef void lockstep_block(const sym_t[::1] X, const int64_t[::1] offsets, const i
     T0-1, handing its β to the lockstep backward.  Σξ per lane below ESTEP_GEMM_MIN_N states,
     from it on gathered as columns into one GEMM per K steps."""
     cdef Py_ssize_t N = transmat.shape[0], T0, NL, K, kg, t, i, j, l, k, R, a, b, s, kcol, c0
-    cdef bint gemm = N >= ESTEP_GEMM_MIN_N
+    cdef bint gemm = N >= ESTEP_GEMM_MIN_N, far
     cdef const real* A = &transmat[0, 0]
     cdef const real* E = &emit_t[0, 0]
     cdef const real* erow
@@ -416,8 +421,9 @@ cdef void lockstep_block(const sym_t[::1] X, const int64_t[::1] offsets, const i
             xacc[k] = 0.0
 
     # f (real, L) lives in u, unused until the backward
+    far = emit_t.shape[0] * N * sizeof(real) > ESTEP_FAR_TABLE_BYTES
     lockstep_forward(X, offsets, seqs, T0, L, startprob, A, At, E, xs, alpha, p, e, extra, z,
-                     u, N)
+                     u, N, far)
 
     # step T0-1: lanes longer than T0 go forward alone, then backward alone down to T0-1
     K2 = lazy_scale_bits(sizeof(real))
@@ -493,6 +499,12 @@ cdef void lockstep_block(const sym_t[::1] X, const int64_t[::1] offsets, const i
     kcol = 0
     for t in range(T0 - 2, -1, -1):
         xt = xs + (t + 1) * L
+        if far and t + 1 >= ESTEP_PREFETCH_STEPS:
+            for l in range(L):
+                prefetch_row(E + xt[l - ESTEP_PREFETCH_STEPS * L] * N, N * sizeof(real))
+                if want_gamma and t >= ESTEP_PREFETCH_STEPS:
+                    prefetch_row(&gamma[offsets[seqs[l]] + t - ESTEP_PREFETCH_STEPS, 0],
+                                 N * sizeof(real))
         for j in range(N):
             for l in range(L):
                 u[j * L + l] = E[xt[l] * N + j] * beta[j * L + l]

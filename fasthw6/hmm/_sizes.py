@@ -31,6 +31,15 @@ ESTEP_SMALL_MAX_N = 4
 # 425 -> 398, N=64 1.59 -> 1.04-1.13 s (Cython N=8 140 -> 112, N=16 216 -> 152).  At N <= 4
 # numba's compiled sweeps need full 64-lane blocks and match 32 generic lanes (34.7 / 32.6 ms).
 ESTEP_FRAMES_LANES = 16
+# Steps ahead that the lockstep E-step fetches each lane's emission row (forward and backward)
+# and, going back, its γ row, when the emission table holds more than ESTEP_FAR_TABLE_BYTES: a
+# framewise table has one row per frame, each lane reads its own stream of rows, and 16 to 64
+# streams outrun the hardware prefetchers (a symbol table stays in cache: no hints).  One
+# thread, 10^6 frames in one table (AMD EPYC family 25 model 17), E-step, no hint -> 1, 2, 4, 8
+# steps ahead: numba N=16 (16 lanes) 141 -> 114, 112, 119, 120 ms; at 2, N=3 (64 lanes) 22.9 ->
+# 19.0, Cython N=16 120-138 -> 110-115, N=3 29-31 -> 27-30.  No effect on any value.
+ESTEP_PREFETCH_STEPS = 2
+ESTEP_FAR_TABLE_BYTES = 1 << 20
 ESTEP_GEMM_MIN_N = 12  # from this many states on, an E-step block's steps are BLAS GEMMs
 ESTEP_XI_COLS = 256  # most (step, lane) columns gathered per Σξ GEMM
 ESTEP_XS_STEPS = 16  # steps per tile when the symbols are transposed to (step, lane) (2.6x)
@@ -46,5 +55,6 @@ VIT_WIDE_MAX_N = 127  # the lockstep path's backtrack stores states as int8; abo
 VIT_BLOCK_BYTES = 1 << 23  # cap on one thread's lockstep δ history (T, N, lanes) float64
 
 SHARED = ("LANES", "GEMM_LANES", "FRAMES_GEMM_LANES", "SMALL_MAX_N", "ESTEP_LANES",
-          "ESTEP_GEMM_MIN_N", "ESTEP_XI_COLS", "ESTEP_XS_STEPS", "ESTEP_GEMM_MAX_MADDS",
+          "ESTEP_PREFETCH_STEPS", "ESTEP_FAR_TABLE_BYTES", "ESTEP_GEMM_MIN_N", "ESTEP_XI_COLS",
+          "ESTEP_XS_STEPS", "ESTEP_GEMM_MAX_MADDS",
           "VIT_LANES", "VIT_LANES_MAX_N", "VIT_WIDE_LANES", "VIT_WIDE_MAX_N", "VIT_BLOCK_BYTES")

@@ -45,9 +45,10 @@ from ..._jit import install_cache_locator
 install_cache_locator()  # before the first @njit: kernels are cached under fasthw6._jit.cache_dir()
 
 from ._common import (  # noqa: E402  (constants: tests compare them with _cython's)
-    ESTEP_GEMM_MAX_MADDS, ESTEP_GEMM_MIN_N, ESTEP_LANES, ESTEP_SMALL_MAX_N, ESTEP_XI_COLS,
-    ESTEP_XS_STEPS, FRAMES_GEMM_LANES, GEMM_LANES, LANES, SMALL_MAX_N, TILE, TILE_BYTES,
-    VIT_BLOCK_BYTES, VIT_LANES, VIT_LANES_MAX_N, VIT_WIDE_LANES, VIT_WIDE_MAX_N, symbol_range)
+    ESTEP_FAR_TABLE_BYTES, ESTEP_GEMM_MAX_MADDS, ESTEP_GEMM_MIN_N, ESTEP_LANES,
+    ESTEP_PREFETCH_STEPS, ESTEP_SMALL_MAX_N, ESTEP_XI_COLS, ESTEP_XS_STEPS, FRAMES_GEMM_LANES,
+    GEMM_LANES, LANES, SMALL_MAX_N, TILE, TILE_BYTES, VIT_BLOCK_BYTES, VIT_LANES,
+    VIT_LANES_MAX_N, VIT_WIDE_LANES, VIT_WIDE_MAX_N, symbol_range)
 from .emissions import (  # noqa: E402
     count_terms, diag_frames, diag_moments, frame_pairs, full_frames, full_moments, mixture_frames)
 from .estep import lockstep_plan, lockstep_run  # noqa: E402
@@ -56,7 +57,8 @@ from .sample import sample_chain  # noqa: E402
 from .score import forward_loglik, forward_loglik_diag, forward_loglik_frames  # noqa: E402
 from .viterbi import viterbi, viterbi_diag  # noqa: E402
 
-__all__ = ["ESTEP_GEMM_MAX_MADDS", "ESTEP_GEMM_MIN_N", "ESTEP_LANES", "ESTEP_SMALL_MAX_N",
+__all__ = ["ESTEP_FAR_TABLE_BYTES", "ESTEP_GEMM_MAX_MADDS", "ESTEP_GEMM_MIN_N", "ESTEP_LANES",
+           "ESTEP_PREFETCH_STEPS", "ESTEP_SMALL_MAX_N",
            "ESTEP_XI_COLS", "ESTEP_XS_STEPS", "FRAMES_GEMM_LANES", "GEMM_LANES", "LANES",
            "SMALL_MAX_N", "TILE", "TILE_BYTES", "VIT_BLOCK_BYTES", "VIT_LANES", "VIT_LANES_MAX_N",
            "VIT_WIDE_LANES", "VIT_WIDE_MAX_N", "count_terms", "diag_frames", "diag_moments", "forward_loglik",

@@ -12,9 +12,10 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .._sizes import (  # noqa: F401  (the size switches both backends share)
-    ESTEP_GEMM_MAX_MADDS, ESTEP_GEMM_MIN_N, ESTEP_LANES, ESTEP_SMALL_MAX_N, ESTEP_XI_COLS,
-    ESTEP_XS_STEPS, FRAMES_GEMM_LANES, GEMM_LANES, LANES, SMALL_MAX_N, VIT_BLOCK_BYTES,
-    VIT_LANES, VIT_LANES_MAX_N, VIT_WIDE_LANES, VIT_WIDE_MAX_N)
+    ESTEP_FAR_TABLE_BYTES, ESTEP_GEMM_MAX_MADDS, ESTEP_GEMM_MIN_N, ESTEP_LANES,
+    ESTEP_PREFETCH_STEPS, ESTEP_SMALL_MAX_N, ESTEP_XI_COLS, ESTEP_XS_STEPS, FRAMES_GEMM_LANES,
+    GEMM_LANES, LANES, SMALL_MAX_N, VIT_BLOCK_BYTES, VIT_LANES, VIT_LANES_MAX_N, VIT_WIDE_LANES,
+    VIT_WIDE_MAX_N)
 
 _TWO_M512 = 2.0 ** -512
 _TWO_P512 = 2.0 ** 512
@@ -54,6 +55,13 @@ def _prefetch_row(typingctx, tab, p):
         return context.get_dummy_value()
 
     return types.none(tab, p), codegen
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _far_rows(tab):
+    """True when the emission table ``tab`` is too large for its rows to be in cache when
+    read: the lockstep E-step then fetches them ahead (``ESTEP_PREFETCH_STEPS``)."""
+    return tab.shape[0] * tab.shape[1] * tab.itemsize > ESTEP_FAR_TABLE_BYTES
 
 
 @njit(nogil=True, cache=True, inline="always")

@@ -8,7 +8,7 @@ import numpy as np
 from numba import njit
 
 from ..._jit import njit_variant
-from ._common import ESTEP_LANES
+from ._common import ESTEP_LANES, ESTEP_PREFETCH_STEPS, _far_rows, _prefetch_row
 
 
 @njit(nogil=True, cache=True)
@@ -132,7 +132,13 @@ def _make_estep_small(N):
         e = db[E:E + W]
         extra = db[EXTRA:EXTRA + W]
         sv = db[SV:SV + W]
-        for t in range(1, xs.shape[0]):
+        far = _far_rows(emit_t)
+        T0 = xs.shape[0]
+        for t in range(1, T0):
+            if far and t + ESTEP_PREFETCH_STEPS < T0:
+                xn = xs[t + ESTEP_PREFETCH_STEPS]
+                for l in range(W):
+                    _prefetch_row(emit_t, xn[l])
             cur = ab[t * NW:(t + 1) * NW]
             nbad = forward(ab[(t - 1) * NW:t * NW], cur, xs[t], emit_t, a_flat, db, up, low, tiny)
             if nbad > 0:
@@ -142,7 +148,14 @@ def _make_estep_small(N):
     def backward_sweep(ab, fb, db, xs, emit_t, a_flat, up, low, ob, gamma, offsets, seqs,
                        want_stats, want_gamma):
         """Steps T0-2 .. 0 of the lockstep backward, γ rows into ``gamma`` if ``want_gamma``."""
+        far = _far_rows(emit_t)
         for t in range(xs.shape[0] - 2, -1, -1):
+            if far and t + 1 >= ESTEP_PREFETCH_STEPS:
+                xn = xs[t + 1 - ESTEP_PREFETCH_STEPS]
+                for l in range(W):
+                    _prefetch_row(emit_t, xn[l])
+                    if want_gamma and t >= ESTEP_PREFETCH_STEPS:
+                        _prefetch_row(gamma, offsets[seqs[l]] + t - ESTEP_PREFETCH_STEPS)
             backward(ab[t * NW:(t + 1) * NW], fb, db, xs[t], xs[t + 1], emit_t, a_flat, up, low,
                      ob, want_stats)
             if want_gamma:
