@@ -605,11 +605,12 @@ def test_frame_pairs_kernels_agree():
         np.testing.assert_allclose(sq, np.einsum("nk,ni,nj->kij", w, y, y), rtol=1e-10)
 
 
-@pytest.mark.parametrize("K,D", [(3, 4), (64, 4), (16, 16)])
+@pytest.mark.parametrize("K,D", [(3, 4), (5, 1), (64, 4), (16, 16), (32, 16)])
 def test_diag_moments_kernel_and_blas_agree(K, D):
-    """Diagonal M-step sums: the fused kernel (K < 16) and the BLAS blocks (from 16) against
-    a direct evaluation, every backend, pieces and blocks not dividing n; numba's and
-    Cython's sums are the same bits."""
+    """Diagonal M-step sums: the fused kernel (K < 16, or < 32 from 16 features on) and the
+    BLAS blocks against a direct evaluation, every backend, pieces and blocks not dividing n
+    (the kernel's last frames of a piece one at a time); numba's and Cython's sums are the
+    same bits."""
     from fasthw6.hmm import _gaussian
 
     rng = np.random.default_rng(K * D)

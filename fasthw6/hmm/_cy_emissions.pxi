@@ -228,55 +228,66 @@ cdef inline void fold_lanes(const double* part, Py_ssize_t R, double* out) noexc
 def diag_moments(const double[:, ::1] X, const double[::1] center, const double[:, ::1] gamma,
                  Py_ssize_t a, Py_ssize_t b, double[::1] post, double[:, ::1] obs,
                  double[:, ::1] sq):
-    """See ``fasthw6.hmm._numba.emissions.diag_moments`` (the same per-lane sums, four blocks
-    of EM_W frames at a time, so the same bits)."""
-    cdef Py_ssize_t D = X.shape[1], N = gamma.shape[1], t0, l, d, j
-    cdef Py_ssize_t XB = D * EM_W, GB = N * EM_W
-    cdef double v0, v1, v2, v3
-    cdef double* buf
-    cdef double* pp
-    cdef double* po
-    cdef double* ps
-    cdef double* xt
-    cdef double* gt
+    """See ``fasthw6.hmm._numba.emissions.diag_moments`` (the same sums in the same order:
+    four frames at a time, features inner, so the same bits)."""
+    cdef Py_ssize_t D = X.shape[1], N = gamma.shape[1], t, d, j
+    cdef double g0, g1, g2, g3, v0, v1, v2, v3, cd
+    cdef double* y
     cdef double* o
     cdef double* q
-    cdef const double* x0
-    cdef const double* g0
+    cdef const double* r0
+    cdef const double* r1
+    cdef const double* r2
+    cdef const double* r3
     with nogil:
-        buf = <double*>calloc(max(1, (N + 2 * N * D + 4 * D + 4 * N) * EM_W), sizeof(double))
-        if buf == NULL:
+        y = <double*>malloc(max(1, 4 * D) * sizeof(double))
+        if y == NULL:
             with gil:
-                raise MemoryError("diag_moments: no memory for a block of frames")
-        pp = buf
-        po = pp + N * EM_W
-        ps = po + N * D * EM_W
-        xt = ps + N * D * EM_W  # (4, D, EM_W)
-        gt = xt + 4 * XB  # (4, N, EM_W)
-        t0 = a
-        while t0 < b:
-            moments_in(X, center, gamma, t0, b, xt, gt)
+                raise MemoryError("diag_moments: no memory for four frames")
+        t = a
+        while t + 4 <= b:
+            r0 = &X[t, 0]
+            r1 = r0 + D
+            r2 = r1 + D
+            r3 = r2 + D
+            for d in range(D):
+                cd = center[d]
+                y[d] = r0[d] - cd
+                y[D + d] = r1[d] - cd
+                y[2 * D + d] = r2[d] - cd
+                y[3 * D + d] = r3[d] - cd
             for j in range(N):
-                g0 = gt + j * EM_W
-                add_group(pp + j * EM_W, g0, GB)
+                g0 = gamma[t, j]
+                g1 = gamma[t + 1, j]
+                g2 = gamma[t + 2, j]
+                g3 = gamma[t + 3, j]
+                post[j] = (((post[j] + g0) + g1) + g2) + g3
+                o = &obs[j, 0]
+                q = &sq[j, 0]
                 for d in range(D):
-                    x0 = xt + d * EM_W
-                    o = po + (j * D + d) * EM_W
-                    q = ps + (j * D + d) * EM_W
-                    for l in range(EM_W):
-                        v0 = g0[l] * x0[l]
-                        v1 = g0[GB + l] * x0[XB + l]
-                        v2 = g0[2 * GB + l] * x0[2 * XB + l]
-                        v3 = g0[3 * GB + l] * x0[3 * XB + l]
-                        o[l] = (((o[l] + v0) + v1) + v2) + v3
-                        q[l] = (((q[l] + v0 * x0[l]) + v1 * x0[XB + l]) + v2 * x0[2 * XB + l]) \
-                            + v3 * x0[3 * XB + l]
-            t0 += 4 * EM_W
-        fold_lanes(pp, N, &post[0])
-        for j in range(N):
-            fold_lanes(po + j * D * EM_W, D, &obs[j, 0])
-            fold_lanes(ps + j * D * EM_W, D, &sq[j, 0])
-        free(buf)
+                    v0 = g0 * y[d]
+                    v1 = g1 * y[D + d]
+                    v2 = g2 * y[2 * D + d]
+                    v3 = g3 * y[3 * D + d]
+                    o[d] = (((o[d] + v0) + v1) + v2) + v3
+                    q[d] = (((q[d] + v0 * y[d]) + v1 * y[D + d]) + v2 * y[2 * D + d]) \
+                        + v3 * y[3 * D + d]
+            t += 4
+        while t < b:
+            r0 = &X[t, 0]
+            for d in range(D):
+                y[d] = r0[d] - center[d]
+            for j in range(N):
+                g0 = gamma[t, j]
+                post[j] += g0
+                o = &obs[j, 0]
+                q = &sq[j, 0]
+                for d in range(D):
+                    v0 = g0 * y[d]
+                    o[d] += v0
+                    q[d] += v0 * y[d]
+            t += 1
+        free(y)
 
 
 def full_moments(const double[:, ::1] X, const double[::1] center, const double[:, ::1] gamma,

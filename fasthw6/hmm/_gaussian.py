@@ -25,10 +25,14 @@ from .frames import _iota
 
 COVARIANCE_TYPES = ("spherical", "diag", "full", "tied")
 _LOG_2PI = np.log(2.0 * np.pi)
-# diagonal moments by BLAS from K = 16 states on (fused kernel below): numba, one thread, 10^6
-# frames, kernel -> BLAS: K=16 D=1 26 -> 19 ms, D=4 38 -> 29, D=16 84 -> 74; K=64 D=4 156 ->
-# 116, D=16 316 -> 250; but K=12 D=16 63 -> 79, K=8 D=16 42 -> 50, K=3 D=16 24 -> 47.
+# Diagonal moments by BLAS from K = 16 states on, or 32 with 16 features or more (the
+# ``diag_moments`` kernel below that).  numba, one thread, 10^6 frames, AMD EPYC family 25
+# model 17, kernel -> BLAS: K=16 D=1 18 -> 9.7 ms, D=4 33 -> 20, D=8 58 -> 35; K=64 D=4 169 ->
+# 79, D=16 210 -> 188; but K=16 D=16 47.5 -> 58, K=24 D=16 71 -> 82, K=32 D=16 92 -> 99, K=12
+# D=16 33 -> 74 (the earlier kernel's lanes, 2026-12: K=12 D=16 63 -> 79).
 _DIAG_BLAS_MIN_K = 16
+_DIAG_BLAS_MIN_K_WIDE = 32
+_DIAG_WIDE_D = 16
 # Full densities of fewer than 32 states over K D < 256 take the ``full_frames`` kernel (L⁻¹
 # times each state's residuals, lanes innermost); from there the pairs-and-BLAS product, whose
 # GEMM runs fused multiply-adds that the kernel (in numba and baseline x86-64 Cython alike)
@@ -279,11 +283,12 @@ def log_density(X, means, cv, kind, backend=None):
 def moments(X, w, kind, center, backend=None):
     """Weighted moments of the centred data y = x - center: (Σ_t w_tk, Σ_t w_tk y_t, second
     moments), with second moments (K, D) Σ w y² for diag/spherical, (K, D, D) Σ w y yᵀ for
-    full/tied.  Diag/spherical with K < ``_DIAG_BLAS_MIN_K``: the fused ``diag_moments``
-    kernel; full/tied with K < ``_FULL_MOMENTS_MAX_K``: ``full_moments``.  Else one BLAS
-    product per block of frames, of the weights against the block's features from the
-    ``frame_pairs`` kernel: y_i y_j (i <= j; i = j only for diag/spherical), y, and a row of
-    ones for Σ w (NumPy's w.sum(axis=0) over 10^6 x 16 frames took 39 ms).  Pieces of frames
+    full/tied.  Diag/spherical with K < ``_DIAG_BLAS_MIN_K`` (``_DIAG_BLAS_MIN_K_WIDE`` from
+    ``_DIAG_WIDE_D`` features on): the fused ``diag_moments`` kernel; full/tied with
+    K < ``_FULL_MOMENTS_MAX_K``: ``full_moments``.  Else one BLAS product per block of frames,
+    of the weights against the block's features from the ``frame_pairs`` kernel: y_i y_j
+    (i <= j; i = j only for diag/spherical), y, and a row of ones for Σ w (NumPy's
+    w.sum(axis=0) over 10^6 x 16 frames took 39 ms).  Pieces of frames
     fixed by n, on the backend's threads, folded in piece order: the sums do not depend on
     the thread count."""
     n, D = X.shape
@@ -295,7 +300,11 @@ def moments(X, w, kind, center, backend=None):
     threads = kernel_threads(SYSTEM, backend)
     diag = kind in ("spherical", "diag")
     nq = D if diag else D * (D + 1) // 2
-    if K < (_DIAG_BLAS_MIN_K if diag else _FULL_MOMENTS_MAX_K):  # a fused kernel
+    if diag:
+        fused = K < (_DIAG_BLAS_MIN_K_WIDE if D >= _DIAG_WIDE_D else _DIAG_BLAS_MIN_K)
+    else:
+        fused = K < _FULL_MOMENTS_MAX_K
+    if fused:
         post, obs, sq = np.zeros((k, K)), np.zeros((k, K, D)), np.zeros((k, K, nq))
         kernel = get_kernel(SYSTEM, "diag_moments" if diag else "full_moments", backend)
         run_pieces(lambda i: kernel(X, center, w, bounds[i], bounds[i + 1], post[i], obs[i],
