@@ -65,6 +65,29 @@ def _far_rows(tab):
 
 
 @njit(nogil=True, cache=True, inline="always")
+def _fetch_ahead(emit_t, xs, t):
+    """Before forward step t of a lockstep block (symbols ``xs`` (T0, L)): fetch each lane's
+    emission row ESTEP_PREFETCH_STEPS steps ahead, if there is such a step."""
+    s = t + ESTEP_PREFETCH_STEPS
+    if s < xs.shape[0]:
+        for l in range(xs.shape[1]):
+            _prefetch_row(emit_t, xs[s, l])
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _fetch_back(emit_t, xs, t, gamma, offsets, seqs, want_gamma):
+    """Before backward step t (which reads the rows of step t+1): fetch each lane's emission
+    row ESTEP_PREFETCH_STEPS steps further back and, with ``want_gamma``, the γ row it will
+    store then."""
+    s = t + 1 - ESTEP_PREFETCH_STEPS
+    if s >= 0:
+        for l in range(xs.shape[1]):
+            _prefetch_row(emit_t, xs[s, l])
+            if want_gamma and s >= 1:
+                _prefetch_row(gamma, offsets[seqs[l]] + s - 1)
+
+
+@njit(nogil=True, cache=True, inline="always")
 def _ll_push(s, p, e, extra):
     """Fold normaliser ``s`` into (mantissa p, count e of 2^512 factors, directly logged extra)."""
     if s >= _SMALL:

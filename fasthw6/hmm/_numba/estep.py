@@ -12,9 +12,9 @@ import numpy as np
 from numba import njit
 
 from ._common import (
-    ESTEP_GEMM_MAX_MADDS, ESTEP_GEMM_MIN_N, ESTEP_LANES, ESTEP_PREFETCH_STEPS,
-    ESTEP_SMALL_MAX_N, ESTEP_XI_COLS, ESTEP_XS_STEPS, _far_rows, _lazy_scale_bits, _ll_push,
-    _ll_value, _prefetch_row)
+    ESTEP_GEMM_MAX_MADDS, ESTEP_GEMM_MIN_N, ESTEP_LANES, ESTEP_SMALL_MAX_N, ESTEP_XI_COLS,
+    ESTEP_XS_STEPS, _far_rows, _fetch_ahead, _fetch_back, _lazy_scale_bits, _ll_push,
+    _ll_value)
 from .estep_small import _estep_backward_small, _estep_forward_small, _forward_rare
 
 
@@ -218,10 +218,8 @@ def _lockstep_forward(X, offsets, seqs, startprob, transmat, transmat_t, emit_t,
     for t in range(1 if small else T0):  # compiled steps: after step 0, the sweep does the rest
         xt = xs[t]
         cur = alpha[t]
-        if far and t + ESTEP_PREFETCH_STEPS < T0:
-            xn = xs[t + ESTEP_PREFETCH_STEPS]
-            for l in range(L):
-                _prefetch_row(emit_t, xn[l])
+        if far:
+            _fetch_ahead(emit_t, xs, t)
         if t == 0:
             for j in range(N):
                 pj = startprob[j]
@@ -422,12 +420,8 @@ def _lockstep_block(X, offsets, seqs, startprob, transmat, transmat_t, emit_t, a
     for t in range(first, -1, -1):
         at = alpha[t]
         xt = xs[t + 1]
-        if far and t + 1 >= ESTEP_PREFETCH_STEPS:
-            xn = xs[t + 1 - ESTEP_PREFETCH_STEPS]
-            for l in range(L):
-                _prefetch_row(emit_t, xn[l])
-                if want_gamma and t >= ESTEP_PREFETCH_STEPS:
-                    _prefetch_row(gamma, offsets[seqs[l]] + t - ESTEP_PREFETCH_STEPS)
+        if far:
+            _fetch_back(emit_t, xs, t, gamma, offsets, seqs, want_gamma)
         for j in range(N):
             for l in range(L):
                 u[j, l] = emit_t[xt[l], j] * beta[j, l]

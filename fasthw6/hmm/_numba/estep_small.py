@@ -8,7 +8,7 @@ import numpy as np
 from numba import njit
 
 from ..._jit import njit_variant
-from ._common import ESTEP_LANES, ESTEP_PREFETCH_STEPS, _far_rows, _prefetch_row
+from ._common import ESTEP_LANES, _far_rows, _fetch_ahead, _fetch_back
 
 
 @njit(nogil=True, cache=True)
@@ -133,12 +133,9 @@ def _make_estep_small(N):
         extra = db[EXTRA:EXTRA + W]
         sv = db[SV:SV + W]
         far = _far_rows(emit_t)
-        T0 = xs.shape[0]
-        for t in range(1, T0):
-            if far and t + ESTEP_PREFETCH_STEPS < T0:
-                xn = xs[t + ESTEP_PREFETCH_STEPS]
-                for l in range(W):
-                    _prefetch_row(emit_t, xn[l])
+        for t in range(1, xs.shape[0]):
+            if far:
+                _fetch_ahead(emit_t, xs, t)
             cur = ab[t * NW:(t + 1) * NW]
             nbad = forward(ab[(t - 1) * NW:t * NW], cur, xs[t], emit_t, a_flat, db, up, low, tiny)
             if nbad > 0:
@@ -150,12 +147,8 @@ def _make_estep_small(N):
         """Steps T0-2 .. 0 of the lockstep backward, γ rows into ``gamma`` if ``want_gamma``."""
         far = _far_rows(emit_t)
         for t in range(xs.shape[0] - 2, -1, -1):
-            if far and t + 1 >= ESTEP_PREFETCH_STEPS:
-                xn = xs[t + 1 - ESTEP_PREFETCH_STEPS]
-                for l in range(W):
-                    _prefetch_row(emit_t, xn[l])
-                    if want_gamma and t >= ESTEP_PREFETCH_STEPS:
-                        _prefetch_row(gamma, offsets[seqs[l]] + t - ESTEP_PREFETCH_STEPS)
+            if far:
+                _fetch_back(emit_t, xs, t, gamma, offsets, seqs, want_gamma)
             backward(ab[t * NW:(t + 1) * NW], fb, db, xs[t], xs[t + 1], emit_t, a_flat, up, low,
                      ob, want_stats)
             if want_gamma:
