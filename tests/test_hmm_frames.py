@@ -41,6 +41,38 @@ def brute(flp, sp, tm):
     return total, best, g
 
 
+@pytest.mark.parametrize("N", [3, 16])
+def test_far_frame_tables_take_the_prefetching_estep(N):
+    """A table of frames larger than ESTEP_FAR_TABLE_BYTES makes the lockstep E-step fetch its
+    rows ahead (the compiled small-N sweeps at N=3, the generic GEMM loops at N=16): the
+    posteriors and sums equal the categorical kernels' on the same emissions (a small table,
+    no hints), and numba's and Cython's bits are the same."""
+    from fasthw6.hmm import _sizes
+
+    rng = np.random.default_rng(N)
+    M = 7
+    sp, tm = chain(N, 2)
+    em = rng.dirichlet(np.ones(M), N)
+    lengths = rng.integers(560, 640, 90)
+    lengths[:3] = (1, 2, 700)  # lanes that finish alone, and blocks of one
+    X = rng.integers(0, M, lengths.sum())
+    flp = np.log(em[:, X]).T
+    assert flp.nbytes > _sizes.ESTEP_FAR_TABLE_BYTES
+    got = {}
+    for be in ("numba", "cython"):
+        l1, g1 = posteriors(X, lengths, sp, tm, em, backend=be)
+        l2, g2 = got[be] = posteriors_frames(flp, lengths, sp, tm, backend=be)
+        np.testing.assert_allclose(l2, l1, rtol=1e-11)
+        np.testing.assert_allclose(g2, g1, atol=1e-11)
+        s1 = em_statistics(X, lengths, sp, tm, em, backend=be)
+        s2 = frames_statistics(flp, lengths, sp, tm, backend=be)
+        np.testing.assert_allclose(s2["trans"], s1["trans"], rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(s2["gamma"], g1, atol=1e-11)
+        got[be] = got[be] + (s2["trans"], s2["gamma"])
+    for a, b in zip(got["numba"], got["cython"]):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_frames_equal_the_categorical_kernels(backend):
     rng = np.random.default_rng(1)

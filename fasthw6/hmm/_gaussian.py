@@ -29,7 +29,8 @@ _LOG_2PI = np.log(2.0 * np.pi)
 # ``diag_moments`` kernel below that).  numba, one thread, 10^6 frames, AMD EPYC family 25
 # model 17, kernel -> BLAS: K=16 D=1 18 -> 9.7 ms, D=4 33 -> 20, D=8 58 -> 35; K=64 D=4 169 ->
 # 79, D=16 210 -> 188; but K=16 D=16 47.5 -> 58, K=24 D=16 71 -> 82, K=32 D=16 92 -> 99, K=12
-# D=16 33 -> 74 (the earlier kernel's lanes, 2026-12: K=12 D=16 63 -> 79).
+# D=16 33 -> 74.  (Up to e8cd4dd the kernel moved frames into lanes first and lost to BLAS
+# from K=16 at every D: K=12 D=16 63 -> 79 on the Xeon of the earlier results.)
 _DIAG_BLAS_MIN_K = 16
 _DIAG_BLAS_MIN_K_WIDE = 32
 _DIAG_WIDE_D = 16
