@@ -490,14 +490,15 @@ def test_fused_diag_scoring_kernels_agree_bit_for_bit(N, D):
     assert want[0] == 0.0 and np.isfinite(want).all()
 
 
-@pytest.mark.parametrize("N, D", [(5, 3), (16, 1), (20, 16), (3, 4), (49, 5), (130, 2)])
+@pytest.mark.parametrize("N, D", [(5, 3), (16, 1), (20, 16), (3, 4), (49, 5), (130, 2), (1, 2),
+                                  (2, 8), (4, 16)])
 def test_fused_diag_viterbi_kernels_agree_bit_for_bit(N, D):
     """``viterbi_diag`` (the densities computed inside the Viterbi kernel) gives, in numba and
     Cython alike, the paths and log-probabilities of the table kernel ``viterbi`` on the
     table of the same log-likelihoods (``diag_frames``), bit for bit; the NumPy reference
     finds the same paths, its log-probabilities equal to rounding.  Ragged lengths (empty,
     one frame, lanes that finish alone, more sequences than a block), an impossible
-    transition, and every Viterbi width: narrow lanes, wide lanes (N >= VIT_LANES_MAX_N) and
+    transition (N > 1), and every Viterbi width: narrow lanes, wide lanes (N >= VIT_LANES_MAX_N) and
     one sequence at a time (N > VIT_WIDE_MAX_N)."""
     from fasthw6.hmm import _cython, _gaussian as G, _numba, reference
     from fasthw6.hmm.frames import _iota
@@ -508,7 +509,8 @@ def test_fused_diag_viterbi_kernels_agree_bit_for_bit(N, D):
     n = int(off[-1])
     X = rng.normal(size=(n, D)) * 3
     sp, tm = chain(N, N)
-    tm[0, 1] = 0.0
+    if N > 1:
+        tm[0, 1] = 0.0
     with np.errstate(divide="ignore"):
         lsp, ltm = np.log(sp), np.log(tm)
     means, cv = rng.normal(size=(N, D)) * 2, rng.uniform(0.2, 3, (N, D))
@@ -530,16 +532,21 @@ def test_fused_diag_viterbi_kernels_agree_bit_for_bit(N, D):
     assert want_lp[0] == 0.0 and np.isfinite(want_lp).all()
 
 
+@pytest.mark.parametrize("N, D, fused", [(5, 3, True), (2, 3, True), (3, 7, True), (3, 8, False)])
 @pytest.mark.parametrize("backend", ["numba", "cython"])
-def test_gaussian_fused_viterbi_matches_the_table(backend):
-    """GaussianHMM decodes diagonal and spherical models of N >= FUSED_VITERBI_MIN_N inside
-    the Viterbi kernel: the same paths and log-probabilities as the framewise engine on the
-    model's own log-likelihoods, also where a state's densities underflow."""
+def test_gaussian_fused_viterbi_matches_the_table(backend, N, D, fused, monkeypatch):
+    """GaussianHMM decodes diagonal and spherical models inside the Viterbi kernel from
+    FUSED_VITERBI_MIN_N states on, and at any N for frames of at most FUSED_VITERBI_NARROW_D
+    features (else from the table): the same paths and log-probabilities as the framewise
+    engine on the model's own log-likelihoods, also where a state's densities underflow."""
     from fasthw6.hmm import _gaussian as G
 
+    assert (G.FUSED_VITERBI_MIN_N, G.FUSED_VITERBI_NARROW_D) == (5, 7)  # the cases' premise
+    calls = []
+    kernel = G.viterbi_diag
+    monkeypatch.setattr(G, "viterbi_diag", lambda *a: calls.append(1) or kernel(*a))
     for kind in ("diag", "spherical"):
-        N = G.FUSED_VITERBI_MIN_N
-        m = gaussian_model(kind, N=N, D=3, seed=7, backend=backend)
+        m = gaussian_model(kind, N=N, D=D, seed=7, backend=backend)
         X, _ = m.sample(300, random_state=2)
         lengths = [0, 1, 120, 179]
         lp, states = m.decode(X, lengths)
@@ -555,6 +562,7 @@ def test_gaussian_fused_viterbi_matches_the_table(backend):
                                               m.transmat_, backend=backend)
         np.testing.assert_array_equal(states, want_states)
         assert lp == want_lp.sum() and np.isfinite(lp)
+    assert len(calls) == (4 if fused else 0)  # two decodes per kind, fused or none
 
 
 @pytest.mark.parametrize("kind", ["diag", "spherical"])

@@ -56,11 +56,24 @@ _PIECE_FRAMES = 1 << 16  # frames per piece of the moments (fixed by n: see _pie
 # unrolled small-N lanes beat a GEMM per step, and their gather of each lane's frame from
 # another sequence measured no faster than the table).
 FUSED_MIN_N = SMALL_MAX_N + 1
-# From this many states on, diagonal decoding computes the densities inside the Viterbi kernel
-# (``viterbi_diag``).  numba, one thread, 2000 x 500 frames, table -> fused: N=8 D=4 67 -> 39
-# ms, D=16 94 -> 72; N=16 D=4 128 -> 65, D=16 185 -> 96; N=64 D=4 733 -> 542, D=16 882 -> 662.
-# At N=4 D=16 the table measured faster (47 against 57 ms), at N=3 as fast.
+# Diagonal decoding computes the densities inside the Viterbi kernel (``viterbi_diag``) from
+# FUSED_VITERBI_MIN_N states on, and at any N for frames of at most FUSED_VITERBI_NARROW_D
+# features (``fused_viterbi``).  numba, one thread, 2000 x 500 frames, table -> fused: N=8 D=4
+# 67 -> 39 ms, D=16 94 -> 72; N=16 D=4 128 -> 65, D=16 185 -> 96; N=64 D=4 733 -> 542, D=16 882
+# -> 662.  Below 5 states the kernel's gather of each lane's frame costs more than the table
+# saves once frames are wide, and less while they are narrow (numba, AMD EPYC family 25 model
+# 17, fastest of 7 alternating in one process or of 2 processes against the rule before): N=3
+# D=1 19.7 -> 9.6, D=4 19.2-22.4 -> 11.9-12.8, N=4 D=4 23.0-28.7 -> 13.1-15.1, N=2 D=6
+# 18.0-19.3 -> 15.5-16.7, D=7 even (19.2-31.8 -> 19.0-21.3), D=8 16.3 -> 20.5, N=3 D=12 29.3 ->
+# 41.9, D=16 29.8 -> 55.9; Cython N=3 D=4 49.3-50.9 -> 33.9-36.2.
 FUSED_VITERBI_MIN_N = 5
+FUSED_VITERBI_NARROW_D = 7
+
+
+def fused_viterbi(N, D):
+    """Whether diagonal (or spherical) decoding of N states over D features takes the fused
+    kernel (``viterbi_diag``) rather than the table of log-likelihoods."""
+    return N >= FUSED_VITERBI_MIN_N or D <= FUSED_VITERBI_NARROW_D
 
 
 def check_covariance_type(kind):

@@ -229,7 +229,7 @@ class GaussianHMM(BaseHMM):
 
     def _fused_viterbi(self, X, off, sp, tm, backend):
         if self.covariance_type in ("diag", "spherical") \
-                and sp.shape[0] >= G.FUSED_VITERBI_MIN_N:
+                and G.fused_viterbi(sp.shape[0], X.shape[1]):
             return G.viterbi_diag(X, self.means_, self._covars_, self.covariance_type, sp, tm,
                                   off, backend)
         return None
