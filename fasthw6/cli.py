@@ -115,7 +115,15 @@ def _warm_up(fn) -> None:
 
 def _log(args, msg: str) -> None:
     if getattr(args, "verbose", False):
-        print(f"fasthw6 {args.command}: {msg}", file=sys.stderr, flush=True)
+        _stderr_line(f"fasthw6 {args.command}: {msg}")
+
+
+def _stderr_line(text: str) -> None:
+    """``text`` and its newline to stderr in one write: ``print`` writes the newline apart,
+    and a signal (SIGINT, SIGTERM) handled between the two left the line open, so the
+    "interrupted" message that follows was glued to it."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
 
 
 def _setup(args) -> None:
@@ -869,7 +877,7 @@ def _fit_summary(args, history, converged, fit_s, ran, X, first_s) -> None:
                else "compile time included" if first_s is not None else "on the cluster")
         msg += (f"; {fit_s:.3f} s, {steps / max(timed_s, 1e-12) / 1e6:.1f} M state-steps/s "
                 f"({how})")
-    print(f"fasthw6 fit: {msg}", file=sys.stderr, flush=True)
+    _stderr_line(f"fasthw6 fit: {msg}")
 
 
 def _fit_on_cluster(args, model, X, lengths, seqs_model):
@@ -1278,9 +1286,8 @@ def main(argv=None) -> int:
         except Terminated as exc:
             code = 128 + int(exc.signum)
         with contextlib.suppress(Exception):
-            print(f"fasthw6 {args.command}: interrupted"
-                  f"{getattr(args, 'interrupt_note', '; no output written')}",
-                  file=sys.stderr, flush=True)
+            _stderr_line(f"fasthw6 {args.command}: interrupted"
+                         f"{getattr(args, 'interrupt_note', '; no output written')}")
         return code
 
 

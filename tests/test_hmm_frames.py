@@ -498,8 +498,8 @@ def test_fused_diag_viterbi_kernels_agree_bit_for_bit(N, D):
     table of the same log-likelihoods (``diag_frames``), bit for bit; the NumPy reference
     finds the same paths, its log-probabilities equal to rounding.  Ragged lengths (empty,
     one frame, lanes that finish alone, more sequences than a block), an impossible
-    transition (N > 1), and every Viterbi width: narrow lanes, wide lanes (N >= VIT_LANES_MAX_N) and
-    one sequence at a time (N > VIT_WIDE_MAX_N)."""
+    transition (N > 1), and every Viterbi width: narrow lanes, wide lanes (N >=
+    VIT_LANES_MAX_N) and one sequence at a time (N > VIT_WIDE_MAX_N)."""
     from fasthw6.hmm import _cython, _gaussian as G, _numba, reference
     from fasthw6.hmm.frames import _iota
 

@@ -98,6 +98,35 @@ def test_score_decode_interrupted(data, tmp_path, command, sig, code):
     assert dt < 5
 
 
+class _Writes:
+    """A stderr that records each write."""
+
+    def __init__(self):
+        self.writes = []
+
+    def write(self, text):
+        self.writes.append(text)
+        return len(text)
+
+    def flush(self):
+        pass
+
+
+def test_log_lines_reach_stderr_whole(monkeypatch):
+    """A progress line and its newline go out in one write: a signal handled between two
+    writes (``print`` writes the newline apart) left the line open, and the "interrupted"
+    message was glued to it."""
+    from types import SimpleNamespace
+
+    from fasthw6 import cli
+
+    err = _Writes()
+    monkeypatch.setattr(sys, "stderr", err)
+    cli._log(SimpleNamespace(verbose=True, command="score"), "progress: 3 sequences")
+    cli._log(SimpleNamespace(verbose=False, command="score"), "not shown")
+    assert err.writes == ["fasthw6 score: progress: 3 sequences\n"]
+
+
 @pytest.mark.parametrize("sig,code", SIGS)
 def test_fit_interrupted_writes_checkpoint(data, tmp_path, sig, code):
     out, ck = tmp_path / "m.json", tmp_path / "ck.json"
