@@ -900,8 +900,8 @@ def _fit_on_cluster(args, model, X, lengths, seqs_model):
                    f"{args.scheduler}")
 
         def progress(it, ll, seconds):
-            print(f"fasthw6 fit: iteration {it}: log-likelihood {ll:.10g} ({seconds:.3f} s)",
-                  file=sys.stderr, flush=True)
+            _stderr_line(f"fasthw6 fit: iteration {it}: log-likelihood {ll:.10g} "
+                         f"({seconds:.3f} s)")
 
         t_fit = time.perf_counter()
         dist_fit(model, parts, client, n_iter=args.n_iter, tol=args.tol, callback=progress)
@@ -1040,21 +1040,20 @@ def cmd_compile(args) -> int:
         if bad:
             raise CLIError(f"{name}: unknown dtype {bad[0]!r}; expected some of {', '.join(allowed)}")
     tasks = _jit._tasks(systems, floats, symbols)
-    print(f"fasthw6 compile: {len(tasks)} kernel sets into {_jit.cache_dir()}", file=sys.stderr,
-          flush=True)
+    _stderr_line(f"fasthw6 compile: {len(tasks)} kernel sets into {_jit.cache_dir()}")
     t0 = time.perf_counter()
     bar = _bar(args, total=len(tasks), desc="compile", unit="set")
 
     def done(label, seconds):
         bar.update(1)
         if args.verbose or not _progress_enabled(args):
-            print(f"  {label}: {seconds:.1f} s", file=sys.stderr, flush=True)
+            _stderr_line(f"  {label}: {seconds:.1f} s")
 
     try:
         _jit.compile_all(systems, floats, symbols, jobs=args.jobs, progress=done)
     finally:
         bar.close()
-    print(f"fasthw6 compile: done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    _stderr_line(f"fasthw6 compile: done in {time.perf_counter() - t0:.1f} s")
     return 0
 
 
@@ -1308,7 +1307,7 @@ def _run(args, SeqsError) -> int:
         return 141
     except OSError as exc:
         msg = f"{exc.filename + ': ' if getattr(exc, 'filename', None) else ''}{exc.strerror or exc}"
-    print(f"fasthw6 {args.command}: error: {msg}", file=sys.stderr)
+    _stderr_line(f"fasthw6 {args.command}: error: {msg}")
     return 2
 
 
