@@ -527,6 +527,7 @@ def _warm_hmm(floating, symbols):
         if floating == "float64":  # float64 frames are scored from their logs, in the kernel
             from .hmm import _gaussian as G, score_frames
 
+            g.score(F, [4, 5])  # few states, narrow frames: forward_loglik_diag_lanes
             # from these many states on, diagonal densities are computed inside the scoring
             # and Viterbi kernels (forward_loglik_diag, viterbi_diag)
             k = max(G.FUSED_MIN_N, G.FUSED_VITERBI_MIN_N)

@@ -454,12 +454,18 @@ def test_full_frames_kernels_agree_bit_for_bit():
             np.testing.assert_allclose(g, pairs, rtol=1e-11)
 
 
-@pytest.mark.parametrize("N, D", [(9, 3), (16, 1), (20, 16), (3, 4)])
+@pytest.mark.parametrize("N, D", [(9, 3), (16, 1), (20, 16), (3, 4), (1, 2), (2, 7), (4, 16),
+                                  (5, 3), (8, 2)])
 def test_fused_diag_scoring_kernels_agree_bit_for_bit(N, D):
-    """``forward_loglik_diag`` (the densities computed inside the scoring kernel) gives, in
-    numba and Cython alike, the bits of the framewise scoring kernel on the table of the same
-    log-likelihoods (``diag_frames``); the NumPy reference agrees to rounding.  Ragged lengths:
-    empty, one frame, blocks whose lanes finish alone, more sequences than one block."""
+    """``forward_loglik_diag`` (the densities computed inside the scoring kernel, by GEMM) and
+    ``forward_loglik_diag_lanes`` (in the unrolled small-N lanes, N <= DIAG_SMALL_MAX_N) give,
+    in numba and Cython alike, the bits of the framewise scoring kernel on the table of the
+    same log-likelihoods (``diag_frames``) where both step alike: by GEMM (N > SMALL_MAX_N) or
+    in the lanes; between, the fused kernel's GEMM and the table's lanes agree to rounding.  The two backends agree bit for bit at every N; the
+    NumPy reference agrees to rounding.  Ragged lengths: empty, one frame, blocks whose lanes
+    finish alone, more sequences than one block."""
+    from fasthw6.hmm._sizes import DIAG_SMALL_MAX_N, SMALL_MAX_N
+
     from fasthw6.hmm import _cython, _gaussian as G, _numba, reference
     from fasthw6.hmm.frames import _iota
 
@@ -477,17 +483,24 @@ def test_fused_diag_scoring_kernels_agree_bit_for_bit(N, D):
     order = order[np.count_nonzero(lengths == 0):].astype(np.int64)
     want = np.zeros(len(lengths))
     assert _numba.forward_loglik_frames(_iota(n), off, order, sp, tm, flp, want) == -1
+    outs = {}
+    name = "forward_loglik_diag_lanes" if N <= DIAG_SMALL_MAX_N else "forward_loglik_diag"
     for mod in (_numba, _cython, reference):
-        out = np.zeros(len(lengths))
-        assert mod.forward_loglik_diag(_iota(n), off, order, sp, tm, (X, c, lin, quad, const),
-                                       out) == -1
+        out = outs[mod] = np.zeros(len(lengths))
+        assert getattr(mod, name)(_iota(n), off, order, sp, tm, (X, c, lin, quad, const),
+                                  out) == -1
         if mod is reference:
             np.testing.assert_allclose(out, want, rtol=1e-11)
-        elif N > 8:  # both step by GEMM: the same operations
+        elif N > SMALL_MAX_N or N <= DIAG_SMALL_MAX_N:  # the same operations
             np.testing.assert_array_equal(out, want)
-        else:  # the table kernel's unrolled lanes sum in another order
+        else:  # the fused kernel's GEMM against the table's unrolled lanes: another order
             np.testing.assert_allclose(out, want, rtol=1e-12)
+    np.testing.assert_array_equal(outs[_cython], outs[_numba])
     assert want[0] == 0.0 and np.isfinite(want).all()
+    if N > DIAG_SMALL_MAX_N:  # the lanes' entry refuses more states than it has lanes for
+        with pytest.raises(ValueError, match="at most 4 states"):
+            _cython.forward_loglik_diag_lanes(_iota(n), off, order, sp, tm,
+                                              (X, c, lin, quad, const), out)
 
 
 @pytest.mark.parametrize("N, D", [(5, 3), (16, 1), (20, 16), (3, 4), (49, 5), (130, 2), (1, 2),
@@ -536,12 +549,12 @@ def test_fused_diag_viterbi_kernels_agree_bit_for_bit(N, D):
 @pytest.mark.parametrize("backend", ["numba", "cython"])
 def test_gaussian_fused_viterbi_matches_the_table(backend, N, D, fused, monkeypatch):
     """GaussianHMM decodes diagonal and spherical models inside the Viterbi kernel from
-    FUSED_VITERBI_MIN_N states on, and at any N for frames of at most FUSED_VITERBI_NARROW_D
+    FUSED_VITERBI_MIN_N states on, and at any N for frames of at most FUSED_NARROW_D
     features (else from the table): the same paths and log-probabilities as the framewise
     engine on the model's own log-likelihoods, also where a state's densities underflow."""
     from fasthw6.hmm import _gaussian as G
 
-    assert (G.FUSED_VITERBI_MIN_N, G.FUSED_VITERBI_NARROW_D) == (5, 7)  # the cases' premise
+    assert (G.FUSED_VITERBI_MIN_N, G.FUSED_NARROW_D) == (5, 7)  # the cases' premise
     calls = []
     kernel = G.viterbi_diag
     monkeypatch.setattr(G, "viterbi_diag", lambda *a: calls.append(1) or kernel(*a))
@@ -563,6 +576,41 @@ def test_gaussian_fused_viterbi_matches_the_table(backend, N, D, fused, monkeypa
         np.testing.assert_array_equal(states, want_states)
         assert lp == want_lp.sum() and np.isfinite(lp)
     assert len(calls) == (4 if fused else 0)  # two decodes per kind, fused or none
+
+
+@pytest.mark.parametrize("N, D, fused", [(9, 8, True), (3, 7, True), (1, 2, True),
+                                         (4, 8, False), (5, 3, False), (8, 2, False)])
+@pytest.mark.parametrize("backend", ["numba", "cython"])
+def test_gaussian_fused_scoring_route(backend, N, D, fused, monkeypatch):
+    """GaussianHMM scores diagonal and spherical models in float64 inside the scoring kernel
+    from FUSED_MIN_N states on, and up to DIAG_SMALL_MAX_N states for frames of at most
+    FUSED_NARROW_D features (``fused_score``), else from a table; either way the scores of the
+    framewise engine on the model's own log-likelihoods (to the bit where the two step alike:
+    the small-N lanes), and float32 models never take the fused kernel."""
+    from fasthw6.hmm import _gaussian as G
+    from fasthw6.hmm._sizes import DIAG_SMALL_MAX_N
+
+    assert (G.FUSED_MIN_N, DIAG_SMALL_MAX_N, G.FUSED_NARROW_D) == (9, 4, 7)  # the premise
+    calls = []
+    kernel = G.score_diag
+    monkeypatch.setattr(G, "score_diag", lambda *a: calls.append(1) or kernel(*a))
+    for kind in ("diag", "spherical"):
+        m = gaussian_model(kind, N=N, D=D, seed=3, backend=backend)
+        X, _ = m.sample(300, random_state=4)
+        lengths = [0, 1, 120, 179]
+        got = m.score_sequences(X, lengths)
+        want = score_frames(m._log_frames(X), lengths, m.startprob_, m.transmat_,
+                            backend=backend)
+        if N <= DIAG_SMALL_MAX_N:
+            np.testing.assert_array_equal(got, want)
+        else:
+            np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert len(calls) == (2 if fused else 0)
+    m32 = gaussian_model("diag", N=N, D=D, seed=3, backend=backend, dtype=np.float32)
+    want32 = score_frames(m32._log_frames(X), lengths, m32.startprob_, m32.transmat_,
+                          dtype=np.float32, backend=backend)
+    np.testing.assert_allclose(m32.score_sequences(X, lengths), want32, rtol=1e-6)
+    assert len(calls) == (2 if fused else 0)  # float32: the table
 
 
 @pytest.mark.parametrize("kind", ["diag", "spherical"])

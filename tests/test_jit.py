@@ -233,10 +233,12 @@ def test_every_cached_kernel_has_a_name_of_its_own():
                     assert seen.setdefault(key, k) is k, f"two cached kernels named {key}"
     assert len(seen) > 50  # every system's kernels were found
     lanes = [v for (m, q), v in seen.items() if "_make_lanes_small" in q]
-    assert len(lanes) == 16  # N = 1..8, for rows of likelihoods and for frames of logs
+    # N = 1..8 for rows of likelihoods and for frames of logs, N = 1..4 for diagonal Gaussians
+    assert len(lanes) == 20
     # 5 kernels (forward, score_block, lanes_gemm, lanes_small, finish_one) for each of the
-    # three emission modes (rows of likelihoods, frames of logs, diagonal Gaussians)
-    assert sum("_make_forward" in q for m, q in seen) == 15
+    # four emission modes (rows of likelihoods, frames of logs, diagonal Gaussians by GEMM and
+    # in the small-N lanes)
+    assert sum("_make_forward" in q for m, q in seen) == 20
 
 
 _KEYS = """

@@ -209,17 +209,22 @@ cdef double finish_one(const sym_t[::1] X, Py_ssize_t a, Py_ssize_t b, const rea
 cdef void lanes_small(const sym_t[::1] X, const int64_t* pos, Py_ssize_t T,
                       const real[::1] startprob, const real* A, const real[:, ::1] emit_t,
                       real* em, real* alpha, real* acc, double* r, int64_t* k, double* sh,
-                      bint logs, Py_ssize_t N) noexcept nogil:
+                      bint logs, Py_ssize_t N, const DiagG* g) noexcept nogil:
     """LANES sequences in lockstep, α state-major (N, LANES), lanes innermost
-    (``_numba._make_lanes_small``; here N is a run-time value and each pass runs over lanes)."""
+    (``_numba._make_lanes_small``; here N is a run-time value and each pass runs over lanes);
+    with ``g``, each step's log-likelihoods computed from the data (``diag_step``, the "diag"
+    mode there) instead of gathered from ``emit_t``."""
     cdef Py_ssize_t W = LANES, t, i, j, l
     cdef const real* row
     cdef double s
     for t in range(T):
-        for l in range(W):
-            row = &emit_t[X[pos[l] + t], 0]
-            for j in range(N):
-                em[j * W + l] = row[j]
+        if g != NULL:
+            diag_step(g, pos, t, em, N, W)
+        else:
+            for l in range(W):
+                row = &emit_t[X[pos[l] + t], 0]
+                for j in range(N):
+                    em[j * W + l] = row[j]
         if logs:
             scale_lanes(em, N, W, r, sh)
         if t == 0:
@@ -297,10 +302,10 @@ cdef void score_block(const sym_t[::1] X, const int64_t[::1] offsets, const int6
                       Py_ssize_t L, const real[::1] startprob, const real* A, const real* At,
                       const real[:, ::1] emit_t, real* buf, double* r, int64_t* k,
                       int64_t* pos, double* sh, bint logs, double[::1] out,
-                      const DiagG* g, Py_ssize_t W) noexcept nogil:
+                      const DiagG* g, Py_ssize_t W, Py_ssize_t small_max) noexcept nogil:
     """Sequences ``idx`` (non-empty, shortest first) in lockstep over the shortest one's
-    length, then each alone (``score_block`` of ``_numba.score._make_forward``); with ``g``
-    every N steps by GEMM.  W: the forward's lanes."""
+    length, then each alone (``score_block`` of ``_numba.score._make_forward``): in the
+    small-N lanes up to ``small_max`` states, else by GEMM.  W: the forward's lanes."""
     cdef Py_ssize_t N = startprob.shape[0], T, l, j, a, b
     cdef real* em = buf
     cdef real* alpha = buf + N * W
@@ -314,9 +319,9 @@ cdef void score_block(const sym_t[::1] X, const int64_t[::1] offsets, const int6
         pos[l] = offsets[idx[l if l < L else L - 1]]
         k[l] = 0
         sh[l] = 0
-    cdef bint small = N <= SMALL_MAX_N and g == NULL
+    cdef bint small = N <= small_max
     if small:
-        lanes_small(X, pos, T, startprob, A, emit_t, em, alpha, nxt, r, k, sh, logs, N)
+        lanes_small(X, pos, T, startprob, A, emit_t, em, alpha, nxt, r, k, sh, logs, N, g)
         cur = alpha
     else:
         cur = lanes_gemm(X, pos, T, startprob, A, emit_t, alpha, nxt, k, sh, logs, e, N, g,
@@ -352,13 +357,13 @@ cdef inline int64_t first_bad_symbol(const sym_t[::1] X, const int64_t[::1] offs
 cdef int64_t forward(const sym_t[::1] X, const int64_t[::1] offsets, const int64_t[::1] order,
                      const real[::1] startprob, const real[:, ::1] transmat,
                      const real[:, ::1] emit_t, double[::1] out, bint logs,
-                     DiagG* g) except -2:
+                     DiagG* g, Py_ssize_t small_max) except -2:
     """forward_loglik (``logs`` False), forward_loglik_frames (True) or, with ``g``,
-    forward_loglik_diag, as the ``forward`` of _numba.score._make_forward: LANES lanes for
-    the small-N kernels, else GEMM_LANES (symbols) or FRAMES_GEMM_LANES (frames)."""
+    forward_loglik_diag (``small_max`` 0) or forward_loglik_diag_lanes (DIAG_SMALL_MAX_N), as
+    the ``forward`` of _numba.score._make_forward: LANES lanes for the small-N kernels (up to
+    ``small_max`` states), else GEMM_LANES (symbols) or FRAMES_GEMM_LANES (frames)."""
     cdef Py_ssize_t N = startprob.shape[0], S = order.shape[0], s0, L
-    cdef Py_ssize_t W = LANES if (N <= SMALL_MAX_N and g == NULL) else \
-        (FRAMES_GEMM_LANES if logs else GEMM_LANES)
+    cdef Py_ssize_t W = LANES if N <= small_max else (FRAMES_GEMM_LANES if logs else GEMM_LANES)
     cdef int64_t M = emit_t.shape[0], p, bad = -1
     if S == 0:
         return -1
@@ -387,7 +392,7 @@ cdef int64_t forward(const sym_t[::1] X, const int64_t[::1] offsets, const int64
                 bad = p
             else:
                 score_block(X, offsets, &order[s0], L, startprob, A, At, emit_t, buf, r, k,
-                            k + W, r + W, logs, out, g, W)
+                            k + W, r + W, logs, out, g, W, small_max)
             s0 = s0 + W
         free(buf)
         free(r)
@@ -401,7 +406,7 @@ def forward_loglik(const sym_t[::1] X, const int64_t[::1] offsets, const int64_t
     """As _numba.forward_loglik: scores of the sequences ``order`` into ``out``, blocks of LANES
     consecutive entries; returns -1, or the position of a symbol outside [0, M) (the blocks
     holding one are not scored)."""
-    return forward(X, offsets, order, startprob, transmat, emit_t, out, False, NULL)
+    return forward(X, offsets, order, startprob, transmat, emit_t, out, False, NULL, SMALL_MAX_N)
 
 
 def forward_loglik_frames(const int64_t[::1] X, const int64_t[::1] offsets,
@@ -410,7 +415,7 @@ def forward_loglik_frames(const int64_t[::1] X, const int64_t[::1] offsets,
                           double[::1] out):
     """As _numba.forward_loglik_frames: scores from the frames' emission log-likelihoods
     ``flp`` (X = 0..n-1), each row scaled by its maximum as it is read; returns -1."""
-    return forward(X, offsets, order, startprob, transmat, flp, out, True, NULL)
+    return forward(X, offsets, order, startprob, transmat, flp, out, True, NULL, SMALL_MAX_N)
 
 
 def forward_loglik_diag(const int64_t[::1] X, const int64_t[::1] offsets,
@@ -418,7 +423,28 @@ def forward_loglik_diag(const int64_t[::1] X, const int64_t[::1] offsets,
                         const double[:, ::1] transmat, tuple emissions, double[::1] out):
     """As _numba.forward_loglik_diag: scores with the frames' log-likelihoods computed from
     ``emissions`` = (data (n, D), center, lin (N, D), quad (N, D), const (N,)), float64 C
-    order, as they are used (here the symbols are the frames: X = 0..n-1); returns -1."""
+    order, as they are used (here the symbols are the frames: X = 0..n-1), every N by GEMM;
+    returns -1."""
+    return forward_diag(X, offsets, order, startprob, transmat, emissions, out, 0)
+
+
+def forward_loglik_diag_lanes(const int64_t[::1] X, const int64_t[::1] offsets,
+                              const int64_t[::1] order, const double[::1] startprob,
+                              const double[:, ::1] transmat, tuple emissions, double[::1] out):
+    """As _numba.forward_loglik_diag_lanes: ``forward_loglik_diag`` in the small-N lanes, for
+    at most DIAG_SMALL_MAX_N states; returns -1."""
+    if startprob.shape[0] > DIAG_SMALL_MAX_N:
+        raise ValueError(f"forward_loglik_diag_lanes: at most {DIAG_SMALL_MAX_N} states")
+    return forward_diag(X, offsets, order, startprob, transmat, emissions, out,
+                        DIAG_SMALL_MAX_N)
+
+
+cdef int64_t forward_diag(const int64_t[::1] X, const int64_t[::1] offsets,
+                          const int64_t[::1] order, const double[::1] startprob,
+                          const double[:, ::1] transmat, tuple emissions, double[::1] out,
+                          Py_ssize_t small_max) except -2:
+    """The diagonal-Gaussian forward of ``forward_loglik_diag`` and ``_lanes``: the emission
+    terms checked and pointed at, then ``forward`` with them."""
     cdef const double[:, ::1] data = emissions[0]
     cdef const double[::1] c = emissions[1]
     cdef const double[:, ::1] lin = emissions[2]
@@ -442,5 +468,6 @@ def forward_loglik_diag(const int64_t[::1] X, const int64_t[::1] offsets,
     g.cst = &cst[0]
     g.y = &yv[0]
     g.D = D
-    bad = forward(X, offsets, order, startprob, transmat, transmat, out, True, &g)
+    bad = forward(X, offsets, order, startprob, transmat, transmat, out, True, &g,
+                  small_max)
     return bad

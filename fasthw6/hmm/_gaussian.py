@@ -19,7 +19,7 @@ from .._backend import get_kernel, kernel_threads
 from .._parallel import run_pieces, scratch
 from . import _logspace
 from ._checks import SYSTEM
-from ._sizes import ESTEP_GEMM_MAX_MADDS, SMALL_MAX_N
+from ._sizes import DIAG_SMALL_MAX_N, ESTEP_GEMM_MAX_MADDS, SMALL_MAX_N
 from .api import _score_ops, _viterbi_logs
 from .frames import _iota
 
@@ -49,15 +49,21 @@ _FULL_KERNEL_MAX_KD = 256
 _FULL_MOMENTS_MAX_K = 6
 _PAIR_ELEMS = 1 << 16  # frame_pairs features per block of frames (stays in cache)
 _PIECE_FRAMES = 1 << 16  # frames per piece of the moments (fixed by n: see _pieces)
-# From this many states on, diagonal scoring computes the densities inside the scoring kernel
-# (``score_diag``), where the scoring steps are GEMMs anyway.  numba, one thread, 2000 x 500
-# frames, table of scaled densities -> fused: N=16 D=4 87 -> 61 ms, N=16 D=16 125 -> 99,
-# N=64 D=4 366 -> 277.  Below, the table measured faster (N=3 D=4 13.7 against 18.8 ms: the
-# unrolled small-N lanes beat a GEMM per step, and their gather of each lane's frame from
-# another sequence measured no faster than the table).
+# Diagonal scoring computes the densities inside the scoring kernel (``score_diag``) from
+# FUSED_MIN_N states on, where the scoring steps are GEMMs anyway, and up to DIAG_SMALL_MAX_N
+# states for frames of at most FUSED_NARROW_D features, where the kernel's unrolled small-N
+# lanes compute each step's densities from the data (``fused_score``).  numba, one thread,
+# 2000 x 500 frames, table of scaled densities -> fused: N=16 D=4 87 -> 61 ms, N=16 D=16 125
+# -> 99, N=64 D=4 366 -> 277.  Log-density table -> fused lanes (AMD EPYC family 25 model 17,
+# fastest of 7-9 alternating in one process, the same bits): N=3 D=4 19.3 -> 14.9, D=7 24.9
+# -> 20.9, N=2 D=4 13.1 -> 10.8, D=7 18.7 -> 16.9, N=4 D=4 22.1 -> 15.9, D=6 27.8 -> 22.1,
+# N=1 D=4 even (8.9 / 9.0); Cython N=3 D=4 61.8 -> 29.1, N=4 D=4 99 -> 57.  Wider frames stay
+# with the table (N=3 D=8 even, 21.9 / 22.0; D=16 29.0 -> 67.3: each lane's frame gathered
+# from another sequence costs more than the table saves), as do 5 to 8 states (their lanes
+# are not compiled for the fused kernel: first-call compile time).
 FUSED_MIN_N = SMALL_MAX_N + 1
 # Diagonal decoding computes the densities inside the Viterbi kernel (``viterbi_diag``) from
-# FUSED_VITERBI_MIN_N states on, and at any N for frames of at most FUSED_VITERBI_NARROW_D
+# FUSED_VITERBI_MIN_N states on, and at any N for frames of at most FUSED_NARROW_D
 # features (``fused_viterbi``).  numba, one thread, 2000 x 500 frames, table -> fused: N=8 D=4
 # 67 -> 39 ms, D=16 94 -> 72; N=16 D=4 128 -> 65, D=16 185 -> 96; N=64 D=4 733 -> 542, D=16 882
 # -> 662.  Below 5 states the kernel's gather of each lane's frame costs more than the table
@@ -67,13 +73,19 @@ FUSED_MIN_N = SMALL_MAX_N + 1
 # 18.0-19.3 -> 15.5-16.7, D=7 even (19.2-31.8 -> 19.0-21.3), D=8 16.3 -> 20.5, N=3 D=12 29.3 ->
 # 41.9, D=16 29.8 -> 55.9; Cython N=3 D=4 49.3-50.9 -> 33.9-36.2.
 FUSED_VITERBI_MIN_N = 5
-FUSED_VITERBI_NARROW_D = 7
+FUSED_NARROW_D = 7
+
+
+def fused_score(N, D):
+    """Whether scoring diagonal (or spherical) densities of N states over D features in
+    float64 takes the fused kernel (``forward_loglik_diag``) rather than a table."""
+    return N >= FUSED_MIN_N or (N <= DIAG_SMALL_MAX_N and D <= FUSED_NARROW_D)
 
 
 def fused_viterbi(N, D):
     """Whether diagonal (or spherical) decoding of N states over D features takes the fused
     kernel (``viterbi_diag``) rather than the table of log-likelihoods."""
-    return N >= FUSED_VITERBI_MIN_N or D <= FUSED_VITERBI_NARROW_D
+    return N >= FUSED_VITERBI_MIN_N or D <= FUSED_NARROW_D
 
 
 def check_covariance_type(kind):
@@ -218,10 +230,14 @@ def _fused_frames(X, name, terms, scaled, backend):
 def score_diag(X, means, cv, kind, sp, tm, off, backend=None):
     """Per-sequence log-likelihoods of the frames X (float64, C order) under diagonal (or
     spherical) Gaussians and the chain (sp, tm), float64: the densities are computed inside
-    the scoring kernel as it uses them (``forward_loglik_diag``), so no (n, N) table is
-    written and read back; the same bits as ``frames._score`` on ``log_density``'s table."""
+    the scoring kernel as it uses them (``forward_loglik_diag``, or ``_lanes`` up to
+    DIAG_SMALL_MAX_N states), so no (n, N) table is written and read back; the same bits as
+    ``frames._score`` on ``log_density``'s table (from 5 to SMALL_MAX_N states, to rounding:
+    a GEMM there, the table's unrolled lanes)."""
     g = (X,) + diag_terms(means, cv, kind)
-    _, out = _score_ops(_iota(X.shape[0]), off, (sp, tm, g), backend, "forward_loglik_diag")
+    name = "forward_loglik_diag_lanes" if sp.shape[0] <= DIAG_SMALL_MAX_N else \
+        "forward_loglik_diag"
+    _, out = _score_ops(_iota(X.shape[0]), off, (sp, tm, g), backend, name)
     if (out == -np.inf).any():  # underflow inside one step, or truly impossible: log space
         _logspace.rescore(out, off, lambda a, b: log_density(X[a:b], means, cv, kind, backend),
                           *_logspace.logs(sp, tm))

@@ -16,6 +16,7 @@ GEMM_LANES = 64  # lanes when the scoring step is a BLAS GEMM (the API cuts at m
 # keeps 64 (its table is in cache; N=64 142 ms at 64 lanes, 159 at 32).  Divides GEMM_LANES.
 FRAMES_GEMM_LANES = 32
 SMALL_MAX_N = 8  # up to this many states scoring is compiled for each N; above, a GEMM
+DIAG_SMALL_MAX_N = 4  # ... and diagonal-Gaussian scoring (the fused kernel), above a GEMM
 ESTEP_LANES = 64  # most sequences one E-step block advances in lockstep
 # Full blocks of 2 to this many states run sweeps compiled for their N (numba's
 # ``_make_estep_small``): 1.9x at N=3 (E-step 14.1 -> 7.4 ms).  Every N compiled is JIT time
@@ -54,7 +55,7 @@ VIT_WIDE_LANES = 32
 VIT_WIDE_MAX_N = 127  # the lockstep path's backtrack stores states as int8; above, one at a time
 VIT_BLOCK_BYTES = 1 << 23  # cap on one thread's lockstep δ history (T, N, lanes) float64
 
-SHARED = ("LANES", "GEMM_LANES", "FRAMES_GEMM_LANES", "SMALL_MAX_N", "ESTEP_LANES",
-          "ESTEP_PREFETCH_STEPS", "ESTEP_FAR_TABLE_BYTES", "ESTEP_GEMM_MIN_N", "ESTEP_XI_COLS",
+SHARED = ("LANES", "GEMM_LANES", "FRAMES_GEMM_LANES", "SMALL_MAX_N", "DIAG_SMALL_MAX_N",
+          "ESTEP_LANES", "ESTEP_PREFETCH_STEPS", "ESTEP_FAR_TABLE_BYTES", "ESTEP_GEMM_MIN_N", "ESTEP_XI_COLS",
           "ESTEP_XS_STEPS", "ESTEP_GEMM_MAX_MADDS",
           "VIT_LANES", "VIT_LANES_MAX_N", "VIT_WIDE_LANES", "VIT_WIDE_MAX_N", "VIT_BLOCK_BYTES")

@@ -210,19 +210,20 @@ class GaussianHMM(BaseHMM):
         return super()._scaled_frames(X, dtype)
 
     def _scores_log_frames(self, n_states):
-        # (diag from FUSED_MIN_N states on scores in one fused kernel, not through here.)  Up
-        # to SMALL_MAX_N states the lockstep kernel scales each step's log frames across its
-        # lanes in vector loops, and from 32 on the scaling is a small part of a step: there
-        # the log frames measured faster; between, the GEMM lanes scale row by row, and the
-        # table of scaled frames (the fused kernel's, or one NumPy pass) measured faster.
-        # numba, one thread, 2000 x 500 frames, in chunks, log frames -> scaled table: diag N=3
-        # D=4 17.4-18.1 -> 19.8-20.1 ms; full N=3 D=16 57-59 -> 61-62, N=12 D=4 98-103 -> 80,
+        # (diag in float64 scores in one fused kernel where ``fused_score`` says so, not
+        # through here.)  Up to SMALL_MAX_N states the lockstep kernel scales each step's log
+        # frames across its lanes in vector loops, and from 32 on the scaling is a small part
+        # of a step: there the log frames measured faster; between, the GEMM lanes scale row
+        # by row, and the table of scaled frames (the fused kernel's, or one NumPy pass)
+        # measured faster.  numba, one thread, 2000 x 500 frames, in chunks, log frames ->
+        # scaled table: diag N=3 D=4 17.4-18.1 -> 19.8-20.1 ms; full N=3 D=16 57-59 -> 61-62,
+        # N=12 D=4 98-103 -> 80,
         # N=16 D=4 114-120 -> 99-101, D=16 296-311 -> 277-280, N=32 D=4 198-216 -> 243-258
         return not SMALL_MAX_N < n_states < 32
 
     def _fused_score(self, X, off, sp, tm, dtype, backend):
         if self.covariance_type in ("diag", "spherical") and np.dtype(dtype) == np.float64 \
-                and sp.shape[0] >= G.FUSED_MIN_N:
+                and G.fused_score(sp.shape[0], X.shape[1]):
             return G.score_diag(X, self.means_, self._covars_, self.covariance_type, sp, tm,
                                 off, backend)
         return None

@@ -341,6 +341,9 @@ def forward_loglik_diag(X, offsets, order, startprob, transmat, emissions, out):
                                  _diag_table(emissions), out)
 
 
+forward_loglik_diag_lanes = forward_loglik_diag  # the compiled kernels' small-N entry
+
+
 def viterbi_diag(X, offsets, log_startprob, log_transmat, emissions, bp, states, out, check_m):
     """As the compiled ``viterbi_diag``: ``viterbi`` on the frames' diagonal-Gaussian
     log-likelihoods, here computed first as a table (``emissions`` = (data, center, lin,

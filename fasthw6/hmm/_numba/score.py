@@ -21,8 +21,8 @@ from numba import njit
 
 from ..._jit import njit_variant
 from ._common import (
-    FRAMES_GEMM_LANES, GEMM_LANES, LANES, SMALL_MAX_N, TILE, TILE_BYTES, _exp_le0, _loglik_pow2,
-    _pow2_scale, _prefetch_row, _span_range)
+    DIAG_SMALL_MAX_N, FRAMES_GEMM_LANES, GEMM_LANES, LANES, SMALL_MAX_N, TILE, TILE_BYTES,
+    _exp_le0, _loglik_pow2, _pow2_scale, _prefetch_row, _span_range)
 from .emissions import _diag_lanes
 
 
@@ -240,6 +240,36 @@ def _make_lane_step(N, W):
     return njit(nogil=True, inline="always")(space[f"lane_step_{N}"])
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _gather_rows(X, pos, t0, nt, emit_t, em, N, W, y):
+    """Steps t0..t0+nt-1 of the W lanes' emission rows into the tile ``em`` (TILE, N*W), lanes
+    innermost, gathered from the table by each lane's symbol."""
+    for tt in range(nt):
+        for l in range(W):
+            # unsigned: no negative-index fix-up per read (symbols are checked first)
+            x = np.uint64(X[pos[l] + t0 + tt])
+            for j in range(N):
+                em[tt, j * W + l] = emit_t[x, j]
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _gather_diag(X, pos, t0, nt, emit_t, em, N, W, y):
+    """``_gather_rows`` for diagonal Gaussians: each step's log-likelihoods computed from the
+    data (``_diag_step``), the bits of the table ``emissions.diag_frames`` would hold."""
+    for tt in range(nt):
+        _diag_step(emit_t, pos, t0 + tt, em[tt], N, W, y)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _no_scratch(emit_t, W):
+    return np.empty(0)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _diag_scratch(emit_t, W):
+    return np.empty(emit_t[0].shape[1] * W)
+
+
 def _make_lanes_small(N, mode):
     """The lockstep kernel for a fixed small N, over LANES lanes.
 
@@ -253,25 +283,26 @@ def _make_lanes_small(N, mode):
     Operands: ``transmat`` flat (N*N,), ``em`` (TILE, N*W), ``alpha`` (N*W,), ``k`` (W,)
     counts of factors 2 so far, ``sh`` (W,) sums of emission shifts.  Framewise (``mode``
     "frames", a compile-time constant), each gathered step is scaled in place, lanes innermost
-    (``_scale_lanes``).
+    (``_scale_lanes``); "diag" computes each step's log-likelihoods from the data instead of
+    gathering them (``_gather_diag``), then scales them likewise: the same bits as "frames" on
+    the table of those log-likelihoods.
     """
     W = LANES
     TT = max(2, min(TILE, TILE_BYTES // (8 * N * W)))
-    logs = mode == "frames"
-    scale_tile = _scale_tile if logs else _keep_tile  # chosen here: the other is not compiled
+    logs = mode in ("frames", "diag")
+    # chosen here: the others are not compiled
+    scale_tile = _scale_tile if logs else _keep_tile
+    gather = _gather_diag if mode == "diag" else _gather_rows
+    scratch = _diag_scratch if mode == "diag" else _no_scratch
     step = _make_lane_step(N, W)
 
-    @njit_variant(f"n{N}" + ("_frames" if logs else ""), nogil=True)
+    @njit_variant(f"n{N}" + ("" if mode == "rows" else "_" + mode), nogil=True)
     def lanes(X, pos, T, startprob, transmat, emit_t, em, alpha, k, sh):
         mx = np.empty(W)
+        y = scratch(emit_t, W)
         for t0 in range(0, T, TT):
             nt = min(TT, T - t0)
-            for tt in range(nt):
-                for l in range(W):
-                    # unsigned: no negative-index fix-up per read (symbols are checked first)
-                    x = np.uint64(X[pos[l] + t0 + tt])
-                    for j in range(N):
-                        em[tt, j * W + l] = emit_t[x, j]
+            gather(X, pos, t0, nt, emit_t, em, N, W, y)
             scale_tile(em, nt, N, W, mx, sh)
             first = 0
             if t0 == 0:
@@ -327,30 +358,45 @@ def _first_bad_symbol(X, offsets, idx, M):
 def _make_forward(mode):
     """The scoring kernels over a table of emission rows (``mode`` "rows": ``forward_loglik``),
     of log-likelihood frames ("frames": ``forward_loglik_frames``) or of frames of data under
-    diagonal Gaussians ("diag": ``forward_loglik_diag``, ``emit_t`` the tuple of ``_diag_row``).
-    ``mode`` is a compile-time constant: each kernel compiles only its own branch (a runtime
-    flag cost the categorical kernel's first call 7.3 -> 11.4 s of compiling code it never
-    runs).  Returns the kernels by name (every one renamed by its variant tag, so the cache
-    keeps them apart)."""
+    diagonal Gaussians, for more than SMALL_MAX_N states by GEMM ("diag":
+    ``forward_loglik_diag``, ``emit_t`` the tuple of ``_diag_row``) or for at most
+    DIAG_SMALL_MAX_N in the unrolled small-N lanes ("diag_lanes": ``forward_loglik_diag_lanes``;
+    two kernels, so that neither compiles the other's steps: one took the first call of an
+    N=16 score from 8.0 to 19.5 s).  ``mode`` is a compile-time constant: each kernel compiles
+    only its own branch (a runtime flag cost the categorical kernel's first call 7.3 -> 11.4 s
+    of compiling code it never runs).  Returns the kernels by name (every one renamed by its
+    variant tag, so the cache keeps them apart)."""
     tag = mode
-    diag = mode == "diag"
+    diag = mode in ("diag", "diag_lanes")
     logs = mode == "frames"
     # chosen here: the others are not compiled
-    row_of = {"rows": _table_row, "frames": _log_row, "diag": _diag_row}[mode]
+    row_of = _diag_row if diag else {"rows": _table_row, "frames": _log_row}[mode]
     bad_symbol = _first_bad_symbol if mode == "rows" else _no_bad_symbol
     n_rows = _data_rows if diag else _table_rows
-    # diag: every N steps by GEMM (the unrolled small-N lanes would gather each lane's frame
-    # from another sequence, which measured no faster than the table at N=3: see
-    # ``forward_loglik_diag``), so none of the eight lane kernels is compiled for it
-    small_max = 0 if diag else SMALL_MAX_N
-    small = [] if diag else [_make_lanes_small(n, mode) for n in range(1, SMALL_MAX_N + 1)]
+    small_max = {"diag": 0, "diag_lanes": DIAG_SMALL_MAX_N}.get(mode, SMALL_MAX_N)
+    small = [_make_lanes_small(n, "diag" if diag else mode) for n in range(1, small_max + 1)]
     gemm_lanes = GEMM_LANES if mode == "rows" else FRAMES_GEMM_LANES  # see _sizes
 
-    if diag:
+    if mode == "diag":
         @njit_variant(tag, nogil=True)
         def lanes_small(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh):
             """Not reached: every N steps by GEMM here."""
             return
+    elif mode == "diag_lanes":
+        lanes_1, lanes_2, lanes_3, lanes_4 = small
+
+        @njit_variant(tag, nogil=True)
+        def lanes_small(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh):
+            """The lane kernel compiled for this N (<= DIAG_SMALL_MAX_N)."""
+            N = startprob.shape[0]
+            if N == 1:
+                lanes_1(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
+            elif N == 2:
+                lanes_2(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
+            elif N == 3:
+                lanes_3(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
+            else:
+                lanes_4(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
     else:
         lanes_1, lanes_2, lanes_3, lanes_4, lanes_5, lanes_6, lanes_7, lanes_8 = small
 
@@ -474,8 +520,15 @@ def _make_forward(mode):
             alpha, nxt = nxt, alpha
         return alpha
 
-    lanes_gemm = lanes_gemm_tile if mode == "diag" else lanes_gemm_rows
-    gemm_tile = 1 if mode == "diag" else 0  # steps of emissions lanes_gemm keeps
+    @njit_variant(tag, nogil=True)
+    def lanes_gemm_none(X, pos, T, startprob, transmat, emit_t, alpha, nxt, k, sh, e, em):
+        """Not reached: every N takes the small-N lanes here."""
+        return alpha
+
+    # chosen here: the others are not compiled
+    lanes_gemm = {"diag": lanes_gemm_tile, "diag_lanes": lanes_gemm_none}.get(mode,
+                                                                            lanes_gemm_rows)
+    gemm_tile = 1 if diag else 0  # steps of emissions lanes_gemm keeps
 
     @njit_variant(tag, nogil=True)
     def score_block(X, offsets, idx, startprob, transmat, transmat_t, emit_t, em, alpha, nxt,
@@ -540,6 +593,7 @@ def _make_forward(mode):
 _ROWS = _make_forward("rows")
 _FRAMES = _make_forward("frames")
 _DIAG = _make_forward("diag")
+_DIAG_LANES = _make_forward("diag_lanes")
 
 # The kernels themselves, no wrapper (a layer of call costs its own compile on the first call)
 forward_loglik = _ROWS["forward"]
@@ -565,4 +619,12 @@ forward_loglik_diag.__doc__ = """As ``forward_loglik_frames`` with the frames' l
     (n, D), center (D,), lin (N, D), quad (N, D), const (N,)), float64, log N(x_t | state j) =
     const[j] + Σ_d y_d (lin[j, d] + y_d quad[j, d]), y = x_t - center (``_gaussian.diag_terms``).
     No table of n x N values is written or read: the same bits as ``forward_loglik_frames`` on
-    the table of these log-likelihoods.  Returns -1."""
+    the table of these log-likelihoods.  Returns -1.  Every N steps by GEMM (for more than
+    SMALL_MAX_N states: below, ``forward_loglik_diag_lanes``)."""
+
+forward_loglik_diag_lanes = _DIAG_LANES["forward"]
+forward_loglik_diag_lanes.__doc__ = """``forward_loglik_diag`` for at most DIAG_SMALL_MAX_N states
+    (the caller's to guarantee), in the unrolled small-N lanes of ``forward_loglik_frames``,
+    each step's log-likelihoods computed from the data for all lanes (``_diag_step``) and
+    scaled there: the same bits as ``forward_loglik_frames`` on the table of those
+    log-likelihoods."""
