@@ -434,7 +434,7 @@ def forward_loglik_diag_lanes(const int64_t[::1] X, const int64_t[::1] offsets,
     """As _numba.forward_loglik_diag_lanes: ``forward_loglik_diag`` in the small-N lanes, for
     at most DIAG_SMALL_MAX_N states; returns -1."""
     if startprob.shape[0] > DIAG_SMALL_MAX_N:
-        raise ValueError(f"forward_loglik_diag_lanes: at most {DIAG_SMALL_MAX_N} states")
+        raise ValueError("forward_loglik_diag_lanes: too many states for its lanes")
     return forward_diag(X, offsets, order, startprob, transmat, emissions, out,
                         DIAG_SMALL_MAX_N)
 

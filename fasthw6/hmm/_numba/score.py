@@ -9,8 +9,8 @@ tiles of N <= 8, in the GEMM lanes' own loop above, each lane's rows fetched ahe
 sequence's log-likelihood, so no scaled copy of the table is written and read back.
 ``forward_loglik_diag`` goes one step further for diagonal Gaussians: each step computes its
 lanes' log-likelihoods from the data (``_diag_step``) and scales them in place, so no table
-exists at all.  The three kernels come from one factory (``_make_forward``), the emission mode
-a compile-time constant.
+exists at all (``forward_loglik_diag_lanes`` likewise in the unrolled small-N lanes).  The four
+kernels come from one factory (``_make_forward``), the emission mode a compile-time constant.
 """
 from __future__ import annotations
 
@@ -529,6 +529,7 @@ def _make_forward(mode):
     lanes_gemm = {"diag": lanes_gemm_tile, "diag_lanes": lanes_gemm_none}.get(mode,
                                                                             lanes_gemm_rows)
     gemm_tile = 1 if diag else 0  # steps of emissions lanes_gemm keeps
+    lanes_only = mode == "diag_lanes"
 
     @njit_variant(tag, nogil=True)
     def score_block(X, offsets, idx, startprob, transmat, transmat_t, emit_t, em, alpha, nxt,
@@ -564,6 +565,8 @@ def _make_forward(mode):
     def forward(X, offsets, order, startprob, transmat, emit_t, out):
         S = order.shape[0]
         N = startprob.shape[0]
+        if lanes_only and N > small_max:  # its lanes would run past the tiles
+            raise ValueError("forward_loglik_diag_lanes: too many states for its lanes")
         W = LANES if N <= small_max else gemm_lanes
         transmat_t = np.ascontiguousarray(transmat.T)
         M = n_rows(emit_t)
