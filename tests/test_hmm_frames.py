@@ -461,12 +461,12 @@ def test_fused_diag_scoring_kernels_agree_bit_for_bit(N, D):
     ``forward_loglik_diag_lanes`` (in the unrolled small-N lanes, N <= DIAG_SMALL_MAX_N) give,
     in numba and Cython alike, the bits of the framewise scoring kernel on the table of the
     same log-likelihoods (``diag_frames``) where both step alike: by GEMM (N > SMALL_MAX_N) or
-    in the lanes; between, the fused kernel's GEMM and the table's lanes agree to rounding.  The two backends agree bit for bit at every N; the
-    NumPy reference agrees to rounding.  Ragged lengths: empty, one frame, blocks whose lanes
-    finish alone, more sequences than one block."""
-    from fasthw6.hmm._sizes import DIAG_SMALL_MAX_N, SMALL_MAX_N
-
+    in the lanes; between, the fused kernel's GEMM and the table's lanes agree to rounding.
+    The two backends agree bit for bit at every N; the NumPy reference agrees to rounding.
+    Ragged lengths: empty, one frame, blocks whose lanes finish alone, more sequences than one
+    block."""
     from fasthw6.hmm import _cython, _gaussian as G, _numba, reference
+    from fasthw6.hmm._sizes import DIAG_SMALL_MAX_N, SMALL_MAX_N
     from fasthw6.hmm.frames import _iota
 
     rng = np.random.default_rng(N * 100 + D)
@@ -546,6 +546,14 @@ def test_fused_diag_viterbi_kernels_agree_bit_for_bit(N, D):
     assert want_lp[0] == 0.0 and np.isfinite(want_lp).all()
 
 
+def _spy(monkeypatch, module, name):
+    """A list that each call of ``module.name`` appends to (the function still runs)."""
+    calls = []
+    fn = getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *a: calls.append(1) or fn(*a))
+    return calls
+
+
 @pytest.mark.parametrize("N, D, fused", [(5, 3, True), (2, 3, True), (3, 7, True), (3, 8, False)])
 @pytest.mark.parametrize("backend", ["numba", "cython"])
 def test_gaussian_fused_viterbi_matches_the_table(backend, N, D, fused, monkeypatch):
@@ -556,9 +564,7 @@ def test_gaussian_fused_viterbi_matches_the_table(backend, N, D, fused, monkeypa
     from fasthw6.hmm import _gaussian as G
 
     assert (G.FUSED_VITERBI_MIN_N, G.FUSED_NARROW_D) == (5, 7)  # the cases' premise
-    calls = []
-    kernel = G.viterbi_diag
-    monkeypatch.setattr(G, "viterbi_diag", lambda *a: calls.append(1) or kernel(*a))
+    calls = _spy(monkeypatch, G, "viterbi_diag")
     for kind in ("diag", "spherical"):
         m = gaussian_model(kind, N=N, D=D, seed=7, backend=backend)
         X, _ = m.sample(300, random_state=2)
@@ -592,9 +598,7 @@ def test_gaussian_fused_scoring_route(backend, N, D, fused, monkeypatch):
     from fasthw6.hmm._sizes import DIAG_SMALL_MAX_N
 
     assert (G.FUSED_MIN_N, DIAG_SMALL_MAX_N, G.FUSED_NARROW_D) == (9, 4, 7)  # the premise
-    calls = []
-    kernel = G.score_diag
-    monkeypatch.setattr(G, "score_diag", lambda *a: calls.append(1) or kernel(*a))
+    calls = _spy(monkeypatch, G, "score_diag")
     for kind in ("diag", "spherical"):
         m = gaussian_model(kind, N=N, D=D, seed=3, backend=backend)
         X, _ = m.sample(300, random_state=4)

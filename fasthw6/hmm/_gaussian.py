@@ -78,7 +78,8 @@ FUSED_NARROW_D = 7
 
 def fused_score(N, D):
     """Whether scoring diagonal (or spherical) densities of N states over D features in
-    float64 takes the fused kernel (``forward_loglik_diag``) rather than a table."""
+    float64 takes a fused kernel (``forward_loglik_diag``, or ``_lanes`` up to
+    DIAG_SMALL_MAX_N states: ``score_diag``) rather than a table."""
     return N >= FUSED_MIN_N or (N <= DIAG_SMALL_MAX_N and D <= FUSED_NARROW_D)
 
 

@@ -56,6 +56,6 @@ VIT_WIDE_MAX_N = 127  # the lockstep path's backtrack stores states as int8; abo
 VIT_BLOCK_BYTES = 1 << 23  # cap on one thread's lockstep δ history (T, N, lanes) float64
 
 SHARED = ("LANES", "GEMM_LANES", "FRAMES_GEMM_LANES", "SMALL_MAX_N", "DIAG_SMALL_MAX_N",
-          "ESTEP_LANES", "ESTEP_PREFETCH_STEPS", "ESTEP_FAR_TABLE_BYTES", "ESTEP_GEMM_MIN_N", "ESTEP_XI_COLS",
-          "ESTEP_XS_STEPS", "ESTEP_GEMM_MAX_MADDS",
+          "ESTEP_LANES", "ESTEP_PREFETCH_STEPS", "ESTEP_FAR_TABLE_BYTES", "ESTEP_GEMM_MIN_N",
+          "ESTEP_XI_COLS", "ESTEP_XS_STEPS", "ESTEP_GEMM_MAX_MADDS",
           "VIT_LANES", "VIT_LANES_MAX_N", "VIT_WIDE_LANES", "VIT_WIDE_MAX_N", "VIT_BLOCK_BYTES")

@@ -217,8 +217,8 @@ class GaussianHMM(BaseHMM):
         # by row, and the table of scaled frames (the fused kernel's, or one NumPy pass)
         # measured faster.  numba, one thread, 2000 x 500 frames, in chunks, log frames ->
         # scaled table: diag N=3 D=4 17.4-18.1 -> 19.8-20.1 ms; full N=3 D=16 57-59 -> 61-62,
-        # N=12 D=4 98-103 -> 80,
-        # N=16 D=4 114-120 -> 99-101, D=16 296-311 -> 277-280, N=32 D=4 198-216 -> 243-258
+        # N=12 D=4 98-103 -> 80, N=16 D=4 114-120 -> 99-101, D=16 296-311 -> 277-280, N=32
+        # D=4 198-216 -> 243-258
         return not SMALL_MAX_N < n_states < 32
 
     def _fused_score(self, X, off, sp, tm, dtype, backend):

@@ -382,27 +382,15 @@ def _make_forward(mode):
         def lanes_small(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh):
             """Not reached: every N steps by GEMM here."""
             return
-    elif mode == "diag_lanes":
-        lanes_1, lanes_2, lanes_3, lanes_4 = small
-
-        @njit_variant(tag, nogil=True)
-        def lanes_small(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh):
-            """The lane kernel compiled for this N (<= DIAG_SMALL_MAX_N)."""
-            N = startprob.shape[0]
-            if N == 1:
-                lanes_1(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
-            elif N == 2:
-                lanes_2(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
-            elif N == 3:
-                lanes_3(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
-            else:
-                lanes_4(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh)
     else:
-        lanes_1, lanes_2, lanes_3, lanes_4, lanes_5, lanes_6, lanes_7, lanes_8 = small
+        # "diag_lanes" has DIAG_SMALL_MAX_N kernels: its last stands in for the N above, which
+        # its ``forward`` refuses before any block runs
+        pad = [small[-1]] * (SMALL_MAX_N - len(small))
+        lanes_1, lanes_2, lanes_3, lanes_4, lanes_5, lanes_6, lanes_7, lanes_8 = small + pad
 
         @njit_variant(tag, nogil=True)
         def lanes_small(X, pos, T, startprob, a_flat, emit_t, em, alpha, k, sh):
-            """The lane kernel compiled for this N (<= SMALL_MAX_N): numba cannot index a
+            """The lane kernel compiled for this N (<= small_max): numba cannot index a
             tuple of functions at run time, so each has its own call."""
             N = startprob.shape[0]
             if N == 1:
