@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 
-from ._cliutil import CLIError, atomic_output, refuse_overwrite
+from ._cliutil import CLIError, atomic_output, refuse_overwrite, stderr_line
 
 
 def find_bench_dir(explicit: str | None) -> str:
@@ -75,7 +75,7 @@ def cmd_bench(args) -> int:
                     "-k", "not jit" + (f" and ({args.k})" if args.k else "")]
         elif args.k:
             cmd += ["-k", args.k]
-        print(f"running: {' '.join(cmd)}", file=sys.stderr, flush=True)
+        stderr_line(f"running: {' '.join(cmd)}")
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=os.path.dirname(bench_dir), env=env, text=True,
                               stdout=None if args.verbose else subprocess.PIPE,
@@ -84,7 +84,7 @@ def cmd_bench(args) -> int:
             if proc.stdout:
                 sys.stderr.write(proc.stdout[-6000:])
             raise CLIError(f"benchmark run failed (pytest exit status {proc.returncode})")
-        print(f"benchmarks ran in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        stderr_line(f"benchmarks ran in {time.perf_counter() - t0:.1f} s")
     docs = []
     for p in files:
         try:
@@ -112,7 +112,7 @@ def cmd_bench(args) -> int:
             json.dump(merged, out, indent=1)
     if args.plot:
         plot_throughput(report.rows(merged), args.plot)
-        print(f"\nplot written to {args.plot}", file=sys.stderr)
+        stderr_line(f"\nplot written to {args.plot}")
     return 0
 
 

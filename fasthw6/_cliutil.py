@@ -25,6 +25,15 @@ class CLIError(Exception):
     """A problem with the user's input: printed as one line, exit status 2, no traceback."""
 
 
+def stderr_line(text: str) -> None:
+    """``text`` and its newline to stderr in one write: ``print`` writes the newline apart,
+    and a signal (SIGINT, SIGTERM) handled between the two left the line open, so the
+    "interrupted" message that follows was glued to it.  Every line the commands write to
+    stderr goes through here."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
 # --------------------------------------------------------------------------- outputs
 def _stat(path: str | None) -> os.stat_result | None:
     """``os.stat`` of a named file (symlinks followed); None for stdin/stdout (``-``, None) and

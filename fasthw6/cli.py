@@ -38,7 +38,8 @@ import numpy as np
 from ._clibench import cmd_bench
 from ._cliutil import (KEYS, CLIError, atomic_output, chunk_size, key_line, locate_error, nonneg,
                        parse_size, positive, prefetch, read_model_json, refuse_overwrite,
-                       save_checkpoint_atomic, save_model_atomic, seed, sequence_length)
+                       save_checkpoint_atomic, save_model_atomic, seed, sequence_length,
+                       stderr_line)
 
 DEFAULT_CHUNK = "4M"
 
@@ -115,15 +116,7 @@ def _warm_up(fn) -> None:
 
 def _log(args, msg: str) -> None:
     if getattr(args, "verbose", False):
-        _stderr_line(f"fasthw6 {args.command}: {msg}")
-
-
-def _stderr_line(text: str) -> None:
-    """``text`` and its newline to stderr in one write: ``print`` writes the newline apart,
-    and a signal (SIGINT, SIGTERM) handled between the two left the line open, so the
-    "interrupted" message that follows was glued to it."""
-    sys.stderr.write(text + "\n")
-    sys.stderr.flush()
+        stderr_line(f"fasthw6 {args.command}: {msg}")
 
 
 def _setup(args) -> None:
@@ -877,7 +870,7 @@ def _fit_summary(args, history, converged, fit_s, ran, X, first_s) -> None:
                else "compile time included" if first_s is not None else "on the cluster")
         msg += (f"; {fit_s:.3f} s, {steps / max(timed_s, 1e-12) / 1e6:.1f} M state-steps/s "
                 f"({how})")
-    _stderr_line(f"fasthw6 fit: {msg}")
+    stderr_line(f"fasthw6 fit: {msg}")
 
 
 def _fit_on_cluster(args, model, X, lengths, seqs_model):
@@ -900,7 +893,7 @@ def _fit_on_cluster(args, model, X, lengths, seqs_model):
                    f"{args.scheduler}")
 
         def progress(it, ll, seconds):
-            _stderr_line(f"fasthw6 fit: iteration {it}: log-likelihood {ll:.10g} "
+            stderr_line(f"fasthw6 fit: iteration {it}: log-likelihood {ll:.10g} "
                          f"({seconds:.3f} s)")
 
         t_fit = time.perf_counter()
@@ -1040,20 +1033,20 @@ def cmd_compile(args) -> int:
         if bad:
             raise CLIError(f"{name}: unknown dtype {bad[0]!r}; expected some of {', '.join(allowed)}")
     tasks = _jit._tasks(systems, floats, symbols)
-    _stderr_line(f"fasthw6 compile: {len(tasks)} kernel sets into {_jit.cache_dir()}")
+    stderr_line(f"fasthw6 compile: {len(tasks)} kernel sets into {_jit.cache_dir()}")
     t0 = time.perf_counter()
     bar = _bar(args, total=len(tasks), desc="compile", unit="set")
 
     def done(label, seconds):
         bar.update(1)
         if args.verbose or not _progress_enabled(args):
-            _stderr_line(f"  {label}: {seconds:.1f} s")
+            stderr_line(f"  {label}: {seconds:.1f} s")
 
     try:
         _jit.compile_all(systems, floats, symbols, jobs=args.jobs, progress=done)
     finally:
         bar.close()
-    _stderr_line(f"fasthw6 compile: done in {time.perf_counter() - t0:.1f} s")
+    stderr_line(f"fasthw6 compile: done in {time.perf_counter() - t0:.1f} s")
     return 0
 
 
@@ -1285,7 +1278,7 @@ def main(argv=None) -> int:
         except Terminated as exc:
             code = 128 + int(exc.signum)
         with contextlib.suppress(Exception):
-            _stderr_line(f"fasthw6 {args.command}: interrupted"
+            stderr_line(f"fasthw6 {args.command}: interrupted"
                          f"{getattr(args, 'interrupt_note', '; no output written')}")
         return code
 
@@ -1307,7 +1300,7 @@ def _run(args, SeqsError) -> int:
         return 141
     except OSError as exc:
         msg = f"{exc.filename + ': ' if getattr(exc, 'filename', None) else ''}{exc.strerror or exc}"
-    _stderr_line(f"fasthw6 {args.command}: error: {msg}")
+    stderr_line(f"fasthw6 {args.command}: error: {msg}")
     return 2
 
 
