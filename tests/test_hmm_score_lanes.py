@@ -101,3 +101,38 @@ def test_small_n_score_does_not_depend_on_block_mates(n):
     shuffled = score_sequences(np.concatenate([seqs[i] for i in perm]), lengths[perm], sp, tm, em,
                                backend="numba")
     np.testing.assert_array_equal(shuffled, whole[perm])
+
+
+def test_gemm_lanes_rescale_window():
+    """The GEMM lanes rescale float64 symbols' α every GEMM_RESCALE_STEPS steps (``_sizes``):
+    a run of symbols of about 2^-300 takes a lane's sum below the smallest normal double
+    between two rescalings, and that lane is zeroed there and rescored in log space, exactly;
+    the other lanes, and batches of every length against the period, agree with the reference;
+    both backends give the same bits."""
+    from fasthw6.hmm import _sizes
+
+    if not {"numba", "cython"} <= set(fasthw6.available_backends()):
+        pytest.skip("needs both compiled backends")
+    assert _sizes.GEMM_RESCALE_STEPS > 1  # otherwise no window to fall through
+    n, m = 12, 4
+    sp, tm, em = model(n, m, seed=5)
+    rng = np.random.default_rng(5)
+    em[:, 3] = 10.0 ** -rng.uniform(85, 95, n)
+    em /= em.sum(1, keepdims=True)
+    lengths = np.full(8, 60)  # one block, every step in lockstep
+    X = rng.integers(0, 3, lengths.sum())
+    X[5:30] = 3
+    X[190:240] = 3
+    ref = score_sequences(X, lengths, sp, tm, em, backend="numpy")
+    ll = {b: score_sequences(X, lengths, sp, tm, em, backend=b) for b in ("numba", "cython")}
+    np.testing.assert_array_equal(ll["numba"], ll["cython"])
+    assert (ref[[0, 3]] < -4000).all()
+    np.testing.assert_allclose(ll["numba"], ref, rtol=1e-13)
+    # no underflow: every lockstep length against the period (the last step always rescales)
+    for T in range(57, 65):
+        lens = np.full(8, T)
+        X2 = rng.integers(0, m, lens.sum())
+        ref = score_sequences(X2, lens, sp, tm, em, backend="numpy")
+        got = {b: score_sequences(X2, lens, sp, tm, em, backend=b) for b in ("numba", "cython")}
+        np.testing.assert_array_equal(got["numba"], got["cython"])
+        np.testing.assert_allclose(got["numba"], ref, rtol=1e-13)

@@ -258,12 +258,17 @@ cdef real* lanes_gemm(const sym_t[::1] X, const int64_t* pos, Py_ssize_t T,
     """W sequences in lockstep, α lane-major (W, N), each step one GEMM α A
     (``lanes_gemm_rows`` of ``_numba.score._make_forward``); with ``g``, each step's
     emissions computed for all lanes into ``em`` (N*W) and scaled there (``lanes_gemm_tile``).
+    Symbols in float64 rescale every GEMM_RESCALE_STEPS steps and at the last, zeroing a lane
+    whose α sum fell below the smallest normal double (as numba's ``_rescale_every``).
     Returns the buffer holding the last α."""
-    cdef Py_ssize_t t, j, l
+    cdef Py_ssize_t t, j, l, every = 1
     cdef const real* row
     cdef real* o
     cdef real* sw
-    cdef double rl
+    cdef double rl, s, tiny = 0.0
+    if real is double and not logs and g == NULL:
+        every = GEMM_RESCALE_STEPS
+        tiny = 2.2250738585072014e-308
     if g != NULL:
         diag_step(g, pos, 0, em, N, W)
         scale_lanes(em, N, W, mx, sh)
@@ -285,9 +290,18 @@ cdef real* lanes_gemm(const sym_t[::1] X, const int64_t* pos, Py_ssize_t T,
                 o = nxt + l * N
                 for j in range(N):
                     o[j] = <real>(o[j] * (em[j * W + l] * rl))
+        elif t % every != 0 and t != T - 1:  # (symbols, float64) the emissions alone
+            for l in range(W):
+                row = &emit_t[X[pos[l] + t], 0]
+                o = nxt + l * N
+                for j in range(N):
+                    o[j] = o[j] * row[j]
         else:
             for l in range(W):
-                rl = pow2_scale(sum4(alpha + l * N, N), &k[l])
+                s = sum4(alpha + l * N, N)
+                rl = pow2_scale(s, &k[l])
+                if s < tiny:
+                    rl = 0.0
                 row = emission_row(emit_t, X[pos[l] + t], logs, e, &sh[l], g)
                 o = nxt + l * N
                 for j in range(N):

@@ -47,8 +47,8 @@ install_cache_locator()  # before the first @njit: kernels are cached under fast
 from ._common import (  # noqa: E402  (constants: tests compare them with _cython's)
     DIAG_SMALL_MAX_N, ESTEP_FAR_TABLE_BYTES, ESTEP_GEMM_MAX_MADDS, ESTEP_GEMM_MIN_N, ESTEP_LANES,
     ESTEP_PREFETCH_STEPS, ESTEP_SMALL_MAX_N, ESTEP_XI_COLS, ESTEP_XS_STEPS, FRAMES_GEMM_LANES,
-    GEMM_LANES, LANES, SMALL_MAX_N, TILE, TILE_BYTES, VIT_BLOCK_BYTES, VIT_LANES,
-    VIT_LANES_MAX_N, VIT_WIDE_LANES, VIT_WIDE_MAX_N, symbol_range)
+    GEMM_LANES, GEMM_RESCALE_STEPS, LANES, SMALL_MAX_N, TILE, TILE_BYTES, VIT_BLOCK_BYTES,
+    VIT_LANES, VIT_LANES_MAX_N, VIT_WIDE_LANES, VIT_WIDE_MAX_N, symbol_range)
 from .emissions import (  # noqa: E402
     count_terms, diag_frames, diag_moments, frame_pairs, full_frames, full_moments, mixture_frames)
 from .estep import lockstep_plan, lockstep_run  # noqa: E402
@@ -60,13 +60,13 @@ from .viterbi import viterbi, viterbi_diag  # noqa: E402
 
 __all__ = ["DIAG_SMALL_MAX_N", "ESTEP_FAR_TABLE_BYTES", "ESTEP_GEMM_MAX_MADDS", "ESTEP_GEMM_MIN_N",
            "ESTEP_LANES", "ESTEP_PREFETCH_STEPS", "ESTEP_SMALL_MAX_N", "ESTEP_XI_COLS",
-           "ESTEP_XS_STEPS", "FRAMES_GEMM_LANES", "GEMM_LANES", "LANES", "SMALL_MAX_N", "TILE",
-           "TILE_BYTES", "VIT_BLOCK_BYTES", "VIT_LANES", "VIT_LANES_MAX_N", "VIT_WIDE_LANES",
-           "VIT_WIDE_MAX_N", "count_terms", "diag_frames", "diag_moments", "forward_loglik",
-           "forward_loglik_diag", "forward_loglik_diag_lanes", "forward_loglik_frames",
-           "forward_loglik_models", "frame_pairs", "full_frames", "full_moments", "lockstep_plan",
-           "mixture_frames", "lockstep_run", "n_threads", "sample_chain", "symbol_range",
-           "viterbi", "viterbi_diag"]
+           "ESTEP_XS_STEPS", "FRAMES_GEMM_LANES", "GEMM_LANES", "GEMM_RESCALE_STEPS", "LANES",
+           "SMALL_MAX_N", "TILE", "TILE_BYTES", "VIT_BLOCK_BYTES", "VIT_LANES", "VIT_LANES_MAX_N",
+           "VIT_WIDE_LANES", "VIT_WIDE_MAX_N", "count_terms", "diag_frames", "diag_moments",
+           "forward_loglik", "forward_loglik_diag", "forward_loglik_diag_lanes",
+           "forward_loglik_frames", "forward_loglik_models", "frame_pairs", "full_frames",
+           "full_moments", "lockstep_plan", "mixture_frames", "lockstep_run", "n_threads",
+           "sample_chain", "symbol_range", "viterbi", "viterbi_diag"]
 
 
 def n_threads():

@@ -21,7 +21,8 @@ from numba import njit
 
 from ..._jit import njit_variant
 from ._common import (
-    DIAG_SMALL_MAX_N, FRAMES_GEMM_LANES, GEMM_LANES, LANES, SMALL_MAX_N, TILE, TILE_BYTES,
+    DIAG_SMALL_MAX_N, FRAMES_GEMM_LANES, GEMM_LANES, GEMM_RESCALE_STEPS, LANES, SMALL_MAX_N,
+    TILE, TILE_BYTES,
     _exp_le0, _loglik_pow2, _pow2_scale, _prefetch_row, _span_range)
 from .emissions import _diag_lanes
 
@@ -355,6 +356,16 @@ def _first_bad_symbol(X, offsets, idx, M):
     return -1
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _rescale_every(logs, alpha):
+    """(steps between the GEMM lanes' rescalings, the α sum below which a lane is zeroed at
+    one): GEMM_RESCALE_STEPS and the smallest normal double for symbols in float64, else every
+    step and nothing zeroed (see ``_sizes``)."""
+    if not logs and alpha.itemsize == 8:
+        return GEMM_RESCALE_STEPS, 2.2250738585072014e-308
+    return 1, 0.0
+
+
 def _make_forward(mode):
     """The scoring kernels over a table of emission rows (``mode`` "rows": ``forward_loglik``),
     of log-likelihood frames ("frames": ``forward_loglik_frames``) or of frames of data under
@@ -446,9 +457,12 @@ def _make_forward(mode):
         lane, so a step is the BLAS GEMM α A, and each lane's emission row multiplies its
         contiguous row of the product directly (no gather).  Framewise, each lane's row of
         log-likelihoods is scaled in that loop (``_log_row``'s operations, inline) and its row
-        PREFETCH_STEPS steps ahead fetched.  Returns the array holding the last α."""
+        PREFETCH_STEPS steps ahead fetched.  Symbols in float64 rescale α every
+        GEMM_RESCALE_STEPS steps and at the last (``_rescale_every``), zeroing a lane whose
+        sum fell below the smallest normal double.  Returns the array holding the last α."""
         N = startprob.shape[0]
         W = alpha.shape[0]
+        every, tiny = _rescale_every(logs, alpha)
         for l in range(W):
             row, m = row_of(emit_t, X[pos[l]], e)
             sh[l] += m
@@ -456,8 +470,18 @@ def _make_forward(mode):
                 alpha[l, j] = startprob[j] * row[j]
         for t in range(1, T):
             np.dot(alpha, transmat, nxt)
+            if t % every != 0 and t != T - 1:  # (symbols, float64) the emissions alone
+                for l in range(W):
+                    row, _ = row_of(emit_t, X[pos[l] + t], e)  # (shift 0)
+                    o = nxt[l]
+                    for j in range(N):
+                        o[j] *= row[j]
+                alpha, nxt = nxt, alpha
+                continue
             for l in range(W):
-                r, kk = _pow2_scale(_sum4(alpha[l]))
+                s = _sum4(alpha[l])
+                r, kk = _pow2_scale(s)
+                r = r if s >= tiny else 0.0
                 k[l] += kk
                 if logs:  # row_of's arithmetic (``_log_row``) inline: no call, no row view
                     # frame q is row q (X is 0..n-1 here): X is not read, one stream less
