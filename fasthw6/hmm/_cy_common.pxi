@@ -20,14 +20,35 @@ cdef inline void prefetch_row(const void* row, Py_ssize_t nbytes) noexcept nogil
 
 cdef inline (int64_t, int64_t) span_range(const sym_t[::1] X, Py_ssize_t a, Py_ssize_t b,
                                           int64_t mn, int64_t mx) noexcept nogil:
-    """As _numba._span_range: (min, max) of mn, mx and X[a:b] in one pass."""
-    cdef Py_ssize_t i
-    cdef int64_t v
-    for i in range(a, b):
+    """As _numba._span_range: (min, max) of mn, mx and X[a:b] in one pass, four running
+    minima and maxima."""
+    cdef Py_ssize_t i = a
+    cdef int64_t v, v1, v2, v3
+    cdef int64_t m1 = mn, m2 = mn, m3 = mn, x1 = mx, x2 = mx, x3 = mx
+    while i + 4 <= b:
+        v = X[i]
+        v1 = X[i + 1]
+        v2 = X[i + 2]
+        v3 = X[i + 3]
+        mn = v if v < mn else mn
+        m1 = v1 if v1 < m1 else m1
+        m2 = v2 if v2 < m2 else m2
+        m3 = v3 if v3 < m3 else m3
+        mx = v if v > mx else mx
+        x1 = v1 if v1 > x1 else x1
+        x2 = v2 if v2 > x2 else x2
+        x3 = v3 if v3 > x3 else x3
+        i += 4
+    while i < b:
         v = X[i]
         mn = v if v < mn else mn
         mx = v if v > mx else mx
-    return mn, mx
+        i += 1
+    mn = m1 if m1 < mn else mn
+    m2 = m3 if m3 < m2 else m2
+    mx = x1 if x1 > mx else mx
+    x2 = x3 if x3 > x2 else x2
+    return (m2 if m2 < mn else mn), (x2 if x2 > mx else mx)
 
 
 def symbol_range(const sym_t[::1] X, Py_ssize_t n_chunks, int64_t[::1] out):

@@ -112,12 +112,24 @@ def _ll_value(p, e, extra):
 
 @njit(nogil=True, cache=True, inline="always")
 def _span_range(X, a, b, mn, mx):
-    """(min, max) of mn, mx and the symbols X[a:b], as int64, in one pass."""
-    for i in range(a, b):
-        v = np.int64(X[i])
-        mn = min(mn, v)
-        mx = max(mx, v)
-    return mn, mx
+    """(min, max) of mn, mx and the symbols X[a:b], as int64, in one pass: four running
+    minima and maxima, so that four symbols go at a time where one chain would wait on each
+    comparison (10^6 symbols in cache, one thread, AMD EPYC family 25 model 17: int64 0.51
+    -> 0.13 ms, uint8 0.40 -> 0.09; the same with numba held to AVX2)."""
+    m0 = m1 = m2 = m3 = mn
+    x0 = x1 = x2 = x3 = mx
+    Y = X[a:b]  # indexes from 0: no negative-index fix-up per read
+    n4 = Y.shape[0] // 4 * 4
+    for i in range(0, n4, 4):
+        v0, v1 = np.int64(Y[i]), np.int64(Y[i + 1])
+        v2, v3 = np.int64(Y[i + 2]), np.int64(Y[i + 3])
+        m0, m1, m2, m3 = min(m0, v0), min(m1, v1), min(m2, v2), min(m3, v3)
+        x0, x1, x2, x3 = max(x0, v0), max(x1, v1), max(x2, v2), max(x3, v3)
+    for i in range(n4, Y.shape[0]):
+        v = np.int64(Y[i])
+        m0 = min(m0, v)
+        x0 = max(x0, v)
+    return min(min(m0, m1), min(m2, m3)), max(max(x0, x1), max(x2, x3))
 
 
 @njit(nogil=True, cache=True)
