@@ -245,6 +245,9 @@ cdef void lockstep_forward(const sym_t[::1] X, const int64_t[::1] offsets, const
         t1 = min(T0, t0 + ESTEP_XS_STEPS)
         for l in range(L):
             a = offsets[seqs[l]]
+            # the symbols one tile ahead (as numba): L streams outrun the hardware prefetcher
+            fh6_prefetch(<const char*>&X[0] + (a + t1 + ESTEP_XS_STEPS) * sizeof(sym_t))
+            fh6_prefetch(<const char*>&X[0] + (a + t1 + 2 * ESTEP_XS_STEPS - 1) * sizeof(sym_t))
             for t in range(t0, t1):
                 xs[t * L + l] = X[a + t]
         t0 = t1

@@ -58,6 +58,28 @@ def _prefetch_row(typingctx, tab, p):
     return types.none(tab, p), codegen
 
 
+@intrinsic
+def _prefetch_at(typingctx, arr, i):
+    """Hint the CPU to fetch the cache line holding ``arr[i]`` of the 1-D array ``arr`` (as
+    ``_prefetch_row``: no effect on any value, no fault on any address)."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 1 and isinstance(i, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        a = context.make_array(sig.args[0])(context, builder, args[0])
+        off = builder.mul(builder.sext(args[1], ir.IntType(64)) if args[1].type.width < 64
+                          else args[1], builder.extract_value(a.strides, 0))
+        base = builder.ptrtoint(a.data, ir.IntType(64))
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [builder.inttoptr(builder.add(base, off), i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.none(arr, i), codegen
+
+
 @njit(nogil=True, cache=True, inline="always")
 def _far_rows(tab):
     """True when the emission table ``tab`` is too large for its rows to be in cache when
