@@ -14,8 +14,7 @@ from numba import njit
 from ._common import (
     ESTEP_GEMM_MAX_MADDS, ESTEP_GEMM_MIN_N, ESTEP_LANES, ESTEP_SMALL_MAX_N, ESTEP_XI_COLS,
     ESTEP_XS_STEPS, _far_rows, _fetch_ahead, _fetch_back, _lazy_scale_bits, _ll_push,
-    _prefetch_at,
-    _ll_value)
+    _ll_value, _prefetch_at)
 from .estep_small import _estep_backward_small, _estep_forward_small, _forward_rare
 
 

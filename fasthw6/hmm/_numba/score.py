@@ -22,8 +22,7 @@ from numba import njit
 from ..._jit import njit_variant
 from ._common import (
     DIAG_SMALL_MAX_N, FRAMES_GEMM_LANES, GEMM_LANES, GEMM_RESCALE_STEPS, LANES, SMALL_MAX_N,
-    TILE, TILE_BYTES,
-    _exp_le0, _loglik_pow2, _pow2_scale, _prefetch_row, _span_range)
+    TILE, TILE_BYTES, _exp_le0, _loglik_pow2, _pow2_scale, _prefetch_row, _span_range)
 from .emissions import _diag_lanes
 
 
@@ -481,7 +480,8 @@ def _make_forward(mode):
             for l in range(W):
                 s = _sum4(alpha[l])
                 r, kk = _pow2_scale(s)
-                r = r if s >= tiny else 0.0
+                if s < tiny:  # (never for tiny 0, nor for a NaN sum: as the Cython kernel)
+                    r = 0.0
                 k[l] += kk
                 if logs:  # row_of's arithmetic (``_log_row``) inline: no call, no row view
                     # frame q is row q (X is 0..n-1 here): X is not read, one stream less
