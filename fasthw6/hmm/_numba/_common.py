@@ -26,6 +26,23 @@ TILE = 16  # most steps of emissions the small-N kernels gather at a time ...
 TILE_BYTES = 16384  # ... and at most this size, to stay in L1 (1.1-1.3x at N=3..8 over 16 steps)
 
 
+def _index_bytes(builder, arr, i, dim=0):
+    """LLVM: the byte offset of index ``i`` (any integer) along ``dim`` of array struct ``arr``."""
+    i64 = ir.IntType(64)
+    wide = builder.sext(i, i64) if i.type.width < 64 else i
+    return builder.mul(wide, builder.extract_value(arr.strides, dim))
+
+
+def _prefetch_byte(builder, addr):
+    """LLVM: a read prefetch of the cache line at integer address ``addr`` (``llvm.prefetch``,
+    locality 3, data)."""
+    i8p = ir.IntType(8).as_pointer()
+    i32 = ir.IntType(32)
+    fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+    fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+    builder.call(fn, [builder.inttoptr(addr, i8p), i32(0), i32(3), i32(1)])
+
+
 @intrinsic
 def _prefetch_row(typingctx, tab, p):
     """Hint the CPU to fetch row ``p`` of the 2-D table ``tab`` into cache, its first 16
@@ -36,13 +53,8 @@ def _prefetch_row(typingctx, tab, p):
 
     def codegen(context, builder, sig, args):
         arr = context.make_array(sig.args[0])(context, builder, args[0])
-        row = builder.mul(builder.sext(args[1], ir.IntType(64)) if args[1].type.width < 64
-                          else args[1], builder.extract_value(arr.strides, 0))
+        row = _index_bytes(builder, arr, args[1])
         base = builder.ptrtoint(arr.data, ir.IntType(64))
-        i8p = ir.IntType(8).as_pointer()
-        i32 = ir.IntType(32)
-        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
         ncols = builder.extract_value(arr.shape, 1)
         item = context.get_abi_sizeof(context.get_data_type(sig.args[0].dtype))
         nbytes = builder.mul(ncols, ir.Constant(ir.IntType(64), item))
@@ -50,8 +62,7 @@ def _prefetch_row(typingctx, tab, p):
         for line in range(16):
             off = ir.Constant(ir.IntType(64), 64 * line)
             with builder.if_then(builder.icmp_signed("<", off, nbytes), likely=True):
-                addr = builder.inttoptr(builder.add(base, builder.add(row, off)), i8p)
-                builder.call(fn, [addr, i32(0), i32(3), i32(1)])
+                _prefetch_byte(builder, builder.add(base, builder.add(row, off)))
         return context.get_dummy_value()
 
     return types.none(tab, p), codegen
@@ -66,14 +77,8 @@ def _prefetch_at(typingctx, arr, i):
 
     def codegen(context, builder, sig, args):
         a = context.make_array(sig.args[0])(context, builder, args[0])
-        off = builder.mul(builder.sext(args[1], ir.IntType(64)) if args[1].type.width < 64
-                          else args[1], builder.extract_value(a.strides, 0))
         base = builder.ptrtoint(a.data, ir.IntType(64))
-        i8p = ir.IntType(8).as_pointer()
-        i32 = ir.IntType(32)
-        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
-        builder.call(fn, [builder.inttoptr(builder.add(base, off), i8p), i32(0), i32(3), i32(1)])
+        _prefetch_byte(builder, builder.add(base, _index_bytes(builder, a, args[1])))
         return context.get_dummy_value()
 
     return types.none(arr, i), codegen
