@@ -240,14 +240,16 @@ cdef void lockstep_forward(const sym_t[::1] X, const int64_t[::1] offsets, const
     cdef real* cj
     cdef int64_t* xt
     cdef bint lw
+    cdef Py_ssize_t last = X.shape[0] - 1
     t0 = 0
     while t0 < T0:  # tiles of steps (``_numba.ESTEP_XS_STEPS``)
         t1 = min(T0, t0 + ESTEP_XS_STEPS)
         for l in range(L):
             a = offsets[seqs[l]]
             # the symbols one tile ahead (as numba): L streams outrun the hardware prefetcher
-            fh6_prefetch(<const char*>&X[0] + (a + t1 + ESTEP_XS_STEPS) * sizeof(sym_t))
-            fh6_prefetch(<const char*>&X[0] + (a + t1 + 2 * ESTEP_XS_STEPS - 1) * sizeof(sym_t))
+            # (clamped to X: a pointer past an array is undefined in C, if harmless in numba)
+            fh6_prefetch(&X[min(a + t1 + ESTEP_XS_STEPS, last)])
+            fh6_prefetch(&X[min(a + t1 + 2 * ESTEP_XS_STEPS - 1, last)])
             for t in range(t0, t1):
                 xs[t * L + l] = X[a + t]
         t0 = t1
