@@ -894,7 +894,7 @@ def _fit_on_cluster(args, model, X, lengths, seqs_model):
 
         def progress(it, ll, seconds):
             stderr_line(f"fasthw6 fit: iteration {it}: log-likelihood {ll:.10g} "
-                         f"({seconds:.3f} s)")
+                        f"({seconds:.3f} s)")
 
         t_fit = time.perf_counter()
         dist_fit(model, parts, client, n_iter=args.n_iter, tol=args.tol, callback=progress)
@@ -1279,7 +1279,7 @@ def main(argv=None) -> int:
             code = 128 + int(exc.signum)
         with contextlib.suppress(Exception):
             stderr_line(f"fasthw6 {args.command}: interrupted"
-                         f"{getattr(args, 'interrupt_note', '; no output written')}")
+                        f"{getattr(args, 'interrupt_note', '; no output written')}")
         return code
 
 

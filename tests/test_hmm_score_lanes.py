@@ -103,13 +103,13 @@ def test_small_n_score_does_not_depend_on_block_mates(n):
     np.testing.assert_array_equal(shuffled, whole[perm])
 
 
-def test_gemm_lanes_rescale_window():
+def test_gemm_lanes_rescale_window(monkeypatch):
     """The GEMM lanes rescale float64 symbols' α every GEMM_RESCALE_STEPS steps (``_sizes``):
     a run of symbols of about 2^-300 takes a lane's sum below the smallest normal double
     between two rescalings, and that lane is zeroed there and rescored in log space, exactly;
     the other lanes, and batches of every length against the period, agree with the reference;
     both backends give the same bits."""
-    from fasthw6.hmm import _sizes
+    from fasthw6.hmm import _sizes, api
 
     if not {"numba", "cython"} <= set(fasthw6.available_backends()):
         pytest.skip("needs both compiled backends")
@@ -124,7 +124,13 @@ def test_gemm_lanes_rescale_window():
     X[5:30] = 3
     X[190:240] = 3
     ref = score_sequences(X, lengths, sp, tm, em, backend="numpy")
+    rescored = []  # the sequences each compiled backend left to the log-space pass
+    rescore = api._logspace.rescore
+    monkeypatch.setattr(api._logspace, "rescore", lambda out, off, *a: rescored.append(
+        np.flatnonzero(out == -np.inf).tolist()) or rescore(out, off, *a))
     ll = {b: score_sequences(X, lengths, sp, tm, em, backend=b) for b in ("numba", "cython")}
+    monkeypatch.undo()
+    assert rescored == [[0, 3], [0, 3]]  # the two runs' lanes, zeroed inside the window
     np.testing.assert_array_equal(ll["numba"], ll["cython"])
     assert (ref[[0, 3]] < -4000).all()
     np.testing.assert_allclose(ll["numba"], ref, rtol=1e-13)

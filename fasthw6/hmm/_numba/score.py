@@ -475,30 +475,29 @@ def _make_forward(mode):
                     o = nxt[l]
                     for j in range(N):
                         o[j] *= row[j]
-                alpha, nxt = nxt, alpha
-                continue
-            for l in range(W):
-                s = _sum4(alpha[l])
-                r, kk = _pow2_scale(s)
-                if s < tiny:  # (never for tiny 0, nor for a NaN sum: as the Cython kernel)
-                    r = 0.0
-                k[l] += kk
-                if logs:  # row_of's arithmetic (``_log_row``) inline: no call, no row view
-                    # frame q is row q (X is 0..n-1 here): X is not read, one stream less
-                    # per lane
-                    p = pos[l] + t
-                    if t + PREFETCH_STEPS < T:
-                        _prefetch_row(emit_t, p + PREFETCH_STEPS)
-                    m = _row_max_at(emit_t, p)
-                    sh[l] += m
-                    for j in range(N):
-                        nxt[l, j] *= _exp_le0(emit_t[p, j] - m) * r
-                else:
-                    row, m = row_of(emit_t, X[pos[l] + t], e)
-                    sh[l] += m
-                    o = nxt[l]
-                    for j in range(N):
-                        o[j] *= row[j] * r
+            else:
+                for l in range(W):
+                    s = _sum4(alpha[l])
+                    r, kk = _pow2_scale(s)
+                    if s < tiny:  # (never for tiny 0, nor for a NaN sum: as the Cython kernel)
+                        r = 0.0
+                    k[l] += kk
+                    if logs:  # row_of's arithmetic (``_log_row``) inline: no call, no row view
+                        # frame q is row q (X is 0..n-1 here): X is not read, one stream less
+                        # per lane
+                        p = pos[l] + t
+                        if t + PREFETCH_STEPS < T:
+                            _prefetch_row(emit_t, p + PREFETCH_STEPS)
+                        m = _row_max_at(emit_t, p)
+                        sh[l] += m
+                        for j in range(N):
+                            nxt[l, j] *= _exp_le0(emit_t[p, j] - m) * r
+                    else:
+                        row, m = row_of(emit_t, X[pos[l] + t], e)
+                        sh[l] += m
+                        o = nxt[l]
+                        for j in range(N):
+                            o[j] *= row[j] * r
             alpha, nxt = nxt, alpha
         return alpha
 
